@@ -1,0 +1,51 @@
+"""The contract: pydantic models of everything that crosses a topic or a file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from schemas.events import Interaction, Override, Profile, Transaction
+from schemas.outputs import Alert, Coupon, DeadLetter, SegmentChange
+from schemas.ruleset import RuleSetDocument
+
+MODELS: dict[str, type[BaseModel]] = {
+    "transaction": Transaction,
+    "interaction": Interaction,
+    "profile": Profile,
+    "override": Override,
+    "ruleset": RuleSetDocument,
+    "segment_change": SegmentChange,
+    "coupon": Coupon,
+    "alert": Alert,
+    "dead_letter": DeadLetter,
+}
+
+JSON_DIR = Path(__file__).parent / "json"
+
+
+def json_schemas() -> dict[str, str]:
+    """Each model's JSON Schema, rendered as the text of ``<name>.schema.json``."""
+    return {
+        f"{name}.schema.json": json.dumps(model.model_json_schema(by_alias=True), indent=2, sort_keys=True)
+        + "\n"
+        for name, model in MODELS.items()
+    }
+
+
+__all__ = [
+    "JSON_DIR",
+    "MODELS",
+    "Alert",
+    "Coupon",
+    "DeadLetter",
+    "Interaction",
+    "Override",
+    "Profile",
+    "RuleSetDocument",
+    "SegmentChange",
+    "Transaction",
+    "json_schemas",
+]

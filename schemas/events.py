@@ -1,0 +1,88 @@
+"""Inbound events: transactions, interactions, profiles, overrides.
+
+Every event carries ``event_id`` (the producer's idempotency key), ``customer_id`` (the key
+on every topic) and ``occurred_at`` (event time, timezone-aware).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, TypeAdapter, field_validator
+
+from schemas.base import InboundModel
+
+NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class Transaction(InboundModel):
+    """A purchase or a refund. A refund lowers the monetary sums and is not a purchase."""
+
+    type: Literal["transaction"] = "transaction"
+    event_id: NonEmpty
+    customer_id: NonEmpty
+    occurred_at: AwareDatetime
+    kind: Literal["purchase", "refund"] = "purchase"
+    amount: Decimal = Field(description="Money moved, never negative; a refund is kind=refund.")
+    currency: Annotated[str, Field(min_length=3, max_length=3)] = "CNY"
+    order_id: NonEmpty
+    category: str | None = None
+    channel: str | None = None
+    profit: Decimal | None = None
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_is_finite_and_not_negative(cls, value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise ValueError("amount must be a finite number")
+        if value < 0:
+            raise ValueError("amount must not be negative; a refund is kind=refund with a positive amount")
+        return value
+
+
+class Interaction(InboundModel):
+    """A non-monetary touch: visit, consult, complaint, praise, campaign, referral, survey …"""
+
+    type: Literal["interaction"] = "interaction"
+    event_id: NonEmpty
+    customer_id: NonEmpty
+    occurred_at: AwareDatetime
+    kind: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+    channel: str | None = None
+    satisfaction: Annotated[int, Field(ge=1, le=5)] | None = None
+
+
+class Profile(InboundModel):
+    """Customer attributes (compacted topic, key = customer_id). Rules may read them."""
+
+    type: Literal["profile"] = "profile"
+    customer_id: NonEmpty
+    event_id: str | None = None
+    customer_type: Literal["individual", "enterprise"] | None = None
+    industry: str | None = None
+    region: str | None = None
+    size: str | None = None
+    created_at: AwareDatetime | None = None
+
+
+class Override(InboundModel):
+    """Pin one dimension of a customer to a segment by hand (compacted, key = customer_id)."""
+
+    type: Literal["override"] = "override"
+    event_id: NonEmpty
+    customer_id: NonEmpty
+    dimension: NonEmpty
+    segment: str | None = Field(None, description="None clears the pin.")
+    by: NonEmpty
+    reason: NonEmpty
+    occurred_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+
+
+CustomerEvent = Annotated[Transaction | Interaction, Field(discriminator="type")]
+
+TRANSACTION_ADAPTER: TypeAdapter[Transaction] = TypeAdapter(Transaction)
+INTERACTION_ADAPTER: TypeAdapter[Interaction] = TypeAdapter(Interaction)
+PROFILE_ADAPTER: TypeAdapter[Profile] = TypeAdapter(Profile)
+OVERRIDE_ADAPTER: TypeAdapter[Override] = TypeAdapter(Override)

@@ -1,0 +1,76 @@
+"""Outbound documents: segment changes, actions, dead letters."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from schemas.base import OutboundModel
+
+Cause = Literal["event", "time", "rules", "override", "erasure"]
+MetricValue = int | Decimal | str | None
+
+
+class SegmentChange(OutboundModel):
+    """A customer moved from one segment to another in one dimension, and why."""
+
+    type: Literal["segment_change"] = "segment_change"
+    change_id: str = Field(description="Deterministic: the same cause always yields the same id.")
+    customer_id: str
+    dimension: str
+    from_segment: str | None = Field(alias="from", description="None for a first classification.")
+    to_segment: str = Field(alias="to")
+    ruleset_id: str
+    ruleset_version: int
+    cause: Cause
+    condition: str = Field(description="The condition that matched, as written in the ruleset.")
+    metrics: dict[str, MetricValue] = Field(description="The values that decided it.")
+    explanation: list[str] = Field(default_factory=list, description="Why earlier segments did not match.")
+    stream_time: AwareDatetime
+
+
+class Coupon(OutboundModel):
+    """A coupon granted because of a segment change."""
+
+    type: Literal["coupon"] = "coupon"
+    coupon_id: str
+    idempotency_key: str
+    change_id: str
+    customer_id: str
+    template: str
+    code: str
+    value: Decimal | None = None
+    percent: Decimal | None = None
+    valid_until: AwareDatetime
+    issued_at: AwareDatetime
+
+
+class Alert(OutboundModel):
+    """An account-manager alert raised because of a segment change."""
+
+    type: Literal["alert"] = "alert"
+    alert_id: str
+    idempotency_key: str
+    change_id: str
+    customer_id: str
+    priority: Literal["low", "normal", "high", "urgent"]
+    manager: str | None
+    team: str | None
+    message: str
+    raised_at: AwareDatetime
+
+
+class DeadLetter(OutboundModel):
+    """An input record that could not be processed, kept byte for byte with the reason."""
+
+    type: Literal["dead_letter"] = "dead_letter"
+    source_topic: str
+    partition: int
+    offset: int
+    key_b64: str | None
+    value_b64: str = Field(description="The original bytes, base64.")
+    error_class: str
+    error_message: str
+    failed_at: AwareDatetime

@@ -1,0 +1,93 @@
+"""Classify a customer under a ruleset as of a day, explain it, and find when it is next due."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import floor
+
+from segmenter.metrics import METRICS, Profile, Value, compute, display
+from segmenter.rules.compiler import CompiledDimension, Compiler, RuleSet
+from segmenter.rules.syntax import BoolOp, Node, Not
+from segmenter.state import Policy, WindowState
+
+
+def classify_values(ruleset: RuleSet, values: dict[str, Value]) -> tuple[str, ...]:
+    """One segment per dimension, in the ruleset's dimension order."""
+    return tuple(dim.classify(values) for dim in ruleset.dimensions)
+
+
+def classify(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy,
+             profile: Profile | None = None) -> tuple[str, ...]:
+    return classify_values(ruleset, compute(state, as_of_day, policy, profile or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a dimension holds the segment it does."""
+
+    dimension: str
+    segment: str
+    condition: str  # the matching condition as written, or "default"
+    metrics: dict[str, object]  # the values the matching condition read
+    rejected: tuple[str, ...]  # for each earlier segment, the first reason it did not match
+
+
+def _failing(node: Node, values: dict[str, Value], scale: int) -> str | None:
+    """The first comparison that makes ``node`` false, as text, or None when it is true."""
+    if isinstance(node, BoolOp):
+        reasons = [_failing(item, values, scale) for item in node.items]
+        if node.op == "and":
+            return next((r for r in reasons if r), None)
+        return None if any(r is None for r in reasons) else " and ".join(r for r in reasons if r)
+    if isinstance(node, Not):
+        return None if _failing(node.item, values, scale) else "not (...) is false"
+    holds = Compiler(scale).compile(node)(values)
+    return None if holds else f"{node.text} is false"
+
+
+def explain_dimension(dim: CompiledDimension, values: dict[str, Value], policy: Policy) -> Explanation:
+    rejected = []
+    for segment in dim.segments:
+        shown = {m: display(m, values[m], policy) for m in segment.metrics}
+        if segment.predicate(values):
+            return Explanation(dim.name, segment.name, segment.when, shown, tuple(rejected))
+        reason = _failing(segment.node, values, policy.money_scale) or "condition is false"
+        readable = ", ".join(f"{k}={v}" for k, v in shown.items())
+        rejected.append(f"{segment.name}: {reason} ({readable})")
+    return Explanation(dim.name, dim.default, "default", {}, tuple(rejected))
+
+
+def explain(ruleset: RuleSet, values: dict[str, Value], policy: Policy) -> tuple[Explanation, ...]:
+    return tuple(explain_dimension(dim, values, policy) for dim in ruleset.dimensions)
+
+
+def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy) -> int | None:
+    """The first day after ``as_of_day`` on which the classification may change with no new event.
+
+    Candidates: the oldest bucket of each window the rules read leaving that window, a bucket
+    dated after ``as_of_day`` entering, and ``days_since_*`` metrics crossing a rule constant. The
+    answer may be early (a wake-up that changes nothing) but is never late.
+    """
+    used = ruleset.metrics
+    windows = {METRICS[m].window for m in used}
+    candidates: list[int] = []
+    spans = [(policy.long_window, policy.long_start)] if "long" in windows else []
+    if "short" in windows:
+        spans.append((policy.short_window, policy.short_start))
+    for spec, start_of in spans:
+        start = start_of(as_of_day)
+        oldest = next((b.day for b in state.buckets if start <= b.day <= as_of_day), None)
+        if oldest is not None:
+            candidates.append(spec.leave_day(oldest))
+    future = next((b.day for b in state.buckets if b.day > as_of_day), None)
+    if future is not None:
+        candidates.append(future)
+    for metric, anchor in (("days_since_last_purchase", state.last_purchase),
+                           ("days_since_first_purchase", state.first_purchase)):
+        if anchor is None or metric not in used:
+            continue
+        for constant in ruleset.day_constants(metric):
+            base = anchor + floor(constant)
+            candidates.extend(d for d in (base, base + 1) if d > as_of_day)
+    later = [d for d in candidates if d > as_of_day]
+    return min(later) if later else None

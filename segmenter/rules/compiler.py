@@ -1,0 +1,176 @@
+"""Type-check a parsed condition against the metric registry and compile it to closures.
+
+Constants are converted once, at compile time, into the metric's unit (money to minor units, so
+``amount_12m >= 10000`` compares integers of cents). A metric with no value makes any comparison
+false. Each comparison is also kept in a normalised form (``Atom``) for gap analysis and due times.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from segmenter.metrics import METRICS, Value
+from segmenter.rules.syntax import BoolOp, Compare, Const, InList, Name, Node, Not, RuleSyntaxError
+
+Values = dict[str, Value]
+Predicate = Callable[[Values], bool]
+Number = int | Fraction
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+_FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+@dataclass(frozen=True, slots=True)
+class Atom:
+    """A normalised comparison: ``metric op constant`` or ``metric in/not in constants``."""
+
+    metric: str
+    op: str  # one of _OPS, or "in" / "not in"
+    value: Number | str | tuple[Number | str, ...]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSegment:
+    name: str
+    when: str
+    predicate: Predicate
+    node: Node
+    atoms: tuple[Atom, ...]
+    metrics: tuple[str, ...]
+    cross_metric: bool  # compares two metrics (gap analysis cannot reason about it)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledDimension:
+    name: str
+    segments: tuple[CompiledSegment, ...]
+    default: str
+
+    def classify(self, values: Values) -> str:
+        for segment in self.segments:
+            if segment.predicate(values):
+                return segment.name
+        return self.default
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    id: str
+    version: int
+    description: str
+    dimensions: tuple[CompiledDimension, ...]
+    source: str  # the YAML text it was loaded from
+
+    @property
+    def metrics(self) -> frozenset[str]:
+        return frozenset(m for d in self.dimensions for s in d.segments for m in s.metrics)
+
+    def day_constants(self, metric: str) -> tuple[Number, ...]:
+        """Constants that ``metric`` (a days_since_* metric) is compared with, for due times."""
+        found: set[Number] = set()
+        for dim in self.dimensions:
+            for seg in dim.segments:
+                for atom in seg.atoms:
+                    if atom.metric == metric:
+                        vals = atom.value if isinstance(atom.value, tuple) else (atom.value,)
+                        found.update(v for v in vals if not isinstance(v, str))
+        return tuple(sorted(found))
+
+
+def _unknown(name: Name) -> RuleSyntaxError:
+    close = difflib.get_close_matches(name.name, METRICS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(METRICS)}"
+    return RuleSyntaxError(name.col, f"unknown metric {name.name!r}{hint}")
+
+
+def _convert(metric: str, const: Const, scale: int) -> Number | str:
+    kind = METRICS[metric].kind
+    if kind == "text":
+        if not isinstance(const.value, str):
+            raise RuleSyntaxError(const.col, f"{metric} is text: compare it with a quoted string")
+        return const.value
+    if isinstance(const.value, str):
+        raise RuleSyntaxError(const.col, f"{metric} is a number: compare it with a number, not {const.value!r}")
+    value: Decimal = const.value * (Decimal(10) ** scale) if kind == "money" else const.value
+    exact = Fraction(value)
+    return int(exact) if exact.denominator == 1 else exact
+
+
+class Compiler:
+    """Compiles one condition; collects its atoms and referenced metrics."""
+
+    def __init__(self, money_scale: int) -> None:
+        self.scale = money_scale
+        self.atoms: list[Atom] = []
+        self.metrics: dict[str, None] = {}
+        self.cross_metric = False
+
+    def name(self, node: Name) -> str:
+        if node.name not in METRICS:
+            raise _unknown(node)
+        self.metrics[node.name] = None
+        return node.name
+
+    def compile(self, node: Node) -> Predicate:
+        if isinstance(node, BoolOp):
+            parts = [self.compile(item) for item in node.items]
+            if node.op == "and":
+                return lambda v: all(p(v) for p in parts)
+            return lambda v: any(p(v) for p in parts)
+        if isinstance(node, Not):
+            inner = self.compile(node.item)
+            return lambda v: not inner(v)
+        if isinstance(node, InList):
+            return self.in_list(node)
+        return self.compare(node)
+
+    def in_list(self, node: InList) -> Predicate:
+        if not isinstance(node.operand, Name):
+            raise RuleSyntaxError(node.col, "the left side of 'in' must be a metric")
+        metric = self.name(node.operand)
+        options = tuple(_convert(metric, c, self.scale) for c in node.values)
+        members = frozenset(options)
+        self.atoms.append(Atom(metric, "not in" if node.negated else "in", options, node.text))
+        if node.negated:
+            return lambda v: (x := v[metric]) is not None and x not in members
+        return lambda v: (x := v[metric]) is not None and x in members
+
+    def compare(self, node: Compare) -> Predicate:
+        left, op, right = node.left, node.op, node.right
+        if isinstance(left, Const) and isinstance(right, Const):
+            raise RuleSyntaxError(node.col, f"{node.text!r} compares two constants")
+        if isinstance(left, Const):
+            left, right, op = right, left, _FLIP[op]
+        assert isinstance(left, Name)
+        metric = self.name(left)
+        fn = _OPS[op]
+        text_metric = METRICS[metric].kind == "text"
+        if text_metric and op not in ("==", "!="):
+            raise RuleSyntaxError(node.col, f"{metric} is text: only ==, != and 'in' apply to it")
+        if isinstance(right, Name):
+            other = self.name(right)
+            if (METRICS[other].kind == "text") != text_metric:
+                raise RuleSyntaxError(node.col, f"cannot compare {metric} with {other}: text against a number")
+            self.cross_metric = True
+            return lambda v: (x := v[metric]) is not None and (y := v[other]) is not None and fn(x, y)
+        const = _convert(metric, right, self.scale)
+        self.atoms.append(Atom(metric, op, const, node.text))
+        return lambda v: (x := v[metric]) is not None and fn(x, const)
+
+
+def compile_condition(name: str, text: str, node: Node, money_scale: int) -> CompiledSegment:
+    compiler = Compiler(money_scale)
+    predicate = compiler.compile(node)
+    return CompiledSegment(
+        name, text, predicate, node, tuple(compiler.atoms), tuple(compiler.metrics), compiler.cross_metric
+    )

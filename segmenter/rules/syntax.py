@@ -1,0 +1,223 @@
+"""Tokenizer and recursive-descent parser for ``when`` conditions.
+
+Grammar::
+
+    expr    := and ('or' and)*
+    and     := unary ('and' unary)*
+    unary   := 'not' unary | '(' expr ')' | compare
+    compare := value (op value)+ | value ['not'] 'in' '[' literal (',' literal)* ']'
+    value   := NAME | NUMBER | STRING          op := == != < <= > >=
+
+Columns are 1-based positions in the condition text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from segmenter.errors import InvalidRuleError
+
+
+class RuleSyntaxError(InvalidRuleError):
+    """A condition that does not parse or type-check; ``column`` points at the culprit."""
+
+    def __init__(self, column: int, reason: str) -> None:
+        super().__init__(f"column {column}: {reason}")
+        self.column = column
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    name: str
+    col: int
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    value: Decimal | str
+    col: int
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    left: Name | Const
+    op: str
+    right: Name | Const
+    col: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class InList:
+    operand: Name | Const
+    values: tuple[Const, ...]
+    negated: bool
+    col: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BoolOp:
+    op: str  # "and" | "or"
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Node
+
+
+Node = Compare | InList | BoolOp | Not
+
+_TOKEN = re.compile(
+    r"""(?P<ws>\s+)
+      | (?P<number>\d+(?:\.\d+)?)
+      | (?P<string>'[^']*'|"[^"]*")
+      | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)
+      | (?P<op>==|!=|<=|>=|<|>)
+      | (?P<punct>[()\[\],-])
+    """,
+    re.VERBOSE,
+)
+KEYWORDS = {"and", "or", "not", "in"}
+OPS = {"==", "!=", "<", "<=", ">", ">="}
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str  # number string name op punct keyword end
+    text: str
+    col: int
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens, pos = [], 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise RuleSyntaxError(pos + 1, f"unexpected character {text[pos]!r}")
+        kind = match.lastgroup or ""
+        if kind != "ws":
+            word = match.group()
+            if kind == "name" and word in KEYWORDS:
+                kind = "keyword"
+            tokens.append(Token(kind, word, pos + 1))
+        pos = match.end()
+    tokens.append(Token("end", "", len(text) + 1))
+    return tokens
+
+
+class Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = tokenize(text)
+        self.i = 0
+
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def take(self) -> Token:
+        token = self.tokens[self.i]
+        self.i += 1
+        return token
+
+    def expect(self, text: str, what: str) -> Token:
+        if self.tok.text != text:
+            raise RuleSyntaxError(self.tok.col, f"expected {what}, found {self._found()}")
+        return self.take()
+
+    def _found(self) -> str:
+        return "the end of the condition" if self.tok.kind == "end" else repr(self.tok.text)
+
+    def parse(self) -> Node:
+        if self.tok.kind == "end":
+            raise RuleSyntaxError(1, "empty condition")
+        node = self.expr()
+        if self.tok.kind != "end":
+            raise RuleSyntaxError(self.tok.col, f"expected 'and', 'or' or the end, found {self._found()}")
+        return node
+
+    def expr(self) -> Node:
+        items = [self.conj()]
+        while self.tok.text == "or" and self.tok.kind == "keyword":
+            self.take()
+            items.append(self.conj())
+        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
+
+    def conj(self) -> Node:
+        items = [self.unary()]
+        while self.tok.text == "and" and self.tok.kind == "keyword":
+            self.take()
+            items.append(self.unary())
+        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
+
+    def unary(self) -> Node:
+        if self.tok.kind == "keyword" and self.tok.text == "not":
+            self.take()
+            return Not(self.unary())
+        if self.tok.text == "(":
+            self.take()
+            node = self.expr()
+            self.expect(")", "')'")
+            return node
+        return self.compare()
+
+    def value(self) -> Name | Const:
+        token = self.tok
+        if token.text == "-":
+            self.take()
+            if self.tok.kind != "number":
+                raise RuleSyntaxError(self.tok.col, f"expected a number after '-', found {self._found()}")
+            return Const(-Decimal(self.take().text), token.col)
+        if token.kind == "number":
+            return Const(Decimal(self.take().text), token.col)
+        if token.kind == "string":
+            return Const(self.take().text[1:-1], token.col)
+        if token.kind == "name":
+            return Name(self.take().text, token.col)
+        raise RuleSyntaxError(token.col, f"expected a metric, a number or a quoted string, found {self._found()}")
+
+    def compare(self) -> Node:
+        start = self.tok.col
+        left = self.value()
+        if self.tok.kind == "keyword" and self.tok.text in ("in", "not"):
+            return self.in_list(left, start)
+        if self.tok.kind != "op":
+            raise RuleSyntaxError(
+                self.tok.col, f"expected a comparison (== != < <= > >=) or 'in', found {self._found()}"
+            )
+        parts: list[Compare] = []
+        while self.tok.kind == "op":
+            op_token = self.take()
+            right = self.value()
+            end = self.tokens[self.i - 1]
+            text = self.text[left.col - 1 : end.col - 1 + len(end.text)]
+            parts.append(Compare(left, op_token.text, right, op_token.col, text))
+            left = right
+        return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
+
+    def in_list(self, operand: Name | Const, start: int) -> InList:
+        negated = self.take().text == "not"
+        if negated:
+            self.expect("in", "'in' after 'not'")
+        self.expect("[", "'[' to open the list")
+        values: list[Const] = []
+        while True:
+            value = self.value()
+            if not isinstance(value, Const):
+                raise RuleSyntaxError(value.col, f"a list holds constants, found metric {value.name!r}")
+            values.append(value)
+            if self.tok.text == "]":
+                break
+            self.expect(",", "',' or ']'")
+        end = self.take()
+        return InList(operand, tuple(values), negated, start, self.text[start - 1 : end.col])
+
+
+def parse(text: str) -> Node:
+    """Parse a condition; raises ``RuleSyntaxError`` with the column on any mistake."""
+    return Parser(text).parse()

@@ -1,0 +1,141 @@
+"""``segmenter classify``: run the core over CSV exports without any broker (backtesting)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import orjson
+
+from segmenter.errors import InvalidEventError, SegmenterError
+from segmenter.facts import fact_of_interaction, fact_of_transaction, profile_attributes
+from segmenter.metrics import WINDOW_METRICS
+from segmenter.population import Population
+from segmenter.rows import Row, RowReader
+from segmenter.rules.compiler import RuleSet
+from segmenter.state import Policy
+from streams.progress import Progress
+
+REQUIRED = {
+    "transactions": ("customer_id", "occurred_at", "amount"),
+    "interactions": ("customer_id", "occurred_at", "kind"),
+    "profiles": ("customer_id",),
+}
+
+
+class InputFileError(SegmenterError):
+    """A whole input file is unusable (missing, or without the required columns)."""
+
+
+@dataclass
+class BadRows:
+    count: int = 0
+    shown: int = 0
+    limit: int = 20
+    stream: TextIO = field(default=sys.stderr)
+
+    def report(self, path: Path, line: int, error: Exception) -> None:
+        self.count += 1
+        if self.shown < self.limit:
+            self.shown += 1
+            self.stream.write(f"{path}:{line}: skipped: {error}\n")
+        elif self.shown == self.limit:
+            self.shown += 1
+            self.stream.write("… further bad rows are counted but not shown\n")
+
+
+def read_rows(path: Path, kind: str, progress: Progress | None = None) -> Iterator[tuple[int, Row]]:
+    """(line number, row) for each data row; checks the header first."""
+    if not path.is_file():
+        raise InputFileError(f"{kind} file {path} does not exist")
+    consumed = 0
+
+    def lines(handle: object) -> Iterator[str]:
+        nonlocal consumed
+        for raw in handle:  # type: ignore[attr-defined]
+            consumed += len(raw)
+            yield raw.decode("utf-8-sig")
+
+    with path.open("rb") as handle:
+        reader = csv.DictReader(lines(handle))
+        missing = [c for c in REQUIRED[kind] if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputFileError(f"{path}: {kind} need the columns {', '.join(missing)} "
+                                 f"(found: {', '.join(reader.fieldnames or []) or 'no header'})")
+        for index, row in enumerate(reader):
+            yield reader.line_num, row
+            if progress and index % 4096 == 0:
+                progress.update(consumed)
+    if progress:
+        progress.update(consumed)
+
+
+@dataclass(frozen=True)
+class ClassifyJob:
+    ruleset: RuleSet
+    policy: Policy
+    as_of_day: int
+    transactions: Path
+    interactions: Path | None = None
+    profiles: Path | None = None
+
+
+def load_population(job: ClassifyJob, bad: BadRows, show_progress: bool = True) -> Population:
+    population = Population(job.policy)
+    policy, as_of = job.policy, job.as_of_day
+    files: list[tuple[str, Path | None]] = [
+        ("transactions", job.transactions), ("interactions", job.interactions), ("profiles", job.profiles)
+    ]
+    for kind, path in files:
+        if path is None:
+            continue
+        reader = RowReader(policy.timezone, kind[:2])
+        handlers: dict[str, Callable[[Row], None]] = {
+            "transactions": lambda row: population.add(
+                str(row["customer_id"]).strip(), fact_of_transaction(reader.transaction(row), policy), as_of),
+            "interactions": lambda row: population.add(
+                str(row["customer_id"]).strip(), fact_of_interaction(reader.interaction(row), policy), as_of),
+            "profiles": lambda row: _add_profile(population, reader, row),
+        }
+        handle = handlers[kind]
+        progress = Progress(f"read {path.name}", path.stat().st_size if path.is_file() else None,
+                            unit="bytes") if show_progress else None
+        for line, row in read_rows(path, kind, progress):
+            try:
+                handle(row)
+            except (InvalidEventError, ValueError) as exc:
+                bad.report(path, line, exc)
+        if progress:
+            progress.close()
+    return population
+
+
+def _add_profile(population: Population, reader: RowReader, row: Row) -> None:
+    profile = reader.profile(row)
+    population.set_profile(profile.customer_id, profile_attributes(profile))
+
+
+def write_output(population: Population, job: ClassifyJob, fmt: str, out: TextIO) -> int:
+    dims = [d.name for d in job.ruleset.dimensions]
+    count = 0
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer:
+        writer.writerow(["customer_id", *dims, *WINDOW_METRICS])
+    for item in population.classify(job.ruleset, job.as_of_day):
+        count += 1
+        if writer:
+            writer.writerow([item.customer_id, *item.segments,
+                             *("" if item.metrics[m] is None else item.metrics[m] for m in WINDOW_METRICS)])
+        else:
+            doc = {"customer_id": item.customer_id, **dict(zip(dims, item.segments, strict=True)),
+                   **{m: _json(item.metrics[m]) for m in WINDOW_METRICS}}
+            out.write(orjson.dumps(doc).decode() + "\n")
+    return count
+
+
+def _json(value: object) -> object:
+    return str(value) if value is not None and not isinstance(value, int | str) else value

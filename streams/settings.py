@@ -1,0 +1,51 @@
+"""The one settings object: read once from ``SEGMENTER_*`` variables in the entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from segmenter.state import Policy
+from segmenter.timebase import WindowSpec
+
+
+class Settings(BaseSettings):
+    """Configuration of every segmenter process (see the README's table)."""
+
+    model_config = SettingsConfigDict(env_prefix="SEGMENTER_", frozen=True, extra="ignore")
+
+    timezone: str = Field("UTC", description="Business timezone that days are counted in.")
+    long_window: str = Field("12m", description="Window behind the *_12m metrics: 12m or 365d style.")
+    short_window: str = Field("6m", description="Window behind the *_6m metrics.")
+    money_scale: int = Field(2, ge=0, le=6, description="Decimal places of the currency's minor unit.")
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis of the read model.")
+    data_dir: Path = Field(Path("var"), description="Worker state (RocksDB) and embedded stack files.")
+    partitions: int = Field(8, ge=1, description="Partitions of every data topic when created.")
+    topic_prefix: str = Field("segmenter.", description="Prefix of every topic name.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as 'Asia/Shanghai'") from None
+        return value
+
+    @field_validator("long_window", "short_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        WindowSpec.parse(value)
+        return value
+
+    def policy(self) -> Policy:
+        return Policy(
+            timezone=ZoneInfo(self.timezone),
+            long_window=WindowSpec.parse(self.long_window),
+            short_window=WindowSpec.parse(self.short_window),
+            money_scale=self.money_scale,
+        )
