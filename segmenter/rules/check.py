@@ -93,13 +93,12 @@ def build_axis(dim: CompiledDimension, metric: str) -> Axis:
     consts = _constants(dim, metric)
     if METRICS[metric].kind == "text":
         texts = tuple(sorted({str(c) for _, c in consts}))
-        cells = (Cell(none=True, candidates=(None,)),
-                 *(Cell(text=t, candidates=(t,)) for t in texts),
-                 Cell(text=None, candidates=("\x00other",)))
+        cells = (*(Cell(text=t, candidates=(t,)) for t in texts),
+                 Cell(text=None, candidates=("\x00other",)), Cell(none=True, candidates=(None,)))
         return Axis(metric, cells, texts)
     cells = _continuous_axis(consts) if metric in _CONTINUOUS else _integral_axis(metric, consts)
     if metric in _NULLABLE:
-        cells = (Cell(none=True, candidates=(None,)), *cells)
+        cells = (*cells, Cell(none=True, candidates=(None,)))
     return Axis(metric, cells)
 
 
@@ -238,17 +237,20 @@ def _describe(axes: list[Axis], box: list[tuple[int, int]]) -> str:
 def _describe_axis(axis: Axis, lo: int, hi: int) -> str:
     cells = axis.cells[lo : hi + 1]
     m = axis.metric
-    words = [f"{m} has no value"] if cells[0].none else []
+    no_value = cells[-1].none
+    words = []
     cells = tuple(c for c in cells if not c.none)
     if cells and axis.constants:
         named = [repr(c.text) for c in cells if c.text is not None]
         if any(c.text is None for c in cells):
             taken = [repr(t) for t in axis.constants if repr(t) not in named]
-            words.append(f"{m} not in [{', '.join(taken)}]")
+            words.append(f"{m} != {taken[0]}" if len(taken) == 1 else f"{m} not in [{', '.join(taken)}]")
         elif named:
             words.append(f"{m} == {named[0]}" if len(named) == 1 else f"{m} in [{', '.join(named)}]")
     elif cells:
         words.append(_interval(m, cells[0], cells[-1]))
+    if no_value:
+        words.append(f"{m} has no value")
     return " or ".join(words) if len(words) < 2 else f"({' or '.join(words)})"
 
 
@@ -265,11 +267,16 @@ def _interval(m: str, first: Cell, last: Cell) -> str:
         if low:
             return f"{m} >= {low}"
         return f"{m} {up}" if up else f"{m} has a value"
-    lo_txt = None if first.lo is None else f"{_num(first.lo, money)} {'<' if first.lo_open else '<='} "
-    hi_txt = None if last.hi is None else f" {'<' if last.hi_open else '<='} {_num(last.hi, money)}"
-    if first.lo == last.hi and first.lo is not None:
+    if first.lo is not None and first.lo == last.hi:
         return f"{m} == {_num(first.lo, money)}"
-    return f"{lo_txt or ''}{m}{hi_txt or ''}" if lo_txt or hi_txt else f"{m} has a value"
+    low = None if first.lo is None else _num(first.lo, money)
+    high = None if last.hi is None else _num(last.hi, money)
+    lo_op, hi_op = ("<" if first.lo_open else "<="), ("<" if last.hi_open else "<=")
+    if low and high:
+        return f"{low} {lo_op} {m} {hi_op} {high}"
+    if low:
+        return f"{m} {'>' if first.lo_open else '>='} {low}"
+    return f"{m} {hi_op} {high}" if high else f"{m} has a value"
 
 
 def _num(value: Number, money: bool) -> str:

@@ -1,0 +1,121 @@
+from pathlib import Path
+
+import pytest
+
+from segmenter.errors import InvalidRuleError
+from segmenter.rules import load_ruleset
+from segmenter.rules.check import check_ruleset
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rules"
+RETAIL = (EXAMPLES / "retail-value.yaml").read_text()
+
+
+def ruleset_with(when: str, extra: str = "") -> str:
+    return f"""id: t
+version: 1
+dimensions:
+  d:
+    segments:
+      - name: s
+        when: {when}
+{extra}    default: other
+"""
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_ruleset_loads(path):
+    ruleset = load_ruleset(path.read_text(), path.name)
+    assert ruleset.dimensions and ruleset.version >= 1
+
+
+def test_misspelt_metric_names_the_position_and_suggests():
+    text = RETAIL.replace("amount_12m >= 10000", "amout_12m >= 10000")
+    with pytest.raises(InvalidRuleError, match=r"^retail.yaml:13:39: dimension 'value', segment 'high_value', "
+                       r"column 25: unknown metric 'amout_12m' \(did you mean 'amount_12m'\?\)$"):
+        load_ruleset(text, "retail.yaml")
+
+
+@pytest.mark.parametrize(("when", "message"), [
+    ("purchases_12m >", "column 16: expected a metric, a number or a quoted string, found the end"),
+    ("purchases_12m >= 1 andd x", "column 20: expected 'and', 'or' or the end, found 'andd'"),
+    ("(purchases_12m >= 1", r"column 20: expected '\)'"),
+    ("purchases_12m", "column 14: expected a comparison"),
+    ("purchases_12m >= 'ten'", "purchases_12m is a number"),
+    ("profile.region > 'east'", "profile.region is text: only ==, != and 'in'"),
+    ("profile.region == 3", "profile.region is text: compare it with a quoted string"),
+    ("3 > 4", "compares two constants"),
+    ("purchases_12m >= 1 ; drop", "column 20: unexpected character ';'"),
+    ("purchases_12m in [1, purchases_6m]", "a list holds constants"),
+])
+def test_bad_conditions_are_refused_with_column_and_reason(when, message):
+    with pytest.raises(InvalidRuleError, match=message):
+        load_ruleset(ruleset_with(when), "r.yaml")
+
+
+def test_structure_errors_point_at_the_yaml_line():
+    text = RETAIL.replace("version: 1", "version: one")
+    with pytest.raises(InvalidRuleError, match=r"retail.yaml:3:10: version: Input should be a valid integer"):
+        load_ruleset(text, "retail.yaml")
+
+
+def test_duplicate_keys_and_segments_are_refused():
+    with pytest.raises(InvalidRuleError, match="duplicate key 'version'"):
+        load_ruleset("id: a\nversion: 1\nversion: 2\n", "r.yaml")
+    dup = ruleset_with("purchases_12m > 1", "      - name: s\n        when: purchases_12m > 2\n")
+    with pytest.raises(InvalidRuleError, match="segment 's': duplicate segment name"):
+        load_ruleset(dup, "r.yaml")
+
+
+def test_invalid_yaml_reports_its_line():
+    with pytest.raises(InvalidRuleError, match=r"r.yaml:2:\d+: not valid YAML"):
+        load_ruleset("id: a\n  version: [1\n", "r.yaml")
+
+
+def test_rules_are_never_evaluated_as_python():
+    with pytest.raises(InvalidRuleError, match="unknown metric '__import__'"):
+        load_ruleset(ruleset_with("__import__ == 'os'"), "r.yaml")
+
+
+def test_retail_check_reports_the_uncovered_regions():
+    (report,) = check_ruleset(load_ruleset(RETAIL))
+    assert report.gaps == [
+        "purchases_12m == 0",
+        "purchases_6m >= 1 and 1 <= purchases_12m <= 4 and amount_12m >= 5000",
+        "purchases_6m >= 1 and 5 <= purchases_12m <= 9 and amount_12m < 5000",
+        "purchases_6m >= 1 and 5 <= purchases_12m <= 9 and amount_12m >= 10000",
+    ]
+    assert report.unreachable == []
+
+
+def test_check_reports_shadowed_and_impossible_segments():
+    text = """id: t
+version: 1
+dimensions:
+  d:
+    segments:
+      - {name: any, when: purchases_12m >= 0}
+      - {name: big, when: purchases_12m >= 10}
+      - {name: never, when: purchases_12m > 5 and purchases_12m < 3}
+    default: other
+"""
+    (report,) = check_ruleset(load_ruleset(text))
+    assert report.gaps == []
+    assert report.unreachable == [
+        "big: never wins, an earlier segment ('any') always matches first",
+        "never: its condition can never be true",
+    ]
+
+
+def test_check_handles_text_and_missing_values():
+    text = """id: t
+version: 1
+dimensions:
+  d:
+    segments:
+      - {name: east, when: "profile.region in ['east', 'north']"}
+      - {name: recent, when: days_since_last_purchase <= 30}
+    default: other
+"""
+    (report,) = check_ruleset(load_ruleset(text))
+    assert report.gaps == ["(profile.region not in ['east', 'north'] or profile.region has no value) and "
+                           "(days_since_last_purchase >= 31 or days_since_last_purchase has no value)"]

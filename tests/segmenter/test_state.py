@@ -1,0 +1,90 @@
+from fractions import Fraction
+
+import pytest
+
+from segmenter import codec
+from segmenter.errors import InvalidStateError
+from segmenter.metrics import compute
+from segmenter.state import EMPTY, Outcome, Policy, advance, apply
+from tests.segmenter.helpers import day, interaction, purchase, refund
+
+POLICY = Policy()
+
+
+def fold(facts, now="2026-06-30"):
+    state = EMPTY
+    outcomes = []
+    for fact in facts:
+        state, outcome = apply(state, fact, day(now), POLICY)
+        outcomes.append(outcome)
+    return state, outcomes
+
+
+def test_purchases_and_refunds_sum_into_the_windows():
+    state, _ = fold([purchase("2026-06-01", 100, "a"), purchase("2025-09-01", 50, "b"),
+                     refund("2026-06-02", 30, "c")])
+    m = compute(state, day("2026-06-30"), POLICY)
+    assert (m["purchases_12m"], m["amount_12m"], m["refunds_12m"]) == (2, 12000, 1)
+    assert (m["purchases_6m"], m["amount_6m"]) == (1, 7000)
+    assert m["avg_order_value_12m"] == Fraction(12000, 2)
+
+
+def test_a_repeated_event_id_changes_nothing():
+    state, outcomes = fold([purchase("2026-06-01", 100, "a"), purchase("2026-06-01", 100, "a")])
+    assert outcomes == [Outcome.APPLIED, Outcome.DUPLICATE]
+    assert compute(state, day("2026-06-30"), POLICY)["purchases_12m"] == 1
+
+
+def test_out_of_order_events_are_exact():
+    ordered, _ = fold([purchase("2026-01-01", 1, "a"), purchase("2026-03-01", 2, "b"),
+                       purchase("2026-05-01", 3, "c")])
+    shuffled, _ = fold([purchase("2026-05-01", 3, "c"), purchase("2026-01-01", 1, "a"),
+                        purchase("2026-03-01", 2, "b")])
+    assert ordered == shuffled
+
+
+def test_events_older_than_the_longest_window_change_nothing_and_are_counted():
+    state, outcomes = fold([purchase("2025-06-30", 100, "old"), purchase("2025-07-01", 1, "edge")])
+    assert outcomes == [Outcome.TOO_OLD, Outcome.APPLIED]
+    assert state.first_purchase == day("2025-07-01")
+
+
+def test_advance_drops_buckets_that_left_every_window_but_keeps_purchase_days():
+    state, _ = fold([purchase("2025-07-01", 1, "a"), purchase("2026-01-01", 2, "b")])
+    later = advance(state, day("2026-07-01"), POLICY)
+    assert [b.day for b in later.buckets] == [day("2026-01-01")]
+    assert later.first_purchase == day("2025-07-01")
+    assert advance(later, day("2026-07-01"), POLICY) is later
+
+
+def test_interactions_feed_counts_complaints_referrals_and_satisfaction():
+    state, _ = fold([interaction("2026-06-01", "i1", "complaint", 2), interaction("2026-06-02", "i2", "referral"),
+                     interaction("2025-08-01", "i3", "survey", 5)])
+    m = compute(state, day("2026-06-30"), POLICY)
+    assert (m["interactions_12m"], m["interactions_6m"], m["complaints_6m"], m["referrals_12m"]) == (3, 2, 1, 1)
+    assert m["satisfaction_avg_12m"] == Fraction(7, 2)
+    assert m["days_since_last_purchase"] is None
+
+
+def test_codec_round_trips_and_is_compact():
+    state, _ = fold([purchase("2026-06-01", 100, "a"), refund("2026-06-02", 30, "c"),
+                     interaction("2026-04-01", "i", "complaint", 3), purchase("2025-09-01", 50, "b")])
+    data = codec.dumps(state)
+    assert codec.loads(data) == state
+    assert len(data) < 80
+    assert codec.loads(codec.dumps(EMPTY)) == EMPTY
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"", "expected format 1, found nothing"),
+    (b"\x09abc", "expected format 1, found 9"),
+    (b"\x01\x05", "truncated"),
+])
+def test_corrupt_state_is_refused(data, message):
+    with pytest.raises(InvalidStateError, match=message):
+        codec.loads(data)
+
+
+def test_trailing_bytes_are_refused():
+    with pytest.raises(InvalidStateError, match="trailing"):
+        codec.loads(codec.dumps(EMPTY) + b"\x00")
