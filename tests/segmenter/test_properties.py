@@ -102,6 +102,7 @@ def test_incremental_metrics_and_segments_equal_brute_force(steps, later, policy
 @settings(max_examples=200, deadline=None)
 @given(st.lists(fact_st.map(lambda f: f._replace(day=BASE + 600 + (f.day - BASE) % 300)), max_size=40))
 def test_duplicates_and_order_do_not_matter_inside_the_window(facts):
+    facts = [f._replace(id_hash=i) for i, f in enumerate(facts)]  # one id, one event
     policy = Policy()
     now = BASE + 900  # every fact dated in the last 300 days is inside the horizon
     forward, backward = EMPTY, EMPTY
