@@ -36,7 +36,7 @@ class BadRows:
     count: int = 0
     shown: int = 0
     limit: int = 20
-    stream: TextIO = field(default=sys.stderr)
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
 
     def report(self, path: Path, line: int, error: Exception) -> None:
         self.count += 1

@@ -1,0 +1,105 @@
+"""``segmenter classify`` over files: the offline backtest."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+RETAIL = ROOT / "examples" / "rules" / "retail-value.yaml"
+HEADER = "customer_id,occurred_at,amount,kind,event_id\n"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def classify(tmp_path, tx_text, *extra, as_of="2026-06-30"):
+    tx = write(tmp_path, "tx.csv", tx_text)
+    out = tmp_path / "out.csv"
+    code = main(["classify", "--rules", str(RETAIL), "--transactions", str(tx), "--as-of", as_of,
+                 "--out", str(out), "--quiet", *extra])
+    rows = {r["customer_id"]: r for r in csv.DictReader(out.open())} if out.exists() else {}
+    return code, rows
+
+
+def test_high_value_customer_with_ten_purchases(tmp_path):
+    lines = "".join(f"A,2026-0{1 + i % 6}-1{i % 9},1000.00,,\n" for i in range(10))
+    code, rows = classify(tmp_path, HEADER + lines)
+    assert code == 0
+    assert rows["A"]["value"] == "high_value"
+    assert (rows["A"]["purchases_12m"], rows["A"]["amount_12m"]) == ("10", "10000.00")
+
+
+def test_identical_rows_without_ids_are_distinct_purchases_and_ids_are_stable(tmp_path):
+    text = HEADER + "B,2026-06-01,10,,\nB,2026-06-01,10,,\n"
+    _, first = classify(tmp_path, text)
+    _, again = classify(tmp_path, text)
+    assert first["B"]["purchases_12m"] == "2" and first == again
+
+
+def test_repeated_event_ids_count_once_and_negative_amounts_are_refunds(tmp_path):
+    text = HEADER + "C,2026-06-01,100,,e1\nC,2026-06-01,100,,e1\nC,2026-06-02,-40,,e2\n"
+    _, rows = classify(tmp_path, text)
+    assert (rows["C"]["purchases_12m"], rows["C"]["amount_12m"], rows["C"]["refunds_12m"]) == ("1", "60.00", "1")
+
+
+def test_as_of_considers_only_events_up_to_that_day(tmp_path):
+    text = HEADER + "D,2026-01-10,100,,a\nD,2026-07-01T00:00:00Z,100,,b\n"
+    _, rows = classify(tmp_path, text, as_of="2026-06-30")
+    assert rows["D"]["purchases_12m"] == "1"
+    _, rows = classify(tmp_path, text, as_of="2026-08-01")
+    assert rows["D"]["purchases_12m"] == "2"
+
+
+def test_time_alone_moves_a_customer_to_churn_risk(tmp_path):
+    text = HEADER + "E,2025-12-01,100,,a\n"
+    _, before = classify(tmp_path, text, as_of="2026-05-31")
+    _, after = classify(tmp_path, text, as_of="2026-06-01")
+    assert (before["E"]["value"], after["E"]["value"]) == ("low_value", "churn_risk")
+
+
+def test_bad_rows_are_reported_with_line_numbers_and_fail_the_run(tmp_path, capsys):
+    text = HEADER + "F,2026-06-01,100,,a\n,2026-06-01,1,,b\nG,yesterday,1,,c\nH,2026-06-01,ten,,d\n"
+    code, rows = classify(tmp_path, text)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "tx.csv:3: skipped: customer_id is missing" in err
+    assert "tx.csv:4: skipped: occurred_at 'yesterday' is not an ISO 8601 date or time" in err
+    assert "tx.csv:5: skipped: amount 'ten' is not a number" in err
+    assert "3 bad rows were skipped" in err
+    assert set(rows) == {"F"}
+
+
+def test_missing_columns_fail_with_a_sentence(tmp_path, capsys):
+    code, _ = classify(tmp_path, "customer,when\nX,2026-01-01\n")
+    assert code == 1
+    assert "need the columns customer_id, occurred_at, amount" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_output_formats_hold_every_customer(tmp_path, fmt):
+    tx = write(tmp_path, "tx.csv", HEADER + "A,2026-06-01,1,,a\nB,2026-06-01,1,,b\n")
+    profiles = write(tmp_path, "p.csv", "customer_id,type,region\nZ,enterprise,east\n")
+    out = tmp_path / f"out.{fmt}"
+    assert main(["classify", "--rules", str(RETAIL), "--transactions", str(tx), "--profiles", str(profiles),
+                 "--as-of", "2026-06-30", "--format", fmt, "--out", str(out), "--quiet"]) == 0
+    body = out.read_text().splitlines()
+    assert len(body) == (4 if fmt == "csv" else 3)
+    assert any("Z" in line and "unclassified" in line for line in body)
+
+
+def test_rules_check_prints_gaps(capsys):
+    assert main(["rules", "check", str(RETAIL)]) == 0
+    out = capsys.readouterr().out
+    assert "gap (falls to the default): purchases_6m >= 1 and 5 <= purchases_12m <= 9 and amount_12m >= 10000" in out
+
+
+def test_rules_check_on_a_bad_file_exits_non_zero(tmp_path, capsys):
+    bad = write(tmp_path, "bad.yaml", RETAIL.read_text().replace("purchases_12m >= 10 and", "purchases_12m >= and"))
+    assert main(["rules", "check", str(bad)]) == 1
+    assert "segment 'high_value', column 18: expected a metric" in capsys.readouterr().err
