@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from math import floor
 
-from segmenter.metrics import METRICS, Profile, Value, compute, display
+from segmenter.metrics import METRICS, Profile, Value, display, metric_view
 from segmenter.rules.compiler import CompiledDimension, Compiler, RuleSet
 from segmenter.rules.syntax import BoolOp, Node, Not
 from segmenter.state import Policy, WindowState
@@ -18,7 +19,7 @@ def classify_values(ruleset: RuleSet, values: dict[str, Value]) -> tuple[str, ..
 
 def classify(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy,
              profile: Profile | None = None) -> tuple[str, ...]:
-    return classify_values(ruleset, compute(state, as_of_day, policy, profile or {}))
+    return classify_values(ruleset, metric_view(state, as_of_day, policy, profile or {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class Explanation:
     dimension: str
     segment: str
     condition: str  # the matching condition as written, or "default"
-    metrics: dict[str, object]  # the values the matching condition read
+    metrics: Mapping[str, object]  # the values the matching condition read
     rejected: tuple[str, ...]  # for each earlier segment, the first reason it did not match
 
 
@@ -46,7 +47,7 @@ def _failing(node: Node, values: dict[str, Value], scale: int) -> str | None:
 
 
 def explain_dimension(dim: CompiledDimension, values: dict[str, Value], policy: Policy) -> Explanation:
-    rejected = []
+    rejected: list[str] = []
     for segment in dim.segments:
         shown = {m: display(m, values[m], policy) for m in segment.metrics}
         if segment.predicate(values):

@@ -114,7 +114,7 @@ def loads(data: bytes) -> WindowState:
                     values[k] = _unzig(v) if k == 1 else v
             n_ids = values[0] + values[2] + values[3]
             ids = tuple(reader.hash64() for _ in range(n_ids))
-            buckets.append(Bucket(day, *values, ids))  # type: ignore[arg-type]
+            buckets.append(Bucket(day, *values, ids))  # type: ignore[arg-type, call-arg]
     except IndexError as exc:
         raise InvalidStateError(f"window state: truncated at byte {reader.pos} of {len(data)}") from exc
     if reader.pos != len(data):

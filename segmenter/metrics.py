@@ -6,13 +6,13 @@ comparisons at rule thresholds are exact. A metric with no value (never purchase
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
-from segmenter.state import Policy, WindowState
+from segmenter.state import Policy, WindowState, totals_at
 
 Kind = Literal["count", "money", "days", "ratio", "text"]
 Value = int | Fraction | str | None
@@ -54,47 +54,58 @@ Profile = Mapping[str, str | None]
 NO_PROFILE: Profile = {}
 
 
+class MetricView(dict[str, Value]):
+    """Metrics computed on first read from the window totals: rules pay only for what they use."""
+
+    __slots__ = ("_first", "_last", "_long", "_short", "as_of", "profile")
+
+    def __init__(self, state: WindowState, as_of_day: int, policy: Policy, profile: Profile) -> None:
+        super().__init__()
+        totals = totals_at(state, as_of_day, policy)
+        self._long, self._short = totals.long, totals.short
+        self._first, self._last = state.first_purchase, state.last_purchase
+        self.as_of, self.profile = as_of_day, profile
+
+    def __missing__(self, name: str) -> Value:
+        value = _FORMULAS[name](self)
+        self[name] = value
+        return value
+
+
+def _since(anchor: int | None, view: MetricView) -> int | None:
+    return None if anchor is None else view.as_of - anchor
+
+
+_FORMULAS: dict[str, Callable[[MetricView], Value]] = {
+    "purchases_12m": lambda v: v._long[0],
+    "amount_12m": lambda v: v._long[1],
+    "refunds_12m": lambda v: v._long[2],
+    "interactions_12m": lambda v: v._long[3],
+    "referrals_12m": lambda v: v._long[4],
+    "satisfaction_avg_12m": lambda v: Fraction(v._long[5], v._long[6]) if v._long[6] else None,
+    "avg_order_value_12m": lambda v: Fraction(v._long[1], v._long[0]) if v._long[0] else None,
+    "purchases_6m": lambda v: v._short[0],
+    "amount_6m": lambda v: v._short[1],
+    "interactions_6m": lambda v: v._short[2],
+    "complaints_6m": lambda v: v._short[3],
+    "days_since_last_purchase": lambda v: _since(v._last, v),
+    "days_since_first_purchase": lambda v: _since(v._first, v),
+}
+for _name in PROFILE_FIELDS:
+    _FORMULAS[_name] = lambda v, n=_name: v.profile.get(n)  # type: ignore[misc]
+
+
+def metric_view(state: WindowState, as_of_day: int, policy: Policy, profile: Profile = NO_PROFILE
+                ) -> MetricView:
+    """Lazily computed metrics of ``state`` as of ``as_of_day`` (the hot path)."""
+    return MetricView(state, as_of_day, policy, profile)
+
+
 def compute(state: WindowState, as_of_day: int, policy: Policy, profile: Profile = NO_PROFILE
             ) -> dict[str, Value]:
-    """All metrics of ``state`` as of ``as_of_day`` (one pass over the buckets)."""
-    long_start, short_start = policy.long_start(as_of_day), policy.short_start(as_of_day)
-    p12 = a12 = r12 = i12 = ref12 = ss = sc = p6 = a6 = i6 = c6 = 0
-    for b in state.buckets:
-        day = b.day
-        if day > as_of_day:
-            break
-        if day >= long_start:
-            p12 += b.purchases
-            a12 += b.amount
-            r12 += b.refunds
-            i12 += b.interactions
-            ref12 += b.referrals
-            ss += b.sat_sum
-            sc += b.sat_count
-        if day >= short_start:
-            p6 += b.purchases
-            a6 += b.amount
-            i6 += b.interactions
-            c6 += b.complaints
-    first, last = state.first_purchase, state.last_purchase
-    values: dict[str, Value] = {
-        "purchases_12m": p12,
-        "amount_12m": a12,
-        "purchases_6m": p6,
-        "amount_6m": a6,
-        "avg_order_value_12m": Fraction(a12, p12) if p12 else None,
-        "refunds_12m": r12,
-        "days_since_last_purchase": None if last is None else as_of_day - last,
-        "days_since_first_purchase": None if first is None else as_of_day - first,
-        "interactions_12m": i12,
-        "interactions_6m": i6,
-        "complaints_6m": c6,
-        "satisfaction_avg_12m": Fraction(ss, sc) if sc else None,
-        "referrals_12m": ref12,
-    }
-    for name in PROFILE_FIELDS:
-        values[name] = profile.get(name)
-    return values
+    """Every metric of ``state`` as of ``as_of_day``, as a plain dict."""
+    view = metric_view(state, as_of_day, policy, profile)
+    return {name: view[name] for name in METRICS}
 
 
 def display(name: str, value: Value, policy: Policy) -> int | Decimal | str | None:

@@ -8,7 +8,7 @@ on the order of the file.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from segmenter.classify import classify_values
@@ -21,7 +21,7 @@ from segmenter.state import EMPTY, Fact, Outcome, Policy, WindowState, advance, 
 class Classified:
     customer_id: str
     segments: tuple[str, ...]
-    metrics: dict[str, object]
+    metrics: Mapping[str, object]
 
 
 class Population:

@@ -8,6 +8,8 @@ event changes nothing; the hashes leave with their bucket, and an event that old
 from __future__ import annotations
 
 import hashlib
+import operator
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from decimal import Decimal
@@ -48,12 +50,43 @@ class Bucket(NamedTuple):
     ids: tuple[int, ...] = ()
 
 
-class WindowState(NamedTuple):
-    """One customer's windows: buckets in day order plus first/last purchase days."""
+class Totals(NamedTuple):
+    """Window sums as of one day, kept beside the buckets so a classification is O(1).
 
-    buckets: tuple[Bucket, ...] = ()
-    first_purchase: int | None = None
-    last_purchase: int | None = None
+    ``long``: purchases, amount, refunds, interactions, referrals, sat_sum, sat_count;
+    ``short``: purchases, amount, interactions, complaints. Derived data: never serialised.
+    """
+
+    as_of: int
+    long_start: int
+    short_start: int
+    long: tuple[int, int, int, int, int, int, int]
+    short: tuple[int, int, int, int]
+
+
+class WindowState:
+    """One customer's windows: buckets in day order plus first/last purchase days (a value)."""
+
+    __slots__ = ("buckets", "first_purchase", "last_purchase", "totals")
+
+    def __init__(self, buckets: tuple[Bucket, ...] = (), first_purchase: int | None = None,
+                 last_purchase: int | None = None, totals: Totals | None = None) -> None:
+        self.buckets = buckets
+        self.first_purchase = first_purchase
+        self.last_purchase = last_purchase
+        self.totals = totals
+
+    def key(self) -> tuple[tuple[Bucket, ...], int | None, int | None]:
+        return self.buckets, self.first_purchase, self.last_purchase
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WindowState) and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __repr__(self) -> str:
+        return f"WindowState(buckets={self.buckets!r}, first={self.first_purchase}, last={self.last_purchase})"
 
 
 EMPTY = WindowState()
@@ -143,7 +176,8 @@ def apply(state: WindowState, fact: Fact, now_day: int, policy: Policy) -> tuple
     if fact.kind == PURCHASE:
         first = day if first is None or day < first else first
         last = day if last is None or day > last else last
-    return WindowState(buckets, first, last), Outcome.APPLIED
+    totals = state.totals
+    return WindowState(buckets, first, last, totals and _with_fact(totals, fact)), Outcome.APPLIED
 
 
 def advance(state: WindowState, now_day: int, policy: Policy) -> WindowState:
@@ -155,4 +189,98 @@ def advance(state: WindowState, now_day: int, policy: Policy) -> WindowState:
     if buckets[0].day >= horizon:
         return state
     keep = next((i for i, b in enumerate(buckets) if b.day >= horizon), len(buckets))
-    return state._replace(buckets=buckets[keep:])
+    return WindowState(buckets[keep:], state.first_purchase, state.last_purchase,
+                       totals_at(state, now_day, policy) if len(buckets) > _SCAN_BELOW else None)
+
+
+_SCAN_BELOW = 12
+
+
+def _day(bucket: Bucket) -> int:
+    return bucket.day
+
+
+def _long(lo: list[int], b: Bucket, sign: int) -> None:
+    lo[0] += sign * b.purchases
+    lo[1] += sign * b.amount
+    lo[2] += sign * b.refunds
+    lo[3] += sign * b.interactions
+    lo[4] += sign * b.referrals
+    lo[5] += sign * b.sat_sum
+    lo[6] += sign * b.sat_count
+
+
+def _short(sh: list[int], b: Bucket, sign: int) -> None:
+    sh[0] += sign * b.purchases
+    sh[1] += sign * b.amount
+    sh[2] += sign * b.interactions
+    sh[3] += sign * b.complaints
+
+
+def _span(buckets: tuple[Bucket, ...], first: int, last: int) -> tuple[Bucket, ...]:
+    """The buckets dated ``first`` .. ``last`` inclusive."""
+    return buckets[bisect_left(buckets, first, key=_day) : bisect_right(buckets, last, key=_day)]
+
+
+def totals_at(state: WindowState, as_of: int, policy: Policy) -> Totals:
+    """The window sums as of ``as_of``: reused, rolled forward from the cached day, or summed.
+
+    The result is memoised on the state (derived data, like a cached property of a value)."""
+    t = state.totals
+    if t is not None and t.as_of == as_of:
+        return t
+    state.totals = t = _totals(state, t, as_of, policy)
+    return t
+
+
+def _totals(state: WindowState, t: Totals | None, as_of: int, policy: Policy) -> Totals:  # noqa: PLR0912 - hot path, inlined on purpose
+    ls, ss = policy.long_start(as_of), policy.short_start(as_of)
+    buckets = state.buckets
+    lo, sh = [0] * 7, [0] * 4
+    if len(buckets) <= _SCAN_BELOW:  # few buckets (most customers): summing beats rolling
+        for b in buckets:
+            d = b.day
+            if d > as_of:
+                break
+            if d >= ls:
+                _long(lo, b, 1)
+            if d >= ss:
+                _short(sh, b, 1)
+    elif t is None or t.as_of > as_of or ls < t.long_start or ss < t.short_start:
+        for b in _span(buckets, ls, as_of):
+            _long(lo, b, 1)
+        for b in _span(buckets, ss, as_of):
+            _short(sh, b, 1)
+    else:  # roll forward: remove what left each window, add what time brought in
+        lo, sh = list(t.long), list(t.short)
+        for b in _span(buckets, t.long_start, min(ls - 1, t.as_of)):
+            _long(lo, b, -1)
+        for b in _span(buckets, t.short_start, min(ss - 1, t.as_of)):
+            _short(sh, b, -1)
+        for b in _span(buckets, max(t.as_of + 1, ls), as_of):
+            _long(lo, b, 1)
+        for b in _span(buckets, max(t.as_of + 1, ss), as_of):
+            _short(sh, b, 1)
+    return Totals(as_of, ls, ss, tuple(lo), tuple(sh))  # type: ignore[arg-type]
+
+
+def _with_fact(t: Totals, fact: Fact) -> Totals:
+    """Fold a new fact into totals as of their own day; later days are added when they roll."""
+    day = fact.day
+    if day > t.as_of or day < min(t.long_start, t.short_start):
+        return t
+    kind, amount = fact.kind, fact.amount
+    if kind == PURCHASE:
+        dl, ds = (1, amount, 0, 0, 0, 0, 0), (1, amount, 0, 0)
+    elif kind == REFUND:
+        dl, ds = (0, -amount, 1, 0, 0, 0, 0), (0, -amount, 0, 0)
+    else:
+        sat = fact.satisfaction
+        dl = (0, 0, 0, 1, int(fact.referral), sat, int(sat > 0))
+        ds = (0, 0, 1, int(fact.complaint))
+    long_, short = t.long, t.short
+    if day >= t.long_start:
+        long_ = tuple(map(operator.add, long_, dl))
+    if day >= t.short_start:
+        short = tuple(map(operator.add, short, ds))
+    return Totals(t.as_of, t.long_start, t.short_start, long_, short)

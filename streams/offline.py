@@ -93,15 +93,7 @@ def load_population(job: ClassifyJob, bad: BadRows, show_progress: bool = True) 
     for kind, path in files:
         if path is None:
             continue
-        reader = RowReader(policy.timezone, kind[:2])
-        handlers: dict[str, Callable[[Row], None]] = {
-            "transactions": lambda row: population.add(
-                str(row["customer_id"]).strip(), fact_of_transaction(reader.transaction(row), policy), as_of),
-            "interactions": lambda row: population.add(
-                str(row["customer_id"]).strip(), fact_of_interaction(reader.interaction(row), policy), as_of),
-            "profiles": lambda row: _add_profile(population, reader, row),
-        }
-        handle = handlers[kind]
+        handle = _handler(kind, RowReader(policy.timezone, kind[:2]), population, policy, as_of)
         progress = Progress(f"read {path.name}", path.stat().st_size if path.is_file() else None,
                             unit="bytes") if show_progress else None
         for line, row in read_rows(path, kind, progress):
@@ -112,6 +104,22 @@ def load_population(job: ClassifyJob, bad: BadRows, show_progress: bool = True) 
         if progress:
             progress.close()
     return population
+
+
+def _handler(kind: str, reader: RowReader, population: Population, policy: Policy, as_of: int
+             ) -> Callable[[Row], None]:
+    def transaction(row: Row) -> None:
+        tx = reader.transaction(row)
+        population.add(tx.customer_id, fact_of_transaction(tx, policy), as_of)
+
+    def interaction(row: Row) -> None:
+        ix = reader.interaction(row)
+        population.add(ix.customer_id, fact_of_interaction(ix, policy), as_of)
+
+    def profile(row: Row) -> None:
+        _add_profile(population, reader, row)
+
+    return {"transactions": transaction, "interactions": interaction, "profiles": profile}[kind]
 
 
 def _add_profile(population: Population, reader: RowReader, row: Row) -> None:

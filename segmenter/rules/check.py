@@ -45,7 +45,7 @@ class Axis:
 
 
 def _constants(dim: CompiledDimension, metric: str) -> list[tuple[str, Number | str]]:
-    out = []
+    out: list[tuple[str, Number | str]] = []
     for seg in dim.segments:
         for atom in seg.atoms:
             if atom.metric == metric:
@@ -82,7 +82,8 @@ def _continuous_axis(consts: list[tuple[str, Number | str]]) -> tuple[Cell, ...]
     if not points:
         return (Cell(candidates=(Fraction(0),)),)
     cells = [Cell(None, points[0], hi_open=True, candidates=(points[0] - 1,))]
-    for a, b in itertools.pairwise([*points, None]):
+    for i, a in enumerate(points):
+        b = points[i + 1] if i + 1 < len(points) else None
         cells.append(Cell(a, a, candidates=(a,)))
         mid = a + 1 if b is None else (a + b) / 2
         cells.append(Cell(a, b, lo_open=True, hi_open=True, candidates=(mid,)))
@@ -254,7 +255,7 @@ def _describe_axis(axis: Axis, lo: int, hi: int) -> str:
     return " or ".join(words) if len(words) < 2 else f"({' or '.join(words)})"
 
 
-def _interval(m: str, first: Cell, last: Cell) -> str:
+def _interval(m: str, first: Cell, last: Cell) -> str:  # noqa: PLR0911 - one return per shape of interval
     money = METRICS[m].kind == "money"
     if m not in _CONTINUOUS:  # integer cells are closed [lo, hi]
         lo, hi = first.lo, last.hi

@@ -124,9 +124,7 @@ class Compiler:
     def compile(self, node: Node) -> Predicate:
         if isinstance(node, BoolOp):
             parts = [self.compile(item) for item in node.items]
-            if node.op == "and":
-                return lambda v: all(p(v) for p in parts)
-            return lambda v: any(p(v) for p in parts)
+            return _fold(parts, node.op == "and")
         if isinstance(node, Not):
             inner = self.compile(node.item)
             return lambda v: not inner(v)
@@ -166,6 +164,17 @@ class Compiler:
         const = _convert(metric, right, self.scale)
         self.atoms.append(Atom(metric, op, const, node.text))
         return lambda v: (x := v[metric]) is not None and fn(x, const)
+
+
+def _fold(parts: list[Predicate], conjunction: bool) -> Predicate:
+    """``a and b and c`` as nested two-way closures (no generator per evaluation)."""
+    head, *rest = parts
+    if not rest:
+        return head
+    tail = _fold(rest, conjunction)
+    if conjunction:
+        return lambda v: head(v) and tail(v)
+    return lambda v: head(v) or tail(v)
 
 
 def compile_condition(name: str, text: str, node: Node, money_scale: int) -> CompiledSegment:

@@ -25,7 +25,8 @@ dimensions:
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_example_ruleset_loads(path):
     ruleset = load_ruleset(path.read_text(), path.name)
-    assert ruleset.dimensions and ruleset.version >= 1
+    assert ruleset.dimensions
+    assert ruleset.version >= 1
 
 
 def test_misspelt_metric_names_the_position_and_suggests():

@@ -39,7 +39,8 @@ def test_identical_rows_without_ids_are_distinct_purchases_and_ids_are_stable(tm
     text = HEADER + "B,2026-06-01,10,,\nB,2026-06-01,10,,\n"
     _, first = classify(tmp_path, text)
     _, again = classify(tmp_path, text)
-    assert first["B"]["purchases_12m"] == "2" and first == again
+    assert first["B"]["purchases_12m"] == "2"
+    assert first == again
 
 
 def test_repeated_event_ids_count_once_and_negative_amounts_are_refunds(tmp_path):

@@ -1,0 +1,90 @@
+"""Core benchmark: events/s through apply + classify on one core, and bytes per customer.
+
+Run with ``make bench``. The population is synthetic and seeded: customers with a skewed number
+of events spread over a year, about 10 % interactions and 3 % refunds, fed in time order with
+stream time following the events, classified with the retail ruleset after every event (what the
+worker does). Figures go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+from segmenter import codec
+from segmenter.classify import classify_values
+from segmenter.metrics import metric_view
+from segmenter.rules import load_ruleset
+from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Policy, WindowState, apply
+
+GC_THRESHOLDS = (100_000, 50, 100)  # millions of small long-lived tuples: collect less often
+ROOT = Path(__file__).resolve().parent.parent
+START = date(2025, 7, 1).toordinal()
+
+
+def make_events(customers: int, events: int, seed: int = 11) -> list[tuple[int, Fact]]:
+    rng = random.Random(seed)
+    weights = [rng.paretovariate(1.5) for _ in range(customers)]
+    who = rng.choices(range(customers), weights=weights, k=events)
+    out = []
+    for n, c in enumerate(who):
+        day = START + n * 365 // events
+        roll = rng.random()
+        kind = INTERACTION if roll < 0.10 else REFUND if roll < 0.13 else PURCHASE
+        amount = 0 if kind == INTERACTION else rng.randrange(1_000, 500_000)
+        out.append((c, Fact(day, kind, amount, rng.getrandbits(64), rng.random() < 0.05, False,
+                            rng.randrange(0, 6) if kind == INTERACTION else 0)))
+    return out
+
+
+def run(customers: int, events: int) -> dict[str, float]:
+    policy = Policy()
+    ruleset = load_ruleset((ROOT / "examples/rules/retail-value.yaml").read_text())
+    stream = make_events(customers, events)
+    states: dict[int, WindowState] = {}
+    segments: dict[int, tuple[str, ...]] = {}
+    changes = 0
+    gc.set_threshold(*GC_THRESHOLDS)  # the worker runs with the same setting
+    t0 = time.perf_counter()
+    for customer, fact in stream:
+        state, _ = apply(states.get(customer, EMPTY), fact, fact.day, policy)
+        states[customer] = state
+        now = classify_values(ruleset, metric_view(state, fact.day, policy))
+        if segments.get(customer) != now:
+            segments[customer] = now
+            changes += 1
+    elapsed = time.perf_counter() - t0
+    sizes = [len(codec.dumps(s)) for s in states.values()]
+    t1 = time.perf_counter()
+    for s in states.values():
+        codec.loads(codec.dumps(s))
+    codec_s = time.perf_counter() - t1
+    return {
+        "events": events, "customers_seen": len(states), "seconds": elapsed,
+        "events_per_s": events / elapsed, "changes": changes,
+        "bytes_mean": statistics.fmean(sizes), "bytes_median": statistics.median(sizes),
+        "bytes_p99": sorted(sizes)[int(len(sizes) * 0.99)],
+        "codec_roundtrips_per_s": len(sizes) / codec_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    r = run(args.customers, args.events)
+    print(f"core: {r['events']:,} events, {r['customers_seen']:,} customers, {r['changes']:,} segment changes")
+    print(f"core: apply + classify      {r['events_per_s']:>12,.0f} events/s  (one core, {r['seconds']:.2f}s)")
+    print(f"core: state bytes/customer  mean {r['bytes_mean']:.1f}  median {r['bytes_median']:.0f}  "
+          f"p99 {r['bytes_p99']}")
+    print(f"core: codec dumps+loads     {r['codec_roundtrips_per_s']:>12,.0f} states/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The pure core of segmenter: windows, metrics, rules, classification. No I/O, no clock."""
