@@ -8,13 +8,11 @@ event changes nothing; the hashes leave with their bucket, and an event that old
 from __future__ import annotations
 
 import hashlib
-import operator
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from decimal import Decimal
 from enum import Enum
-from functools import lru_cache
 from typing import NamedTuple
 
 from segmenter.errors import InvalidEventError
@@ -100,11 +98,6 @@ class Outcome(Enum):
     TOO_OLD = "too_old"
 
 
-@lru_cache(maxsize=4096)
-def _start_day(spec: WindowSpec, as_of_day: int) -> int:
-    return spec.start_day(as_of_day)
-
-
 @dataclass(frozen=True, slots=True)
 class Policy:
     """How time and money are counted: timezone, the two windows, minor-unit scale."""
@@ -114,19 +107,31 @@ class Policy:
     short_window: WindowSpec = field(default_factory=lambda: WindowSpec(6, "m"))
     money_scale: int = 2
     calendar: Calendar = field(init=False, repr=False, compare=False)
+    _starts: dict[int, tuple[int, int, int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "calendar", Calendar(self.timezone))
+        object.__setattr__(self, "_starts", {})
+
+    def starts(self, as_of_day: int) -> tuple[int, int, int]:
+        """(long window start, short window start, horizon) as of a day; memoised per policy."""
+        found = self._starts.get(as_of_day)
+        if found is None:
+            if len(self._starts) > 100_000:
+                self._starts.clear()
+            ls, ss = self.long_window.start_day(as_of_day), self.short_window.start_day(as_of_day)
+            found = self._starts[as_of_day] = (ls, ss, min(ls, ss))
+        return found
 
     def long_start(self, as_of_day: int) -> int:
-        return _start_day(self.long_window, as_of_day)
+        return self.starts(as_of_day)[0]
 
     def short_start(self, as_of_day: int) -> int:
-        return _start_day(self.short_window, as_of_day)
+        return self.starts(as_of_day)[1]
 
     def horizon_start(self, as_of_day: int) -> int:
         """The oldest day any window still holds: older events change nothing."""
-        return min(self.long_start(as_of_day), self.short_start(as_of_day))
+        return self.starts(as_of_day)[2]
 
     def to_minor(self, amount: Decimal) -> int:
         scaled = amount.scaleb(self.money_scale)
@@ -176,8 +181,8 @@ def apply(state: WindowState, fact: Fact, now_day: int, policy: Policy) -> tuple
     if fact.kind == PURCHASE:
         first = day if first is None or day < first else first
         last = day if last is None or day > last else last
-    totals = state.totals
-    return WindowState(buckets, first, last, totals and _with_fact(totals, fact)), Outcome.APPLIED
+    totals = _with_fact(totals_at(state, now_day, policy), fact)  # roll first: the view after is O(1)
+    return WindowState(buckets, first, last, totals), Outcome.APPLIED
 
 
 def advance(state: WindowState, now_day: int, policy: Policy) -> WindowState:
@@ -190,14 +195,7 @@ def advance(state: WindowState, now_day: int, policy: Policy) -> WindowState:
         return state
     keep = next((i for i, b in enumerate(buckets) if b.day >= horizon), len(buckets))
     return WindowState(buckets[keep:], state.first_purchase, state.last_purchase,
-                       totals_at(state, now_day, policy) if len(buckets) > _SCAN_BELOW else None)
-
-
-_SCAN_BELOW = 12
-
-
-def _day(bucket: Bucket) -> int:
-    return bucket.day
+                       totals_at(state, now_day, policy))
 
 
 def _long(lo: list[int], b: Bucket, sign: int) -> None:
@@ -217,9 +215,12 @@ def _short(sh: list[int], b: Bucket, sign: int) -> None:
     sh[3] += sign * b.complaints
 
 
-def _span(buckets: tuple[Bucket, ...], first: int, last: int) -> tuple[Bucket, ...]:
-    """The buckets dated ``first`` .. ``last`` inclusive."""
-    return buckets[bisect_left(buckets, first, key=_day) : bisect_right(buckets, last, key=_day)]
+def _day(bucket: Bucket) -> int:
+    return bucket.day
+
+
+_ZERO_LONG = (0, 0, 0, 0, 0, 0, 0)
+_ZERO_SHORT = (0, 0, 0, 0)
 
 
 def totals_at(state: WindowState, as_of: int, policy: Policy) -> Totals:
@@ -229,58 +230,88 @@ def totals_at(state: WindowState, as_of: int, policy: Policy) -> Totals:
     t = state.totals
     if t is not None and t.as_of == as_of:
         return t
-    state.totals = t = _totals(state, t, as_of, policy)
+    ls, ss, _ = policy.starts(as_of)
+    if not state.buckets:
+        return Totals(as_of, ls, ss, _ZERO_LONG, _ZERO_SHORT)
+    if t is None or as_of < t.as_of or ls < t.long_start or ss < t.short_start:
+        t = _summed(state.buckets, as_of, ls, ss)
+    else:
+        t = _rolled(state.buckets, t, as_of, ls, ss)
+    state.totals = t
     return t
 
 
-def _totals(state: WindowState, t: Totals | None, as_of: int, policy: Policy) -> Totals:  # noqa: PLR0912 - hot path, inlined on purpose
-    ls, ss = policy.long_start(as_of), policy.short_start(as_of)
-    buckets = state.buckets
-    lo, sh = [0] * 7, [0] * 4
-    if len(buckets) <= _SCAN_BELOW:  # few buckets (most customers): summing beats rolling
-        for b in buckets:
-            d = b.day
-            if d > as_of:
-                break
-            if d >= ls:
-                _long(lo, b, 1)
-            if d >= ss:
-                _short(sh, b, 1)
-    elif t is None or t.as_of > as_of or ls < t.long_start or ss < t.short_start:
-        for b in _span(buckets, ls, as_of):
+def _summed(buckets: tuple[Bucket, ...], as_of: int, ls: int, ss: int) -> Totals:
+    lo, sh = list(_ZERO_LONG), list(_ZERO_SHORT)
+    for b in buckets:
+        if b.day > as_of:
+            break
+        if b.day >= ls:
             _long(lo, b, 1)
-        for b in _span(buckets, ss, as_of):
-            _short(sh, b, 1)
-    else:  # roll forward: remove what left each window, add what time brought in
-        lo, sh = list(t.long), list(t.short)
-        for b in _span(buckets, t.long_start, min(ls - 1, t.as_of)):
-            _long(lo, b, -1)
-        for b in _span(buckets, t.short_start, min(ss - 1, t.as_of)):
-            _short(sh, b, -1)
-        for b in _span(buckets, max(t.as_of + 1, ls), as_of):
-            _long(lo, b, 1)
-        for b in _span(buckets, max(t.as_of + 1, ss), as_of):
+        if b.day >= ss:
             _short(sh, b, 1)
     return Totals(as_of, ls, ss, tuple(lo), tuple(sh))  # type: ignore[arg-type]
+
+
+def _rolled(buckets: tuple[Bucket, ...], t: Totals, as_of: int, ls: int, ss: int) -> Totals:  # noqa: PLR0912 - hot path, kept inline
+    """Move totals from ``t.as_of`` to ``as_of``: only buckets that leave (oldest first) or enter
+    (newest last) are touched, so the cost is the change, not the history."""
+    lo: list[int] | None = None
+    sh: list[int] | None = None
+    old = t.as_of
+    if ls > t.long_start:
+        for b in buckets:
+            d = b.day
+            if d >= ls or d > old:
+                break
+            if d >= t.long_start:
+                lo = lo or list(t.long)
+                _long(lo, b, -1)
+    if ss > t.short_start:
+        for b in buckets[bisect_left(buckets, t.short_start, key=_day) :]:
+            d = b.day
+            if d >= ss or d > old:
+                break
+            sh = sh or list(t.short)
+            _short(sh, b, -1)
+    if buckets[-1].day > old:
+        for b in reversed(buckets):
+            d = b.day
+            if d <= old:
+                break
+            if d <= as_of:
+                if d >= ls:
+                    lo = lo or list(t.long)
+                    _long(lo, b, 1)
+                if d >= ss:
+                    sh = sh or list(t.short)
+                    _short(sh, b, 1)
+    return Totals(as_of, ls, ss, t.long if lo is None else tuple(lo),  # type: ignore[arg-type]
+                  t.short if sh is None else tuple(sh))  # type: ignore[arg-type]
 
 
 def _with_fact(t: Totals, fact: Fact) -> Totals:
     """Fold a new fact into totals as of their own day; later days are added when they roll."""
     day = fact.day
-    if day > t.as_of or day < min(t.long_start, t.short_start):
+    in_long, in_short = t.long_start <= day <= t.as_of, t.short_start <= day <= t.as_of
+    if not (in_long or in_short):
         return t
+    lo, sh = t.long, t.short
     kind, amount = fact.kind, fact.amount
     if kind == PURCHASE:
-        dl, ds = (1, amount, 0, 0, 0, 0, 0), (1, amount, 0, 0)
+        if in_long:
+            lo = (lo[0] + 1, lo[1] + amount, *lo[2:])
+        if in_short:
+            sh = (sh[0] + 1, sh[1] + amount, sh[2], sh[3])
     elif kind == REFUND:
-        dl, ds = (0, -amount, 1, 0, 0, 0, 0), (0, -amount, 0, 0)
+        if in_long:
+            lo = (lo[0], lo[1] - amount, lo[2] + 1, *lo[3:])
+        if in_short:
+            sh = (sh[0], sh[1] - amount, sh[2], sh[3])
     else:
         sat = fact.satisfaction
-        dl = (0, 0, 0, 1, int(fact.referral), sat, int(sat > 0))
-        ds = (0, 0, 1, int(fact.complaint))
-    long_, short = t.long, t.short
-    if day >= t.long_start:
-        long_ = tuple(map(operator.add, long_, dl))
-    if day >= t.short_start:
-        short = tuple(map(operator.add, short, ds))
-    return Totals(t.as_of, t.long_start, t.short_start, long_, short)
+        if in_long:
+            lo = (*lo[:3], lo[3] + 1, lo[4] + fact.referral, lo[5] + sat, lo[6] + (sat > 0))
+        if in_short:
+            sh = (sh[0], sh[1], sh[2] + 1, sh[3] + fact.complaint)
+    return Totals(t.as_of, t.long_start, t.short_start, lo, sh)
