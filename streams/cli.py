@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_classify)
 
-    rules = sub.add_parser("rules", help="check rulesets").add_subparsers(dest="rules_cmd", required=True)
+    rules = sub.add_parser("rules", help="check, apply and show rulesets").add_subparsers(
+        dest="rules_cmd", required=True)
     p = rules.add_parser("check", help="validate a ruleset and report gaps and unreachable segments")
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_rules_check)
@@ -155,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = schemas_sub.add_parser("export", help="write <model>.schema.json files into DIR")
     p.add_argument("dir", type=Path)
     p.set_defaults(func=cmd_schemas_export)
+
+    from streams.cli_stream import register
+
+    register(sub, rules)
 
     demo = sub.add_parser("demo", help="synthetic data for trying segmenter out")
     demo_sub = demo.add_subparsers(dest="demo_cmd", required=True)

