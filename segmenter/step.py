@@ -64,8 +64,8 @@ def loads(data: bytes) -> CustomerRecord:
     return CustomerRecord(state, profile or {}, tuple((d, s) for d, s in segments), ruleset, due, seq)
 
 
-def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, as_of: int,
-                ruleset: RuleSet | None, policy: Policy, cause: str, cause_key: str
+def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *, as_of: int,
+                ruleset: RuleSet | None, policy: Policy, cause: tuple[str, str]
                 ) -> tuple[CustomerRecord, list[Change]]:
     if ruleset is None:
         return record._replace(state=state, profile=dict(profile), seq=record.seq + 1), []
@@ -77,34 +77,37 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, as
         now = dim.classify(values)
         segments.append((dim.name, now))
         if before.get(dim.name) != now:
-            changes.append(Change(dim.name, before.get(dim.name), now, cause, cause_key,
+            changes.append(Change(dim.name, before.get(dim.name), now, cause[0], cause[1],
                                   explain_dimension(dim, values, policy)))
     due = due_day(ruleset, state, as_of, policy)
     new = CustomerRecord(state, dict(profile), tuple(segments), key, due, record.seq + 1)
     return new, changes
 
 
-def on_fact(record: CustomerRecord, fact: Fact, event_id: str, now_day: int, ruleset: RuleSet | None,
+def on_fact(record: CustomerRecord, fact: Fact, *, event_id: str, now_day: int, ruleset: RuleSet | None,
             policy: Policy) -> tuple[CustomerRecord, list[Change], Outcome]:
     state, outcome = apply(record.state, fact, now_day, policy)
     if outcome is not Outcome.APPLIED:
         return record, [], outcome
-    new, changes = _reclassify(record, state, record.profile, now_day, ruleset, policy, "event", event_id)
+    new, changes = _reclassify(record, state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
+                               cause=("event", event_id))
     return new, changes, outcome
 
 
-def on_profile(record: CustomerRecord, profile: dict[str, str | None], key: str, now_day: int,
+def on_profile(record: CustomerRecord, profile: dict[str, str | None], *, key: str, now_day: int,
                ruleset: RuleSet | None, policy: Policy) -> tuple[CustomerRecord, list[Change]]:
     if profile == record.profile:
         return record, []
-    return _reclassify(record, record.state, profile, now_day, ruleset, policy, "event", key)
+    return _reclassify(record, record.state, profile, as_of=now_day, ruleset=ruleset, policy=policy,
+                       cause=("event", key))
 
 
 def on_time(record: CustomerRecord, now_day: int, ruleset: RuleSet | None, policy: Policy
             ) -> tuple[CustomerRecord, list[Change]]:
     """Time passed ``record.due``: drop what left the windows and reclassify."""
     state = advance(record.state, now_day, policy)
-    return _reclassify(record, state, record.profile, now_day, ruleset, policy, "time", str(now_day))
+    return _reclassify(record, state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
+                       cause=("time", str(now_day)))
 
 
 def on_rules(record: CustomerRecord, now_day: int, ruleset: RuleSet, policy: Policy
@@ -113,4 +116,5 @@ def on_rules(record: CustomerRecord, now_day: int, ruleset: RuleSet, policy: Pol
     key = f"{ruleset.id}@{ruleset.version}"
     if record.ruleset == key:
         return record, []
-    return _reclassify(record, record.state, record.profile, now_day, ruleset, policy, "rules", key)
+    return _reclassify(record, record.state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
+                       cause=("rules", key))

@@ -48,7 +48,7 @@ def spawn_worker(settings: Settings, extra_env: dict[str, str] | None = None) ->
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(extra_env or {})}
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    return subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "worker"], env=env,
         stdout=(data_dir / "worker.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 

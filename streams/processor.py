@@ -143,7 +143,8 @@ class Processor:
         await self._advance(ps, occurred)
         assert ps.day is not None
         record = self._get(customer)
-        new, changes, outcome = step.on_fact(record, fact, event_id, ps.day, ps.ruleset, self.policy)
+        new, changes, outcome = step.on_fact(record, fact, event_id=event_id, now_day=ps.day,
+                                             ruleset=ps.ruleset, policy=self.policy)
         self.stats[outcome.value] += 1
         if new is not record:
             await self._store(ps, customer, new, changes)
@@ -154,7 +155,8 @@ class Processor:
         record = self._get(profile.customer_id)
         ruleset = ps.ruleset if ps.day is not None else None
         key = profile.event_id or f"profile@{event.message.offset}"
-        new, changes = step.on_profile(record, profile_attributes(profile), key, ps.day or 0, ruleset, self.policy)
+        new, changes = step.on_profile(record, profile_attributes(profile), key=key, now_day=ps.day or 0,
+                                       ruleset=ruleset, policy=self.policy)
         if new is not record:
             await self._store(ps, profile.customer_id, new, changes)
 

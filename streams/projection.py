@@ -14,11 +14,10 @@ derives, which standalone Redis allows; Redis Cluster would need hash tags.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
