@@ -62,15 +62,17 @@ def explain(ruleset: RuleSet, values: dict[str, Value], policy: Policy) -> tuple
     return tuple(explain_dimension(dim, values, policy) for dim in ruleset.dimensions)
 
 
-def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy) -> int | None:
+def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy, *,
+            every_window: bool = False) -> int | None:
     """The first day after ``as_of_day`` on which the classification may change with no new event.
 
     Candidates: the oldest bucket of each window the rules read leaving that window, a bucket
     dated after ``as_of_day`` entering, and ``days_since_*`` metrics crossing a rule constant. The
-    answer may be early (a wake-up that changes nothing) but is never late.
+    answer may be early (a wake-up that changes nothing) but is never late. ``every_window`` also
+    wakes when a window the rules do not read changes (to keep a projection of all metrics fresh).
     """
     used = ruleset.metrics
-    windows = {METRICS[m].window for m in used}
+    windows = {"long", "short"} if every_window else {METRICS[m].window for m in used}
     candidates: list[int] = []
     spans = [(policy.long_window, policy.long_start)] if "long" in windows else []
     if "short" in windows:

@@ -79,7 +79,7 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
         if before.get(dim.name) != now:
             changes.append(Change(dim.name, before.get(dim.name), now, cause[0], cause[1],
                                   explain_dimension(dim, values, policy)))
-    due = due_day(ruleset, state, as_of, policy)
+    due = due_day(ruleset, state, as_of, policy, every_window=True)  # the projection shows every metric
     new = CustomerRecord(state, dict(profile), tuple(segments), key, due, record.seq + 1)
     return new, changes
 

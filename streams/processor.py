@@ -180,6 +180,7 @@ class Processor:
             return
         ps.day = day
         self._save_meta(ps)
+        await self.projection.set_clock(ps.partition, when, day)
         while ps.heap and ps.heap[0][0] <= day:
             due, customer = heapq.heappop(ps.heap)
             record = self._get(customer)
@@ -235,9 +236,11 @@ class Processor:
         day = ps.day if ps.day is not None else self.policy.calendar.day(stream_time)
         values = compute(record.state, day, self.policy, record.profile)
         metrics = {m: display(m, values[m], self.policy) for m in WINDOW_METRICS}
+        state = record.state
         doc = {"metrics": metrics, "ruleset": record.ruleset, "stream_time": stream_time.isoformat(),
                "due": date.fromordinal(record.due).isoformat() if record.due else None,
-               "profile": record.profile}
+               "profile": record.profile, "partition": ps.partition, "day": day,
+               "first_purchase": state.first_purchase, "last_purchase": state.last_purchase}
         amount = values["amount_12m"]
         await self.projection.write(customer, record.seq, dict(record.segments),
                                     int(amount) if isinstance(amount, int) else 0, doc)

@@ -72,5 +72,9 @@ class Projection:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    async def set_clock(self, partition: int, when: Any, day: int) -> None:
+        """Publish a partition's stream time, so readers can age time-relative metrics."""
+        await self.client.hset(f"{self.prefix}:clock", str(partition), orjson.dumps([str(when), day]))
+
     async def close(self) -> None:
         await self.client.aclose()

@@ -26,11 +26,28 @@ class ReadModel:
     def ping(self) -> None:
         self.client.ping()
 
+    def clock(self) -> dict[int, tuple[str, int]]:
+        """Each partition's stream time and business day, as the worker last published them."""
+        return {int(p): tuple(orjson.loads(v)) for p, v in self.client.hgetall(f"{self.prefix}:clock").items()}
+
+    @staticmethod
+    def aged(doc: dict[str, Any], clock: dict[int, tuple[str, int]]) -> dict[str, Any]:
+        """The document with ``days_since_*`` as of its partition's current stream day."""
+        now = clock.get(doc.get("partition", -1))
+        if now is None or not doc.get("metrics"):
+            return doc
+        metrics = dict(doc["metrics"])
+        for name, anchor in (("days_since_last_purchase", doc.get("last_purchase")),
+                             ("days_since_first_purchase", doc.get("first_purchase"))):
+            metrics[name] = None if anchor is None else now[1] - anchor
+        return {**doc, "metrics": metrics, "as_of": now[0]}
+
     def customer(self, customer_id: str) -> CustomerView | None:
         raw = self.client.hgetall(f"{self.prefix}:c:{customer_id}")
         if not raw:
             return None
-        return CustomerView(customer_id, orjson.loads(raw.get(b"segments", b"{}")), orjson.loads(raw[b"doc"]))
+        doc = self.aged(orjson.loads(raw[b"doc"]), self.clock())
+        return CustomerView(customer_id, orjson.loads(raw.get(b"segments", b"{}")), doc)
 
     def customer_ids(self, dimension: str | None = None, segment: str | None = None) -> list[str]:
         key = f"{self.prefix}:customers"
@@ -39,6 +56,7 @@ class ReadModel:
         return sorted(m.decode() for m in self.client.smembers(key))
 
     def customers(self, ids: list[str]) -> Iterator[CustomerView]:
+        clock = self.clock()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             pipe = self.client.pipeline(transaction=False)
@@ -46,7 +64,7 @@ class ReadModel:
                 pipe.hmget(f"{self.prefix}:c:{cid}", "segments", "doc")
             for cid, (segments, doc) in zip(chunk, pipe.execute(), strict=True):
                 if doc is not None:
-                    yield CustomerView(cid, orjson.loads(segments or b"{}"), orjson.loads(doc))
+                    yield CustomerView(cid, orjson.loads(segments or b"{}"), self.aged(orjson.loads(doc), clock))
 
     def report(self, money_scale: int) -> list[tuple[str, str, int, Decimal]]:
         rows = []
