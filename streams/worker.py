@@ -11,6 +11,7 @@ from typing import Any
 import faust
 import orjson
 
+from streams import faust_compat
 from streams.names import Names
 from streams.processor import Processor
 from streams.settings import Settings
@@ -22,9 +23,10 @@ def create_app(settings: Settings) -> faust.App:
     names = Names(settings.topic_prefix)
     n = settings.partitions
     data_dir = Path(settings.data_dir).resolve()
+    scheme = faust_compat.register()
     app = faust.App(
         names.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],
         store="rocksdb://",
         datadir=str(data_dir / "faust"),
         autodiscover=False,

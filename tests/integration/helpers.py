@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.kafka_ops import true_ends
 from streams.settings import Settings
@@ -87,3 +87,12 @@ def csv_text(rows: list[dict[str, str]]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def row_differences(got: dict[str, dict[str, str]], expected: dict[str, dict[str, str]]) -> dict:
+    """Per customer, the fields that differ as (stream, offline); customers missing on either side."""
+    diffs: dict = {c: {k: (got[c].get(k), v) for k, v in row.items() if got[c].get(k) != v}
+                   for c, row in expected.items() if c in got and got[c] != row}
+    diffs.update({c: "missing from the stream" for c in expected.keys() - got.keys()})
+    diffs.update({c: "missing offline" for c in got.keys() - expected.keys()})
+    return diffs

@@ -14,7 +14,15 @@ import pytest
 from streams.demo import DemoSpec, generate
 from streams.names import Names
 from streams.readmodel import ReadModel
-from tests.integration.helpers import RETAIL, changes_by_customer, classify_csv, consume_all, produce, read_csv
+from tests.integration.helpers import (
+    RETAIL,
+    changes_by_customer,
+    classify_csv,
+    consume_all,
+    produce,
+    read_csv,
+    row_differences,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -77,11 +85,7 @@ def test_stream_equals_offline_classification_through_time(system, tmp_path):
         exported = tmp_path / f"export-{as_of}.csv"
         assert system.run("export", "--out", str(exported)) == 0
         expected = classify_csv(system.run, paths, as_of, tmp_path / f"classify-{as_of}.csv")
-        got = read_csv(exported)
-        diffs = {c: {k: (got[c].get(k), v) for k, v in row.items() if got.get(c, {}).get(k) != v}
-                 for c, row in expected.items() if got.get(c) != row}
-        assert diffs == {}, f"stream and offline differ as of {as_of} (field: (stream, offline))"
-        assert got.keys() == expected.keys()
+        assert row_differences(read_csv(exported), expected) == {}, f"stream and offline differ as of {as_of}"
 
     final = read_csv(tmp_path / "export-2026-12-31.csv")
     segments_seen = {row["value"] for row in final.values()}

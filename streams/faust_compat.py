@@ -1,0 +1,70 @@
+"""Every use of a faust internal, in one place (tests/streams/test_faust_compat.py pins them).
+
+faust's table recovery reads each changelog partition up to the end that ``end_offsets()``
+(ListOffsets) reports. Some Kafka-protocol brokers report the base offset of the last record batch
+there, so recovery would silently skip the last batch of writes. This transport's consumer takes a
+partition's end from a fetch instead — on Apache Kafka both agree, so it is safe everywhere.
+
+It is registered as the broker URL scheme ``segmenter-kafka://``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from faust.transport import drivers
+from faust.transport.drivers import aiokafka as driver
+
+SCHEME = "segmenter-kafka"
+
+
+async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[Any, int]) -> dict[Any, int]:
+    """The true end of each partition: the high watermark a fetch returns (never below ``listed``)."""
+    wanted = [tp for tp in partitions if listed.get(tp)]
+    ends = {tp: listed.get(tp, 0) for tp in partitions}
+    if not wanted:
+        return ends
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await probe.start()
+    try:
+        probe.assign(wanted)
+        for tp in wanted:
+            probe.seek(tp, max(listed[tp] - 1, 0))
+        for _ in range(25):
+            await probe.getmany(timeout_ms=200, max_records=1)
+            known = {tp: probe.highwater(tp) for tp in wanted}
+            if all(v is not None for v in known.values()):
+                break
+        for tp in wanted:
+            found = probe.highwater(tp)
+            if found is not None:
+                ends[tp] = max(found, listed[tp])
+    finally:
+        await probe.stop()
+    return ends
+
+
+class ConsumerThread(driver.AIOKafkaConsumerThread):  # type: ignore[misc]
+    async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
+        listed = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:
+            return listed
+        bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in self.app.conf.broker)
+        return await fetched_ends(bootstrap, list(partitions), listed)
+
+
+class Consumer(driver.Consumer):  # type: ignore[misc]
+    def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(driver.Transport):  # type: ignore[misc]
+    Consumer = Consumer
+
+
+def register() -> str:
+    """Make ``segmenter-kafka://`` resolve to this transport; returns the scheme."""
+    drivers.TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")
+    return SCHEME

@@ -1,0 +1,31 @@
+"""Fails loudly when a faust upgrade moves what streams/faust_compat.py relies on."""
+
+import inspect
+
+import faust
+from faust.transport import drivers
+from faust.transport.drivers import aiokafka as driver
+
+from streams import faust_compat
+
+
+def test_faust_version_is_the_one_we_checked():
+    assert faust.__version__ == "0.15.3", "re-check streams/faust_compat.py against this faust release"
+
+
+def test_the_consumer_thread_still_has_the_hooks_we_override():
+    assert "_highwaters" in vars(driver.AIOKafkaConsumerThread)
+    assert "_new_consumer_thread" in vars(driver.Consumer)
+    assert list(inspect.signature(driver.AIOKafkaConsumerThread._highwaters).parameters) == ["self", "partitions"]
+
+
+def test_recovery_still_asks_the_consumer_for_highwaters():
+    from faust.tables import recovery
+
+    assert "consumer.highwaters(" in inspect.getsource(recovery.Recovery._build_highwaters)
+
+
+def test_our_scheme_resolves_to_our_transport():
+    scheme = faust_compat.register()
+    assert drivers.by_url(f"{scheme}://127.0.0.1:9092") is faust_compat.Transport
+    assert faust_compat.Transport.Consumer is faust_compat.Consumer
