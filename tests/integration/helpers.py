@@ -93,6 +93,6 @@ def row_differences(got: dict[str, dict[str, str]], expected: dict[str, dict[str
     """Per customer, the fields that differ as (stream, offline); customers missing on either side."""
     diffs: dict = {c: {k: (got[c].get(k), v) for k, v in row.items() if got[c].get(k) != v}
                    for c, row in expected.items() if c in got and got[c] != row}
-    diffs.update({c: "missing from the stream" for c in expected.keys() - got.keys()})
-    diffs.update({c: "missing offline" for c in got.keys() - expected.keys()})
+    diffs.update(dict.fromkeys(expected.keys() - got.keys(), "missing from the stream"))
+    diffs.update(dict.fromkeys(got.keys() - expected.keys(), "missing offline"))
     return diffs

@@ -3,6 +3,7 @@
 import inspect
 
 import faust
+from faust.tables import recovery
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as driver
 
@@ -20,8 +21,6 @@ def test_the_consumer_thread_still_has_the_hooks_we_override():
 
 
 def test_recovery_still_asks_the_consumer_for_highwaters():
-    from faust.tables import recovery
-
     assert "consumer.highwaters(" in inspect.getsource(recovery.Recovery._build_highwaters)
 
 
