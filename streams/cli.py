@@ -130,6 +130,12 @@ def cmd_demo_offline(args: argparse.Namespace) -> int:
     return status
 
 
+def _demo_run(args: argparse.Namespace) -> int:
+    from streams.demo_run import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segmenter", description="Streaming customer segmenter.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -168,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=3000)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo_generate)
+    p = demo_sub.add_parser("run", help="up, apply rules, import a year of history, stream live events, report")
+    p.add_argument("--customers", type=int, default=3000)
+    p.add_argument("--live-seconds", type=float, default=15.0)
+    p.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
+    p.set_defaults(func=_demo_run)
     p = demo_sub.add_parser("offline", help="generate, check the retail rules, classify, report")
     p.add_argument("--dir", type=Path, default=Path("var/demo"))
     p.add_argument("--customers", type=int, default=3000)

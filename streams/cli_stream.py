@@ -189,7 +189,7 @@ def cmd_customer(args: argparse.Namespace) -> int:
         print(f"error: customer {args.id!r} is not known", file=sys.stderr)
         return 1
     print(f"customer {view.customer_id}  (ruleset {view.doc.get('ruleset') or 'none'}, "
-          f"as of {view.doc.get('stream_time')}, next due {view.doc.get('due') or '-'})")
+          f"as of stream day {view.doc.get('as_of_day', '-')}, next due {view.doc.get('due') or '-'})")
     for dim, seg in sorted(view.segments.items()):
         print(f"  {dim}: {seg}")
     for name, value in view.doc["metrics"].items():
@@ -209,6 +209,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"{'dimension':<14} {'segment':<16} {'customers':>10} {'share':>7} {'amount_12m':>16}")
     for dim, seg, count, amount in rows:
         print(f"{dim:<14} {seg:<16} {count:>10,} {100 * count / totals[dim]:>6.1f}% {amount:>16,.2f}")
+    return 0
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from streams.kafka_ops import create_topics  # noqa: PLC0415
+
+    created = asyncio.run(create_topics(_settings()))
+    print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else " (all existed)"))
     return 0
 
 
@@ -256,4 +264,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     p.add_argument("id")
     p.set_defaults(func=cmd_customer)
     sub.add_parser("report", help="customers, share and amount per segment").set_defaults(func=cmd_report)
+    topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(dest="topics_cmd", required=True)
+    topics.add_parser("create", help="create the missing topics with their partition counts").set_defaults(
+        func=cmd_topics_create)
     sub.add_parser("lag", help="per topic-partition: end, committed offset, lag").set_defaults(func=cmd_lag)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -40,7 +41,7 @@ class ReadModel:
         for name, anchor in (("days_since_last_purchase", doc.get("last_purchase")),
                              ("days_since_first_purchase", doc.get("first_purchase"))):
             metrics[name] = None if anchor is None else now[1] - anchor
-        return {**doc, "metrics": metrics, "as_of": now[0]}
+        return {**doc, "metrics": metrics, "as_of_day": date.fromordinal(now[1]).isoformat()}
 
     def customer(self, customer_id: str) -> CustomerView | None:
         raw = self.client.hgetall(f"{self.prefix}:c:{customer_id}")
