@@ -27,6 +27,7 @@ check: install
 
 bench: install
 	$(PY) -m bench.core
+	$(PY) -m bench.stream
 
 schemas: install
 	$(PY) -m streams.cli schemas export schemas/json

@@ -29,6 +29,7 @@ class SegmentChange(OutboundModel):
     metrics: dict[str, MetricValue] = Field(description="The values that decided it.")
     explanation: list[str] = Field(default_factory=list, description="Why earlier segments did not match.")
     stream_time: AwareDatetime
+    event_id: str | None = Field(None, description="The event that caused it (cause 'event').")
 
 
 class Coupon(OutboundModel):

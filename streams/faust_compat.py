@@ -5,6 +5,9 @@ faust's table recovery reads each changelog partition up to the end that ``end_o
 there, so recovery would silently skip the last batch of writes. This transport's consumer takes a
 partition's end from a fetch instead — on Apache Kafka both agree, so it is safe everywhere.
 
+faust also hard-codes the consumer's ``fetch_max_wait_ms`` to 1500 ms; a broker that holds a fetch
+that long before answering adds that much latency to every event. ``FETCH_MAX_WAIT_MS`` sets it.
+
 It is registered as the broker URL scheme ``segmenter-kafka://``.
 """
 
@@ -18,6 +21,7 @@ from faust.transport import drivers
 from faust.transport.drivers import aiokafka as driver
 
 SCHEME = "segmenter-kafka"
+FETCH_MAX_WAIT_MS = {"value": 100}  # set by the worker from its settings before the app starts
 
 
 async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[Any, int]) -> dict[Any, int]:
@@ -47,6 +51,11 @@ async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[An
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):  # type: ignore[misc]
+    def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS["value"]  # read by start() when it builds the fetcher
+        return consumer
+
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
         listed = await super()._highwaters(partitions)
         if self.consumer.in_transaction:
@@ -64,7 +73,8 @@ class Transport(driver.Transport):  # type: ignore[misc]
     Consumer = Consumer
 
 
-def register() -> str:
+def register(fetch_max_wait_ms: int = 100) -> str:
     """Make ``segmenter-kafka://`` resolve to this transport; returns the scheme."""
+    FETCH_MAX_WAIT_MS["value"] = fetch_max_wait_ms
     drivers.TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")
     return SCHEME

@@ -226,6 +226,7 @@ class Processor:
                 "ruleset_id": ruleset.id, "ruleset_version": ruleset.version, "cause": change.cause,
                 "condition": change.explanation.condition, "metrics": dict(change.explanation.metrics),
                 "explanation": list(change.explanation.rejected), "stream_time": stream_time,
+                "event_id": change.cause_key if change.cause == "event" else None,
             })
             await self.changes.send(key=customer.encode(), value=doc.model_dump_json(by_alias=True).encode())
             self.stats["changes"] += 1

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(10.0, gt=0, description="Kafka group session timeout.")
     consistency_check: bool = Field(
         True, description="faust's recovery offset check; the embedded broker needs it off.")
+    fetch_max_wait_ms: int = Field(100, ge=1, le=5000, description="Longest a fetch waits for data (latency).")
     web_port: int = Field(6066, description="faust's web port, bound to 127.0.0.1.")
 
     @field_validator("timezone")

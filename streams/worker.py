@@ -23,7 +23,7 @@ def create_app(settings: Settings) -> faust.App:
     names = Names(settings.topic_prefix)
     n = settings.partitions
     data_dir = Path(settings.data_dir).resolve()
-    scheme = faust_compat.register()
+    scheme = faust_compat.register(settings.fetch_max_wait_ms)
     app = faust.App(
         names.app_id,
         broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],

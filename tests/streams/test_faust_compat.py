@@ -20,6 +20,12 @@ def test_the_consumer_thread_still_has_the_hooks_we_override():
     assert list(inspect.signature(driver.AIOKafkaConsumerThread._highwaters).parameters) == ["self", "partitions"]
 
 
+def test_the_worker_consumer_is_still_built_by_the_hook_we_wrap():
+    source = inspect.getsource(driver.AIOKafkaConsumerThread._create_worker_consumer)
+    assert "fetch_max_wait_ms=1500" in source
+    assert "_fetch_max_wait_ms" in inspect.getsource(__import__("aiokafka").AIOKafkaConsumer.start)
+
+
 def test_recovery_still_asks_the_consumer_for_highwaters():
     assert "consumer.highwaters(" in inspect.getsource(recovery.Recovery._build_highwaters)
 
