@@ -21,13 +21,13 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from segmenter.rules import load_ruleset
 from streams.cli_stream import spawn_worker, wait_ready
 from streams.embedded import free_port, start_broker, start_redis, stop
 from streams.kafka_ops import create_topics, producer, true_ends
 from streams.names import Names
 from streams.ops import apply_rules, wait_caught_up
 from streams.settings import Settings
-from segmenter.rules import load_ruleset
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = (ROOT / "examples/rules/retail-value.yaml").read_text()
@@ -97,8 +97,8 @@ async def latency(settings: Settings, probes: int, rate: float) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--customers", type=int, default=int(os.environ.get("BENCH_CUSTOMERS", 200_000)))
-    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 1_000_000)))
+    parser.add_argument("--customers", type=int, default=int(os.environ.get("BENCH_CUSTOMERS", "200000")))
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", "1000000")))
     parser.add_argument("--probes", type=int, default=200)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="segmenter-bench-"))
