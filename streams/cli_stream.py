@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from streams.embedded import StackError
 from streams.settings import Settings
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -26,14 +27,12 @@ def _ports(settings: Settings) -> tuple[int, int]:
     host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
     redis_url = urlparse(settings.redis_url)
     if host not in LOOPBACK or (redis_url.hostname or "") not in LOOPBACK:
-        raise SystemExit("error: `segmenter up` starts a local broker and Redis; SEGMENTER_KAFKA_BOOTSTRAP "
-                         "and SEGMENTER_REDIS_URL must point at 127.0.0.1 (use `segmenter worker` otherwise)")
+        raise StackError("`segmenter up` starts a local broker and Redis; SEGMENTER_KAFKA_BOOTSTRAP and "
+                         "SEGMENTER_REDIS_URL must point at 127.0.0.1 (use `segmenter worker` otherwise)")
     return int(port), int(redis_url.port or 6379)
 
 
 def wait_ready(data_dir: Path, process: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
-    from streams.embedded import StackError  # noqa: PLC0415
-
     ready = data_dir / "worker.ready"
     deadline = time.monotonic() + timeout_s
     while not ready.exists():
@@ -62,7 +61,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     data_dir = Path(settings.data_dir)
     info_path = data_dir / "stack.json"
     if StackInfo.load(info_path):
-        raise SystemExit(f"error: a stack is already recorded in {info_path}; run `segmenter down` first")
+        raise StackError(f"a stack is already recorded in {info_path}; run `segmenter down` first")
     broker = start_broker(broker_port, data_dir / "logs")
     redis_proc = start_redis(redis_port, data_dir / "redis")
     info = StackInfo(broker.pid, broker_port, redis_proc.pid, redis_port)
@@ -222,11 +221,16 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 def cmd_lag(args: argparse.Namespace) -> int:
     from streams.kafka_ops import group_lag  # noqa: PLC0415
+    from streams.names import Names  # noqa: PLC0415
+    from streams.readmodel import ReadModel  # noqa: PLC0415
 
-    lags = asyncio.run(group_lag(_settings()))
+    settings = _settings()
+    lags = asyncio.run(group_lag(settings))
     print(f"{'topic':<34} {'part':>4} {'end':>10} {'committed':>10} {'lag':>8}")
     for lag in lags:
         print(f"{lag.tp.topic:<34} {lag.tp.partition:>4} {lag.end:>10} {lag.committed:>10} {lag.lag:>8}")
+    for worker, counters in ReadModel(settings.redis_url, Names(settings.topic_prefix).redis).counters().items():
+        print(f"worker {worker}: " + ", ".join(f"{k}={v:,}" for k, v in sorted(counters.items())), file=sys.stderr)
     return 0
 
 

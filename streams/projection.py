@@ -76,5 +76,11 @@ class Projection:
         """Publish a partition's stream time, so readers can age time-relative metrics."""
         await self.client.hset(f"{self.prefix}:clock", str(partition), orjson.dumps([str(when), day]))
 
+    async def set_counters(self, worker: str, counters: Mapping[str, int]) -> None:
+        """This worker's running totals (applied, duplicate, too_old, dead_letters, changes …)."""
+        if counters:
+            await self.client.hset(f"{self.prefix}:stats:{worker}", mapping=dict(counters))
+            await self.client.expire(f"{self.prefix}:stats:{worker}", 3600)
+
     async def close(self) -> None:
         await self.client.aclose()

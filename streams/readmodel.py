@@ -67,6 +67,14 @@ class ReadModel:
                 if doc is not None:
                     yield CustomerView(cid, orjson.loads(segments or b"{}"), self.aged(orjson.loads(doc), clock))
 
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Each live worker's counters, as it last published them."""
+        out = {}
+        for key in sorted(self.client.scan_iter(f"{self.prefix}:stats:*")):
+            worker = key.decode().split(":stats:", 1)[1]
+            out[worker] = {k.decode(): int(v) for k, v in self.client.hgetall(key).items()}
+        return out
+
     def report(self, money_scale: int) -> list[tuple[str, str, int, Decimal]]:
         rows = []
         for key in sorted(self.client.scan_iter(f"{self.prefix}:amt:*")):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,11 @@ def create_app(settings: Settings) -> faust.App:
 
     app.timer(0.5, name="segmenter.readiness")(readiness)
 
+    async def publish_counters() -> None:
+        await processor.projection.set_counters(f"{socket.gethostname()}:{os.getpid()}", processor.stats)
+
+    app.timer(5.0, name="segmenter.counters")(publish_counters)
+
     async def cleanup(*_: Any, **__: Any) -> None:
         ready_file.unlink(missing_ok=True)
         await processor.close()
@@ -106,6 +113,11 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     """Run one worker in the foreground until SIGINT/SIGTERM."""
     from faust.worker import Worker  # noqa: PLC0415 - heavy import, only for the worker process
 
+    from streams.kafka_ops import create_topics  # noqa: PLC0415
+
     (Path(settings.data_dir) / "worker.ready").unlink(missing_ok=True)
+    created = asyncio.run(create_topics(settings))
+    if created:
+        log.warning("created topics: %s", ", ".join(created))
     app = create_app(settings)
     Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()

@@ -1,0 +1,108 @@
+"""Operator commands against the real broker and Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+from streams.embedded import StackInfo, free_port, port_open
+from streams.names import Names
+from tests.integration.helpers import RETAIL, consume_all, read_csv
+
+pytestmark = pytest.mark.integration
+
+TX = """customer_id,occurred_at,amount,kind,event_id
+A1,2026-06-01T10:00:00Z,100.00,,a
+A1,2026-06-02T10:00:00Z,50.00,,b
+B2,2026-05-01T10:00:00Z,20000.00,,c
+B2,,1.00,,d
+"""
+
+
+def test_up_then_down_start_and_stop_the_embedded_stack(tmp_path, monkeypatch, capsys):
+    broker, redis_port = free_port(), free_port()
+    monkeypatch.setenv("SEGMENTER_KAFKA_BOOTSTRAP", f"127.0.0.1:{broker}")
+    monkeypatch.setenv("SEGMENTER_REDIS_URL", f"redis://127.0.0.1:{redis_port}/0")
+    monkeypatch.setenv("SEGMENTER_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("SEGMENTER_WEB_PORT", str(free_port()))
+    try:
+        assert main(["up", "--detach"]) == 0
+        info = StackInfo.load(tmp_path / "var" / "stack.json")
+        assert info is not None
+        assert port_open("127.0.0.1", broker)
+        assert port_open("127.0.0.1", redis_port)
+        assert main(["up", "--detach"]) == 1  # refuses to start a second stack over the first
+        assert "already recorded" in capsys.readouterr().err
+        assert main(["rules", "show"]) == 1
+        assert main(["rules", "apply", str(RETAIL)]) == 0
+        capsys.readouterr()
+        assert main(["rules", "show"]) == 0
+        assert "id: retail-value" in capsys.readouterr().out
+    finally:
+        assert main(["down"]) == 0
+    assert not port_open("127.0.0.1", broker)
+    assert not port_open("127.0.0.1", redis_port)
+    assert not (tmp_path / "var" / "stack.json").exists()
+
+
+def test_wait_fails_at_the_timeout_saying_how_far_behind(system, tmp_path, capsys):
+    tx = tmp_path / "tx.csv"
+    tx.write_text(TX.replace("B2,,1.00,,d\n", ""))
+    assert system.run("import", "transactions", str(tx), "--quiet") == 0
+    assert system.run("wait", "--timeout", "1") == 1  # no worker is running
+    assert "not caught up after 1s: 3 records pending" in capsys.readouterr().err
+
+
+def test_import_customer_report_lag_and_reimport(system, tmp_path, capsys):
+    tx = tmp_path / "tx.csv"
+    tx.write_text(TX)
+    system.start_worker()
+    assert system.run("rules", "apply", str(RETAIL)) == 0
+    assert system.run("import", "transactions", str(tx), "--quiet") == 1  # one bad row
+    assert "tx.csv:5: skipped: occurred_at is missing" in capsys.readouterr().err
+    assert system.run("tick", "--to", "2026-06-30") == 0
+    assert system.run("wait", "--timeout", "120") == 0
+    capsys.readouterr()
+
+    assert system.run("customer", "A1") == 0
+    out = capsys.readouterr().out
+    assert "value: low_value" in out
+    assert "amount_12m                   150.00" in out
+    assert system.run("customer", "nobody") == 1
+    assert "customer 'nobody' is not known" in capsys.readouterr().err
+
+    assert system.run("report") == 0
+    report = capsys.readouterr().out
+    assert "low_value" in report
+    assert "unclassified" in report  # B2: one big purchase is a gap of the retail table
+
+    assert system.run("lag") == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert rows
+    assert all(row[-1] == "0" for row in rows)
+
+    changes_before = len(consume_all(system.settings, Names(system.settings.topic_prefix).segment_changes))
+    export_before = tmp_path / "before.csv"
+    assert system.run("export", "--out", str(export_before)) == 0
+    assert system.run("import", "transactions", str(tx), "--quiet") == 1  # the same file again
+    assert system.run("wait", "--timeout", "120") == 0
+    export_after = tmp_path / "after.csv"
+    assert system.run("export", "--out", str(export_after)) == 0
+    assert read_csv(export_after) == read_csv(export_before)
+    changes_after = len(consume_all(system.settings, Names(system.settings.topic_prefix).segment_changes))
+    assert changes_after == changes_before
+
+
+def test_export_filters_by_segment(system, tmp_path):
+    tx = tmp_path / "tx.csv"
+    tx.write_text(TX.replace("B2,,1.00,,d\n", ""))
+    system.start_worker()
+    assert system.run("rules", "apply", str(RETAIL)) == 0
+    assert system.run("import", "transactions", str(tx), "--quiet") == 0
+    assert system.run("wait", "--timeout", "120") == 0
+    out = Path(tmp_path / "low.csv")
+    assert system.run("export", "--dimension", "value", "--segment", "low_value", "--out", str(out)) == 0
+    assert set(read_csv(out)) == {"A1"}
+    assert system.run("export", "--dimension", "value") == 1  # --segment missing
