@@ -19,12 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from segmenter.rules import load_ruleset
 from streams.cli_stream import spawn_worker, wait_ready
 from streams.embedded import free_port, start_broker, start_redis, stop
-from streams.kafka_ops import create_topics, producer, true_ends
+from streams.kafka_ops import create_topics, producer, tail
 from streams.names import Names
 from streams.ops import apply_rules, wait_caught_up
 from streams.settings import Settings
@@ -55,13 +54,7 @@ async def produce_history(settings: Settings, customers: int, events: int) -> fl
 
 async def latency(settings: Settings, probes: int, rate: float) -> list[float]:
     names = Names(settings.topic_prefix)
-    ends = await true_ends(settings, [names.segment_changes])
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                fetch_max_wait_ms=10)
-    await consumer.start()
-    consumer.assign(list(ends))
-    for tp, end in ends.items():
-        consumer.seek(tp, end)
+    consumer = await tail(settings, names.segment_changes)
     prod = producer(settings)
     await prod.start()
     sent: dict[str, float] = {}

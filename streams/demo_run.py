@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from streams.demo import DemoSpec, generate
 from streams.names import Names
@@ -22,15 +21,10 @@ RULES = ROOT / "examples" / "rules" / "retail-value.yaml"
 
 async def live(settings: Settings, customers: int, seconds: float, rate: float) -> None:
     """Produce purchases 'now' for random customers and print the segment changes they cause."""
-    from streams.kafka_ops import producer, true_ends  # noqa: PLC0415
+    from streams.kafka_ops import producer, tail  # noqa: PLC0415
 
     names = Names(settings.topic_prefix)
-    ends = await true_ends(settings, [names.segment_changes])
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    consumer.assign(list(ends))
-    for tp, end in ends.items():
-        consumer.seek(tp, end)
+    consumer = await tail(settings, names.segment_changes)
     prod = producer(settings)
     await prod.start()
     rng = random.Random(1)

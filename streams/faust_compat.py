@@ -20,34 +20,10 @@ from aiokafka import AIOKafkaConsumer
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as driver
 
+from streams.kafka_ops import fetched_ends
+
 SCHEME = "segmenter-kafka"
 FETCH_MAX_WAIT_MS = {"value": 100}  # set by the worker from its settings before the app starts
-
-
-async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[Any, int]) -> dict[Any, int]:
-    """The true end of each partition: the high watermark a fetch returns (never below ``listed``)."""
-    wanted = [tp for tp in partitions if listed.get(tp)]
-    ends = {tp: listed.get(tp, 0) for tp in partitions}
-    if not wanted:
-        return ends
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await probe.start()
-    try:
-        probe.assign(wanted)
-        for tp in wanted:
-            probe.seek(tp, max(listed[tp] - 1, 0))
-        for _ in range(25):
-            await probe.getmany(timeout_ms=200, max_records=1)
-            known = {tp: probe.highwater(tp) for tp in wanted}
-            if all(v is not None for v in known.values()):
-                break
-        for tp in wanted:
-            found = probe.highwater(tp)
-            if found is not None:
-                ends[tp] = max(found, listed[tp])
-    finally:
-        await probe.stop()
-    return ends
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):  # type: ignore[misc]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -44,33 +45,57 @@ def producer(settings: Settings) -> AIOKafkaProducer:
                             max_batch_size=262144, acks="all")
 
 
+async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[Any, int]) -> dict[Any, int]:
+    """The true end of each partition: the high watermark a fetch returns (never below ``listed``).
+
+    Some Kafka-protocol brokers answer ListOffsets(latest) with the base offset of the last record
+    batch; a fetch from just before that point returns the real high watermark."""
+    wanted = list(partitions)  # a partition holding one batch is reported as 0: probe them all
+    ends = {tp: listed.get(tp, 0) for tp in wanted}
+    if not wanted:
+        return ends
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50)
+    await probe.start()
+    try:
+        probe.assign(wanted)
+        for tp in wanted:
+            probe.seek(tp, max(ends[tp] - 1, 0))
+        for _ in range(25):
+            await probe.getmany(timeout_ms=200, max_records=1)
+            if all(probe.highwater(tp) is not None for tp in wanted):
+                break
+        for tp in wanted:
+            found = probe.highwater(tp)
+            if found is not None:
+                ends[tp] = max(found, ends[tp])
+    finally:
+        await probe.stop()
+    return ends
+
+
 async def true_ends(settings: Settings, topics: Iterable[str]) -> dict[TopicPartition, int]:
-    """Each partition's end offset, taken from a fetch (some brokers under-report ListOffsets)."""
+    """Each partition's end offset, taken from a fetch (see ``fetched_ends``)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-        if not tps:
-            await consumer.topics()
-            tps = [TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())]
-        consumer.assign(tps)
-        listed = await consumer.end_offsets(tps)
-        for tp in tps:
-            consumer.seek(tp, max(listed[tp] - 1, 0))
-        ends: dict[TopicPartition, int] = {}
-        for _ in range(20):
-            await consumer.getmany(timeout_ms=200, max_records=10_000)
-            for tp in tps:
-                hw = consumer.highwater(tp)
-                if hw is not None:
-                    ends[tp] = max(hw, listed[tp])
-            if len(ends) == len(tps):
-                break
-        for tp in tps:
-            ends.setdefault(tp, listed[tp])
-        return ends
+        await consumer.topics()
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        listed = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
+    return await fetched_ends(settings.kafka_bootstrap, tps, listed)
+
+
+async def tail(settings: Settings, topic: str, fetch_max_wait_ms: int = 10) -> AIOKafkaConsumer:
+    """A started consumer (no group) positioned at the current end of every partition of ``topic``."""
+    ends = await true_ends(settings, [topic])
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                                fetch_max_wait_ms=fetch_max_wait_ms)
+    await consumer.start()
+    consumer.assign(list(ends))
+    for tp, end in ends.items():
+        consumer.seek(tp, end)
+    return consumer
 
 
 @dataclass(frozen=True)
