@@ -161,6 +161,17 @@ def _added(bucket: Bucket, fact: Fact) -> Bucket:
     )
 
 
+def _fresh(fact: Fact) -> Bucket:
+    """The bucket of a day that had no event yet (the common case: built in one step)."""
+    h = (fact.id_hash,)
+    if fact.kind == PURCHASE:
+        return Bucket(fact.day, 1, fact.amount, 0, 0, 0, 0, 0, 0, h)
+    if fact.kind == REFUND:
+        return Bucket(fact.day, 0, -fact.amount, 1, 0, 0, 0, 0, 0, h)
+    sat = fact.satisfaction
+    return Bucket(fact.day, 0, 0, 0, 1, int(fact.complaint), int(fact.referral), sat, int(sat > 0), h)
+
+
 def apply(state: WindowState, fact: Fact, now_day: int, policy: Policy) -> tuple[WindowState, Outcome]:
     """Fold one event into the state as of stream day ``now_day``."""
     day = fact.day
@@ -176,7 +187,8 @@ def apply(state: WindowState, fact: Fact, now_day: int, policy: Policy) -> tuple
             return state, Outcome.DUPLICATE
         buckets = (*buckets[: i - 1], _added(old, fact), *buckets[i:])
     else:
-        buckets = (*buckets[:i], _added(Bucket(day), fact), *buckets[i:])
+        fresh = _fresh(fact)
+        buckets = (*buckets, fresh) if i == len(buckets) else (*buckets[:i], fresh, *buckets[i:])
     first, last = state.first_purchase, state.last_purchase
     if fact.kind == PURCHASE:
         first = day if first is None or day < first else first
