@@ -15,6 +15,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import orjson
 from segmenter.rules import load_ruleset
 from streams.cli_stream import spawn_worker, wait_ready
 from streams.embedded import free_port, start_broker, start_redis, stop
-from streams.kafka_ops import create_topics, producer, tail
+from streams.kafka_ops import Record, create_topics, produce_records, producer, tail
 from streams.names import Names
 from streams.ops import apply_rules, wait_caught_up
 from streams.settings import Settings
@@ -35,20 +36,18 @@ RULES = (ROOT / "examples/rules/retail-value.yaml").read_text()
 async def produce_history(settings: Settings, customers: int, events: int) -> float:
     names, rng = Names(settings.topic_prefix), random.Random(3)
     start = datetime(2025, 7, 1, tzinfo=UTC)
-    prod = producer(settings)
-    await prod.start()
-    t0 = time.perf_counter()
-    try:
+
+    def records() -> Iterator[Record]:
         for n in range(events):
             cid = f"B{rng.randrange(customers):07d}"
             when = start + timedelta(seconds=n * 365 * 86400 / events)
             doc = {"event_id": f"h{n}", "customer_id": cid, "occurred_at": when.isoformat(),
                    "kind": "refund" if rng.random() < 0.03 else "purchase",
                    "amount": f"{rng.uniform(10, 3000):.2f}", "order_id": f"o{n}"}
-            await prod.send(names.transactions, key=cid.encode(), value=orjson.dumps(doc))
-        await prod.flush()
-    finally:
-        await prod.stop()
+            yield names.transactions, cid.encode(), orjson.dumps(doc), None
+
+    t0 = time.perf_counter()
+    await produce_records(settings, records())
     return time.perf_counter() - t0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from schemas.events import Interaction, Override, Profile, Transaction
 from schemas.outputs import Alert, Coupon, DeadLetter, SegmentChange
@@ -24,6 +24,12 @@ MODELS: dict[str, type[BaseModel]] = {
 }
 
 JSON_DIR = Path(__file__).parent / "json"
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first validation error as ``field.path: message`` (for logs, dead letters, bad rows)."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
 
 
 def json_schemas() -> dict[str, str]:
@@ -47,5 +53,6 @@ __all__ = [
     "RuleSetDocument",
     "SegmentChange",
     "Transaction",
+    "first_error",
     "json_schemas",
 ]

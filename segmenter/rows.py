@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 from pydantic import ValidationError
 
+from schemas import first_error
 from schemas.events import (
     INTERACTION_ADAPTER,
     PROFILE_ADAPTER,
@@ -53,9 +54,7 @@ def _optional(row: Row, column: str) -> str | None:
 
 
 def _validation(exc: ValidationError) -> InvalidEventError:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return InvalidEventError(f"{where}: {first['msg']}")
+    return InvalidEventError(first_error(exc))
 
 
 class RowReader:

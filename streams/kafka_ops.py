@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.names import Names
+from streams.progress import Progress
 from streams.settings import Settings
 
 
@@ -43,6 +44,51 @@ async def create_topics(settings: Settings) -> list[str]:
 def producer(settings: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5,
                             max_batch_size=262144, acks="all")
+
+
+Record = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition (None: by key)
+
+
+async def produce_records(settings: Settings, records: Iterable[Record], progress: Progress | None = None) -> int:
+    """Send records with one producer and wait until all are acknowledged; returns how many."""
+    prod = producer(settings)
+    await prod.start()
+    count = 0
+    try:
+        for topic, key, value, partition in records:
+            await prod.send(topic, key=key, value=value, partition=partition)
+            count += 1
+            if progress and count % 2048 == 0:
+                progress.update(count)
+        await prod.flush()
+    finally:
+        await prod.stop()
+    if progress:
+        progress.update(count)
+        progress.close()
+    return count
+
+
+async def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every record of ``topic`` up to its current true end, as (key, value), partition by partition."""
+    ends = await true_ends(settings, [topic])
+    if not any(ends.values()):
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    found: list[tuple[int, int, bytes | None, bytes]] = []
+    try:
+        consumer.assign(list(ends))
+        for tp in ends:
+            consumer.seek(tp, 0)
+        pending = {tp for tp, end in ends.items() if end > 0}
+        while pending:
+            for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
+                found.extend((tp.partition, m.offset, m.key, m.value) for m in messages)
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+    finally:
+        await consumer.stop()
+    return [(key, value) for _, _, key, value in sorted(found, key=lambda r: (r[0], r[1]))]
 
 
 async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[Any, int]) -> dict[Any, int]:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+# Every topic and table carries bytes we encode ourselves (faust stores ``bytes`` types raw).
+RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
 @dataclass(frozen=True, slots=True)

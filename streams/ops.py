@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from segmenter.errors import SegmenterError
 from segmenter.metrics import WINDOW_METRICS
 from segmenter.rows import RowReader
 from segmenter.rules import RuleSet
-from streams.kafka_ops import create_topics, group_lag, producer, true_ends
+from streams.kafka_ops import Record, create_topics, group_lag, produce_records, read_topic
 from streams.names import Names
 from streams.offline import BadRows, read_rows
 from streams.progress import Progress
@@ -34,84 +32,53 @@ async def import_file(settings: Settings, kind: str, path: Path, quiet: bool = F
     names = Names(settings.topic_prefix)
     topic = {"transactions": names.transactions, "interactions": names.interactions,
              "profiles": names.profiles}[kind]
-    reader, bad = RowReader(settings.policy().timezone, kind[:2]), BadRows()
-    records: list[tuple[Any, str, bytes]] = []
+    tz = settings.policy().timezone
+    reader, bad = RowReader(tz, kind[:2]), BadRows()
+    parse = {"transactions": reader.transaction, "interactions": reader.interaction, "profiles": reader.profile}[kind]
+    no_time = datetime.min.replace(tzinfo=tz)  # profiles have no event time: they go first
+    records: list[tuple[datetime, str, bytes]] = []
     for line, row in read_rows(path, kind):
         try:
-            model = {"transactions": reader.transaction, "interactions": reader.interaction,
-                     "profiles": reader.profile}[kind](row)
+            model = parse(row)
         except (SegmenterError, ValueError) as exc:
             bad.report(path, line, exc)
             continue
-        when = getattr(model, "occurred_at", None) or datetime.min.replace(tzinfo=settings.policy().timezone)
-        records.append((when, model.customer_id, model.model_dump_json().encode()))
+        records.append((getattr(model, "occurred_at", None) or no_time, model.customer_id,
+                        model.model_dump_json().encode()))
     records.sort(key=lambda r: r[0])  # stream time follows event time: import history in order
     await create_topics(settings)
     progress = None if quiet else Progress(f"import {path.name}", len(records), unit="events")
-    prod = producer(settings)
-    await prod.start()
-    try:
-        for i, (_, customer, value) in enumerate(records):
-            await prod.send(topic, key=customer.encode(), value=value)
-            if progress and i % 2048 == 0:
-                progress.update(i)
-        await prod.flush()
-    finally:
-        await prod.stop()
-    if progress:
-        progress.update(len(records))
-        progress.close()
-    return len(records), bad.count
+    produced = await produce_records(settings, ((topic, c.encode(), v, None) for _, c, v in records), progress)
+    return produced, bad.count
+
+
+def _control_records(settings: Settings, doc: dict[str, Any]) -> list[Record]:
+    """The same control record for every partition of the control topic."""
+    value = orjson.dumps(doc)
+    return [(Names(settings.topic_prefix).control, doc["type"].encode(), value, p)
+            for p in range(settings.partitions)]
 
 
 async def send_control(settings: Settings, doc: dict[str, Any]) -> None:
-    names = Names(settings.topic_prefix)
     await create_topics(settings)
-    prod = producer(settings)
-    await prod.start()
-    try:
-        for partition in range(settings.partitions):
-            await prod.send(names.control, key=doc["type"].encode(), value=orjson.dumps(doc), partition=partition)
-        await prod.flush()
-    finally:
-        await prod.stop()
+    await produce_records(settings, _control_records(settings, doc))
 
 
 async def apply_rules(settings: Settings, ruleset: RuleSet, source: str) -> None:
-    names = Names(settings.topic_prefix)
+    """The document on the rules topic (for ``rules show``), then one adoption record per partition."""
     await create_topics(settings)
-    prod = producer(settings)
-    await prod.start()
-    try:
-        await prod.send_and_wait(names.rules, key=ruleset.id.encode(), value=ruleset.source.encode())
-    finally:
-        await prod.stop()
-    await send_control(settings, {"type": "rules", "yaml": ruleset.source, "source": source})
+    rules: Record = (Names(settings.topic_prefix).rules, ruleset.id.encode(), ruleset.source.encode(), None)
+    control = _control_records(settings, {"type": "rules", "yaml": ruleset.source, "source": source})
+    await produce_records(settings, [rules, *control])
 
 
 async def latest_rules(settings: Settings) -> dict[str, str]:
     """The newest document of each ruleset id on the rules topic."""
-    names = Names(settings.topic_prefix)
-    tp = TopicPartition(names.rules, 0)
-    ends = await true_ends(settings, [names.rules])
-    if not ends.get(tp):
-        return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    found: dict[str, str] = {}
-    try:
-        consumer.assign([tp])
-        consumer.seek(tp, 0)
-        while (await consumer.position(tp)) < ends[tp]:
-            for messages in (await consumer.getmany(timeout_ms=500)).values():
-                for m in messages:
-                    found[m.key.decode()] = m.value.decode()
-    finally:
-        await consumer.stop()
-    return found
+    records = await read_topic(settings, Names(settings.topic_prefix).rules)
+    return {key.decode(): value.decode() for key, value in records if key is not None}
 
 
-async def wait_caught_up(settings: Settings, timeout_s: float, out: TextIO = sys.stderr) -> None:
+async def wait_caught_up(settings: Settings, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         lags = await group_lag(settings)

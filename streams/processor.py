@@ -12,14 +12,17 @@ import heapq
 import logging
 import struct
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import faust
 import orjson
 from pydantic import ValidationError
 
+from schemas import first_error
 from schemas.events import INTERACTION_ADAPTER, PROFILE_ADAPTER, TRANSACTION_ADAPTER
 from schemas.outputs import DeadLetter, SegmentChange
 from segmenter import step
@@ -28,13 +31,12 @@ from segmenter.facts import fact_of_interaction, fact_of_transaction, profile_at
 from segmenter.metrics import WINDOW_METRICS, compute, display
 from segmenter.rules import RuleSet, load_ruleset
 from segmenter.state import Fact
-from streams.names import Names
+from streams.names import RAW, Names
 from streams.projection import Projection
 from streams.settings import Settings
 
 log = logging.getLogger("segmenter.worker")
 _HEADER = struct.Struct(">HI")  # partition, due day (0: none)
-RAW: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
 def pack(partition: int, record: step.CustomerRecord) -> bytes:
@@ -59,7 +61,7 @@ class Processor:
     def __init__(self, app: faust.App, settings: Settings, names: Names, tables: dict[str, Any]) -> None:
         self.app, self.settings, self.names = app, settings, names
         self.policy = settings.policy()
-        self.customers, self.meta = tables["customers"], tables["partitions"]
+        self.customers, self.meta = tables[names.customers_table], tables[names.partitions_table]
         self.changes = app.topic(names.segment_changes, partitions=settings.partitions, **RAW)
         self.dead = app.topic(names.dead_letters, partitions=1, **RAW)
         self.control = app.topic(names.control, partitions=settings.partitions, **RAW)
@@ -108,26 +110,34 @@ class Processor:
             "ruleset": ps.ruleset.source if ps.ruleset else None,
         })
 
-    # -- dispatch ------------------------------------------------------------------------------
+    # -- dispatch: decode at the edge (bad input -> dead letters), then process ------------------
     async def handle(self, event: faust.types.EventT) -> None:
         if not self.loaded:
             self._load()
         msg = event.message
         ps = self.parts.setdefault(msg.partition, PartitionState(msg.partition))
         try:
-            if msg.topic == self.names.control:
-                await self._control(ps, event.value)
-            elif msg.topic == self.names.profiles:
-                await self._profile(ps, event)
-            else:
-                await self._fact(ps, event)
+            work = self._decode(ps, event)
         except (ValidationError, SegmenterError, ValueError, KeyError, TypeError) as exc:
             await self._dead_letter(event, exc)
+            return
+        await work()  # our own failures here are bugs: they crash the agent, nothing is dead-lettered
 
-    async def _fact(self, ps: PartitionState, event: faust.types.EventT) -> None:
-        doc = orjson.loads(event.value)
-        fact: Fact
-        if event.message.topic == self.names.transactions:
+    def _decode(self, ps: PartitionState, event: faust.types.EventT) -> Callable[[], Awaitable[None]]:
+        topic, doc = event.message.topic, orjson.loads(event.value)
+        if topic == self.names.control:
+            if doc["type"] == "tick":
+                return partial(self._advance, ps, datetime.fromisoformat(doc["to"]))
+            if doc["type"] == "rules":
+                ruleset = load_ruleset(doc["yaml"], doc.get("source", "rules"), self.policy.money_scale)
+                return partial(self._adopt, ps, ruleset)
+            raise ValueError(f"unknown control record type {doc['type']!r}")
+        if topic == self.names.profiles:
+            profile = PROFILE_ADAPTER.validate_python(doc)
+            self._check_key(event, profile.customer_id)
+            key = profile.event_id or f"profile@{event.message.offset}"
+            return partial(self._on_profile, ps, profile.customer_id, profile_attributes(profile), key)
+        if topic == self.names.transactions:
             tx = TRANSACTION_ADAPTER.validate_python(doc)
             customer, event_id, occurred, fact = tx.customer_id, tx.event_id, tx.occurred_at, \
                 fact_of_transaction(tx, self.policy)
@@ -136,10 +146,13 @@ class Processor:
             customer, event_id, occurred, fact = ix.customer_id, ix.event_id, ix.occurred_at, \
                 fact_of_interaction(ix, self.policy)
         self._check_key(event, customer)
-        limit = datetime.now(UTC) + timedelta(days=self.settings.future_skew_days)
-        if occurred > limit:
+        if occurred > datetime.now(UTC) + timedelta(days=self.settings.future_skew_days):
             raise ValueError(f"occurred_at {occurred.isoformat()} is more than {self.settings.future_skew} "
                              "ahead of the wall clock")
+        return partial(self._on_fact, ps, customer, event_id, occurred, fact)
+
+    async def _on_fact(self, ps: PartitionState, customer: str, event_id: str, occurred: datetime,
+                       fact: Fact) -> None:
         await self._advance(ps, occurred)
         assert ps.day is not None
         record = self._get(customer)
@@ -147,28 +160,16 @@ class Processor:
                                              ruleset=ps.ruleset, policy=self.policy)
         self.stats[outcome.value] += 1
         if new is not record:
-            await self._store(ps, customer, new, changes)
+            await self._store(ps, customer, record, new, changes)
 
-    async def _profile(self, ps: PartitionState, event: faust.types.EventT) -> None:
-        profile = PROFILE_ADAPTER.validate_python(orjson.loads(event.value))
-        self._check_key(event, profile.customer_id)
-        record = self._get(profile.customer_id)
+    async def _on_profile(self, ps: PartitionState, customer: str, attributes: dict[str, str | None],
+                          key: str) -> None:
+        record = self._get(customer)
         ruleset = ps.ruleset if ps.day is not None else None
-        key = profile.event_id or f"profile@{event.message.offset}"
-        new, changes = step.on_profile(record, profile_attributes(profile), key=key, now_day=ps.day or 0,
+        new, changes = step.on_profile(record, attributes, key=key, now_day=ps.day or 0,
                                        ruleset=ruleset, policy=self.policy)
         if new is not record:
-            await self._store(ps, profile.customer_id, new, changes)
-
-    async def _control(self, ps: PartitionState, value: bytes) -> None:
-        doc = orjson.loads(value)
-        if doc["type"] == "tick":
-            await self._advance(ps, datetime.fromisoformat(doc["to"]))
-        elif doc["type"] == "rules":
-            ruleset = load_ruleset(doc["yaml"], doc.get("source", "rules"), self.policy.money_scale)
-            await self._adopt(ps, ruleset)
-        else:
-            raise ValueError(f"unknown control record type {doc['type']!r}")
+            await self._store(ps, customer, record, new, changes)
 
     # -- time and rules -----------------------------------------------------------------------
     async def _advance(self, ps: PartitionState, when: datetime) -> None:
@@ -188,7 +189,7 @@ class Processor:
                 continue  # superseded by a later event
             new, changes = step.on_time(record, day, ps.ruleset, self.policy)
             self.stats["time_wakeups"] += 1
-            await self._store(ps, customer, new, changes)
+            await self._store(ps, customer, None, new, changes)  # its heap entry was just popped
 
     async def _adopt(self, ps: PartitionState, ruleset: RuleSet) -> None:
         current = ps.ruleset
@@ -201,7 +202,7 @@ class Processor:
             record = self._get(customer)
             new, changes = step.on_rules(record, day, ruleset, self.policy)
             if new is not record:
-                await self._store(ps, customer, new, changes)
+                await self._store(ps, customer, record, new, changes)
         log.warning("partition %d adopted %s v%d for %d customers", ps.partition, ruleset.id, ruleset.version,
                     len(ps.customers))
 
@@ -210,12 +211,13 @@ class Processor:
         value = self.customers.get(customer.encode())
         return step.CustomerRecord() if value is None else unpack(value)
 
-    async def _store(self, ps: PartitionState, customer: str, record: step.CustomerRecord,
-                     changes: list[step.Change]) -> None:
+    async def _store(self, ps: PartitionState, customer: str, old: step.CustomerRecord | None,
+                     record: step.CustomerRecord, changes: list[step.Change]) -> None:
+        """``old``: the record this replaces, whose heap entry (if any) is still queued."""
         self.customers[customer.encode()] = pack(ps.partition, record)
         ps.customers.add(customer)
-        if record.due is not None:
-            heapq.heappush(ps.heap, (record.due, customer))
+        if record.due is not None and (old is None or old.due != record.due):
+            heapq.heappush(ps.heap, (record.due, customer))  # an unchanged due is already queued
         stream_time = ps.stream_time or datetime.now(UTC)
         ruleset = ps.ruleset
         for change in changes:
@@ -249,10 +251,10 @@ class Processor:
     async def _dead_letter(self, event: faust.types.EventT, exc: Exception) -> None:
         msg = event.message
         key = msg.key if isinstance(msg.key, bytes) else None
-        error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, ValidationError):
-            first = exc.errors()[0]
-            error = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+            error = first_error(exc)
+        else:
+            error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         letter = DeadLetter(
             source_topic=msg.topic, partition=msg.partition, offset=msg.offset,
             key_b64=base64.b64encode(key).decode() if key is not None else None,

@@ -14,7 +14,7 @@ import faust
 import orjson
 
 from streams import faust_compat
-from streams.names import Names
+from streams.names import RAW, Names
 from streams.processor import Processor
 from streams.settings import Settings
 
@@ -44,13 +44,9 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger=0.005,
         stream_wait_empty=False,
     )
-    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
-                           "value_serializer": "raw"}
-    inputs = app.topic(*names.inputs, partitions=n, **raw)
-    tables = {
-        "customers": raw_table(app, names.customers_table, n),
-        "partitions": raw_table(app, names.partitions_table, n),
-    }
+    inputs = app.topic(*names.inputs, partitions=n, **RAW)
+    tables = {name: app.Table(name, partitions=n, key_type=bytes, value_type=bytes)
+              for name in (names.customers_table, names.partitions_table)}
     processor = Processor(app, settings, names, tables)
 
     async def process(stream: faust.Stream) -> None:
@@ -94,19 +90,6 @@ def create_app(settings: Settings) -> faust.App:
 
     app.on_before_shutdown.connect(cleanup)
     return app
-
-
-def raw_table(app: faust.App, name: str, partitions: int) -> faust.Table:
-    """A table whose keys and values are our own bytes, stored and logged untouched.
-
-    faust picks a table's serializers from its key/value types (``bytes`` gives "json"); the store
-    and the changelog topic read them lazily, so setting them right after construction is enough.
-    tests/integration checks that values round-trip through RocksDB and the changelog.
-    """
-    table = app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes)
-    table.key_serializer = "raw"
-    table.value_serializer = "raw"
-    return table
 
 
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:

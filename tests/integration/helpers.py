@@ -8,9 +8,8 @@ import io
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.kafka_ops import true_ends
+from streams.kafka_ops import produce_records, read_topic
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,43 +17,11 @@ RETAIL = ROOT / "examples" / "rules" / "retail-value.yaml"
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
-    async def go() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
-        await producer.start()
-        try:
-            for key, value in records:
-                await producer.send(topic, key=key, value=value)
-            await producer.flush()
-        finally:
-            await producer.stop()
-
-    asyncio.run(go())
+    asyncio.run(produce_records(settings, [(topic, key, value, None) for key, value in records]))
 
 
 def consume_all(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
-    async def go() -> list[tuple[bytes | None, bytes]]:
-        ends = await true_ends(settings, [topic])
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        out: list[tuple[int, int, bytes | None, bytes]] = []
-        try:
-            tps = list(ends)
-            consumer.assign(tps)
-            for tp in tps:
-                consumer.seek(tp, 0)
-            pending = {tp for tp in tps if ends[tp] > 0}
-            while pending:
-                batch = await consumer.getmany(timeout_ms=500)
-                for tp, messages in batch.items():
-                    out.extend((tp.partition, m.offset, m.key, m.value) for m in messages)
-                for tp in list(pending):
-                    if await consumer.position(tp) >= ends[tp]:
-                        pending.discard(tp)
-        finally:
-            await consumer.stop()
-        return [(k, v) for _, _, k, v in sorted(out, key=lambda r: (r[0], r[1]))]
-
-    return asyncio.run(go())
+    return asyncio.run(read_topic(settings, topic))
 
 
 def read_csv(path: Path) -> dict[str, dict[str, str]]:

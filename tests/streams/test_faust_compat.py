@@ -8,6 +8,8 @@ from faust.transport import drivers
 from faust.transport.drivers import aiokafka as driver
 
 from streams import faust_compat
+from streams.settings import Settings
+from streams.worker import create_app
 
 
 def test_faust_version_is_the_one_we_checked():
@@ -34,3 +36,10 @@ def test_our_scheme_resolves_to_our_transport():
     scheme = faust_compat.register()
     assert drivers.by_url(f"{scheme}://127.0.0.1:9092") is faust_compat.Transport
     assert faust_compat.Transport.Consumer is faust_compat.Consumer
+
+
+def test_worker_tables_store_and_log_our_bytes_untouched(tmp_path):
+    app = create_app(Settings(data_dir=tmp_path, kafka_bootstrap="127.0.0.1:1"))
+    for table in app.tables.values():
+        assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
+        assert table.changelog_topic.value_serializer == "raw"
