@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from math import floor
 
@@ -33,6 +33,19 @@ class Explanation:
     rejected: tuple[str, ...]  # for each earlier segment, the first reason it did not match
 
 
+_COMPILED: dict[tuple[int, int], tuple[Node, Callable[[dict[str, Value]], bool]]] = {}
+
+
+def _compiled(node: Node, scale: int) -> Callable[[dict[str, Value]], bool]:
+    """The node's predicate, compiled once per node object (nodes live as long as their ruleset)."""
+    entry = _COMPILED.get((id(node), scale))
+    if entry is None or entry[0] is not node:
+        if len(_COMPILED) > 4096:
+            _COMPILED.clear()
+        entry = _COMPILED[(id(node), scale)] = (node, Compiler(scale).compile(node))
+    return entry[1]
+
+
 def _failing(node: Node, values: dict[str, Value], scale: int) -> str | None:
     """The first comparison that makes ``node`` false, as text, or None when it is true."""
     if isinstance(node, BoolOp):
@@ -42,7 +55,7 @@ def _failing(node: Node, values: dict[str, Value], scale: int) -> str | None:
         return None if any(r is None for r in reasons) else " and ".join(r for r in reasons if r)
     if isinstance(node, Not):
         return None if _failing(node.item, values, scale) else "not (...) is false"
-    holds = Compiler(scale).compile(node)(values)
+    holds = _compiled(node, scale)(values)
     return None if holds else f"{node.text} is false"
 
 

@@ -11,6 +11,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 
 from segmenter.errors import InvalidWindowError
 
@@ -54,13 +55,20 @@ class WindowSpec:
         """The first as-of day at which ``bucket_day`` is no longer inside this window."""
         if self.unit == "d":
             return bucket_day + self.count
-        # Months subtraction clamps, so it is monotone but not invertible: step from a guess.
-        guess = bucket_day + 28 * self.count
-        while self.start_day(guess) > bucket_day:
-            guess -= 1
-        while self.start_day(guess) <= bucket_day:
-            guess += 1
-        return guess
+        return _leave_day_months(self.count, bucket_day)
+
+
+@lru_cache(maxsize=65536)
+def _leave_day_months(count: int, bucket_day: int) -> int:
+    """``WindowSpec(count, 'm').leave_day``: memoised, the hot path asks for few distinct days."""
+    spec = WindowSpec(count, "m")
+    # Months subtraction clamps, so it is monotone but not invertible: step from a guess.
+    guess = bucket_day + 28 * count
+    while spec.start_day(guess) > bucket_day:
+        guess -= 1
+    while spec.start_day(guess) <= bucket_day:
+        guess += 1
+    return guess
 
 
 class Calendar:
