@@ -176,7 +176,7 @@ def apply(state: WindowState, fact: Fact, now_day: int, policy: Policy) -> tuple
     """Fold one event into the state as of stream day ``now_day``."""
     day = fact.day
     if day < policy.horizon_start(now_day):
-        return state, Outcome.TOO_OLD
+        return _dated_only(state, fact), Outcome.TOO_OLD
     buckets = state.buckets
     i = len(buckets)
     while i and buckets[i - 1].day > day:
@@ -195,6 +195,16 @@ def apply(state: WindowState, fact: Fact, now_day: int, policy: Policy) -> tuple
         last = day if last is None or day > last else last
     totals = _with_fact(totals_at(state, now_day, policy), fact)  # roll first: the view after is O(1)
     return WindowState(buckets, first, last, totals), Outcome.APPLIED
+
+
+def _dated_only(state: WindowState, fact: Fact) -> WindowState:
+    """A purchase too old for every window still dates the first/last purchase (min/max: idempotent)."""
+    first, last = state.first_purchase, state.last_purchase
+    if fact.kind != PURCHASE or (first is not None and first <= fact.day and last is not None and last >= fact.day):
+        return state
+    first = fact.day if first is None else min(first, fact.day)
+    last = fact.day if last is None else max(last, fact.day)
+    return WindowState(state.buckets, first, last, state.totals)
 
 
 def advance(state: WindowState, now_day: int, policy: Policy) -> WindowState:

@@ -87,7 +87,7 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
 def on_fact(record: CustomerRecord, fact: Fact, *, event_id: str, now_day: int, ruleset: RuleSet | None,
             policy: Policy) -> tuple[CustomerRecord, list[Change], Outcome]:
     state, outcome = apply(record.state, fact, now_day, policy)
-    if outcome is not Outcome.APPLIED:
+    if state is record.state:  # a duplicate, or too old to change anything
         return record, [], outcome
     new, changes = _reclassify(record, state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
                                cause=("event", event_id))

@@ -179,11 +179,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_customer(args: argparse.Namespace) -> int:
-    from streams.names import Names  # noqa: PLC0415
     from streams.readmodel import ReadModel  # noqa: PLC0415
 
     settings = _settings()
-    view = ReadModel(settings.redis_url, Names(settings.topic_prefix).redis).customer(args.id)
+    view = ReadModel.of(settings).customer(args.id)
     if view is None:
         print(f"error: customer {args.id!r} is not known", file=sys.stderr)
         return 1
@@ -197,11 +196,10 @@ def cmd_customer(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from streams.names import Names  # noqa: PLC0415
     from streams.readmodel import ReadModel  # noqa: PLC0415
 
     settings = _settings()
-    rows = ReadModel(settings.redis_url, Names(settings.topic_prefix).redis).report(settings.money_scale)
+    rows = ReadModel.of(settings).report(settings.money_scale)
     totals: dict[str, int] = {}
     for dim, _, count, _ in rows:
         totals[dim] = totals.get(dim, 0) + count
@@ -221,7 +219,6 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 def cmd_lag(args: argparse.Namespace) -> int:
     from streams.kafka_ops import group_lag  # noqa: PLC0415
-    from streams.names import Names  # noqa: PLC0415
     from streams.readmodel import ReadModel  # noqa: PLC0415
 
     settings = _settings()
@@ -229,7 +226,7 @@ def cmd_lag(args: argparse.Namespace) -> int:
     print(f"{'topic':<34} {'part':>4} {'end':>10} {'committed':>10} {'lag':>8}")
     for lag in lags:
         print(f"{lag.tp.topic:<34} {lag.tp.partition:>4} {lag.end:>10} {lag.committed:>10} {lag.lag:>8}")
-    for worker, counters in ReadModel(settings.redis_url, Names(settings.topic_prefix).redis).counters().items():
+    for worker, counters in ReadModel.of(settings).counters().items():
         print(f"worker {worker}: " + ", ".join(f"{k}={v:,}" for k, v in sorted(counters.items())), file=sys.stderr)
     return 0
 

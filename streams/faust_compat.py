@@ -8,17 +8,25 @@ partition's end from a fetch instead — on Apache Kafka both agree, so it is sa
 faust also hard-codes the consumer's ``fetch_max_wait_ms`` to 1500 ms; a broker that holds a fetch
 that long before answering adds that much latency to every event. ``FETCH_MAX_WAIT_MS`` sets it.
 
+The data plane (``streams.engine``) takes the input topics off faust's per-event path: this
+consumer hands every fetched batch of those topics to the engine before faust's stream machinery
+sees it, and the engine commits their offsets itself after its own flush. It reads and writes the
+tables' RocksDB stores per partition directly (faust's own accessors need a "current event").
+
 It is registered as the broker URL scheme ``segmenter-kafka://``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import weakref
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
+import rocksdict
 from aiokafka import AIOKafkaConsumer
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
 
 from streams.kafka_ops import fetched_ends
 
@@ -40,9 +48,76 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):  # type: ignore[misc]
         return await fetched_ends(bootstrap, list(partitions), listed)
 
 
+    def verify_event_path(self, now: float, tp: Any) -> None:
+        fast = FAST_PATHS.get(self.app)
+        if fast is not None and tp.topic in fast.topics:
+            return  # no faust stream reads these: its "stream idle" check does not apply
+        super().verify_event_path(now, tp)
+
+
+class FastPath(Protocol):
+    topics: frozenset[str]
+
+    def take(self, batch: Mapping[Any, Sequence[Any]]) -> Awaitable[None]: ...
+
+
+FAST_PATHS: weakref.WeakKeyDictionary[Any, FastPath] = weakref.WeakKeyDictionary()
+
+
+def install(app: Any, fast: FastPath) -> None:
+    """Records of ``fast.topics`` go to ``fast.take`` as whole batches instead of faust's streams."""
+    FAST_PATHS[app] = fast
+
+
 class Consumer(driver.Consumer):  # type: ignore[misc]
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
+        records, active = await super()._wait_next_records(timeout)
+        fast = FAST_PATHS.get(self.app)
+        if not records or fast is None or not self.flow_active or self.should_stop:
+            return records, active  # faust's getmany seeks back when the flow is stopped
+        mine = {tp: batch for tp, batch in records.items()
+                if tp.topic in fast.topics and batch and (active is None or tp in active)}
+        if not mine:
+            return records, active
+        monitor = self.app.monitor
+        for tp in mine:
+            monitor.track_tp_end_offset(tp, self.highwater(tp))
+        await fast.take(mine)
+        return {tp: batch for tp, batch in records.items() if tp not in mine}, active
+
+
+async def commit(app: Any, offsets: Mapping[Any, int]) -> bool:
+    """Commit input offsets the engine has made durable (faust only commits what its streams acked)."""
+    return bool(await app.consumer._commit(offsets))
+
+
+def _db(table: Any, partition: int) -> Any:
+    return table.data._db_for_partition(partition)
+
+
+def stored_get(table: Any, partition: int, key: bytes) -> bytes | None:
+    value = _db(table, partition).get(key)
+    return None if value is None else bytes(value)
+
+
+def stored_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]]:
+    store = table.data
+    return iter(store._visible_items(store._db_for_partition(partition)))
+
+
+def store_write(table: Any, partition: int, items: Sequence[tuple[bytes, bytes]]) -> None:
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    for key, value in items:
+        batch.put(key, value)
+    _db(table, partition).write(batch)
+
+
+def set_persisted_offset(table: Any, partition: int, offset: int) -> None:
+    """Where faust's recovery resumes reading this table's changelog partition."""
+    table.data.set_persisted_offset(TP(table.changelog_topic.get_topic_name(), partition), offset)
 
 
 class Transport(driver.Transport):  # type: ignore[misc]

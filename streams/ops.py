@@ -95,7 +95,7 @@ async def wait_caught_up(settings: Settings, timeout_s: float) -> None:
 def export(settings: Settings, out: TextIO, fmt: str, dimension: str | None, segment: str | None) -> int:
     if bool(dimension) != bool(segment):
         raise OpsError("--dimension and --segment go together")
-    model = ReadModel(settings.redis_url, Names(settings.topic_prefix).redis)
+    model = ReadModel.of(settings)
     views = list(model.customers(model.customer_ids(dimension, segment)))
     dims = sorted({d for v in views for d in v.segments})
     writer = csv.writer(out) if fmt == "csv" else None

@@ -2,51 +2,72 @@
 
 Keys under the prefix ``P`` (the topic prefix without its dot)::
 
-    P:c:<customer>          hash: seq, segments (JSON), amount_minor, doc (JSON: metrics, ruleset, due)
+    P:c:<customer>          hash: seq, segments (JSON), amount_minor, partition, state (the stored record)
     P:m:<dim>:<segment>     set of customer ids
     P:amt:<dim>             hash: segment -> summed amount_12m in minor units (exact)
     P:customers             set of every customer id
+    P:clock                 hash: partition -> [stream time, business day]
 
-One Lua script applies a customer's new state atomically and only when its ``seq`` is newer, so
-replays, rebalances and retries never move the model backwards. (The script touches keys it
-derives, which standalone Redis allows; Redis Cluster would need hash tags.)
+The worker writes whole flushes: one Lua call applies up to ``CHUNK`` customers atomically, each only
+when its ``seq`` is newer, so replays, rebalances and retries never move the model backwards. Readers
+(``streams.readmodel``) compute a customer's metrics from ``state`` as of its partition's clock.
+(The script touches keys it derives, which standalone Redis allows; Redis Cluster would need hash tags.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 
 log = logging.getLogger("segmenter.projection")
+T = TypeVar("T")
+CHUNK = 2000
+_FIELDS = 6
 
 _APPLY = """
-local seq = tonumber(ARGV[1])
-local cur = redis.call('HGET', KEYS[1], 'seq')
-if cur and tonumber(cur) >= seq then return 0 end
-local prefix, customer = ARGV[2], ARGV[3]
-local old = redis.call('HGET', KEYS[1], 'segments')
-local old_amount = tonumber(redis.call('HGET', KEYS[1], 'amount_minor') or '0')
-if old then
-  for dim, seg in pairs(cjson.decode(old)) do
-    redis.call('SREM', prefix .. ':m:' .. dim .. ':' .. seg, customer)
-    redis.call('HINCRBY', prefix .. ':amt:' .. dim, seg, 0 - old_amount)
+local prefix = ARGV[1]
+local applied = 0
+for i = 2, #ARGV, 6 do
+  local customer, seq, segs, amount = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+  local key = prefix .. ':c:' .. customer
+  local cur = redis.call('HMGET', key, 'seq', 'segments', 'amount_minor')
+  if not cur[1] or tonumber(cur[1]) < seq then
+    local old, old_amount = cur[2], tonumber(cur[3] or '0')
+    if old ~= segs or old_amount ~= amount then
+      if old then
+        for dim, seg in pairs(cjson.decode(old)) do
+          if old ~= segs then redis.call('SREM', prefix .. ':m:' .. dim .. ':' .. seg, customer) end
+          redis.call('HINCRBY', prefix .. ':amt:' .. dim, seg, 0 - old_amount)
+        end
+      end
+      for dim, seg in pairs(cjson.decode(segs)) do
+        if old ~= segs then redis.call('SADD', prefix .. ':m:' .. dim .. ':' .. seg, customer) end
+        redis.call('HINCRBY', prefix .. ':amt:' .. dim, seg, amount)
+      end
+    end
+    redis.call('HSET', key, 'seq', ARGV[i + 1], 'segments', segs, 'amount_minor', ARGV[i + 3],
+               'partition', ARGV[i + 4], 'state', ARGV[i + 5])
+    if not cur[1] then redis.call('SADD', prefix .. ':customers', customer) end
+    applied = applied + 1
   end
 end
-local amount = tonumber(ARGV[5])
-for dim, seg in pairs(cjson.decode(ARGV[4])) do
-  redis.call('SADD', prefix .. ':m:' .. dim .. ':' .. seg, customer)
-  redis.call('HINCRBY', prefix .. ':amt:' .. dim, seg, amount)
-end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'segments', ARGV[4], 'amount_minor', ARGV[5], 'doc', ARGV[6])
-redis.call('SADD', prefix .. ':customers', customer)
-return 1
+return applied
 """
+
+
+class ProjectedCustomer(NamedTuple):
+    customer_id: str
+    seq: int
+    segments: dict[str, str]
+    amount_minor: int
+    partition: int
+    state: bytes  # the record as the customers table stores it
 
 
 class Projection:
@@ -57,24 +78,31 @@ class Projection:
         self.client = aioredis.from_url(url)
         self._script = self.client.register_script(_APPLY)
 
-    async def write(self, customer_id: str, seq: int, segments: Mapping[str, str], amount_minor: int,
-                    doc: Mapping[str, Any]) -> bool:
-        args = [seq, self.prefix, customer_id, orjson.dumps(dict(segments) or {}).decode(),
-                amount_minor, orjson.dumps(doc, default=str).decode()]
+    async def write_many(self, customers: Sequence[ProjectedCustomer],
+                         clocks: Mapping[int, tuple[str, int]] | None = None) -> int:
+        """Apply a flush; returns how many customers were newer than what Redis held."""
+        applied = 0
+        for start in range(0, len(customers), CHUNK):
+            args: list[Any] = [self.prefix]
+            for c in customers[start : start + CHUNK]:
+                args += [c.customer_id, c.seq, orjson.dumps(c.segments), c.amount_minor, c.partition, c.state]
+            applied += int(await self._retrying(lambda a=args: self._script(keys=[], args=a)))
+        if clocks:
+            mapping = {str(p): orjson.dumps(list(v)) for p, v in clocks.items()}
+            await self._retrying(lambda: self.client.hset(f"{self.prefix}:clock", mapping=mapping))
+        return applied
+
+    @staticmethod
+    async def _retrying(call: Callable[[], Awaitable[T]]) -> T:
         delay = 0.1
         while True:
             try:
-                applied = await self._script(keys=[f"{self.prefix}:c:{customer_id}"], args=args)
-                return bool(applied)
+                return await call()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                # Redis away: wait and retry; the event is not committed until this succeeds.
+                # Redis away: wait and retry; the input offsets are not committed until this succeeds.
                 log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-    async def set_clock(self, partition: int, when: Any, day: int) -> None:
-        """Publish a partition's stream time, so readers can age time-relative metrics."""
-        await self.client.hset(f"{self.prefix}:clock", str(partition), orjson.dumps([str(when), day]))
 
     async def set_counters(self, worker: str, counters: Mapping[str, int]) -> None:
         """This worker's running totals (applied, duplicate, too_old, dead_letters, changes …)."""

@@ -11,6 +11,12 @@ from typing import Any
 import orjson
 import redis
 
+from segmenter.metrics import WINDOW_METRICS, compute, display
+from segmenter.state import Policy
+from streams.names import Names
+from streams.settings import Settings
+from streams.stored import unpack
+
 
 @dataclass(frozen=True)
 class CustomerView:
@@ -20,9 +26,15 @@ class CustomerView:
 
 
 class ReadModel:
-    def __init__(self, url: str, prefix: str) -> None:
+    """Customers as the worker last projected them, with metrics computed as of their partition's clock."""
+
+    def __init__(self, url: str, prefix: str, policy: Policy) -> None:
         self.client = redis.Redis.from_url(url)
-        self.prefix = prefix
+        self.prefix, self.policy = prefix, policy
+
+    @classmethod
+    def of(cls, settings: Settings) -> ReadModel:
+        return cls(settings.redis_url, Names(settings.topic_prefix).redis, settings.policy())
 
     def ping(self) -> None:
         self.client.ping()
@@ -31,24 +43,25 @@ class ReadModel:
         """Each partition's stream time and business day, as the worker last published them."""
         return {int(p): tuple(orjson.loads(v)) for p, v in self.client.hgetall(f"{self.prefix}:clock").items()}
 
-    @staticmethod
-    def aged(doc: dict[str, Any], clock: dict[int, tuple[str, int]]) -> dict[str, Any]:
-        """The document with ``days_since_*`` as of its partition's current stream day."""
-        now = clock.get(doc.get("partition", -1))
-        if now is None or not doc.get("metrics"):
-            return doc
-        metrics = dict(doc["metrics"])
-        for name, anchor in (("days_since_last_purchase", doc.get("last_purchase")),
-                             ("days_since_first_purchase", doc.get("first_purchase"))):
-            metrics[name] = None if anchor is None else now[1] - anchor
-        return {**doc, "metrics": metrics, "as_of_day": date.fromordinal(now[1]).isoformat()}
+    def _view(self, customer_id: str, segments: bytes | None, partition: bytes, state: bytes,
+              clock: dict[int, tuple[str, int]]) -> CustomerView:
+        record = unpack(state)
+        now = clock.get(int(partition))
+        doc: dict[str, Any] = {"ruleset": record.ruleset, "profile": record.profile, "partition": int(partition),
+                               "due": date.fromordinal(record.due).isoformat() if record.due else None,
+                               "metrics": {}, "as_of_day": None}
+        if now is not None:
+            values = compute(record.state, now[1], self.policy, record.profile)
+            doc["metrics"] = {m: display(m, values[m], self.policy) for m in WINDOW_METRICS}
+            doc["as_of_day"] = date.fromordinal(now[1]).isoformat()
+        return CustomerView(customer_id, orjson.loads(segments or b"{}"), doc)
 
     def customer(self, customer_id: str) -> CustomerView | None:
-        raw = self.client.hgetall(f"{self.prefix}:c:{customer_id}")
-        if not raw:
+        segments, partition, state = self.client.hmget(f"{self.prefix}:c:{customer_id}",
+                                                       "segments", "partition", "state")
+        if state is None:
             return None
-        doc = self.aged(orjson.loads(raw[b"doc"]), self.clock())
-        return CustomerView(customer_id, orjson.loads(raw.get(b"segments", b"{}")), doc)
+        return self._view(customer_id, segments, partition, state, self.clock())
 
     def customer_ids(self, dimension: str | None = None, segment: str | None = None) -> list[str]:
         key = f"{self.prefix}:customers"
@@ -62,10 +75,10 @@ class ReadModel:
             chunk = ids[start : start + 500]
             pipe = self.client.pipeline(transaction=False)
             for cid in chunk:
-                pipe.hmget(f"{self.prefix}:c:{cid}", "segments", "doc")
-            for cid, (segments, doc) in zip(chunk, pipe.execute(), strict=True):
-                if doc is not None:
-                    yield CustomerView(cid, orjson.loads(segments or b"{}"), self.aged(orjson.loads(doc), clock))
+                pipe.hmget(f"{self.prefix}:c:{cid}", "segments", "partition", "state")
+            for cid, (segments, partition, state) in zip(chunk, pipe.execute(), strict=True):
+                if state is not None:
+                    yield self._view(cid, segments, partition, state, clock)
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Each live worker's counters, as it last published them."""

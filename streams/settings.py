@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     consistency_check: bool = Field(
         True, description="faust's recovery offset check; the embedded broker needs it off.")
     fetch_max_wait_ms: int = Field(100, ge=1, le=5000, description="Longest a fetch waits for data (latency).")
+    flush_interval_s: float = Field(
+        0.5, gt=0, description="Longest time between state flushes (changelog, store, Redis, offset commit).")
+    flush_max_dirty: int = Field(2000, ge=1, description="Flush early once this many customers changed.")
+    state_cache_customers: int = Field(
+        1_000_000, ge=1000, description="Decoded customer records kept in memory; the rest are read from disk.")
     web_port: int = Field(6066, description="faust's web port, bound to 127.0.0.1.")
 
     @field_validator("timezone")

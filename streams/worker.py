@@ -14,8 +14,8 @@ import faust
 import orjson
 
 from streams import faust_compat
+from streams.engine import Engine
 from streams.names import RAW, Names
-from streams.processor import Processor
 from streams.settings import Settings
 
 log = logging.getLogger("segmenter.worker")
@@ -47,24 +47,29 @@ def create_app(settings: Settings) -> faust.App:
     inputs = app.topic(*names.inputs, partitions=n, **RAW)
     tables = {name: app.Table(name, partitions=n, key_type=bytes, value_type=bytes)
               for name in (names.customers_table, names.partitions_table)}
-    processor = Processor(app, settings, names, tables)
+    engine = Engine(app, settings, names, tables)
+    faust_compat.install(app, engine)
 
-    async def process(stream: faust.Stream) -> None:
+    async def never(stream: faust.Stream) -> None:
+        # This agent only makes faust subscribe to the inputs: the engine takes their records first.
         async for event in stream.events():
-            await processor.handle(event)
+            raise RuntimeError(f"{event.message.topic} record reached faust's stream path: the segmenter "
+                               "fast path is not installed (faust_compat out of date with faust?)")
 
-    app.agent(inputs, name=names.events_agent, concurrency=1)(process)
+    app.agent(inputs, name=names.events_agent, concurrency=1)(never)
 
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
-        processor.forget()
+        await engine.on_revoked(revoked)
 
     app.on_partitions_revoked.connect(on_revoked)
 
     async def clock() -> None:
-        await processor.tick_all(datetime.now(UTC))
+        await engine.tick_all(datetime.now(UTC))
 
     if settings.clock == "wall":
         app.timer(settings.tick_interval_s, on_leader=True, name=names.clock_timer)(clock)
+
+    app.timer(min(settings.flush_interval_s, 1.0), name="segmenter.flush")(engine.tick)
 
     ready_file = data_dir / "worker.ready"
 
@@ -80,13 +85,13 @@ def create_app(settings: Settings) -> faust.App:
     app.timer(0.5, name="segmenter.readiness")(readiness)
 
     async def publish_counters() -> None:
-        await processor.projection.set_counters(f"{socket.gethostname()}:{os.getpid()}", processor.stats)
+        await engine.projection.set_counters(f"{socket.gethostname()}:{os.getpid()}", engine.stats)
 
     app.timer(5.0, name="segmenter.counters")(publish_counters)
 
     async def cleanup(*_: Any, **__: Any) -> None:
         ready_file.unlink(missing_ok=True)
-        await processor.close()
+        await engine.close()
 
     app.on_before_shutdown.connect(cleanup)
     return app

@@ -7,8 +7,7 @@ import csv
 import io
 from pathlib import Path
 
-import orjson
-
+from schemas.outputs import SegmentChange
 from streams.kafka_ops import produce_records, read_topic
 from streams.settings import Settings
 
@@ -40,11 +39,12 @@ def classify_csv(run, paths: dict[str, Path], as_of: str, out: Path, rules: Path
 
 
 def changes_by_customer(records: list[tuple[bytes | None, bytes]]) -> dict[str, dict[str, str]]:
-    """Replay segment changes: the last 'to' per customer and dimension."""
+    """Replay segment changes (each must satisfy the SegmentChange schema): the last 'to' per customer and
+    dimension."""
     state: dict[str, dict[str, str]] = {}
     for _, value in records:
-        doc = orjson.loads(value)
-        state.setdefault(doc["customer_id"], {})[doc["dimension"]] = doc["to"]
+        change = SegmentChange.model_validate_json(value)
+        state.setdefault(change.customer_id, {})[change.dimension] = change.to_segment
     return state
 
 

@@ -93,7 +93,7 @@ def test_stream_equals_offline_classification_through_time(system, tmp_path):
     replayed = changes_by_customer(consume_all(settings, names.segment_changes))
     assert {c: d["value"] for c, d in replayed.items()} == {c: row["value"] for c, row in final.items()}
 
-    model = ReadModel(settings.redis_url, names.redis)
+    model = ReadModel.of(settings)
     counts: dict[str, int] = {}
     for row in final.values():
         counts[row["value"]] = counts.get(row["value"], 0) + 1

@@ -31,25 +31,31 @@ step_st = st.one_of(fact_st, st.integers(1, 200).map(lambda n: ("tick", n)))
 
 
 def brute_force(steps, policy):
-    """Replay the raw list: an event counts if new and inside the horizon when it arrived."""
-    now, counted, seen = BASE, [], set()
+    """Replay the raw list: an event counts if new and inside the horizon when it arrived; every
+    purchase, however late, still dates the first and last purchase."""
+    now, counted, seen, buys = BASE, [], set(), []
     for step in steps:
         if not isinstance(step, Fact):
             now += step[1]
             continue
         now = max(now, step.day)
-        if step.day < policy.horizon_start(now) or (step.day, step.id_hash) in seen:
+        too_old = step.day < policy.horizon_start(now)
+        if not too_old and (step.day, step.id_hash) in seen:
+            continue  # a duplicate is the same event again: it dates nothing
+        if step.kind == PURCHASE:
+            buys.append(step.day)
+        if too_old:
             continue
         seen.add((step.day, step.id_hash))
         counted.append(step)
-    return now, counted
+    return now, (counted, buys)
 
 
-def brute_metrics(counted, as_of, policy):
+def brute_metrics(replayed, as_of, policy):
+    counted, buys = replayed
     lo, so = policy.long_start(as_of), policy.short_start(as_of)
     long_ = [f for f in counted if lo <= f.day <= as_of]
     short = [f for f in counted if so <= f.day <= as_of]
-    buys = [f.day for f in counted if f.kind == PURCHASE]
 
     def money(fs):
         return sum(f.amount if f.kind == PURCHASE else -f.amount for f in fs if f.kind != INTERACTION)

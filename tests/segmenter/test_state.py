@@ -5,7 +5,7 @@ import pytest
 from segmenter import codec
 from segmenter.errors import InvalidStateError
 from segmenter.metrics import compute
-from segmenter.state import EMPTY, Outcome, Policy, advance, apply
+from segmenter.state import EMPTY, Outcome, Policy, advance, apply, totals_at
 from tests.segmenter.helpers import day, interaction, purchase, refund
 
 POLICY = Policy()
@@ -43,10 +43,14 @@ def test_out_of_order_events_are_exact():
     assert ordered == shuffled
 
 
-def test_events_older_than_the_longest_window_change_nothing_and_are_counted():
+def test_events_older_than_the_longest_window_count_in_no_window_but_still_date_the_first_purchase():
     state, outcomes = fold([purchase("2025-06-30", 100, "old"), purchase("2025-07-01", 1, "edge")])
     assert outcomes == [Outcome.TOO_OLD, Outcome.APPLIED]
-    assert state.first_purchase == day("2025-07-01")
+    assert [b.day for b in state.buckets] == [day("2025-07-01")]
+    assert totals_at(state, day("2026-06-30"), POLICY).long[:2] == (1, 100)  # the edge purchase alone (1.00)
+    # the late purchase happened: days since the first purchase count from it (a min, so replays are harmless)
+    assert state.first_purchase == day("2025-06-30")
+    assert state.last_purchase == day("2025-07-01")
 
 
 def test_advance_drops_buckets_that_left_every_window_but_keeps_purchase_days():

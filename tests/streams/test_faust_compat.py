@@ -43,3 +43,37 @@ def test_worker_tables_store_and_log_our_bytes_untouched(tmp_path):
     for table in app.tables.values():
         assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
         assert table.changelog_topic.value_serializer == "raw"
+
+
+def test_the_fetch_loop_still_goes_through_the_hook_that_diverts_input_batches():
+    base = faust.transport.consumer.Consumer
+    assert "_wait_next_records" in vars(base)
+    assert "records, active_partitions = await self._wait_next_records(timeout)" in inspect.getsource(base.getmany)
+    assert list(inspect.signature(base._wait_next_records).parameters) == ["self", "timeout"]
+    assert "flow_active" in vars(base) or "flow_active" in inspect.getsource(base.__init__)
+
+
+def test_offsets_commit_through_the_driver_commit_we_call():
+    assert list(inspect.signature(driver.Consumer._commit).parameters) == ["self", "offsets"]
+    assert "_commit" in inspect.getsource(driver.Consumer.commit) or "_commit" in vars(driver.Consumer)
+
+
+def test_the_rocksdb_store_still_has_the_per_partition_accessors_we_use():
+    from faust.stores import rocksdb  # noqa: PLC0415
+
+    store = rocksdb.Store
+    for name in ("_db_for_partition", "_visible_items", "set_persisted_offset", "persisted_offset"):
+        assert name in vars(store), name
+    assert list(inspect.signature(store._db_for_partition).parameters) == ["self", "partition"]
+    assert "offset_key" in inspect.getsource(store._visible_items)
+
+
+def test_the_verify_event_path_hook_still_exists():
+    assert "verify_event_path" in vars(driver.AIOKafkaConsumerThread)
+
+
+def test_the_worker_installs_its_fast_path(tmp_path):
+    app = create_app(Settings(data_dir=tmp_path, kafka_bootstrap="127.0.0.1:1"))
+    fast = faust_compat.FAST_PATHS[app]
+    assert fast.topics == {"segmenter.transactions", "segmenter.interactions", "segmenter.profiles",
+                           "segmenter.control"}

@@ -1,0 +1,455 @@
+"""The data plane: whole fetched batches per partition, state in memory, one write per customer per flush.
+
+faust owns the group, the assignment, table recovery, timers and the web server; the records of the
+input topics never enter faust's per-event stream machinery. ``faust_compat`` hands each fetched
+batch (topic-partition -> records) to :meth:`Engine.take`, which runs the core over it with no
+``await`` per record, and then sends the resulting segment-changes as whole producer batches.
+
+Durability — every ``flush_interval_s`` or ``flush_max_dirty`` changed customers, one flush in flight:
+
+1. snapshot (synchronously): the encoded record of every customer changed since the last snapshot,
+   the partition metadata, and the input offsets processed so far;
+2. wait until every segment-change and dead letter produced before the snapshot is acknowledged;
+3. send the snapshot to the tables' changelogs (one record per changed customer) and wait for it;
+4. write it into the local RocksDB store and record the changelog offset (faust's recovery reads
+   the changelog from there on a restart or a move to another worker);
+5. project it into Redis (retried while Redis is away: the offsets are not committed meanwhile);
+6. commit the input offsets.
+
+A crash anywhere before 6 replays the events after the last commit. The state restored from the
+changelog already holds whatever step 3 wrote, and the core's ``event_id`` de-duplication inside
+each customer's state skips those events; their changes were acknowledged in step 2 before step 3
+began, so nothing is lost and nothing is counted twice (a replayed change carries the same
+``change_id``).
+
+Per partition the engine keeps the stream time and a heap of (due day, customer), so time-driven
+changes wake exactly the customers that are due; both are rebuilt from the store on assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import heapq
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+import faust
+import orjson
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+
+from schemas import first_error
+from schemas.events import INTERACTION_ADAPTER, PROFILE_ADAPTER, TRANSACTION_ADAPTER
+from schemas.outputs import DeadLetter
+from segmenter import step
+from segmenter.errors import SegmenterError
+from segmenter.facts import fact_of_interaction, fact_of_transaction, profile_attributes
+from segmenter.metrics import metric_view
+from segmenter.rules import RuleSet, load_ruleset
+from segmenter.state import Fact
+from streams import faust_compat
+from streams.names import Names
+from streams.projection import ProjectedCustomer, Projection
+from streams.settings import Settings
+from streams.stored import due_of, pack, unpack
+
+log = logging.getLogger("segmenter.worker")
+_BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
+
+
+@dataclass
+class Partition:
+    number: int
+    stream_time: datetime | None = None
+    day: int | None = None
+    ruleset: RuleSet | None = None
+    heap: list[tuple[int, str]] = field(default_factory=list)
+    records: dict[str, step.CustomerRecord] = field(default_factory=dict)  # decoded, the truth
+    dirty: set[str] = field(default_factory=set)  # changed since the last snapshot
+    meta_dirty: bool = False
+    clock_dirty: bool = False
+    offsets: dict[Any, int] = field(default_factory=dict)  # input tp -> next offset to commit
+    changes: list[tuple[bytes, bytes]] = field(default_factory=list)  # not yet handed to the producer
+
+
+@dataclass
+class Snapshot:
+    customers: dict[int, list[tuple[bytes, bytes]]]
+    meta: dict[int, bytes]
+    projected: list[ProjectedCustomer]
+    clocks: dict[int, tuple[str, int]]
+    offsets: dict[Any, int]
+    deliveries: list[asyncio.Future[Any]]
+
+
+class Engine:
+    def __init__(self, app: faust.App, settings: Settings, names: Names, tables: Mapping[str, Any]) -> None:
+        self.app, self.settings, self.names = app, settings, names
+        self.policy = settings.policy()
+        self.customers, self.meta = tables[names.customers_table], tables[names.partitions_table]
+        self.projection = Projection(settings.redis_url, names.redis)
+        self.parts: dict[int, Partition] = {}
+        self.stats: Counter[str] = Counter()
+        self.topics = frozenset((names.transactions, names.interactions, names.profiles, names.control))
+        self._decoders: dict[str, Callable[[Partition, Any], Callable[[], None]]] = {
+            names.transactions: self._decode_transaction, names.interactions: self._decode_interaction,
+            names.profiles: self._decode_profile, names.control: self._decode_control}
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+        self._flushing: asyncio.Task[None] | None = None
+        self._deliveries: list[asyncio.Future[Any]] = []
+        self._dead: list[tuple[bytes | None, bytes]] = []
+        self._last_flush = time.monotonic()
+        self._dirty_count = 0
+        self._skew = timedelta(days=settings.future_skew_days)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def _producer_started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
+                                        linger_ms=5, max_batch_size=1 << 20, max_request_size=8 << 20)
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._flush_now()
+        if self._producer is not None:
+            await self._producer.stop()
+        await self.projection.close()
+
+    async def on_revoked(self, revoked: Sequence[Any]) -> None:
+        """Before partitions move: make everything processed so far durable and committed, then forget."""
+        async with self._lock:
+            await self._flush_now()
+            for number in {tp.partition for tp in revoked}:
+                self.parts.pop(number, None)
+
+    # -- the batch entry point (called by faust_compat for every fetched batch) -------------------
+    async def take(self, batch: Mapping[Any, Sequence[Any]]) -> None:
+        async with self._lock:
+            for tp, records in batch.items():
+                part = self.parts.get(tp.partition) or self._open(tp.partition)
+                decode = self._decoders[tp.topic]
+                for record in records:
+                    try:
+                        work = decode(part, record)
+                    except _BAD_INPUT as exc:
+                        self._dead_letter(tp, record, exc)
+                        continue
+                    work()  # our own failures here are bugs: they crash the worker, nothing is skipped
+                part.offsets[tp] = records[-1].offset + 1
+            await self._send_outputs()
+            if self._flush_due():
+                await self._start_flush()
+
+    def _flush_due(self) -> bool:
+        return (self._dirty_count >= self.settings.flush_max_dirty
+                or time.monotonic() - self._last_flush >= self.settings.flush_interval_s)
+
+    async def tick(self) -> None:
+        """Called by a timer: a quiet worker still flushes what it has."""
+        if self._flush_due() and any(p.dirty or p.meta_dirty or p.offsets for p in self.parts.values()):
+            async with self._lock:
+                await self._start_flush()
+
+    # -- decoding at the edge: bad input raises and goes to dead letters --------------------------
+    def _decode_transaction(self, part: Partition, record: Any) -> Callable[[], None]:
+        tx = TRANSACTION_ADAPTER.validate_json(record.value)
+        self._check(record, tx.customer_id, tx.occurred_at)
+        fact = fact_of_transaction(tx, self.policy)
+        return partial(self._on_fact, part, tx.customer_id, tx.event_id, tx.occurred_at, fact)
+
+    def _decode_interaction(self, part: Partition, record: Any) -> Callable[[], None]:
+        ix = INTERACTION_ADAPTER.validate_json(record.value)
+        self._check(record, ix.customer_id, ix.occurred_at)
+        fact = fact_of_interaction(ix, self.policy)
+        return partial(self._on_fact, part, ix.customer_id, ix.event_id, ix.occurred_at, fact)
+
+    def _decode_profile(self, part: Partition, record: Any) -> Callable[[], None]:
+        profile = PROFILE_ADAPTER.validate_json(record.value)
+        self._check(record, profile.customer_id, None)
+        key = profile.event_id or f"profile@{record.offset}"
+        return partial(self._on_profile, part, profile.customer_id, profile_attributes(profile), key)
+
+    def _decode_control(self, part: Partition, record: Any) -> Callable[[], None]:
+        doc = orjson.loads(record.value)
+        if doc["type"] == "tick":
+            return partial(self._advance, part, datetime.fromisoformat(doc["to"]))
+        if doc["type"] == "rules":
+            ruleset = load_ruleset(doc["yaml"], doc.get("source", "rules"), self.policy.money_scale)
+            return partial(self._adopt, part, ruleset)
+        raise ValueError(f"unknown control record type {doc['type']!r}")
+
+    def _check(self, record: Any, customer: str, occurred: datetime | None) -> None:
+        if record.key != customer.encode():
+            shown = record.key.decode(errors="replace") if isinstance(record.key, bytes) else record.key
+            raise ValueError(f"record key {shown!r} is not its customer_id {customer!r}")
+        if occurred is not None and occurred > datetime.now(UTC) + self._skew:
+            raise ValueError(f"occurred_at {occurred.isoformat()} is more than {self.settings.future_skew} "
+                             "ahead of the wall clock")
+
+    # -- the core, per record (no awaits) ----------------------------------------------------------
+    def _on_fact(self, part: Partition, customer: str, event_id: str, occurred: datetime, fact: Fact) -> None:
+        if part.stream_time is None or occurred > part.stream_time:
+            self._advance(part, occurred)
+        record = self._get(part, customer)
+        new, changes, outcome = step.on_fact(record, fact, event_id=event_id, now_day=part.day or fact.day,
+                                             ruleset=part.ruleset, policy=self.policy)
+        self.stats[outcome.value] += 1
+        if new is not record:
+            self._put(part, customer, record, new, changes)
+
+    def _on_profile(self, part: Partition, customer: str, attributes: dict[str, str | None], key: str) -> None:
+        record = self._get(part, customer)
+        ruleset = part.ruleset if part.day is not None else None
+        new, changes = step.on_profile(record, attributes, key=key, now_day=part.day or 0, ruleset=ruleset,
+                                       policy=self.policy)
+        if new is not record:
+            self._put(part, customer, record, new, changes)
+
+    def _advance(self, part: Partition, when: datetime) -> None:
+        if part.stream_time is not None and when <= part.stream_time:
+            return
+        part.stream_time = when
+        day = self.policy.calendar.day(when)
+        if day == part.day:
+            return
+        part.day, part.meta_dirty, part.clock_dirty = day, True, True
+        heap = part.heap
+        while heap and heap[0][0] <= day:
+            due, customer = heapq.heappop(heap)
+            record = self._get(part, customer)
+            if record.due != due:
+                continue  # superseded by a later event
+            new, changes = step.on_time(record, day, part.ruleset, self.policy)
+            self.stats["time_wakeups"] += 1
+            self._put(part, customer, None, new, changes)  # its heap entry was just popped
+
+    def _adopt(self, part: Partition, ruleset: RuleSet) -> None:
+        current = part.ruleset
+        if current is not None and (current.id, current.version) == (ruleset.id, ruleset.version):
+            return
+        part.ruleset, part.meta_dirty = ruleset, True
+        day = part.day if part.day is not None else self.policy.calendar.day(datetime.now(UTC))
+        customers = {key.decode() for key, _ in faust_compat.stored_items(self.customers, part.number)}
+        for customer in sorted(customers | part.records.keys()):
+            record = self._get(part, customer)
+            new, changes = step.on_rules(record, day, ruleset, self.policy)
+            if new is not record:
+                self._put(part, customer, record, new, changes)
+        log.warning("partition %d adopted %s v%d for %d customers", part.number, ruleset.id, ruleset.version,
+                    len(customers | part.records.keys()))
+
+    def _get(self, part: Partition, customer: str) -> step.CustomerRecord:
+        record = part.records.get(customer)
+        if record is None:
+            value = faust_compat.stored_get(self.customers, part.number, customer.encode())
+            record = step.CustomerRecord() if value is None else unpack(value)
+            part.records[customer] = record
+        return record
+
+    def _put(self, part: Partition, customer: str, old: step.CustomerRecord | None, record: step.CustomerRecord,
+             changes: list[step.Change]) -> None:
+        """``old``: the record this replaces, whose heap entry (if any) is still queued."""
+        part.records[customer] = record
+        if customer not in part.dirty:
+            part.dirty.add(customer)
+            self._dirty_count += 1
+        if record.due is not None and (old is None or old.due != record.due):
+            heapq.heappush(part.heap, (record.due, customer))  # an unchanged due is already queued
+        if changes:
+            ruleset = part.ruleset
+            assert ruleset is not None
+            stream_time = (part.stream_time or datetime.now(UTC)).isoformat()
+            key = customer.encode()
+            for change in changes:
+                part.changes.append((key, self._change_json(customer, record, change, ruleset, stream_time)))
+            self.stats["changes"] += len(changes)
+
+    @staticmethod
+    def _change_json(customer: str, record: step.CustomerRecord, change: step.Change, ruleset: RuleSet,
+                     stream_time: str) -> bytes:
+        """A SegmentChange document (tests/streams validate these against the schema)."""
+        explanation = change.explanation
+        return orjson.dumps({
+            "change_id": change.change_id(customer, record.ruleset), "customer_id": customer,
+            "dimension": change.dimension, "from": change.before, "to": change.after,
+            "ruleset_id": ruleset.id, "ruleset_version": ruleset.version, "cause": change.cause,
+            "condition": explanation.condition, "metrics": dict(explanation.metrics),
+            "explanation": list(explanation.rejected), "stream_time": stream_time,
+            "event_id": change.cause_key if change.cause == "event" else None,
+        }, default=str)  # Decimal money as its exact text, as the schema says
+
+    # -- partitions: opened on their first batch after an assignment -------------------------------
+    def _open(self, number: int) -> Partition:
+        part = self.parts[number] = Partition(number)
+        doc_bytes = faust_compat.stored_get(self.meta, number, f"p{number}".encode())
+        if doc_bytes is not None:
+            doc = orjson.loads(doc_bytes)
+            if doc.get("stream_time"):
+                part.stream_time = datetime.fromisoformat(doc["stream_time"])
+                part.day = self.policy.calendar.day(part.stream_time)
+            if doc.get("ruleset"):
+                part.ruleset = load_ruleset(doc["ruleset"], "stored ruleset", self.policy.money_scale)
+        count = 0
+        for key, value in faust_compat.stored_items(self.customers, number):
+            count += 1
+            due = due_of(value)
+            if due:
+                part.heap.append((due, key.decode()))
+        heapq.heapify(part.heap)
+        log.warning("partition %d opened: %d customers, %d due", number, count, len(part.heap))
+        return part
+
+    def _meta_value(self, part: Partition) -> bytes:
+        return orjson.dumps({
+            "partition": part.number,
+            "stream_time": part.stream_time.isoformat() if part.stream_time else None,
+            "ruleset": part.ruleset.source if part.ruleset else None,
+        })
+
+    # -- output ----------------------------------------------------------------------------------
+    async def _send_outputs(self) -> None:
+        producer = await self._producer_started()
+        for part in self.parts.values():
+            if part.changes:
+                sent = await _send(producer, self.names.segment_changes, part.number, part.changes)
+                self._deliveries.extend(f for f, _ in sent)
+                part.changes = []
+        if self._dead:
+            sent = await _send(producer, self.names.dead_letters, 0, self._dead)
+            self._deliveries.extend(f for f, _ in sent)
+            self._dead = []
+
+    def _dead_letter(self, tp: Any, record: Any, exc: Exception) -> None:
+        key = record.key if isinstance(record.key, bytes) else None
+        error = first_error(exc) if isinstance(exc, ValidationError) else (
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        letter = DeadLetter(
+            source_topic=tp.topic, partition=tp.partition, offset=record.offset,
+            key_b64=base64.b64encode(key).decode() if key is not None else None,
+            value_b64=base64.b64encode(record.value or b"").decode(), error_class=type(exc).__name__,
+            error_message=error, failed_at=datetime.now(UTC))
+        self._dead.append((key, letter.model_dump_json().encode()))
+        self.stats["dead_letters"] += 1
+        log.warning("%s[%d] offset=%d customer=%s error=%s", tp.topic, tp.partition, record.offset,
+                    key.decode(errors="replace") if key else "-", error)
+
+    # -- flushing ----------------------------------------------------------------------------------
+    async def _start_flush(self) -> None:
+        """Under the lock: snapshot now, do the I/O in the background (one flush in flight)."""
+        if self._flushing is not None:
+            if not self._flushing.done():
+                return  # the next batch tries again
+            self._flushing.result()  # a failed flush crashes the worker here
+        self._flushing = asyncio.create_task(self._write(self._snapshot()), name="segmenter.flush")
+
+    async def _flush_now(self) -> None:
+        """Under the lock: wait for the flush in flight, then flush everything left."""
+        if self._flushing is not None:
+            await self._flushing
+            self._flushing = None
+        await self._send_outputs()
+        await self._write(self._snapshot())
+
+    def _snapshot(self) -> Snapshot:
+        customers: dict[int, list[tuple[bytes, bytes]]] = {}
+        meta: dict[int, bytes] = {}
+        projected: list[ProjectedCustomer] = []
+        clocks: dict[int, tuple[str, int]] = {}
+        offsets: dict[Any, int] = {}
+        policy = self.policy
+        for part in self.parts.values():
+            day = part.day
+            writes = customers[part.number] = []
+            for customer in part.dirty:
+                record = part.records[customer]
+                value = pack(part.number, record)
+                writes.append((customer.encode(), value))
+                amount = metric_view(record.state, day, policy, record.profile)["amount_12m"] \
+                    if day is not None else 0
+                projected.append(ProjectedCustomer(customer, record.seq, dict(record.segments),
+                                                   amount if isinstance(amount, int) else 0, part.number, value))
+            part.dirty = set()
+            if part.meta_dirty:
+                meta[part.number] = self._meta_value(part)
+                part.meta_dirty = False
+            if part.clock_dirty and part.stream_time is not None and day is not None:
+                clocks[part.number] = (part.stream_time.isoformat(), day)
+                part.clock_dirty = False
+            offsets.update(part.offsets)
+            part.offsets = {}
+        deliveries, self._deliveries = self._deliveries, []
+        self._dirty_count = 0
+        self._last_flush = time.monotonic()
+        return Snapshot(customers, meta, projected, clocks, offsets, deliveries)
+
+    async def _write(self, snap: Snapshot) -> None:
+        started = time.monotonic()
+        if snap.deliveries:
+            await asyncio.gather(*snap.deliveries)  # 2. changes and dead letters are out
+        producer = await self._producer_started()
+        pending: list[tuple[Any, int, list[tuple[bytes, bytes]], list[tuple[asyncio.Future[Any], int]]]] = []
+        for table, groups in ((self.customers, snap.customers),
+                              (self.meta, {p: [(f"p{p}".encode(), v)] for p, v in snap.meta.items()})):
+            topic = table.changelog_topic.get_topic_name()
+            for partition, writes in groups.items():
+                if writes:
+                    pending.append((table, partition, writes, await _send(producer, topic, partition, writes)))
+        for table, partition, writes, sent in pending:
+            results = await asyncio.gather(*(f for f, _ in sent))  # 3. changelog acknowledged
+            faust_compat.store_write(table, partition, writes)  # 4. local store, then its changelog offset
+            faust_compat.set_persisted_offset(table, partition, results[-1].offset + sent[-1][1] - 1)
+        await self.projection.write_many(snap.projected, snap.clocks)  # 5.
+        if snap.offsets:
+            await faust_compat.commit(self.app, snap.offsets)  # 6.
+        self.stats["flushes"] += 1
+        self.stats["stored"] += sum(len(w) for w in snap.customers.values())
+        log.debug("flush: %d customers, %d offsets in %.3fs", len(snap.projected), len(snap.offsets),
+                  time.monotonic() - started)
+        self._evict()
+
+    def _evict(self) -> None:
+        """Keep at most ``state_cache_customers`` decoded records; persisted ones can be read back."""
+        excess = sum(len(p.records) for p in self.parts.values()) - self.settings.state_cache_customers
+        if excess <= 0:
+            return
+        for part in self.parts.values():
+            for customer in [c for c in part.records if c not in part.dirty][:excess]:
+                del part.records[customer]
+                excess -= 1
+            if excess <= 0:
+                break
+
+    async def tick_all(self, when: datetime) -> None:
+        """The wall clock, into every partition through the control topic (in order with events)."""
+        producer = await self._producer_started()
+        value = orjson.dumps({"type": "tick", "to": when.isoformat()})
+        for partition in range(self.settings.partitions):
+            await producer.send(self.names.control, key=b"tick", value=value, partition=partition)
+
+
+async def _send(producer: AIOKafkaProducer, topic: str, partition: int,
+                records: Sequence[tuple[bytes | None, bytes]]) -> list[tuple[asyncio.Future[Any], int]]:
+    """Whole producer batches: (delivery future, record count) per batch; a batch reports its base offset."""
+    sent = []
+    batch, count = producer.create_batch(), 0
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+            batch, count = producer.create_batch(), 0
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"a record of {len(value)} bytes does not fit a producer batch")
+        count += 1
+    if count:
+        sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+    return sent

@@ -1,0 +1,21 @@
+"""How a customer is stored in the ``customers`` table (and in Redis): a 6-byte header, then the core's record."""
+
+from __future__ import annotations
+
+import struct
+
+from segmenter import step
+
+HEADER = struct.Struct(">HI")  # partition, due day (0: none); read without decoding the record
+
+
+def pack(partition: int, record: step.CustomerRecord) -> bytes:
+    return HEADER.pack(partition, record.due or 0) + step.dumps(record)
+
+
+def unpack(value: bytes) -> step.CustomerRecord:
+    return step.loads(value[HEADER.size :])
+
+
+def due_of(value: bytes) -> int:
+    return int(HEADER.unpack_from(value)[1])
