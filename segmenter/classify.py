@@ -33,30 +33,53 @@ class Explanation:
     rejected: tuple[str, ...]  # for each earlier segment, the first reason it did not match
 
 
-_COMPILED: dict[tuple[int, int], tuple[Node, Callable[[dict[str, Value]], bool]]] = {}
+Reason = Callable[[dict[str, Value]], str | None]
+_REASONS: dict[tuple[int, int], tuple[Node, Reason]] = {}
 
 
-def _compiled(node: Node, scale: int) -> Callable[[dict[str, Value]], bool]:
-    """The node's predicate, compiled once per node object (nodes live as long as their ruleset)."""
-    entry = _COMPILED.get((id(node), scale))
+def _reason_of(node: Node, scale: int) -> Reason:
+    """The node's "first failing comparison" function, built once per node object (nodes live as
+    long as their ruleset; the entry keeps the node alive so its id is never reused meanwhile)."""
+    entry = _REASONS.get((id(node), scale))
     if entry is None or entry[0] is not node:
-        if len(_COMPILED) > 4096:
-            _COMPILED.clear()
-        entry = _COMPILED[(id(node), scale)] = (node, Compiler(scale).compile(node))
+        if len(_REASONS) > 4096:
+            _REASONS.clear()
+        entry = _REASONS[(id(node), scale)] = (node, _build_reason(node, scale))
     return entry[1]
+
+
+def _build_reason(node: Node, scale: int) -> Reason:
+    if isinstance(node, BoolOp):
+        parts = [_build_reason(item, scale) for item in node.items]
+        if node.op == "and":
+            def first_failing(values: dict[str, Value]) -> str | None:
+                for part in parts:
+                    reason = part(values)
+                    if reason:
+                        return reason
+                return None
+            return first_failing
+
+        def all_failing(values: dict[str, Value]) -> str | None:
+            reasons = []
+            for part in parts:
+                reason = part(values)
+                if reason is None:
+                    return None
+                reasons.append(reason)
+            return " and ".join(reasons)
+        return all_failing
+    if isinstance(node, Not):
+        inner = _build_reason(node.item, scale)
+        return lambda values: None if inner(values) else "not (...) is false"
+    holds = Compiler(scale).compile(node)
+    text = f"{node.text} is false"
+    return lambda values: None if holds(values) else text
 
 
 def _failing(node: Node, values: dict[str, Value], scale: int) -> str | None:
     """The first comparison that makes ``node`` false, as text, or None when it is true."""
-    if isinstance(node, BoolOp):
-        reasons = [_failing(item, values, scale) for item in node.items]
-        if node.op == "and":
-            return next((r for r in reasons if r), None)
-        return None if any(r is None for r in reasons) else " and ".join(r for r in reasons if r)
-    if isinstance(node, Not):
-        return None if _failing(node.item, values, scale) else "not (...) is false"
-    holds = _compiled(node, scale)(values)
-    return None if holds else f"{node.text} is false"
+    return _reason_of(node, scale)(values)
 
 
 def explain_dimension(dim: CompiledDimension, values: dict[str, Value], policy: Policy) -> Explanation:
@@ -90,14 +113,19 @@ def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy
     spans = [(policy.long_window, policy.long_start)] if "long" in windows else []
     if "short" in windows:
         spans.append((policy.short_window, policy.short_start))
+    buckets = state.buckets  # in day order
     for spec, start_of in spans:
         start = start_of(as_of_day)
-        oldest = next((b.day for b in state.buckets if start <= b.day <= as_of_day), None)
-        if oldest is not None:
-            candidates.append(spec.leave_day(oldest))
-    future = next((b.day for b in state.buckets if b.day > as_of_day), None)
-    if future is not None:
-        candidates.append(future)
+        for bucket in buckets:
+            if bucket.day >= start:  # the oldest inside the window, unless it is already in the future
+                if bucket.day <= as_of_day:
+                    candidates.append(spec.leave_day(bucket.day))
+                break
+    if buckets and buckets[-1].day > as_of_day:
+        i = len(buckets) - 1
+        while i and buckets[i - 1].day > as_of_day:
+            i -= 1
+        candidates.append(buckets[i].day)  # the first bucket dated after as_of enters then
     for metric, anchor in (("days_since_last_purchase", state.last_purchase),
                            ("days_since_first_purchase", state.first_purchase)):
         if anchor is None or metric not in used:

@@ -109,6 +109,7 @@ class Engine:
         self._last_flush = time.monotonic()
         self._dirty_count = 0
         self._skew = timedelta(days=settings.future_skew_days)
+        self._latest_allowed = datetime.now(UTC) + self._skew
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _producer_started(self) -> AIOKafkaProducer:
@@ -136,6 +137,7 @@ class Engine:
     # -- the batch entry point (called by faust_compat for every fetched batch) -------------------
     async def take(self, batch: Mapping[Any, Sequence[Any]]) -> None:
         async with self._lock:
+            self._latest_allowed = datetime.now(UTC) + self._skew  # once per batch, not per record
             for tp, records in batch.items():
                 part = self.parts.get(tp.partition) or self._open(tp.partition)
                 decode = self._decoders[tp.topic]
@@ -193,7 +195,7 @@ class Engine:
         if record.key != customer.encode():
             shown = record.key.decode(errors="replace") if isinstance(record.key, bytes) else record.key
             raise ValueError(f"record key {shown!r} is not its customer_id {customer!r}")
-        if occurred is not None and occurred > datetime.now(UTC) + self._skew:
+        if occurred is not None and occurred > self._latest_allowed:
             raise ValueError(f"occurred_at {occurred.isoformat()} is more than {self.settings.future_skew} "
                              "ahead of the wall clock")
 
