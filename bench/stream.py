@@ -30,9 +30,11 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import rocksdict
+from aiokafka.partitioner import DefaultPartitioner
 
 from segmenter.rules import load_ruleset
 from streams.cli_stream import spawn_worker, wait_ready
@@ -55,6 +57,7 @@ class Bench:
     def __init__(self, root: Path, bootstrap: str, redis_url: str) -> None:
         self.root, self.bootstrap, self.redis_url = root, bootstrap, redis_url
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.rate = 0.0  # one worker's events/s, once measured
 
     def env(self, prefix: str, data_dir: str) -> dict[str, str]:
         return {"SEGMENTER_KAFKA_BOOTSTRAP": self.bootstrap, "SEGMENTER_REDIS_URL": self.redis_url,
@@ -105,8 +108,8 @@ def one_each(names: Names, customers: int) -> Iterator[Record]:
     when = (START + timedelta(days=300)).isoformat()
     for c in range(customers):
         cid = f"R{c:07d}"
-        yield names.transactions, cid.encode(), orjson.dumps(
-            {"event_id": f"r{c}", "customer_id": cid, "occurred_at": when, "amount": "50.00", "order_id": f"r{c}"}), None
+        doc = {"event_id": f"r{c}", "customer_id": cid, "occurred_at": when, "amount": "50.00", "order_id": f"r{c}"}
+        yield names.transactions, cid.encode(), orjson.dumps(doc), None
 
 
 async def end_offsets(settings: Settings, topic: str) -> int:
@@ -162,12 +165,16 @@ async def time_to_first_change(settings: Settings, started: float, timeout_s: fl
 
 
 async def latency(settings: Settings, rate: float, seconds: float, hot_share: float = 0.1) -> tuple[list[float], int]:
-    """Events at ``rate``/s for ``seconds``: new customers (measured) and one hot customer."""
+    """Events at ``rate``/s for ``seconds``: new customers' first purchases (each makes a change,
+    measured) mixed with one very active customer. Records go out as one producer batch per
+    partition every few milliseconds, so the load generator itself stays cheap."""
     names = Names(settings.topic_prefix)
     consumer = await tail(settings, names.segment_changes)
     prod = producer(settings)
     await prod.start()
-    sent: dict[str, float] = {}
+    partitioner = DefaultPartitioner()
+    partitions = list(range(settings.partitions))
+    sent: dict[bytes, float] = {}
     seen: list[float] = []
     rng = random.Random(9)
     when = (START + timedelta(days=364, hours=12)).isoformat()
@@ -176,25 +183,35 @@ async def latency(settings: Settings, rate: float, seconds: float, hot_share: fl
         for messages in (await consumer.getmany(timeout_ms=0)).values():
             arrived = time.perf_counter()
             for m in messages:
-                eid = orjson.loads(m.value).get("event_id")
-                if eid in sent:
-                    seen.append(arrived - sent.pop(eid))
+                at = sent.pop(m.key, None)
+                if at is not None:
+                    seen.append(arrived - at)
 
     try:
         t0, n, hot = time.perf_counter(), 0, 0
         while time.perf_counter() - t0 < seconds:
             target = int((time.perf_counter() - t0) * rate)
+            batches: dict[int, Any] = {}
+            now = time.perf_counter()
             while n < target:
                 if rng.random() < hot_share:
-                    cid, eid, hot = "HOT0000", f"hot-{n}", hot + 1
+                    key, eid, hot = b"HOT0000", f"hot-{n}", hot + 1
                 else:
-                    cid, eid = f"L{n:08d}", f"lat-{n}"
-                    sent[eid] = time.perf_counter()
-                doc = {"event_id": eid, "customer_id": cid, "occurred_at": when, "amount": "10.00", "order_id": eid}
-                await prod.send(names.transactions, key=cid.encode(), value=orjson.dumps(doc))
+                    key, eid = f"L{n:08d}".encode(), f"lat-{n}"
+                    sent[key] = now
+                value = orjson.dumps({"event_id": eid, "customer_id": key.decode(), "occurred_at": when,
+                                      "amount": "10.00", "order_id": eid})
+                partition = partitioner(key, partitions, partitions)
+                batch = batches.get(partition) or batches.setdefault(partition, prod.create_batch())
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    await prod.send_batch(batch, names.transactions, partition=partition)
+                    batch = batches[partition] = prod.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
                 n += 1
+            for partition, batch in batches.items():
+                await prod.send_batch(batch, names.transactions, partition=partition)
             await drain()
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.005)
         deadline = time.perf_counter() + 15
         while sent and time.perf_counter() < deadline:
             await drain()
@@ -221,6 +238,82 @@ def disk_bytes_per_customer(data_dir: Path) -> tuple[float, float, int]:
     return disk / max(customers, 1), value_bytes / max(customers, 1), customers
 
 
+def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
+    env = bench.env("one.", "one")
+    settings = bench.settings(env)
+    names = Names(settings.topic_prefix)
+    took = asyncio.run(bench.prepare(settings, history(names, args.customers, args.events)))
+    say(f"  produced the input in {took:.1f}s")
+    naive = None
+    if "naive" not in skip:
+        naive, done = naive_rate(bench, env, args.naive_seconds)
+        say(f"naive faust agent (table write per event)   {naive:>9,.0f} events/s  "
+            f"({done:,} events in {args.naive_seconds:.0f}s)")
+    worker = bench.worker(settings, env)
+    wait_ready(Path(settings.data_dir), worker, timeout_s=300)
+    t0 = time.perf_counter()
+    asyncio.run(wait_caught_up(settings, timeout_s=7200))
+    elapsed = time.perf_counter() - t0
+    rate = bench.rate = args.events / elapsed
+    changes = asyncio.run(end_offsets(settings, names.segment_changes))
+    say(f"segmenter, one worker                       {rate:>9,.0f} events/s  ({elapsed:.1f}s; "
+        f"{changes:,} segment-changes, Redis projection on)")
+    if naive:
+        say(f"  ratio segmenter / naive faust             {rate / naive:>9.1f}x")
+    if "latency" not in skip:
+        lat, hot = asyncio.run(latency(settings, rate / 2, args.latency_seconds))
+        lat.sort()
+        if lat:
+            p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            say(f"latency at {rate / 2:,.0f} events/s (half rate)     p50 {p50 * 1000:.1f} ms  "
+                f"p99 {p99 * 1000:.1f} ms  ({len(lat):,} measured changes; {hot:,} events of one hot "
+                f"customer mixed in)")
+    bench.end(worker)
+    per_disk, per_value, stored = disk_bytes_per_customer(Path(settings.data_dir))
+    say(f"state on disk                               {per_disk:>9.1f} bytes/customer  "
+        f"(RocksDB after compaction; stored record {per_value:.1f} bytes; {stored:,} customers)")
+    restart(bench, settings, env, stored)
+
+
+def restart(bench: Bench, settings: Settings, env: dict[str, str], customers: int) -> None:
+    started = time.monotonic()
+    worker = bench.worker(settings, env)
+    ready = asyncio.run(time_to_first_change(settings, started))
+    say(f"restart to ready ({customers:,} customers)".ljust(44) + f"{ready:>9.1f} s  (start -> a new event's change)")
+    bench.end(worker)
+
+
+def two_workers(bench: Bench, args: argparse.Namespace) -> None:
+    env = bench.env("two.", "two-a")
+    settings = bench.settings(env)
+    asyncio.run(bench.prepare(settings, history(Names(settings.topic_prefix), args.customers, args.events)))
+    first = bench.worker(settings, env)
+    env_b = {**env, "SEGMENTER_DATA_DIR": str(bench.root / "two-b"), "SEGMENTER_WEB_PORT": str(free_port())}
+    second = bench.worker(bench.settings(env_b), env_b)
+    wait_ready(Path(settings.data_dir), first, timeout_s=300)
+    wait_ready(bench.root / "two-b", second, timeout_s=300)
+    t0 = time.perf_counter()
+    asyncio.run(wait_caught_up(settings, timeout_s=7200))
+    rate = args.events / (time.perf_counter() - t0)
+    say(f"segmenter, two workers                      {rate:>9,.0f} events/s  ({rate / bench.rate:.2f}x one worker)")
+    bench.end(first)
+    bench.end(second)
+
+
+def big_restart(bench: Bench, args: argparse.Namespace) -> None:
+    env = bench.env("big.", "big")
+    settings = bench.settings(env)
+    asyncio.run(bench.prepare(settings, one_each(Names(settings.topic_prefix), args.restart_customers)))
+    worker = bench.worker(settings, env)
+    wait_ready(Path(settings.data_dir), worker, timeout_s=300)
+    t0 = time.perf_counter()
+    asyncio.run(wait_caught_up(settings, timeout_s=7200))
+    say(f"  loaded {args.restart_customers:,} customers at "
+        f"{args.restart_customers / (time.perf_counter() - t0):,.0f} events/s")
+    bench.end(worker)
+    restart(bench, settings, env, args.restart_customers)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=int(os.environ.get("BENCH_CUSTOMERS", "200000")))
@@ -238,83 +331,11 @@ def main() -> None:
     say(f"bench: {args.events:,} transactions of {args.customers:,} customers, 8 partitions, retail rules "
         f"(files in {root})")
     try:
-        env = bench.env("one.", "one")
-        settings = bench.settings(env)
-        names = Names(settings.topic_prefix)
-        took = asyncio.run(bench.prepare(settings, history(names, args.customers, args.events)))
-        say(f"  produced the input in {took:.1f}s")
-
-        naive = None
-        if "naive" not in skip:
-            naive, done = naive_rate(bench, env, args.naive_seconds)
-            say(f"naive faust agent (table write per event)   {naive:>9,.0f} events/s  "
-                f"({done:,} events in {args.naive_seconds:.0f}s)")
-
-        worker = bench.worker(settings, env)
-        wait_ready(Path(settings.data_dir), worker, timeout_s=300)
-        t0 = time.perf_counter()
-        asyncio.run(wait_caught_up(settings, timeout_s=7200))
-        elapsed = time.perf_counter() - t0
-        rate = args.events / elapsed
-        changes = asyncio.run(end_offsets(settings, names.segment_changes))
-        say(f"segmenter, one worker                       {rate:>9,.0f} events/s  ({elapsed:.1f}s; "
-            f"{changes:,} segment-changes, Redis projection on)")
-        if naive:
-            say(f"  ratio segmenter / naive faust             {rate / naive:>9.1f}x")
-
-        if "latency" not in skip:
-            lat, hot = asyncio.run(latency(settings, rate / 2, args.latency_seconds))
-            lat.sort()
-            if lat:
-                p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-                say(f"latency at {rate / 2:,.0f} events/s (half rate)     p50 {p50 * 1000:.1f} ms  "
-                    f"p99 {p99 * 1000:.1f} ms  ({len(lat):,} measured changes; {hot:,} events of one hot "
-                    f"customer mixed in)")
-
-        bench.end(worker)
-        per_disk, per_value, stored = disk_bytes_per_customer(Path(settings.data_dir))
-        say(f"state on disk                               {per_disk:>9.1f} bytes/customer  "
-            f"(RocksDB after compaction; stored record {per_value:.1f} bytes; {stored:,} customers)")
-
-        started = time.monotonic()
-        worker = bench.worker(settings, env)
-        ready = asyncio.run(time_to_first_change(settings, started))
-        say(f"restart to ready ({stored:,} customers)        {ready:>9.1f} s  (start -> a new event's change)")
-        bench.end(worker)
-
+        one_worker(bench, args, skip)
         if "two" not in skip:
-            env2 = bench.env("two.", "two-a")
-            settings2 = bench.settings(env2)
-            asyncio.run(bench.prepare(settings2, history(Names(settings2.topic_prefix), args.customers, args.events)))
-            first = bench.worker(settings2, env2)
-            env2b = {**env2, "SEGMENTER_DATA_DIR": str(root / "two-b"), "SEGMENTER_WEB_PORT": str(free_port())}
-            second = bench.worker(bench.settings(env2b), env2b)
-            wait_ready(Path(settings2.data_dir), first, timeout_s=300)
-            wait_ready(root / "two-b", second, timeout_s=300)
-            t0 = time.perf_counter()
-            asyncio.run(wait_caught_up(settings2, timeout_s=7200))
-            rate2 = args.events / (time.perf_counter() - t0)
-            say(f"segmenter, two workers                      {rate2:>9,.0f} events/s  "
-                f"({rate2 / rate:.2f}x one worker)")
-            bench.end(first)
-            bench.end(second)
-
+            two_workers(bench, args)
         if "restart" not in skip:
-            env3 = bench.env("big.", "big")
-            settings3 = bench.settings(env3)
-            asyncio.run(bench.prepare(settings3, one_each(Names(settings3.topic_prefix), args.restart_customers)))
-            worker = bench.worker(settings3, env3)
-            wait_ready(Path(settings3.data_dir), worker, timeout_s=300)
-            t0 = time.perf_counter()
-            asyncio.run(wait_caught_up(settings3, timeout_s=7200))
-            say(f"  loaded {args.restart_customers:,} customers at "
-                f"{args.restart_customers / (time.perf_counter() - t0):,.0f} events/s")
-            bench.end(worker)
-            started = time.monotonic()
-            worker = bench.worker(settings3, env3)
-            ready = asyncio.run(time_to_first_change(settings3, started))
-            say(f"restart to ready ({args.restart_customers:,} customers)      {ready:>9.1f} s")
-            bench.end(worker)
+            big_restart(bench, args)
     finally:
         for process in list(bench.processes):
             stop(process.pid)

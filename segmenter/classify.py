@@ -10,6 +10,7 @@ from segmenter.metrics import METRICS, Profile, Value, display, metric_view
 from segmenter.rules.compiler import CompiledDimension, Compiler, RuleSet
 from segmenter.rules.syntax import BoolOp, Node, Not
 from segmenter.state import Policy, WindowState
+from segmenter.timebase import WindowSpec
 
 
 def classify_values(ruleset: RuleSet, values: dict[str, Value]) -> tuple[str, ...]:
@@ -107,31 +108,50 @@ def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy
     answer may be early (a wake-up that changes nothing) but is never late. ``every_window`` also
     wakes when a window the rules do not read changes (to keep a projection of all metrics fresh).
     """
-    used = ruleset.metrics
-    windows = {"long", "short"} if every_window else {METRICS[m].window for m in used}
-    candidates: list[int] = []
-    spans = [(policy.long_window, policy.long_start)] if "long" in windows else []
-    if "short" in windows:
-        spans.append((policy.short_window, policy.short_start))
+    best: int | None = None
     buckets = state.buckets  # in day order
-    for spec, start_of in spans:
+    for spec, start_of in _spans(ruleset, policy, every_window):
         start = start_of(as_of_day)
         for bucket in buckets:
             if bucket.day >= start:  # the oldest inside the window, unless it is already in the future
                 if bucket.day <= as_of_day:
-                    candidates.append(spec.leave_day(bucket.day))
+                    leave = spec.leave_day(bucket.day)
+                    if leave > as_of_day and (best is None or leave < best):
+                        best = leave
                 break
     if buckets and buckets[-1].day > as_of_day:
         i = len(buckets) - 1
         while i and buckets[i - 1].day > as_of_day:
             i -= 1
-        candidates.append(buckets[i].day)  # the first bucket dated after as_of enters then
+        if best is None or buckets[i].day < best:
+            best = buckets[i].day  # the first bucket dated after as_of enters then
+    crossing = _next_crossing(ruleset, state, as_of_day)
+    return crossing if best is None or (crossing is not None and crossing < best) else best
+
+
+def _next_crossing(ruleset: RuleSet, state: WindowState, as_of_day: int) -> int | None:
+    """The first day after ``as_of_day`` a ``days_since_*`` metric crosses a constant of the rules."""
+    best: int | None = None
+    used = ruleset.metrics
     for metric, anchor in (("days_since_last_purchase", state.last_purchase),
                            ("days_since_first_purchase", state.first_purchase)):
         if anchor is None or metric not in used:
             continue
         for constant in ruleset.day_constants(metric):
             base = anchor + floor(constant)
-            candidates.extend(d for d in (base, base + 1) if d > as_of_day)
-    later = [d for d in candidates if d > as_of_day]
-    return min(later) if later else None
+            for d in (base, base + 1):
+                if d > as_of_day and (best is None or d < best):
+                    best = d
+    return best
+
+
+def _spans(ruleset: RuleSet, policy: Policy, every_window: bool
+           ) -> list[tuple[WindowSpec, Callable[[int], int]]]:
+    """The windows whose contents can move a classification (all of them with ``every_window``)."""
+    windows = {"long", "short"} if every_window else {METRICS[m].window for m in ruleset.metrics}
+    spans: list[tuple[WindowSpec, Callable[[int], int]]] = []
+    if "long" in windows:
+        spans.append((policy.long_window, policy.long_start))
+    if "short" in windows:
+        spans.append((policy.short_window, policy.short_start))
+    return spans

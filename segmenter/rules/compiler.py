@@ -10,10 +10,10 @@ from __future__ import annotations
 import difflib
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 from segmenter.metrics import METRICS, Value
 from segmenter.rules.syntax import BoolOp, Compare, Const, InList, Name, Node, Not, RuleSyntaxError
@@ -70,21 +70,24 @@ class RuleSet:
     description: str
     dimensions: tuple[CompiledDimension, ...]
     source: str  # the YAML text it was loaded from
+    # derived once (the hot path asks for them on every event)
+    metrics: frozenset[str] = field(init=False, compare=False, repr=False)
+    _day_constants: dict[str, tuple[Number, ...]] = field(init=False, compare=False, repr=False)
 
-    @property
-    def metrics(self) -> frozenset[str]:
-        return frozenset(m for d in self.dimensions for s in d.segments for m in s.metrics)
-
-    def day_constants(self, metric: str) -> tuple[Number, ...]:
-        """Constants that ``metric`` (a days_since_* metric) is compared with, for due times."""
-        found: set[Number] = set()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics",
+                           frozenset(m for d in self.dimensions for s in d.segments for m in s.metrics))
+        constants: dict[str, set[Number]] = {}
         for dim in self.dimensions:
             for seg in dim.segments:
                 for atom in seg.atoms:
-                    if atom.metric == metric:
-                        vals = atom.value if isinstance(atom.value, tuple) else (atom.value,)
-                        found.update(v for v in vals if not isinstance(v, str))
-        return tuple(sorted(found))
+                    vals = atom.value if isinstance(atom.value, tuple) else (atom.value,)
+                    constants.setdefault(atom.metric, set()).update(v for v in vals if not isinstance(v, str))
+        object.__setattr__(self, "_day_constants", {m: tuple(sorted(v)) for m, v in constants.items()})
+
+    def day_constants(self, metric: str) -> tuple[Number, ...]:
+        """Constants that ``metric`` (a days_since_* metric) is compared with, for due times."""
+        return self._day_constants.get(metric, ())
 
 
 def _unknown(name: Name) -> RuleSyntaxError:
@@ -122,36 +125,48 @@ class Compiler:
         return node.name
 
     def compile(self, node: Node) -> Predicate:
-        if isinstance(node, BoolOp):
-            parts = [self.compile(item) for item in node.items]
-            return _fold(parts, node.op == "and")
-        if isinstance(node, Not):
-            inner = self.compile(node.item)
-            return lambda v: not inner(v)
-        if isinstance(node, InList):
-            return self.in_list(node)
-        return self.compare(node)
+        """One Python function per condition: the tree is turned into a single expression over the
+        metric view ``v`` (names checked against METRICS, constants passed as bound values), so an
+        evaluation is one call instead of a call per comparison."""
+        constants: dict[str, object] = {}
+        source = self._source(node, constants)
+        return cast(Predicate, eval(f"lambda v: {source}", {"__builtins__": {}, **constants}))  # noqa: S307
 
-    def in_list(self, node: InList) -> Predicate:
+    def _source(self, node: Node, constants: dict[str, object]) -> str:
+        if isinstance(node, BoolOp):
+            joiner = f" {node.op} "
+            return "(" + joiner.join(self._source(item, constants) for item in node.items) + ")"
+        if isinstance(node, Not):
+            return f"(not {self._source(node.item, constants)})"
+        if isinstance(node, InList):
+            return self.in_list(node, constants)
+        return self.compare(node, constants)
+
+    @staticmethod
+    def _bind(constants: dict[str, object], value: object) -> str:
+        name = f"c{len(constants)}"
+        constants[name] = value
+        return name
+
+    def in_list(self, node: InList, constants: dict[str, object]) -> str:
         if not isinstance(node.operand, Name):
             raise RuleSyntaxError(node.col, "the left side of 'in' must be a metric")
         metric = self.name(node.operand)
         options = tuple(_convert(metric, c, self.scale) for c in node.values)
-        members = frozenset(options)
         self.atoms.append(Atom(metric, "not in" if node.negated else "in", options, node.text))
-        if node.negated:
-            return lambda v: (x := v[metric]) is not None and x not in members
-        return lambda v: (x := v[metric]) is not None and x in members
+        members = self._bind(constants, frozenset(options))
+        op = "not in" if node.negated else "in"
+        return f"((x := v[{metric!r}]) is not None and x {op} {members})"
 
-    def compare(self, node: Compare) -> Predicate:
+    def compare(self, node: Compare, constants: dict[str, object]) -> str:
         left, op, right = node.left, node.op, node.right
         if isinstance(left, Const) and isinstance(right, Const):
             raise RuleSyntaxError(node.col, f"{node.text!r} compares two constants")
         if isinstance(left, Const):
             left, right, op = right, left, _FLIP[op]
         assert isinstance(left, Name)
+        assert op in _OPS, op  # the parser only makes these; they are Python's own operators
         metric = self.name(left)
-        fn = _OPS[op]
         text_metric = METRICS[metric].kind == "text"
         if text_metric and op not in ("==", "!="):
             raise RuleSyntaxError(node.col, f"{metric} is text: only ==, != and 'in' apply to it")
@@ -160,21 +175,10 @@ class Compiler:
             if (METRICS[other].kind == "text") != text_metric:
                 raise RuleSyntaxError(node.col, f"cannot compare {metric} with {other}: text against a number")
             self.cross_metric = True
-            return lambda v: (x := v[metric]) is not None and (y := v[other]) is not None and fn(x, y)
+            return f"((x := v[{metric!r}]) is not None and (y := v[{other!r}]) is not None and x {op} y)"
         const = _convert(metric, right, self.scale)
         self.atoms.append(Atom(metric, op, const, node.text))
-        return lambda v: (x := v[metric]) is not None and fn(x, const)
-
-
-def _fold(parts: list[Predicate], conjunction: bool) -> Predicate:
-    """``a and b and c`` as nested two-way closures (no generator per evaluation)."""
-    head, *rest = parts
-    if not rest:
-        return head
-    tail = _fold(rest, conjunction)
-    if conjunction:
-        return lambda v: head(v) and tail(v)
-    return lambda v: head(v) or tail(v)
+        return f"((x := v[{metric!r}]) is not None and x {op} {self._bind(constants, const)})"
 
 
 def compile_condition(name: str, text: str, node: Node, money_scale: int) -> CompiledSegment:
