@@ -261,11 +261,12 @@ def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
     if naive:
         say(f"  ratio segmenter / naive faust             {rate / naive:>9.1f}x")
     if "latency" not in skip:
-        lat, hot = asyncio.run(latency(settings, rate / 2, args.latency_seconds))
+        lat_rate = args.latency_rate or rate / 2
+        lat, hot = asyncio.run(latency(settings, lat_rate, args.latency_seconds))
         lat.sort()
         if lat:
             p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-            say(f"latency at {rate / 2:,.0f} events/s (half rate)     p50 {p50 * 1000:.1f} ms  "
+            say(f"latency at {lat_rate:,.0f} events/s".ljust(44) + f"p50 {p50 * 1000:.1f} ms  "
                 f"p99 {p99 * 1000:.1f} ms  ({len(lat):,} measured changes; {hot:,} events of one hot "
                 f"customer mixed in)")
     bench.end(worker)
@@ -320,6 +321,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", "1000000")))
     parser.add_argument("--naive-seconds", type=float, default=30.0)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--latency-rate", type=float, default=0.0, help="events/s (default: half the measured rate)")
     parser.add_argument("--restart-customers", type=int, default=int(os.environ.get("BENCH_RESTART", "1000000")))
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: naive,latency,two,restart")
     args = parser.parse_args()

@@ -10,17 +10,19 @@ Durability — every ``flush_interval_s`` or ``flush_max_dirty`` changed custome
 1. snapshot (synchronously): the encoded record of every customer changed since the last snapshot,
    the partition metadata, and the input offsets processed so far;
 2. wait until every segment-change and dead letter produced before the snapshot is acknowledged;
-3. send the snapshot to the tables' changelogs (one record per changed customer) and wait for it;
-4. write it into the local RocksDB store and record the changelog offset (faust's recovery reads
+3. project the snapshot into Redis (retried while Redis is away; nothing is committed meanwhile);
+4. send it to the tables' changelogs (one record per changed customer) and wait for it;
+5. write it into the local RocksDB store and record the changelog offset (faust's recovery reads
    the changelog from there on a restart or a move to another worker);
-5. project it into Redis (retried while Redis is away: the offsets are not committed meanwhile);
 6. commit the input offsets.
 
 A crash anywhere before 6 replays the events after the last commit. The state restored from the
-changelog already holds whatever step 3 wrote, and the core's ``event_id`` de-duplication inside
-each customer's state skips those events; their changes were acknowledged in step 2 before step 3
-began, so nothing is lost and nothing is counted twice (a replayed change carries the same
-``change_id``).
+changelog already holds whatever step 4 wrote, and the core's ``event_id`` de-duplication inside
+each customer's state skips those events; their changes (step 2) and their projection (step 3) were
+acknowledged before, so nothing is lost and nothing is counted twice (a replayed change carries the
+same ``change_id``). Redis may briefly hold a state the replay is about to rebuild; every write is
+ordered by (partition epoch, record seq), and each opening of a partition durably takes a new epoch
+before it writes, so the rebuilt state always wins over whatever a dead or stale owner wrote.
 
 Per partition the engine keeps the stream time and a heap of (due day, customer), so time-driven
 changes wake exactly the customers that are due; both are rebuilt from the store on assignment.
@@ -32,6 +34,8 @@ import asyncio
 import base64
 import heapq
 import logging
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -67,6 +71,7 @@ _BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
 @dataclass
 class Partition:
     number: int
+    epoch: int = 0  # bumped (durably) every time this partition is opened: orders Redis writes
     stream_time: datetime | None = None
     day: int | None = None
     ruleset: RuleSet | None = None
@@ -110,6 +115,7 @@ class Engine:
         self._dirty_count = 0
         self._skew = timedelta(days=settings.future_skew_days)
         self._latest_allowed = datetime.now(UTC) + self._skew
+        self._failpoint = _failpoint(settings.failpoint)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _producer_started(self) -> AIOKafkaProducer:
@@ -139,7 +145,7 @@ class Engine:
         async with self._lock:
             self._latest_allowed = datetime.now(UTC) + self._skew  # once per batch, not per record
             for tp, records in batch.items():
-                part = self.parts.get(tp.partition) or self._open(tp.partition)
+                part = self.parts.get(tp.partition) or await self._open(tp.partition)
                 decode = self._decoders[tp.topic]
                 for record in records:
                     try:
@@ -148,6 +154,8 @@ class Engine:
                         self._dead_letter(tp, record, exc)
                         continue
                     work()  # our own failures here are bugs: they crash the worker, nothing is skipped
+                    if self._failpoint:
+                        self._fail_at("mid-batch")
                 part.offsets[tp] = records[-1].offset + 1
             await self._send_outputs()
             if self._flush_due():
@@ -292,16 +300,21 @@ class Engine:
         }, default=str)  # Decimal money as its exact text, as the schema says
 
     # -- partitions: opened on their first batch after an assignment -------------------------------
-    def _open(self, number: int) -> Partition:
-        part = self.parts[number] = Partition(number)
+    async def _open(self, number: int) -> Partition:
+        part = Partition(number)
         doc_bytes = faust_compat.stored_get(self.meta, number, f"p{number}".encode())
         if doc_bytes is not None:
             doc = orjson.loads(doc_bytes)
+            part.epoch = doc.get("epoch", 0)
             if doc.get("stream_time"):
                 part.stream_time = datetime.fromisoformat(doc["stream_time"])
                 part.day = self.policy.calendar.day(part.stream_time)
             if doc.get("ruleset"):
                 part.ruleset = load_ruleset(doc["ruleset"], "stored ruleset", self.policy.money_scale)
+        # A new epoch, durable before any write of this incarnation reaches Redis: whatever an earlier
+        # owner (crashed, or a zombie) projected, this one's writes are newer.
+        part.epoch += 1
+        await self._persist(self.meta, {number: [(f"p{number}".encode(), self._meta_value(part))]})
         count = 0
         for key, value in faust_compat.stored_items(self.customers, number):
             count += 1
@@ -309,12 +322,15 @@ class Engine:
             if due:
                 part.heap.append((due, key.decode()))
         heapq.heapify(part.heap)
-        log.warning("partition %d opened: %d customers, %d due", number, count, len(part.heap))
+        log.warning("partition %d opened (epoch %d): %d customers, %d due", number, part.epoch, count,
+                    len(part.heap))
+        self.parts[number] = part
         return part
 
     def _meta_value(self, part: Partition) -> bytes:
         return orjson.dumps({
             "partition": part.number,
+            "epoch": part.epoch,
             "stream_time": part.stream_time.isoformat() if part.stream_time else None,
             "ruleset": part.ruleset.source if part.ruleset else None,
         })
@@ -379,7 +395,7 @@ class Engine:
                 writes.append((customer.encode(), value))
                 amount = metric_view(record.state, day, policy, record.profile)["amount_12m"] \
                     if day is not None else 0
-                projected.append(ProjectedCustomer(customer, record.seq, dict(record.segments),
+                projected.append(ProjectedCustomer(customer, part.epoch, record.seq, dict(record.segments),
                                                    amount if isinstance(amount, int) else 0, part.number, value))
             part.dirty = set()
             if part.meta_dirty:
@@ -399,19 +415,13 @@ class Engine:
         started = time.monotonic()
         if snap.deliveries:
             await asyncio.gather(*snap.deliveries)  # 2. changes and dead letters are out
-        producer = await self._producer_started()
-        pending: list[tuple[Any, int, list[tuple[bytes, bytes]], list[tuple[asyncio.Future[Any], int]]]] = []
-        for table, groups in ((self.customers, snap.customers),
-                              (self.meta, {p: [(f"p{p}".encode(), v)] for p, v in snap.meta.items()})):
-            topic = table.changelog_topic.get_topic_name()
-            for partition, writes in groups.items():
-                if writes:
-                    pending.append((table, partition, writes, await _send(producer, topic, partition, writes)))
-        for table, partition, writes, sent in pending:
-            results = await asyncio.gather(*(f for f, _ in sent))  # 3. changelog acknowledged
-            faust_compat.store_write(table, partition, writes)  # 4. local store, then its changelog offset
-            faust_compat.set_persisted_offset(table, partition, results[-1].offset + sent[-1][1] - 1)
-        await self.projection.write_many(snap.projected, snap.clocks)  # 5.
+        await self.projection.write_many(snap.projected, snap.clocks)  # 3. Redis
+        if self._failpoint:
+            self._fail_at("before-persist")
+        await self._persist(self.customers, snap.customers)  # 4. + 5.
+        await self._persist(self.meta, {p: [(f"p{p}".encode(), v)] for p, v in snap.meta.items()})
+        if self._failpoint:
+            self._fail_at("before-commit")
         if snap.offsets:
             await faust_compat.commit(self.app, snap.offsets)  # 6.
         self.stats["flushes"] += 1
@@ -419,6 +429,17 @@ class Engine:
         log.debug("flush: %d customers, %d offsets in %.3fs", len(snap.projected), len(snap.offsets),
                   time.monotonic() - started)
         self._evict()
+
+    async def _persist(self, table: Any, groups: Mapping[int, list[tuple[bytes, bytes]]]) -> None:
+        """Changelog first (acknowledged), then the local store and the changelog offset it holds."""
+        producer = await self._producer_started()
+        topic = table.changelog_topic.get_topic_name()
+        pending = [(partition, writes, await _send(producer, topic, partition, writes))
+                   for partition, writes in groups.items() if writes]
+        for partition, writes, sent in pending:
+            results = await asyncio.gather(*(f for f, _ in sent))
+            faust_compat.store_write(table, partition, writes)
+            faust_compat.set_persisted_offset(table, partition, results[-1].offset + sent[-1][1] - 1)
 
     def _evict(self) -> None:
         """Keep at most ``state_cache_customers`` decoded records; persisted ones can be read back."""
@@ -432,12 +453,30 @@ class Engine:
             if excess <= 0:
                 break
 
+    def _fail_at(self, point: str) -> None:
+        """Crash tests: die the hard way at a chosen point (see the ``failpoint`` setting)."""
+        if point in self._failpoint:
+            self._failpoint[point] -= 1
+            if self._failpoint[point] <= 0:
+                log.warning("failpoint %s reached: SIGKILL", point)
+                os.kill(os.getpid(), signal.SIGKILL)
+
     async def tick_all(self, when: datetime) -> None:
         """The wall clock, into every partition through the control topic (in order with events)."""
         producer = await self._producer_started()
         value = orjson.dumps({"type": "tick", "to": when.isoformat()})
         for partition in range(self.settings.partitions):
             await producer.send(self.names.control, key=b"tick", value=value, partition=partition)
+
+
+def _failpoint(spec: str) -> dict[str, int]:
+    points = {}
+    for item in filter(None, spec.split(",")):
+        name, _, count = item.partition(":")
+        if name not in ("mid-batch", "before-persist", "before-commit") or not count.isdigit():
+            raise ValueError(f"failpoint {item!r}: expected mid-batch:N, before-persist:N or before-commit:N")
+        points[name] = int(count)
+    return points
 
 
 async def _send(producer: AIOKafkaProducer, topic: str, partition: int,

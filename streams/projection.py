@@ -2,14 +2,16 @@
 
 Keys under the prefix ``P`` (the topic prefix without its dot)::
 
-    P:c:<customer>          hash: seq, segments (JSON), amount_minor, partition, state (the stored record)
+    P:c:<customer>          hash: epoch, seq, segments (JSON), amount_minor, partition, state (the record)
     P:m:<dim>:<segment>     set of customer ids
     P:amt:<dim>             hash: segment -> summed amount_12m in minor units (exact)
     P:customers             set of every customer id
     P:clock                 hash: partition -> [stream time, business day]
 
 The worker writes whole flushes: one Lua call applies up to ``CHUNK`` customers atomically, each only
-when its ``seq`` is newer, so replays, rebalances and retries never move the model backwards. Readers
+when its (epoch, seq) is newer than what Redis holds: the epoch is its partition's (taken anew each
+time a worker opens the partition), the seq its record's; retries never move the model backwards and
+a worker that restarts or takes over a partition always overrides what the previous owner wrote. Readers
 (``streams.readmodel``) compute a customer's metrics from ``state`` as of its partition's clock.
 (The script touches keys it derives, which standalone Redis allows; Redis Cluster would need hash tags.)
 """
@@ -28,17 +30,18 @@ import redis.exceptions
 log = logging.getLogger("segmenter.projection")
 T = TypeVar("T")
 CHUNK = 2000
-_FIELDS = 6
 
 _APPLY = """
 local prefix = ARGV[1]
 local applied = 0
-for i = 2, #ARGV, 6 do
-  local customer, seq, segs, amount = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+for i = 2, #ARGV, 7 do
+  local customer, epoch, seq = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local segs, amount = ARGV[i + 3], tonumber(ARGV[i + 4])
   local key = prefix .. ':c:' .. customer
-  local cur = redis.call('HMGET', key, 'seq', 'segments', 'amount_minor')
-  if not cur[1] or tonumber(cur[1]) < seq then
-    local old, old_amount = cur[2], tonumber(cur[3] or '0')
+  local cur = redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor')
+  local cur_epoch, cur_seq = tonumber(cur[1] or '-1'), tonumber(cur[2] or '-1')
+  if epoch > cur_epoch or (epoch == cur_epoch and seq > cur_seq) then
+    local old, old_amount = cur[3], tonumber(cur[4] or '0')
     if old ~= segs or old_amount ~= amount then
       if old then
         for dim, seg in pairs(cjson.decode(old)) do
@@ -51,9 +54,9 @@ for i = 2, #ARGV, 6 do
         redis.call('HINCRBY', prefix .. ':amt:' .. dim, seg, amount)
       end
     end
-    redis.call('HSET', key, 'seq', ARGV[i + 1], 'segments', segs, 'amount_minor', ARGV[i + 3],
-               'partition', ARGV[i + 4], 'state', ARGV[i + 5])
-    if not cur[1] then redis.call('SADD', prefix .. ':customers', customer) end
+    redis.call('HSET', key, 'epoch', ARGV[i + 1], 'seq', ARGV[i + 2], 'segments', segs, 'amount_minor',
+               ARGV[i + 4], 'partition', ARGV[i + 5], 'state', ARGV[i + 6])
+    if not cur[2] then redis.call('SADD', prefix .. ':customers', customer) end
     applied = applied + 1
   end
 end
@@ -63,6 +66,7 @@ return applied
 
 class ProjectedCustomer(NamedTuple):
     customer_id: str
+    epoch: int
     seq: int
     segments: dict[str, str]
     amount_minor: int
@@ -85,7 +89,7 @@ class Projection:
         for start in range(0, len(customers), CHUNK):
             args: list[Any] = [self.prefix]
             for c in customers[start : start + CHUNK]:
-                args += [c.customer_id, c.seq, orjson.dumps(c.segments), c.amount_minor, c.partition, c.state]
+                args += [c.customer_id, c.epoch, c.seq, orjson.dumps(c.segments), c.amount_minor, c.partition, c.state]
             applied += int(await self._retrying(lambda a=args: self._script(keys=[], args=a)))
         if clocks:
             mapping = {str(p): orjson.dumps(list(v)) for p, v in clocks.items()}

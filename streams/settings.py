@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     flush_max_dirty: int = Field(2000, ge=1, description="Flush early once this many customers changed.")
     state_cache_customers: int = Field(
         1_000_000, ge=1000, description="Decoded customer records kept in memory; the rest are read from disk.")
+    failpoint: str = Field(
+        "", description="Tests only: 'mid-batch:N', 'before-persist:N' or 'before-commit:N' makes the worker "
+        "SIGKILL itself after N records, or at its Nth flush after Redis / after the changelog.")
     web_port: int = Field(6066, description="faust's web port, bound to 127.0.0.1.")
 
     @field_validator("timezone")

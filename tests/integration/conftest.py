@@ -56,8 +56,9 @@ class System:
     def run(self, *args: str) -> int:
         return main(list(args))
 
-    def start_worker(self, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
-        env = dict(self.env)
+    def start_worker(self, data_dir: Path | None = None, **extra: str) -> subprocess.Popen[bytes]:
+        """``extra``: more settings for this worker only, e.g. ``failpoint="mid-batch:500"``."""
+        env = {**self.env, **{f"SEGMENTER_{k.upper()}": v for k, v in extra.items()}}
         if data_dir is not None:
             env["SEGMENTER_DATA_DIR"] = str(data_dir)
         settings = Settings(**{k.removeprefix("SEGMENTER_").lower(): v for k, v in env.items()})
