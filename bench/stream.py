@@ -164,43 +164,49 @@ async def time_to_first_change(settings: Settings, started: float, timeout_s: fl
         await consumer.stop()
 
 
-async def latency(settings: Settings, rate: float, seconds: float, hot_share: float = 0.1) -> tuple[list[float], int]:
-    """Events at ``rate``/s for ``seconds``: new customers' first purchases (each makes a change,
-    measured) mixed with one very active customer. Records go out as one producer batch per
-    partition every few milliseconds, so the load generator itself stays cheap."""
+async def latency(settings: Settings, rate: float, seconds: float, customers: int,
+                  hot_share: float = 0.05) -> tuple[list[float], int]:
+    """Events like the history (same customers, same skew, dated just after it) at ``rate``/s for
+    ``seconds``, with one very active customer mixed in; latency = produce -> the segment-change that
+    names the event. Records go out as one producer batch per partition every few milliseconds, so
+    the load generator itself stays cheap."""
     names = Names(settings.topic_prefix)
     consumer = await tail(settings, names.segment_changes)
     prod = producer(settings)
     await prod.start()
     partitioner = DefaultPartitioner()
     partitions = list(range(settings.partitions))
-    sent: dict[bytes, float] = {}
+    sent: dict[str, float] = {}
     seen: list[float] = []
     rng = random.Random(9)
-    when = (START + timedelta(days=364, hours=12)).isoformat()
+    total = int(rate * seconds) + 1
+    pool = rng.choices(range(customers), weights=[1 / (i + 1) ** 0.8 for i in range(customers)], k=total)
+    day_one = START + timedelta(days=366)
 
     async def drain() -> None:
         for messages in (await consumer.getmany(timeout_ms=0)).values():
             arrived = time.perf_counter()
             for m in messages:
-                at = sent.pop(m.key, None)
+                at = sent.pop(orjson.loads(m.value).get("event_id") or "", None)
                 if at is not None:
                     seen.append(arrived - at)
 
     try:
         t0, n, hot = time.perf_counter(), 0, 0
         while time.perf_counter() - t0 < seconds:
-            target = int((time.perf_counter() - t0) * rate)
+            target = min(int((time.perf_counter() - t0) * rate), total)
             batches: dict[int, Any] = {}
             now = time.perf_counter()
             while n < target:
                 if rng.random() < hot_share:
-                    key, eid, hot = b"HOT0000", f"hot-{n}", hot + 1
+                    key, hot = b"HOT0000", hot + 1
                 else:
-                    key, eid = f"L{n:08d}".encode(), f"lat-{n}"
-                    sent[key] = now
+                    key = f"B{pool[n]:07d}".encode()
+                eid = f"lat-{n}"
+                sent[eid] = now
+                when = (day_one + timedelta(seconds=n * 86400 / total)).isoformat()
                 value = orjson.dumps({"event_id": eid, "customer_id": key.decode(), "occurred_at": when,
-                                      "amount": "10.00", "order_id": eid})
+                                      "amount": f"{rng.uniform(10, 3000):.2f}", "order_id": eid})
                 partition = partitioner(key, partitions, partitions)
                 batch = batches.get(partition) or batches.setdefault(partition, prod.create_batch())
                 if batch.append(key=key, value=value, timestamp=None) is None:
@@ -212,8 +218,8 @@ async def latency(settings: Settings, rate: float, seconds: float, hot_share: fl
                 await prod.send_batch(batch, names.transactions, partition=partition)
             await drain()
             await asyncio.sleep(0.005)
-        deadline = time.perf_counter() + 15
-        while sent and time.perf_counter() < deadline:
+        deadline = time.perf_counter() + 5
+        while time.perf_counter() < deadline:  # changes still on their way
             await drain()
             await asyncio.sleep(0.01)
     finally:
@@ -262,13 +268,14 @@ def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
         say(f"  ratio segmenter / naive faust             {rate / naive:>9.1f}x")
     if "latency" not in skip:
         lat_rate = args.latency_rate or rate / 2
-        lat, hot = asyncio.run(latency(settings, lat_rate, args.latency_seconds))
+        lat, hot = asyncio.run(latency(settings, lat_rate, args.latency_seconds, args.customers,
+                                         args.hot_share))
         lat.sort()
         if lat:
             p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
             say(f"latency at {lat_rate:,.0f} events/s".ljust(44) + f"p50 {p50 * 1000:.1f} ms  "
-                f"p99 {p99 * 1000:.1f} ms  ({len(lat):,} measured changes; {hot:,} events of one hot "
-                f"customer mixed in)")
+                f"p99 {p99 * 1000:.1f} ms  ({len(lat):,} events that changed a segment; {hot:,} events of "
+                "one hot customer mixed in)")
     bench.end(worker)
     per_disk, per_value, stored = disk_bytes_per_customer(Path(settings.data_dir))
     say(f"state on disk                               {per_disk:>9.1f} bytes/customer  "
@@ -321,6 +328,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", "1000000")))
     parser.add_argument("--naive-seconds", type=float, default=30.0)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--hot-share", type=float, default=0.05, help="share of latency events of one customer")
     parser.add_argument("--latency-rate", type=float, default=0.0, help="events/s (default: half the measured rate)")
     parser.add_argument("--restart-customers", type=int, default=int(os.environ.get("BENCH_RESTART", "1000000")))
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: naive,latency,two,restart")

@@ -16,6 +16,8 @@ Format 1, all integers as LEB128 varints (signed ones zig-zagged)::
 
 from __future__ import annotations
 
+import struct
+
 from segmenter.errors import InvalidStateError
 from segmenter.state import Bucket, WindowState
 
@@ -57,8 +59,9 @@ def dumps(state: WindowState) -> bytes:
         for k, v in enumerate(values):
             if v:
                 _put(out, _zig(v) if k == 1 else v)
-        for h in bucket.ids:
-            out += h.to_bytes(8, "big")
+        ids = bucket.ids
+        if ids:
+            out += struct.pack(f">{len(ids)}Q", *ids)
     return bytes(out)
 
 
@@ -84,12 +87,13 @@ class _Reader:
         self.pos += 1
         return self.data[self.pos - 1]
 
-    def hash64(self) -> int:
+    def hashes(self, n: int) -> tuple[int, ...]:
+        """``n`` event-id hashes, sorted (the state keeps them sorted; older writers did not)."""
         start = self.pos
-        self.pos += 8
+        self.pos += 8 * n
         if self.pos > len(self.data):
             raise IndexError("truncated event-id hash")
-        return int.from_bytes(self.data[start : self.pos], "big")
+        return tuple(sorted(struct.unpack_from(f">{n}Q", self.data, start)))
 
 
 def loads(data: bytes) -> WindowState:
@@ -113,7 +117,7 @@ def loads(data: bytes) -> WindowState:
                     v = reader.varint()
                     values[k] = _unzig(v) if k == 1 else v
             n_ids = values[0] + values[2] + values[3]
-            ids = tuple(reader.hash64() for _ in range(n_ids))
+            ids = reader.hashes(n_ids)
             buckets.append(Bucket(day, *values, ids))  # type: ignore[arg-type, call-arg]
     except IndexError as exc:
         raise InvalidStateError(f"window state: truncated at byte {reader.pos} of {len(data)}") from exc

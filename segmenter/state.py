@@ -45,7 +45,7 @@ class Bucket(NamedTuple):
     referrals: int = 0
     sat_sum: int = 0
     sat_count: int = 0
-    ids: tuple[int, ...] = ()
+    ids: tuple[int, ...] = ()  # 64-bit hashes of the day's event ids, sorted
 
 
 class Totals(NamedTuple):
@@ -148,9 +148,10 @@ def hash_event_id(event_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
 
 
-def _added(bucket: Bucket, fact: Fact) -> Bucket:
+def _added(bucket: Bucket, fact: Fact, at: int) -> Bucket:
+    """``bucket`` with ``fact`` folded in; its id hash goes to position ``at`` (ids stay sorted)."""
     d, p, a, r, i, c, ref, ss, sc, ids = bucket
-    ids = (*ids, fact.id_hash)
+    ids = ids[:at] + (fact.id_hash,) + ids[at:]  # slices and concatenation: C speed for a big day
     if fact.kind == PURCHASE:
         return Bucket(d, p + 1, a + fact.amount, r, i, c, ref, ss, sc, ids)
     if fact.kind == REFUND:
@@ -183,9 +184,11 @@ def apply(state: WindowState, fact: Fact, now_day: int, policy: Policy) -> tuple
         i -= 1
     if i and buckets[i - 1].day == day:
         old = buckets[i - 1]
-        if fact.id_hash in old.ids:
+        ids = old.ids  # sorted: a very active customer's day stays O(log n) to check
+        at = bisect_left(ids, fact.id_hash)
+        if at < len(ids) and ids[at] == fact.id_hash:
             return state, Outcome.DUPLICATE
-        buckets = (*buckets[: i - 1], _added(old, fact), *buckets[i:])
+        buckets = (*buckets[: i - 1], _added(old, fact, at), *buckets[i:])
     else:
         fresh = _fresh(fact)
         buckets = (*buckets, fresh) if i == len(buckets) else (*buckets[:i], fresh, *buckets[i:])
