@@ -184,12 +184,7 @@ async def latency(settings: Settings, rate: float, seconds: float, customers: in
     day_one = START + timedelta(days=366)
 
     async def drain() -> None:
-        for messages in (await consumer.getmany(timeout_ms=0)).values():
-            arrived = time.perf_counter()
-            for m in messages:
-                at = sent.pop(orjson.loads(m.value).get("event_id") or "", None)
-                if at is not None:
-                    seen.append(arrived - at)
+        await _arrivals(consumer, sent, seen)
 
     try:
         t0, n, hot = time.perf_counter(), 0, 0
@@ -226,6 +221,16 @@ async def latency(settings: Settings, rate: float, seconds: float, customers: in
         await prod.stop()
         await consumer.stop()
     return seen, hot
+
+
+async def _arrivals(consumer: Any, sent: dict[str, float], seen: list[float]) -> None:
+    """Match arrived segment-changes to the events that caused them."""
+    for messages in (await consumer.getmany(timeout_ms=0)).values():
+        arrived = time.perf_counter()
+        for m in messages:
+            at = sent.pop(orjson.loads(m.value).get("event_id") or "", None)
+            if at is not None:
+                seen.append(arrived - at)
 
 
 def disk_bytes_per_customer(data_dir: Path) -> tuple[float, float, int]:

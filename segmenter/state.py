@@ -151,7 +151,7 @@ def hash_event_id(event_id: str) -> int:
 def _added(bucket: Bucket, fact: Fact, at: int) -> Bucket:
     """``bucket`` with ``fact`` folded in; its id hash goes to position ``at`` (ids stay sorted)."""
     d, p, a, r, i, c, ref, ss, sc, ids = bucket
-    ids = ids[:at] + (fact.id_hash,) + ids[at:]  # slices and concatenation: C speed for a big day
+    ids = ids[:at] + (fact.id_hash,) + ids[at:]  # noqa: RUF005 - slices + concatenation: C speed for a big day
     if fact.kind == PURCHASE:
         return Bucket(d, p + 1, a + fact.amount, r, i, c, ref, ss, sc, ids)
     if fact.kind == REFUND:
