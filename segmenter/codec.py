@@ -65,7 +65,22 @@ def dumps(state: WindowState) -> bytes:
     return bytes(out)
 
 
-class _Reader:
+def put_varint(out: bytearray, value: int) -> None:
+    """A non-negative integer as a LEB128 varint."""
+    _put(out, value)
+
+
+def put_text(out: bytearray, text: str | None) -> None:
+    """``None`` as 0, else the UTF-8 length + 1 and the bytes."""
+    if text is None:
+        _put(out, 0)
+        return
+    raw = text.encode()
+    _put(out, len(raw) + 1)
+    out += raw
+
+
+class Reader:
     __slots__ = ("data", "pos")
 
     def __init__(self, data: bytes) -> None:
@@ -82,6 +97,15 @@ class _Reader:
                 self.pos = pos
                 return value
             shift += 7
+
+    def text(self) -> str | None:
+        n = self.varint()
+        if not n:
+            return None
+        start, self.pos = self.pos, self.pos + n - 1
+        if self.pos > len(self.data):
+            raise IndexError("truncated text")
+        return self.data[start : self.pos].decode()
 
     def byte(self) -> int:
         self.pos += 1
@@ -100,7 +124,7 @@ def loads(data: bytes) -> WindowState:
     if not data or data[0] != FORMAT:
         found = data[0] if data else "nothing"
         raise InvalidStateError(f"window state: expected format {FORMAT}, found {found}")
-    reader = _Reader(data)
+    reader = Reader(data)
     reader.pos = 1
     try:
         first_raw, last_raw, n = reader.varint(), reader.varint(), reader.varint()

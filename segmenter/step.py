@@ -46,15 +46,49 @@ class Change:
         return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 
+RECORD_FORMAT = 2  # 1 (before 2026-11): 4-byte state length, state, JSON tail; still read
+
+
 def dumps(record: CustomerRecord) -> bytes:
-    """Window state bytes, then a small JSON tail for the rest."""
+    """``0x02``, the window state (length-prefixed), then ruleset, segments, due, seq and profile as
+    varints and length-prefixed text (about 25 bytes for a typical customer)."""
     state = codec.dumps(record.state)
-    tail = orjson.dumps([record.profile or None, [list(s) for s in record.segments], record.ruleset,
-                         record.due, record.seq])
-    return len(state).to_bytes(4, "big") + state + tail
+    out = bytearray((RECORD_FORMAT,))
+    codec.put_varint(out, len(state))
+    out += state
+    codec.put_text(out, record.ruleset)
+    codec.put_varint(out, len(record.segments))
+    for dimension, segment in record.segments:
+        codec.put_text(out, dimension)
+        codec.put_text(out, segment)
+    codec.put_varint(out, 0 if record.due is None else record.due + 1)
+    codec.put_varint(out, record.seq)
+    codec.put_text(out, orjson.dumps(record.profile).decode() if record.profile else None)
+    return bytes(out)
 
 
 def loads(data: bytes) -> CustomerRecord:
+    if data[:1] != bytes((RECORD_FORMAT,)):
+        return _loads_format_1(data)
+    reader = codec.Reader(data)
+    reader.pos = 1
+    try:
+        n = reader.varint()
+        state = codec.loads(data[reader.pos : reader.pos + n])
+        reader.pos += n
+        ruleset = reader.text() or ""
+        segments = tuple((reader.text() or "", reader.text() or "") for _ in range(reader.varint()))
+        due_raw, seq = reader.varint(), reader.varint()
+        profile_text = reader.text()
+        profile = orjson.loads(profile_text) if profile_text else {}
+    except (IndexError, ValueError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
+        raise InvalidStateError(f"customer record: {exc}") from exc
+    if reader.pos != len(data):
+        raise InvalidStateError(f"customer record: {len(data) - reader.pos} trailing bytes")
+    return CustomerRecord(state, profile, segments, ruleset, due_raw - 1 if due_raw else None, seq)
+
+
+def _loads_format_1(data: bytes) -> CustomerRecord:
     try:
         n = int.from_bytes(data[:4], "big")
         state = codec.loads(data[4 : 4 + n])
