@@ -31,11 +31,8 @@ changes wake exactly the customers that are due; both are rebuilt from the store
 from __future__ import annotations
 
 import asyncio
-import base64
 import heapq
 import logging
-import os
-import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -49,9 +46,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from schemas import first_error
 from schemas.events import INTERACTION_ADAPTER, PROFILE_ADAPTER, TRANSACTION_ADAPTER
-from schemas.outputs import DeadLetter
 from segmenter import step
 from segmenter.errors import SegmenterError
 from segmenter.facts import fact_of_interaction, fact_of_transaction, profile_attributes
@@ -59,6 +54,7 @@ from segmenter.metrics import metric_view
 from segmenter.rules import RuleSet, load_ruleset
 from segmenter.state import Fact
 from streams import faust_compat
+from streams.durability import Failpoints, Snapshot, dead_letter, persist, send_batches
 from streams.names import Names
 from streams.projection import ProjectedCustomer, Projection
 from streams.settings import Settings
@@ -84,16 +80,6 @@ class Partition:
     changes: list[tuple[bytes, bytes]] = field(default_factory=list)  # not yet handed to the producer
 
 
-@dataclass
-class Snapshot:
-    customers: dict[int, list[tuple[bytes, bytes]]]
-    meta: dict[int, bytes]
-    projected: list[ProjectedCustomer]
-    clocks: dict[int, tuple[str, int]]
-    offsets: dict[Any, int]
-    deliveries: list[asyncio.Future[Any]]
-
-
 class Engine:
     def __init__(self, app: faust.App, settings: Settings, names: Names, tables: Mapping[str, Any]) -> None:
         self.app, self.settings, self.names = app, settings, names
@@ -115,7 +101,7 @@ class Engine:
         self._dirty_count = 0
         self._skew = timedelta(days=settings.future_skew_days)
         self._latest_allowed = datetime.now(UTC) + self._skew
-        self._failpoint = _failpoint(settings.failpoint)
+        self._failpoints = Failpoints(settings.failpoint)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _producer_started(self) -> AIOKafkaProducer:
@@ -151,11 +137,12 @@ class Engine:
                     try:
                         work = decode(part, record)
                     except _BAD_INPUT as exc:
-                        self._dead_letter(tp, record, exc)
+                        self._dead.append(dead_letter(tp, record, exc))
+                        self.stats["dead_letters"] += 1
                         continue
                     work()  # our own failures here are bugs: they crash the worker, nothing is skipped
-                    if self._failpoint:
-                        self._fail_at("mid-batch")
+                    if self._failpoints:
+                        self._failpoints.hit("mid-batch")
                 part.offsets[tp] = records[-1].offset + 1
             await self._send_outputs()
             if self._flush_due():
@@ -314,7 +301,7 @@ class Engine:
         # A new epoch, durable before any write of this incarnation reaches Redis: whatever an earlier
         # owner (crashed, or a zombie) projected, this one's writes are newer.
         part.epoch += 1
-        await self._persist(self.meta, {number: [(f"p{number}".encode(), self._meta_value(part))]})
+        await self._persist_meta({number: self._meta_value(part)})
         count = 0
         for key, value in faust_compat.stored_items(self.customers, number):
             count += 1
@@ -340,27 +327,13 @@ class Engine:
         producer = await self._producer_started()
         for part in self.parts.values():
             if part.changes:
-                sent = await _send(producer, self.names.segment_changes, part.number, part.changes)
+                sent = await send_batches(producer, self.names.segment_changes, part.number, part.changes)
                 self._deliveries.extend(f for f, _ in sent)
                 part.changes = []
         if self._dead:
-            sent = await _send(producer, self.names.dead_letters, 0, self._dead)
+            sent = await send_batches(producer, self.names.dead_letters, 0, self._dead)
             self._deliveries.extend(f for f, _ in sent)
             self._dead = []
-
-    def _dead_letter(self, tp: Any, record: Any, exc: Exception) -> None:
-        key = record.key if isinstance(record.key, bytes) else None
-        error = first_error(exc) if isinstance(exc, ValidationError) else (
-            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        letter = DeadLetter(
-            source_topic=tp.topic, partition=tp.partition, offset=record.offset,
-            key_b64=base64.b64encode(key).decode() if key is not None else None,
-            value_b64=base64.b64encode(record.value or b"").decode(), error_class=type(exc).__name__,
-            error_message=error, failed_at=datetime.now(UTC))
-        self._dead.append((key, letter.model_dump_json().encode()))
-        self.stats["dead_letters"] += 1
-        log.warning("%s[%d] offset=%d customer=%s error=%s", tp.topic, tp.partition, record.offset,
-                    key.decode(errors="replace") if key else "-", error)
 
     # -- flushing ----------------------------------------------------------------------------------
     async def _start_flush(self) -> None:
@@ -416,12 +389,12 @@ class Engine:
         if snap.deliveries:
             await asyncio.gather(*snap.deliveries)  # 2. changes and dead letters are out
         await self.projection.write_many(snap.projected, snap.clocks)  # 3. Redis
-        if self._failpoint:
-            self._fail_at("before-persist")
-        await self._persist(self.customers, snap.customers)  # 4. + 5.
-        await self._persist(self.meta, {p: [(f"p{p}".encode(), v)] for p, v in snap.meta.items()})
-        if self._failpoint:
-            self._fail_at("before-commit")
+        if self._failpoints:
+            self._failpoints.hit("before-persist")
+        await persist(await self._producer_started(), self.customers, snap.customers)  # 4. + 5.
+        await self._persist_meta(snap.meta)
+        if self._failpoints:
+            self._failpoints.hit("before-commit")
         if snap.offsets:
             await faust_compat.commit(self.app, snap.offsets)  # 6.
         self.stats["flushes"] += 1
@@ -430,16 +403,9 @@ class Engine:
                   time.monotonic() - started)
         self._evict()
 
-    async def _persist(self, table: Any, groups: Mapping[int, list[tuple[bytes, bytes]]]) -> None:
-        """Changelog first (acknowledged), then the local store and the changelog offset it holds."""
-        producer = await self._producer_started()
-        topic = table.changelog_topic.get_topic_name()
-        pending = [(partition, writes, await _send(producer, topic, partition, writes))
-                   for partition, writes in groups.items() if writes]
-        for partition, writes, sent in pending:
-            results = await asyncio.gather(*(f for f, _ in sent))
-            faust_compat.store_write(table, partition, writes)
-            faust_compat.set_persisted_offset(table, partition, results[-1].offset + sent[-1][1] - 1)
+    async def _persist_meta(self, values: Mapping[int, bytes]) -> None:
+        groups = {p: [(f"p{p}".encode(), value)] for p, value in values.items()}
+        await persist(await self._producer_started(), self.meta, groups)
 
     def _evict(self) -> None:
         """Keep at most ``state_cache_customers`` decoded records; persisted ones can be read back."""
@@ -453,14 +419,6 @@ class Engine:
             if excess <= 0:
                 break
 
-    def _fail_at(self, point: str) -> None:
-        """Crash tests: die the hard way at a chosen point (see the ``failpoint`` setting)."""
-        if point in self._failpoint:
-            self._failpoint[point] -= 1
-            if self._failpoint[point] <= 0:
-                log.warning("failpoint %s reached: SIGKILL", point)
-                os.kill(os.getpid(), signal.SIGKILL)
-
     async def tick_all(self, when: datetime) -> None:
         """The wall clock, into every partition through the control topic (in order with events)."""
         producer = await self._producer_started()
@@ -469,28 +427,3 @@ class Engine:
             await producer.send(self.names.control, key=b"tick", value=value, partition=partition)
 
 
-def _failpoint(spec: str) -> dict[str, int]:
-    points = {}
-    for item in filter(None, spec.split(",")):
-        name, _, count = item.partition(":")
-        if name not in ("mid-batch", "before-persist", "before-commit") or not count.isdigit():
-            raise ValueError(f"failpoint {item!r}: expected mid-batch:N, before-persist:N or before-commit:N")
-        points[name] = int(count)
-    return points
-
-
-async def _send(producer: AIOKafkaProducer, topic: str, partition: int,
-                records: Sequence[tuple[bytes | None, bytes]]) -> list[tuple[asyncio.Future[Any], int]]:
-    """Whole producer batches: (delivery future, record count) per batch; a batch reports its base offset."""
-    sent = []
-    batch, count = producer.create_batch(), 0
-    for key, value in records:
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            sent.append((await producer.send_batch(batch, topic, partition=partition), count))
-            batch, count = producer.create_batch(), 0
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError(f"a record of {len(value)} bytes does not fit a producer batch")
-        count += 1
-    if count:
-        sent.append((await producer.send_batch(batch, topic, partition=partition), count))
-    return sent

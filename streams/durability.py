@@ -1,0 +1,101 @@
+"""The durable side of the engine: producer batches, changelog + store writes, dead letters, failpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+
+from schemas import first_error
+from schemas.outputs import DeadLetter
+from streams import faust_compat
+from streams.projection import ProjectedCustomer
+
+log = logging.getLogger("segmenter.worker")
+
+
+@dataclass
+class Snapshot:
+    customers: dict[int, list[tuple[bytes, bytes]]]
+    meta: dict[int, bytes]
+    projected: list[ProjectedCustomer]
+    clocks: dict[int, tuple[str, int]]
+    offsets: dict[Any, int]
+    deliveries: list[asyncio.Future[Any]]
+
+
+async def send_batches(producer: AIOKafkaProducer, topic: str, partition: int,
+                       records: Sequence[tuple[bytes | None, bytes]]) -> list[tuple[asyncio.Future[Any], int]]:
+    """Whole producer batches: (delivery future, record count) per batch; a batch reports its base offset."""
+    sent = []
+    batch, count = producer.create_batch(), 0
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+            batch, count = producer.create_batch(), 0
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"a record of {len(value)} bytes does not fit a producer batch")
+        count += 1
+    if count:
+        sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+    return sent
+
+
+async def persist(producer: AIOKafkaProducer, table: Any, groups: Mapping[int, list[tuple[bytes, bytes]]]) -> None:
+    """Changelog first (acknowledged), then the local store and the changelog offset it holds."""
+    topic = table.changelog_topic.get_topic_name()
+    pending = [(partition, writes, await send_batches(producer, topic, partition, writes))
+               for partition, writes in groups.items() if writes]
+    for partition, writes, sent in pending:
+        results = await asyncio.gather(*(f for f, _ in sent))
+        faust_compat.store_write(table, partition, writes)
+        faust_compat.set_persisted_offset(table, partition, results[-1].offset + sent[-1][1] - 1)
+
+
+def dead_letter(tp: Any, record: Any, exc: Exception) -> tuple[bytes | None, bytes]:
+    """The dead-letter record of a bad input record (the original bytes, where it was, why), logged."""
+    key = record.key if isinstance(record.key, bytes) else None
+    error = first_error(exc) if isinstance(exc, ValidationError) else (
+        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    letter = DeadLetter(
+        source_topic=tp.topic, partition=tp.partition, offset=record.offset,
+        key_b64=base64.b64encode(key).decode() if key is not None else None,
+        value_b64=base64.b64encode(record.value or b"").decode(), error_class=type(exc).__name__,
+        error_message=error, failed_at=datetime.now(UTC))
+    log.warning("%s[%d] offset=%d customer=%s error=%s", tp.topic, tp.partition, record.offset,
+                key.decode(errors="replace") if key else "-", error)
+    return key, letter.model_dump_json().encode()
+
+
+class Failpoints:
+    """Crash tests: die the hard way at a chosen point (the ``failpoint`` setting: ``mid-batch:N``,
+    ``before-persist:N`` or ``before-commit:N``; several joined by commas)."""
+
+    POINTS = ("mid-batch", "before-persist", "before-commit")
+
+    def __init__(self, spec: str) -> None:
+        self.left: dict[str, int] = {}
+        for item in filter(None, spec.split(",")):
+            name, _, count = item.partition(":")
+            if name not in self.POINTS or not count.isdigit():
+                raise ValueError(f"failpoint {item!r}: expected mid-batch:N, before-persist:N or before-commit:N")
+            self.left[name] = int(count)
+
+    def __bool__(self) -> bool:
+        return bool(self.left)
+
+    def hit(self, point: str) -> None:
+        if point in self.left:
+            self.left[point] -= 1
+            if self.left[point] <= 0:
+                log.warning("failpoint %s reached: SIGKILL", point)
+                os.kill(os.getpid(), signal.SIGKILL)
