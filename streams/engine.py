@@ -36,7 +36,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -56,28 +55,13 @@ from segmenter.state import Fact
 from streams import faust_compat
 from streams.durability import Failpoints, Snapshot, dead_letter, persist, send_batches
 from streams.names import Names
+from streams.partition import Partition
 from streams.projection import ProjectedCustomer, Projection
 from streams.settings import Settings
 from streams.stored import due_of, pack, unpack
 
 log = logging.getLogger("segmenter.worker")
 _BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
-
-
-@dataclass
-class Partition:
-    number: int
-    epoch: int = 0  # bumped (durably) every time this partition is opened: orders Redis writes
-    stream_time: datetime | None = None
-    day: int | None = None
-    ruleset: RuleSet | None = None
-    heap: list[tuple[int, str]] = field(default_factory=list)
-    records: dict[str, step.CustomerRecord] = field(default_factory=dict)  # decoded, the truth
-    dirty: set[str] = field(default_factory=set)  # changed since the last snapshot
-    meta_dirty: bool = False
-    clock_dirty: bool = False
-    offsets: dict[Any, int] = field(default_factory=dict)  # input tp -> next offset to commit
-    changes: list[tuple[bytes, bytes]] = field(default_factory=list)  # not yet handed to the producer
 
 
 class Engine:
@@ -288,20 +272,12 @@ class Engine:
 
     # -- partitions: opened on their first batch after an assignment -------------------------------
     async def _open(self, number: int) -> Partition:
-        part = Partition(number)
-        doc_bytes = faust_compat.stored_get(self.meta, number, f"p{number}".encode())
-        if doc_bytes is not None:
-            doc = orjson.loads(doc_bytes)
-            part.epoch = doc.get("epoch", 0)
-            if doc.get("stream_time"):
-                part.stream_time = datetime.fromisoformat(doc["stream_time"])
-                part.day = self.policy.calendar.day(part.stream_time)
-            if doc.get("ruleset"):
-                part.ruleset = load_ruleset(doc["ruleset"], "stored ruleset", self.policy.money_scale)
+        part = Partition.from_meta(number, faust_compat.stored_get(self.meta, number, f"p{number}".encode()),
+                                   self.policy)
         # A new epoch, durable before any write of this incarnation reaches Redis: whatever an earlier
         # owner (crashed, or a zombie) projected, this one's writes are newer.
         part.epoch += 1
-        await self._persist_meta({number: self._meta_value(part)})
+        await self._persist_meta({number: part.meta_value()})
         count = 0
         for key, value in faust_compat.stored_items(self.customers, number):
             count += 1
@@ -313,14 +289,6 @@ class Engine:
                     len(part.heap))
         self.parts[number] = part
         return part
-
-    def _meta_value(self, part: Partition) -> bytes:
-        return orjson.dumps({
-            "partition": part.number,
-            "epoch": part.epoch,
-            "stream_time": part.stream_time.isoformat() if part.stream_time else None,
-            "ruleset": part.ruleset.source if part.ruleset else None,
-        })
 
     # -- output ----------------------------------------------------------------------------------
     async def _send_outputs(self) -> None:
@@ -372,7 +340,7 @@ class Engine:
                                                    amount if isinstance(amount, int) else 0, part.number, value))
             part.dirty = set()
             if part.meta_dirty:
-                meta[part.number] = self._meta_value(part)
+                meta[part.number] = part.meta_value()
                 part.meta_dirty = False
             if part.clock_dirty and part.stream_time is not None and day is not None:
                 clocks[part.number] = (part.stream_time.isoformat(), day)

@@ -1,0 +1,52 @@
+"""One input partition as the engine holds it: stream time, ruleset, due heap, decoded customers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from segmenter import step
+from segmenter.rules import RuleSet, load_ruleset
+from segmenter.state import Policy
+
+
+@dataclass
+class Partition:
+    number: int
+    epoch: int = 0  # bumped (durably) every time this partition is opened: orders Redis writes
+    stream_time: datetime | None = None
+    day: int | None = None
+    ruleset: RuleSet | None = None
+    heap: list[tuple[int, str]] = field(default_factory=list)
+    records: dict[str, step.CustomerRecord] = field(default_factory=dict)  # decoded, the truth
+    dirty: set[str] = field(default_factory=set)  # changed since the last snapshot
+    meta_dirty: bool = False
+    clock_dirty: bool = False
+    offsets: dict[Any, int] = field(default_factory=dict)  # input tp -> next offset to commit
+    changes: list[tuple[bytes, bytes]] = field(default_factory=list)  # not yet handed to the producer
+
+    @classmethod
+    def from_meta(cls, number: int, stored: bytes | None, policy: Policy) -> Partition:
+        """A partition as its ``partitions`` table entry left it (a fresh one when there is none)."""
+        part = cls(number)
+        if stored is not None:
+            doc = orjson.loads(stored)
+            part.epoch = doc.get("epoch", 0)
+            if doc.get("stream_time"):
+                part.stream_time = datetime.fromisoformat(doc["stream_time"])
+                part.day = policy.calendar.day(part.stream_time)
+            if doc.get("ruleset"):
+                part.ruleset = load_ruleset(doc["ruleset"], "stored ruleset", policy.money_scale)
+        return part
+
+    def meta_value(self) -> bytes:
+        """This partition's ``partitions`` table entry."""
+        return orjson.dumps({
+            "partition": self.number,
+            "epoch": self.epoch,
+            "stream_time": self.stream_time.isoformat() if self.stream_time else None,
+            "ruleset": self.ruleset.source if self.ruleset else None,
+        })
