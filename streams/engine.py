@@ -111,10 +111,14 @@ class Engine:
                 self.parts.pop(number, None)
 
     # -- the batch entry point (called by faust_compat for every fetched batch) -------------------
-    async def take(self, batch: Mapping[Any, Sequence[Any]]) -> None:
+    async def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> None:
+        """``current(tp)``: the partition is still assigned to us in the generation it was fetched in
+        (checked under the lock: a rebalance may have flushed and dropped it while we waited)."""
         async with self._lock:
             self._latest_allowed = datetime.now(UTC) + self._skew  # once per batch, not per record
             for tp, records in batch.items():
+                if not current(tp):
+                    continue  # faust seeks back to the committed offset; these come again if still ours
                 part = self.parts.get(tp.partition) or await self._open(tp.partition)
                 decode = self._decoders[tp.topic]
                 for record in records:

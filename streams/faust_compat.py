@@ -19,7 +19,7 @@ It is registered as the broker URL scheme ``segmenter-kafka://``.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import rocksdict
@@ -58,7 +58,7 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):  # type: ignore[misc]
 class FastPath(Protocol):
     topics: frozenset[str]
 
-    def take(self, batch: Mapping[Any, Sequence[Any]]) -> Awaitable[None]: ...
+    def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> Awaitable[None]: ...
 
 
 FAST_PATHS: weakref.WeakKeyDictionary[Any, FastPath] = weakref.WeakKeyDictionary()
@@ -85,7 +85,13 @@ class Consumer(driver.Consumer):  # type: ignore[misc]
         monitor = self.app.monitor
         for tp in mine:
             monitor.track_tp_end_offset(tp, self.highwater(tp))
-        await fast.take(mine)
+        generation = self.app.consumer_generation_id
+
+        def current(tp: Any) -> bool:
+            """Still ours, in the same generation: a rebalance may run while a batch waits."""
+            return self.app.consumer_generation_id == generation and tp in self._get_active_partitions()
+
+        await fast.take(mine, current)
         return {tp: batch for tp, batch in records.items() if tp not in mine}, active
 
 

@@ -51,6 +51,9 @@ def test_the_fetch_loop_still_goes_through_the_hook_that_diverts_input_batches()
     assert "records, active_partitions = await self._wait_next_records(timeout)" in inspect.getsource(base.getmany)
     assert list(inspect.signature(base._wait_next_records).parameters) == ["self", "timeout"]
     assert "flow_active" in vars(base) or "flow_active" in inspect.getsource(base.__init__)
+    # what Engine.take is told to re-check under its lock
+    assert "_get_active_partitions" in vars(base)
+    assert "consumer_generation_id" in inspect.getsource(base.getmany)
 
 
 def test_offsets_commit_through_the_driver_commit_we_call():
