@@ -36,24 +36,21 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import orjson
 from aiokafka import AIOKafkaProducer
-from pydantic import ValidationError
 
-from schemas.events import INTERACTION_ADAPTER, PROFILE_ADAPTER, TRANSACTION_ADAPTER
 from segmenter import step
-from segmenter.errors import SegmenterError
-from segmenter.facts import fact_of_interaction, fact_of_transaction, profile_attributes
 from segmenter.metrics import metric_view
-from segmenter.rules import RuleSet, load_ruleset
+from segmenter.rules import RuleSet
 from segmenter.state import Fact
 from streams import faust_compat
 from streams.durability import Failpoints, Snapshot, dead_letter, persist, send_batches
+from streams.edge import BAD_INPUT, FACT, PROFILE, RULES, TICK, Edge
+from streams.kafka_ops import producer as kafka_producer
 from streams.names import Names
 from streams.partition import Partition
 from streams.projection import ProjectedCustomer, Projection
@@ -61,7 +58,6 @@ from streams.settings import Settings
 from streams.stored import due_of, pack, unpack
 
 log = logging.getLogger("segmenter.worker")
-_BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
 
 
 class Engine:
@@ -72,10 +68,10 @@ class Engine:
         self.projection = Projection(settings.redis_url, names.redis)
         self.parts: dict[int, Partition] = {}
         self.stats: Counter[str] = Counter()
-        self.topics = frozenset((names.transactions, names.interactions, names.profiles, names.control))
-        self._decoders: dict[str, Callable[[Partition, Any], Callable[[], None]]] = {
-            names.transactions: self._decode_transaction, names.interactions: self._decode_interaction,
-            names.profiles: self._decode_profile, names.control: self._decode_control}
+        self.topics = frozenset(names.inputs)
+        self.edge = Edge(settings, names, self.policy)
+        self._ops: dict[str, Callable[..., None]] = {
+            FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt}
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
@@ -83,15 +79,12 @@ class Engine:
         self._dead: list[tuple[bytes | None, bytes]] = []
         self._last_flush = time.monotonic()
         self._dirty_count = 0
-        self._skew = timedelta(days=settings.future_skew_days)
-        self._latest_allowed = datetime.now(UTC) + self._skew
         self._failpoints = Failpoints(settings.failpoint)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _producer_started(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                                        linger_ms=5, max_batch_size=1 << 20, max_request_size=8 << 20)
+            producer = kafka_producer(self.settings, max_batch_size=1 << 20, max_request_size=8 << 20)
             await producer.start()
             self._producer = producer
         return self._producer
@@ -115,20 +108,20 @@ class Engine:
         """``current(tp)``: the partition is still assigned to us in the generation it was fetched in
         (checked under the lock: a rebalance may have flushed and dropped it while we waited)."""
         async with self._lock:
-            self._latest_allowed = datetime.now(UTC) + self._skew  # once per batch, not per record
+            self.edge.new_batch()
             for tp, records in batch.items():
                 if not current(tp):
                     continue  # faust seeks back to the committed offset; these come again if still ours
                 part = self.parts.get(tp.partition) or await self._open(tp.partition)
-                decode = self._decoders[tp.topic]
+                decode, ops = self.edge.decoders[tp.topic], self._ops
                 for record in records:
                     try:
-                        work = decode(part, record)
-                    except _BAD_INPUT as exc:
+                        op, args = decode(record)
+                    except BAD_INPUT as exc:
                         self._dead.append(dead_letter(tp, record, exc))
                         self.stats["dead_letters"] += 1
                         continue
-                    work()  # our own failures here are bugs: they crash the worker, nothing is skipped
+                    ops[op](part, *args)  # our own failures are bugs: they crash the worker, nothing is skipped
                     if self._failpoints:
                         self._failpoints.hit("mid-batch")
                 part.offsets[tp] = records[-1].offset + 1
@@ -145,42 +138,6 @@ class Engine:
         if self._flush_due() and any(p.dirty or p.meta_dirty or p.offsets for p in self.parts.values()):
             async with self._lock:
                 await self._start_flush()
-
-    # -- decoding at the edge: bad input raises and goes to dead letters --------------------------
-    def _decode_transaction(self, part: Partition, record: Any) -> Callable[[], None]:
-        tx = TRANSACTION_ADAPTER.validate_json(record.value)
-        self._check(record, tx.customer_id, tx.occurred_at)
-        fact = fact_of_transaction(tx, self.policy)
-        return partial(self._on_fact, part, tx.customer_id, tx.event_id, tx.occurred_at, fact)
-
-    def _decode_interaction(self, part: Partition, record: Any) -> Callable[[], None]:
-        ix = INTERACTION_ADAPTER.validate_json(record.value)
-        self._check(record, ix.customer_id, ix.occurred_at)
-        fact = fact_of_interaction(ix, self.policy)
-        return partial(self._on_fact, part, ix.customer_id, ix.event_id, ix.occurred_at, fact)
-
-    def _decode_profile(self, part: Partition, record: Any) -> Callable[[], None]:
-        profile = PROFILE_ADAPTER.validate_json(record.value)
-        self._check(record, profile.customer_id, None)
-        key = profile.event_id or f"profile@{record.offset}"
-        return partial(self._on_profile, part, profile.customer_id, profile_attributes(profile), key)
-
-    def _decode_control(self, part: Partition, record: Any) -> Callable[[], None]:
-        doc = orjson.loads(record.value)
-        if doc["type"] == "tick":
-            return partial(self._advance, part, datetime.fromisoformat(doc["to"]))
-        if doc["type"] == "rules":
-            ruleset = load_ruleset(doc["yaml"], doc.get("source", "rules"), self.policy.money_scale)
-            return partial(self._adopt, part, ruleset)
-        raise ValueError(f"unknown control record type {doc['type']!r}")
-
-    def _check(self, record: Any, customer: str, occurred: datetime | None) -> None:
-        if record.key != customer.encode():
-            shown = record.key.decode(errors="replace") if isinstance(record.key, bytes) else record.key
-            raise ValueError(f"record key {shown!r} is not its customer_id {customer!r}")
-        if occurred is not None and occurred > self._latest_allowed:
-            raise ValueError(f"occurred_at {occurred.isoformat()} is more than {self.settings.future_skew} "
-                             "ahead of the wall clock")
 
     # -- the core, per record (no awaits) ----------------------------------------------------------
     def _on_fact(self, part: Partition, customer: str, event_id: str, occurred: datetime, fact: Fact) -> None:

@@ -41,9 +41,10 @@ async def create_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
-def producer(settings: Settings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5,
-                            max_batch_size=262144, acks="all")
+def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
+    """The one producer configuration (acks=all, 5 ms linger); ``options`` override aiokafka's."""
+    return AIOKafkaProducer(**{"bootstrap_servers": settings.kafka_bootstrap, "linger_ms": 5,
+                               "max_batch_size": 262144, "acks": "all", **options})
 
 
 Record = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition (None: by key)

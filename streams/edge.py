@@ -1,0 +1,72 @@
+"""The edge of the worker: input records decoded and validated, or refused with a reason.
+
+A decoder returns ``(operation, arguments)`` for the engine to apply to the partition; bad input
+raises one of ``BAD_INPUT`` and goes to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.events import INTERACTION_ADAPTER, PROFILE_ADAPTER, TRANSACTION_ADAPTER
+from segmenter.errors import SegmenterError
+from segmenter.facts import fact_of_interaction, fact_of_transaction, profile_attributes
+from segmenter.rules import load_ruleset
+from segmenter.state import Policy
+from streams.names import Names
+from streams.settings import Settings
+
+BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
+FACT, PROFILE, TICK, RULES = "fact", "profile", "tick", "rules"
+Decoded = tuple[str, tuple[Any, ...]]
+
+
+class Edge:
+    def __init__(self, settings: Settings, names: Names, policy: Policy) -> None:
+        self.policy, self.future_skew = policy, settings.future_skew
+        self._skew = timedelta(days=settings.future_skew_days)
+        self._latest_allowed = datetime.now(UTC) + self._skew
+        self.decoders: dict[str, Callable[[Any], Decoded]] = {
+            names.transactions: self.transaction, names.interactions: self.interaction,
+            names.profiles: self.profile, names.control: self.control}
+
+    def new_batch(self) -> None:
+        """The wall clock, read once per batch rather than per record, bounds event times."""
+        self._latest_allowed = datetime.now(UTC) + self._skew
+
+    def transaction(self, record: Any) -> Decoded:
+        tx = TRANSACTION_ADAPTER.validate_json(record.value)
+        self._check(record, tx.customer_id, tx.occurred_at)
+        return FACT, (tx.customer_id, tx.event_id, tx.occurred_at, fact_of_transaction(tx, self.policy))
+
+    def interaction(self, record: Any) -> Decoded:
+        ix = INTERACTION_ADAPTER.validate_json(record.value)
+        self._check(record, ix.customer_id, ix.occurred_at)
+        return FACT, (ix.customer_id, ix.event_id, ix.occurred_at, fact_of_interaction(ix, self.policy))
+
+    def profile(self, record: Any) -> Decoded:
+        profile = PROFILE_ADAPTER.validate_json(record.value)
+        self._check(record, profile.customer_id, None)
+        key = profile.event_id or f"profile@{record.offset}"
+        return PROFILE, (profile.customer_id, profile_attributes(profile), key)
+
+    def control(self, record: Any) -> Decoded:
+        doc = orjson.loads(record.value)
+        if doc["type"] == "tick":
+            return TICK, (datetime.fromisoformat(doc["to"]),)
+        if doc["type"] == "rules":
+            return RULES, (load_ruleset(doc["yaml"], doc.get("source", "rules"), self.policy.money_scale),)
+        raise ValueError(f"unknown control record type {doc['type']!r}")
+
+    def _check(self, record: Any, customer: str, occurred: datetime | None) -> None:
+        if record.key != customer.encode():
+            shown = record.key.decode(errors="replace") if isinstance(record.key, bytes) else record.key
+            raise ValueError(f"record key {shown!r} is not its customer_id {customer!r}")
+        if occurred is not None and occurred > self._latest_allowed:
+            raise ValueError(f"occurred_at {occurred.isoformat()} is more than {self.future_skew} "
+                             "ahead of the wall clock")
