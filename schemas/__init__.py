@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from schemas.events import Interaction, Override, Profile, Transaction
-from schemas.outputs import Alert, Coupon, DeadLetter, SegmentChange
+from schemas.outputs import ActionSuppressed, Alert, Coupon, DeadLetter, SegmentChange
 from schemas.ruleset import RuleSetDocument
 
 MODELS: dict[str, type[BaseModel]] = {
@@ -20,6 +20,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "segment_change": SegmentChange,
     "coupon": Coupon,
     "alert": Alert,
+    "action_suppressed": ActionSuppressed,
     "dead_letter": DeadLetter,
 }
 
@@ -44,6 +45,7 @@ def json_schemas() -> dict[str, str]:
 __all__ = [
     "JSON_DIR",
     "MODELS",
+    "ActionSuppressed",
     "Alert",
     "Coupon",
     "DeadLetter",

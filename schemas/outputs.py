@@ -30,16 +30,23 @@ class SegmentChange(OutboundModel):
     explanation: list[str] = Field(default_factory=list, description="Why earlier segments did not match.")
     stream_time: AwareDatetime
     event_id: str | None = Field(None, description="The event that caused it (cause 'event').")
+    profile: dict[str, str | None] = Field(
+        default_factory=dict, description="The customer's profile attributes then (for action routing).")
 
 
 class Coupon(OutboundModel):
     """A coupon granted because of a segment change."""
 
     type: Literal["coupon"] = "coupon"
-    coupon_id: str
-    idempotency_key: str
+    coupon_id: str = Field(description="Derived from change_id and action: every copy is the same grant.")
+    idempotency_key: str = Field(description="action:change_id")
     change_id: str
     customer_id: str
+    action: str = Field(description="The ruleset's action id.")
+    segment: str = Field(description="dimension.segment entered (or left).")
+    ruleset_id: str
+    ruleset_version: int
+    stream_time: AwareDatetime = Field(description="When the transition held (or the dwell ended).")
     template: str
     code: str
     value: Decimal | None = None
@@ -52,15 +59,36 @@ class Alert(OutboundModel):
     """An account-manager alert raised because of a segment change."""
 
     type: Literal["alert"] = "alert"
-    alert_id: str
-    idempotency_key: str
+    alert_id: str = Field(description="Derived from change_id and action: every copy is the same grant.")
+    idempotency_key: str = Field(description="action:change_id")
     change_id: str
     customer_id: str
+    action: str = Field(description="The ruleset's action id.")
+    segment: str = Field(description="dimension.segment entered (or left).")
+    ruleset_id: str
+    ruleset_version: int
+    stream_time: AwareDatetime = Field(description="When the transition held (or the dwell ended).")
     priority: Literal["low", "normal", "high", "urgent"]
     manager: str | None
     team: str | None
     message: str
     raised_at: AwareDatetime
+
+
+class ActionSuppressed(OutboundModel):
+    """An action a transition would have triggered, and why it was not (the audit topic)."""
+
+    type: Literal["action_suppressed"] = "action_suppressed"
+    idempotency_key: str
+    change_id: str
+    customer_id: str
+    action: str
+    segment: str
+    reason: Literal["cooldown", "replay", "dwell"] = Field(
+        description="cooldown: acted on recently; replay: history older than the horizon, or actions "
+        "switched off; dwell: left the segment before min_dwell.")
+    stream_time: AwareDatetime
+    at: AwareDatetime
 
 
 class DeadLetter(OutboundModel):

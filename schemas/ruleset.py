@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from schemas.base import OutboundModel
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+SegmentRef = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$",
+                                  description="dimension.segment")]
 
 
 class SegmentRule(OutboundModel):
@@ -25,6 +28,65 @@ class Dimension(OutboundModel):
     default: Name
 
 
+
+Duration = Annotated[str, Field(pattern=r"^\d+(d|h|s)$", description="Like 30d, 12h or 90s.")]
+Manager = Annotated[str, Field(min_length=1, max_length=128)]
+Attribute = Literal["type", "region", "industry", "size"]
+
+
+class CouponAction(OutboundModel):
+    """A coupon to grant: a template, a fixed value or a percentage, and how long it stays valid."""
+
+    template: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)]
+    value: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None
+    percent: Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False)] | None = None
+    valid_for: Duration = "30d"
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> CouponAction:
+        if (self.value is None) == (self.percent is None):
+            raise ValueError("a coupon has exactly one of 'value' or 'percent'")
+        return self
+
+
+class AlertAction(OutboundModel):
+    """An account-manager alert: its priority, the roster that routes it, and its message."""
+
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    roster: Name | None = None
+    message: str = "{customer_id} entered {dimension}.{segment}"
+
+
+class ActionRule(OutboundModel):
+    """On entering (or leaving) ``dimension.segment``: grant a coupon or raise an alert."""
+
+    id: Name
+    enter: SegmentRef | None = None
+    leave: SegmentRef | None = None
+    coupon: CouponAction | None = None
+    alert: AlertAction | None = None
+    cooldown: Duration = Field("0d", description="No second action for the same customer within it.")
+    min_dwell: Duration = Field("0d", description="Act only once the customer stayed this long; leaving cancels.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ActionRule:
+        if (self.enter is None) == (self.leave is None):
+            raise ValueError("an action has exactly one of 'enter' or 'leave' (dimension.segment)")
+        if (self.coupon is None) == (self.alert is None):
+            raise ValueError("an action has exactly one of 'coupon' or 'alert'")
+        return self
+
+
+class Roster(OutboundModel):
+    """Account managers by team; a profile attribute picks the team, the policy picks the manager."""
+
+    by: Attribute | None = Field(None, description="Profile attribute whose value names the team.")
+    policy: Literal["least_loaded", "round_robin"] = "least_loaded"
+    teams: dict[str, Annotated[list[Manager], Field(min_length=1)]] = Field(default_factory=dict)
+    default: Annotated[list[Manager], Field(min_length=1)] = Field(
+        description="The team of customers whose attribute names no team.")
+
+
 class RuleSetDocument(OutboundModel):
     """A versioned set of classification dimensions."""
 
@@ -32,3 +94,5 @@ class RuleSetDocument(OutboundModel):
     version: Annotated[int, Field(ge=1)]
     description: str = ""
     dimensions: Annotated[dict[Name, Dimension], Field(min_length=1)]
+    actions: list[ActionRule] = Field(default_factory=list, description="What to do on transitions.")
+    rosters: dict[Name, Roster] = Field(default_factory=dict, description="Account-manager teams for alerts.")

@@ -81,6 +81,10 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
             print(f"  unreachable: {item}")
         if not report.skipped and not report.gaps and not report.unreachable:
             print("  no gaps, every segment reachable")
+    if ruleset.actions:
+        print("\nactions:")
+        for action in ruleset.actions:
+            print(f"  {action.describe(ruleset.rosters)}")
     return 0
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, cast
 
+from segmenter.actions import ActionSpec, RosterSpec
 from segmenter.metrics import METRICS, Value
 from segmenter.rules.syntax import BoolOp, Compare, Const, InList, Name, Node, Not, RuleSyntaxError
 
@@ -70,6 +71,8 @@ class RuleSet:
     description: str
     dimensions: tuple[CompiledDimension, ...]
     source: str  # the YAML text it was loaded from
+    actions: tuple[ActionSpec, ...] = field(default=(), compare=False)
+    rosters: Mapping[str, RosterSpec] = field(default_factory=dict, compare=False)
     # derived once (the hot path asks for them on every event)
     metrics: frozenset[str] = field(init=False, compare=False, repr=False)
     _day_constants: dict[str, tuple[Number, ...]] = field(init=False, compare=False, repr=False)

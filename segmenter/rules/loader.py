@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from schemas.ruleset import RuleSetDocument
+from segmenter.actions import ActionSpec, AlertSpec, CouponSpec, RosterSpec, duration_s
 from segmenter.errors import InvalidRuleError
 from segmenter.rules.compiler import CompiledDimension, CompiledSegment, RuleSet, compile_condition
 from segmenter.rules.syntax import RuleSyntaxError, parse
@@ -84,9 +87,58 @@ def ruleset_from_document(doc: RuleSetDocument, source: str = "<rules>", money_s
             except RuleSyntaxError as exc:
                 problems.append(f"{_where(tree, path, source, exc.column)}: {where_seg}, {exc}")
         dimensions.append(CompiledDimension(dim_name, tuple(segments), dim.default))
+    rosters = {name: RosterSpec(name, r.by, r.policy, {t: tuple(m) for t, m in r.teams.items()}, tuple(r.default))
+               for name, r in doc.rosters.items()}
+    actions = _actions(doc, rosters, problems, lambda path: _where(tree, path, source))
     if problems:
         raise InvalidRuleError("\n".join(problems))
-    return RuleSet(doc.id, doc.version, doc.description, tuple(dimensions), text)
+    return RuleSet(doc.id, doc.version, doc.description, tuple(dimensions), text, tuple(actions), rosters)
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(known) or 'none'}"
+
+
+def _actions(doc: RuleSetDocument, rosters: dict[str, RosterSpec], problems: list[str],
+             where: Callable[[Path_], str]) -> list[ActionSpec]:
+    """Compile the actions section, checking every name it refers to."""
+    segments = {name: {s.name for s in d.segments} | {d.default} for name, d in doc.dimensions.items()}
+    out: list[ActionSpec] = []
+    seen: set[str] = set()
+    for index, rule in enumerate(doc.actions):
+        path: Path_ = ("actions", index)
+        trigger = "enter" if rule.enter is not None else "leave"
+        ref = rule.enter or rule.leave or ""
+        dim, _, seg = ref.partition(".")
+        label = f"action {rule.id!r}"
+        if rule.id in seen:
+            problems.append(f"{where((*path, 'id'))}: {label}: duplicate action id")
+        seen.add(rule.id)
+        if dim not in segments:
+            problems.append(f"{where((*path, trigger))}: {label}: no dimension {dim!r}{_suggest(dim, segments)}")
+        elif seg not in segments[dim]:
+            problems.append(f"{where((*path, trigger))}: {label}: dimension {dim!r} has no segment {seg!r}"
+                            f"{_suggest(seg, segments[dim])}")
+        coupon = alert = None
+        if rule.coupon is not None:
+            c = rule.coupon
+            coupon = CouponSpec(c.template, c.value, c.percent, duration_s(c.valid_for))
+        if rule.alert is not None:
+            a = rule.alert
+            if a.roster is not None and a.roster not in rosters:
+                problems.append(f"{where((*path, 'alert', 'roster'))}: {label}: no roster {a.roster!r}"
+                                f"{_suggest(a.roster, rosters)}")
+            try:
+                a.message.format(customer_id="", dimension="", segment="", manager="", team="")
+            except (KeyError, IndexError, ValueError) as exc:
+                problems.append(f"{where((*path, 'alert', 'message'))}: {label}: bad message template ({exc!r}); "
+                                "it may use {customer_id}, {dimension}, {segment}, {manager}, {team}")
+            alert = AlertSpec(a.priority, a.roster, a.message)
+        out.append(ActionSpec(rule.id, trigger, dim, seg, duration_s(rule.cooldown), duration_s(rule.min_dwell),
+                              coupon, alert))
+    return out
 
 
 def _where(tree: _Tree | None, path: Path_, source: str, column: int | None = None) -> str:

@@ -1,0 +1,151 @@
+"""Actions decided by the core: cooldown and dwell at their boundaries, replay, ids, routing, validation."""
+
+from pathlib import Path
+
+import pytest
+
+from segmenter.actions import (
+    ChangeView,
+    Ledger,
+    coupon_code,
+    decide,
+    duration_s,
+    fire_due,
+    grant_id,
+)
+from segmenter.errors import InvalidRuleError
+from segmenter.rules import load_ruleset
+
+RETAIL = (Path(__file__).resolve().parents[2] / "examples" / "rules" / "retail-value.yaml").read_text()
+RULES = load_ruleset(RETAIL)
+DAY = 86_400
+WINBACK = next(a for a in RULES.actions if a.id == "winback_coupon")
+SENIOR = next(a for a in RULES.actions if a.id == "senior_manager")
+
+
+def change(n: int, before: str | None, after: str, at: float, customer: str = "C1") -> ChangeView:
+    return ChangeView(f"ch{n}", customer, "value", before, after, at, "retail-value", 1, {"region": "east"})
+
+
+def test_the_shipped_ruleset_has_a_coupon_and_an_alert():
+    assert (WINBACK.kind, WINBACK.target, WINBACK.cooldown_s) == ("coupon", "value.churn_risk", 30 * DAY)
+    assert (SENIOR.kind, SENIOR.alert.roster, SENIOR.min_dwell_s) == ("alert", "senior", 0)
+    assert RULES.rosters["senior"].teams["east"] == ("wang.fang", "chen.jing")
+
+
+def test_entering_grants_once_and_a_repeated_change_grants_nothing():
+    ledger = Ledger()
+    first = decide(ledger, change(1, "low_value", "churn_risk", 0), RULES.actions, (), replay_before_s=None)
+    assert [g.action.id for g in first.grants] == ["winback_coupon"]
+    again = decide(ledger, change(1, "low_value", "churn_risk", 0), RULES.actions, (), replay_before_s=None)
+    assert not again.effective
+    assert ledger.last == {"winback_coupon": 0}
+
+
+def test_a_first_classification_into_the_segment_is_an_entry_but_leaving_it_is_not():
+    ledger = Ledger()
+    assert decide(ledger, change(1, None, "churn_risk", 0), RULES.actions, (), replay_before_s=None).grants
+    out = decide(ledger, change(2, "churn_risk", "low_value", 1), RULES.actions, (), replay_before_s=None)
+    assert not out.effective
+
+
+@pytest.mark.parametrize(("gap", "granted"), [(30 * DAY - 1, False), (30 * DAY, True)])
+def test_cooldown_boundary(gap, granted):
+    ledger = Ledger()
+    decide(ledger, change(1, "low_value", "churn_risk", 0), RULES.actions, (), replay_before_s=None)
+    decide(ledger, change(2, "churn_risk", "low_value", 10), RULES.actions, (), replay_before_s=None)
+    out = decide(ledger, change(3, "low_value", "churn_risk", gap), RULES.actions, (), replay_before_s=None)
+    assert bool(out.grants) is granted
+    assert [s.reason for s in out.suppressed] == ([] if granted else ["cooldown"])
+
+
+def test_replay_horizon_and_switched_off_actions_suppress():
+    old = decide(Ledger(), change(1, None, "churn_risk", 100), RULES.actions, (), replay_before_s=101)
+    assert [s.reason for s in old.suppressed] == ["replay"]
+    assert not old.grants
+    fresh = decide(Ledger(), change(1, None, "churn_risk", 101), RULES.actions, (), replay_before_s=101)
+    assert fresh.grants
+    off = decide(Ledger(), change(1, None, "churn_risk", 10**12), RULES.actions, (), replay_before_s=float("inf"))
+    assert [s.reason for s in off.suppressed] == ["replay"]
+
+
+DWELL = load_ruleset(RETAIL.replace("    cooldown: 90d\n", "    cooldown: 90d\n    min_dwell: 2d\n"))
+
+
+def test_min_dwell_waits_then_fires_at_its_due_time():
+    ledger = Ledger()
+    out = decide(ledger, change(1, "mid_value", "high_value", 0), DWELL.actions, (), replay_before_s=None)
+    assert not out.grants
+    assert [p.due_s for p in out.pending] == [2 * DAY]
+    fired = fire_due(ledger, out.pending[0], DWELL.actions)
+    assert [(g.action.id, g.at_s, g.change.change_id) for g in fired.grants] == [("senior_manager", 2 * DAY, "ch1")]
+
+
+@pytest.mark.parametrize(("left_at", "granted"), [(2 * DAY - 1, False), (2 * DAY, True)])
+def test_min_dwell_boundary_when_the_customer_leaves(left_at, granted):
+    ledger = Ledger()
+    pending = decide(ledger, change(1, "mid_value", "high_value", 0), DWELL.actions, (),
+                     replay_before_s=None).pending
+    out = decide(ledger, change(2, "high_value", "mid_value", left_at), DWELL.actions, pending,
+                 replay_before_s=None)
+    assert out.cancelled == pending
+    assert bool(out.grants) is granted
+    assert [s.reason for s in out.suppressed] == ([] if granted else ["dwell"])
+
+
+def test_flapping_collects_one_coupon_per_cooldown():
+    ledger, grants = Ledger(), 0
+    for n in range(40):  # in and out of churn risk every day for 40 days
+        before, after = ("low_value", "churn_risk") if n % 2 == 0 else ("churn_risk", "low_value")
+        grants += len(decide(ledger, change(n, before, after, n * DAY), RULES.actions, (),
+                             replay_before_s=None).grants)
+    assert grants == 2  # day 0 and day 30
+
+
+def test_ids_derive_from_the_change_and_the_action():
+    assert grant_id("a", "ch1") == grant_id("a", "ch1") != grant_id("a", "ch2") != grant_id("b", "ch1")
+    code = coupon_code("WINBACK15", "a", "ch1")
+    assert code.startswith("WINBACK15-")
+    assert code == coupon_code("WINBACK15", "a", "ch1")
+
+
+def test_routing_keeps_a_manager_while_the_roster_does():
+    roster = RULES.rosters["senior"]
+    team, members = roster.team_of({"region": "east"})
+    assert (team, members) == ("east", ("wang.fang", "chen.jing"))
+    assert roster.team_of({"region": "mars"}) == ("", ("sun.li",))
+    assert roster.choose(members, None, {"wang.fang": 3, "chen.jing": 1}, 0) == "chen.jing"
+    assert roster.choose(members, None, {}, 0) == "wang.fang"  # tie: roster order
+    assert roster.choose(members, "wang.fang", {"wang.fang": 9}, 0) == "wang.fang"  # stable
+    assert roster.choose(members, "li.wei", {"wang.fang": 9}, 0) == "chen.jing"  # moved team: reassigned
+
+
+def test_ledger_round_trips_and_keeps_a_bounded_memory():
+    ledger = Ledger()
+    for n in range(100):
+        ledger.record_grant("a", f"ch{n}", n)
+    again = Ledger.from_dict(ledger.to_dict())
+    assert again == ledger
+    assert (len(again.seen), again.last) == (16, {"a": 99})
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("enter: value.churn_risk", "enter: value.churn_rsk", "has no segment 'churn_rsk' (did you mean 'churn_risk'?)"),
+    ("enter: value.churn_risk", "enter: valu.churn_risk", "no dimension 'valu' (did you mean 'value'?)"),
+    ("roster: senior,", "roster: senor,", "no roster 'senor' (did you mean 'senior'?)"),
+    ("cooldown: 30d", "cooldown: 1m", "actions.0.cooldown: String should match pattern"),
+    ("percent: 15,", "percent: 15, value: 5,", "exactly one of 'value' or 'percent'"),
+    ("call them ({manager}", "call them ({boss}", "bad message template"),
+])
+def test_bad_actions_are_refused_with_the_place_and_reason(old, new, message):
+    assert old in RETAIL
+    with pytest.raises(InvalidRuleError) as info:
+        load_ruleset(RETAIL.replace(old, new, 1), "retail.yaml")
+    assert message in str(info.value)
+    assert str(info.value).startswith("retail.yaml:"), str(info.value)
+
+
+def test_durations():
+    assert [duration_s(t) for t in ("30d", "12h", "90s")] == [30 * DAY, 43_200, 90]
+    with pytest.raises(InvalidRuleError, match="whole number of d, h or s"):
+        duration_s("1m")
