@@ -128,7 +128,7 @@ class RosterSpec:
     def choose(self, members: Sequence[str], current: str | None, loads: Mapping[str, int], turn: int) -> str:
         """Keep ``current`` while it is still in the team; otherwise least loaded (ties: roster order)
         or the ``turn``-th member in round robin."""
-        if current in members:
+        if current is not None and current in members:
             return current
         if self.policy == "round_robin":
             return members[turn % len(members)]

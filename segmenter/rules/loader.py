@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -109,7 +109,7 @@ def _actions(doc: RuleSetDocument, rosters: dict[str, RosterSpec], problems: lis
     seen: set[str] = set()
     for index, rule in enumerate(doc.actions):
         path: Path_ = ("actions", index)
-        trigger = "enter" if rule.enter is not None else "leave"
+        trigger: Literal["enter", "leave"] = "enter" if rule.enter is not None else "leave"
         ref = rule.enter or rule.leave or ""
         dim, _, seg = ref.partition(".")
         label = f"action {rule.id!r}"
