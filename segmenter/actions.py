@@ -119,8 +119,9 @@ class RosterSpec:
     default: tuple[str, ...]
 
     def team_of(self, profile: Mapping[str, str | None]) -> tuple[str, tuple[str, ...]]:
-        """(team name, members) for a customer with ``profile``; ``""`` names the default team."""
-        value = profile.get(self.by) if self.by else None
+        """(team name, members) for a customer with ``profile`` (its ``profile.*`` attributes, as in
+        SegmentChange.profile); ``""`` names the default team."""
+        value = profile.get(f"profile.{self.by}") if self.by else None
         if value is not None and value in self.teams:
             return value, self.teams[value]
         return "", self.default

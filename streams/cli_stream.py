@@ -32,24 +32,32 @@ def _ports(settings: Settings) -> tuple[int, int]:
     return int(port), int(redis_url.port or 6379)
 
 
-def wait_ready(data_dir: Path, process: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
-    ready = data_dir / "worker.ready"
+def wait_ready(data_dir: Path, process: subprocess.Popen[bytes], timeout_s: float = 90.0,
+               role: str = "worker") -> None:
+    """Until ``role`` (worker or actions) wrote its ready file; a clear error if it died or took too long."""
+    ready = data_dir / f"{role}.ready"
     deadline = time.monotonic() + timeout_s
     while not ready.exists():
         if process.poll() is not None:
-            raise StackError(f"the worker exited with code {process.returncode}; see {data_dir / 'worker.log'}")
+            raise StackError(f"the {role} worker exited with code {process.returncode}; see "
+                             f"{data_dir / f'{role}.log'}")
         if time.monotonic() > deadline:
-            raise StackError(f"the worker was not ready within {timeout_s:.0f}s; see {data_dir / 'worker.log'}")
+            raise StackError(f"the {role} worker was not ready within {timeout_s:.0f}s; see "
+                             f"{data_dir / f'{role}.log'}")
         time.sleep(0.2)
 
 
-def spawn_worker(settings: Settings, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn_worker(settings: Settings, extra_env: dict[str, str] | None = None,
+                 role: str = "worker") -> subprocess.Popen[bytes]:
+    """A segmenter worker (``role`` worker) or an action worker (``role`` actions), logging to DATA_DIR/ROLE.log."""
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(extra_env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker"], env=env,
-        stdout=(data_dir / "worker.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    if role not in ("worker", "actions"):
+        raise ValueError(f"unknown worker role {role!r}")
+    return subprocess.Popen(  # noqa: S603 - our own module, a role checked above
+        [sys.executable, "-m", "streams.cli", role], env=env,
+        stdout=(data_dir / f"{role}.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -73,10 +81,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         worker = spawn_worker(settings, {"SEGMENTER_CONSISTENCY_CHECK": "false"})
         info.worker_pid = worker.pid
         info.save(info_path)
+        actions = spawn_worker(settings, {"SEGMENTER_CONSISTENCY_CHECK": "false"}, role="actions")
+        info.actions_pid = actions.pid
+        info.save(info_path)
         wait_ready(data_dir, worker)
-        print(f"worker ready (pid {worker.pid}); logs in {data_dir}")
+        wait_ready(data_dir, actions, role="actions")
+        print(f"worker ready (pid {worker.pid}), action worker ready (pid {actions.pid}); logs in {data_dir}")
     except BaseException:
-        for pid in (info.worker_pid, info.redis_pid, info.broker_pid):
+        for pid in (info.actions_pid, info.worker_pid, info.redis_pid, info.broker_pid):
             stop(pid)
         info_path.unlink(missing_ok=True)
         raise
@@ -97,11 +109,12 @@ def cmd_down(args: argparse.Namespace) -> int:
     if info is None:
         print(f"nothing to stop: no {info_path}")
         return 0
-    for pid in (info.worker_pid, info.redis_pid, info.broker_pid):
+    for pid in (info.actions_pid, info.worker_pid, info.redis_pid, info.broker_pid):
         stop(pid)
     info_path.unlink(missing_ok=True)
-    (Path(settings.data_dir) / "worker.ready").unlink(missing_ok=True)
-    print("stopped worker, redis and broker")
+    for role in ("worker", "actions"):
+        (Path(settings.data_dir) / f"{role}.ready").unlink(missing_ok=True)
+    print("stopped the action worker, worker, redis and broker")
     return 0
 
 
@@ -109,6 +122,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from streams.worker import run_worker  # noqa: PLC0415
 
     run_worker(_settings(), loglevel=args.loglevel)
+    return 0
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    from streams.actions import run_actions  # noqa: PLC0415
+
+    settings = _settings()
+    if args.no_actions:
+        settings = settings.model_copy(update={"actions_enabled": False})
+    run_actions(settings, loglevel=args.loglevel)
     return 0
 
 
@@ -126,8 +149,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_wait(args: argparse.Namespace) -> int:
     from streams.ops import wait_caught_up  # noqa: PLC0415
 
-    asyncio.run(wait_caught_up(_settings(), args.timeout))
-    print("caught up: every produced record is consumed and committed")
+    asyncio.run(wait_caught_up(_settings(), args.timeout, actions=args.actions))
+    print("caught up: every produced record is consumed and committed"
+          + (" (workers and action workers)" if args.actions else ""))
     return 0
 
 
@@ -206,6 +230,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"{'dimension':<14} {'segment':<16} {'customers':>10} {'share':>7} {'amount_12m':>16}")
     for dim, seg, count, amount in rows:
         print(f"{dim:<14} {seg:<16} {count:>10,} {100 * count / totals[dim]:>6.1f}% {amount:>16,.2f}")
+    actions = ReadModel.of(settings).action_counts()
+    if actions:
+        print(f"\n{'segment':<30} {'action':<20} {'issued':>8} {'cooldown':>9} {'replay':>8} {'dwell':>7}")
+        for (segment, action), counts in sorted(actions.items()):
+            print(f"{segment:<30} {action:<20} " + " ".join(
+                f"{counts.get(o, 0):>{w},}" for o, w in (("issued", 8), ("cooldown", 9), ("replay", 8), ("dwell", 7))))
     return 0
 
 
@@ -223,9 +253,10 @@ def cmd_lag(args: argparse.Namespace) -> int:
 
     settings = _settings()
     lags = asyncio.run(group_lag(settings))
-    print(f"{'topic':<34} {'part':>4} {'end':>10} {'committed':>10} {'lag':>8}")
+    print(f"{'group':<24} {'topic':<34} {'part':>4} {'end':>10} {'committed':>10} {'lag':>8}")
     for lag in lags:
-        print(f"{lag.tp.topic:<34} {lag.tp.partition:>4} {lag.end:>10} {lag.committed:>10} {lag.lag:>8}")
+        print(f"{lag.group:<24} {lag.tp.topic:<34} {lag.tp.partition:>4} {lag.end:>10} {lag.committed:>10} "
+              f"{lag.lag:>8}")
     for worker, counters in ReadModel.of(settings).counters().items():
         print(f"worker {worker}: " + ", ".join(f"{k}={v:,}" for k, v in sorted(counters.items())), file=sys.stderr)
     return 0
@@ -240,6 +271,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     p = sub.add_parser("worker", help="run one worker against the configured Kafka and Redis")
     p.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
     p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("actions", help="run one action worker: segment changes -> coupons and alerts")
+    p.add_argument("--no-actions", action="store_true",
+                   help="record transitions but grant nothing (backfills); counted as 'replay'")
+    p.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
+    p.set_defaults(func=cmd_actions)
     p = sub.add_parser("import", help="produce a CSV export to its topic")
     p.add_argument("kind", choices=("transactions", "interactions", "profiles"))
     p.add_argument("file", type=Path)
@@ -247,6 +283,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     p.set_defaults(func=cmd_import)
     p = sub.add_parser("wait", help="return once the worker group has consumed everything produced")
     p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--actions", action="store_true", help="also wait for the action workers' group")
     p.set_defaults(func=cmd_wait)
     p = sub.add_parser("tick", help="move stream time forward on every partition")
     p.add_argument("--to", required=True, help="date (start of that day) or ISO time")

@@ -78,16 +78,17 @@ def dead_letter(tp: Any, record: Any, exc: Exception) -> tuple[bytes | None, byt
 
 class Failpoints:
     """Crash tests: die the hard way at a chosen point (the ``failpoint`` setting: ``mid-batch:N``,
-    ``before-persist:N`` or ``before-commit:N``; several joined by commas)."""
+    ``before-persist:N`` or ``before-commit:N`` in the segmenter worker, ``after-grant:N`` in the action
+    worker: after its Nth acknowledged grant, before the ledger write; several joined by commas)."""
 
-    POINTS = ("mid-batch", "before-persist", "before-commit")
+    POINTS = ("mid-batch", "before-persist", "before-commit", "after-grant")
 
     def __init__(self, spec: str) -> None:
         self.left: dict[str, int] = {}
         for item in filter(None, spec.split(",")):
             name, _, count = item.partition(":")
             if name not in self.POINTS or not count.isdigit():
-                raise ValueError(f"failpoint {item!r}: expected mid-batch:N, before-persist:N or before-commit:N")
+                raise ValueError(f"failpoint {item!r}: expected one of {', '.join(p + ':N' for p in self.POINTS)}")
             self.left[name] = int(count)
 
     def __bool__(self) -> bool:

@@ -80,6 +80,7 @@ class StackInfo:
     redis_pid: int
     redis_port: int
     worker_pid: int | None = None
+    actions_pid: int | None = None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
         names.transactions: (n, {}), names.interactions: (n, {}), names.profiles: (n, compact),
         names.control: (n, {}), names.segment_changes: (n, {}), names.dead_letters: (1, {}),
         names.rules: (1, compact),
+        names.coupons: (n, {}), names.alerts: (n, {}), names.action_audit: (n, {}),
+        names.ledger_changelog: (n, compact),
         names.changelog(names.customers_table): (n, compact),
         names.changelog(names.partitions_table): (n, compact),
     }
@@ -73,23 +75,34 @@ async def produce_records(settings: Settings, records: Iterable[Record], progres
 async def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
     """Every record of ``topic`` up to its current true end, as (key, value), partition by partition."""
     ends = await true_ends(settings, [topic])
-    if not any(ends.values()):
+    found = await read_from(settings, dict.fromkeys(ends, 0), ends)
+    return [(key, value) for _, _, key, value in found]
+
+
+async def read_from(settings: Settings, starts: Mapping[TopicPartition, int],
+                    ends: Mapping[TopicPartition, int] | None = None) -> list[tuple[TopicPartition, int, bytes | None,
+                                                                                     bytes]]:
+    """The records of each partition from its start offset up to its true end (or ``ends``), as
+    (partition, offset, key, value) in partition and offset order."""
+    if ends is None:
+        ends = await fetched_ends(settings.kafka_bootstrap, list(starts), {})
+    pending = {tp for tp, start in starts.items() if ends.get(tp, 0) > start}
+    if not pending:
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     await consumer.start()
-    found: list[tuple[int, int, bytes | None, bytes]] = []
+    found: list[tuple[TopicPartition, int, bytes | None, bytes]] = []
     try:
-        consumer.assign(list(ends))
-        for tp in ends:
-            consumer.seek(tp, 0)
-        pending = {tp for tp, end in ends.items() if end > 0}
+        consumer.assign(sorted(pending))
+        for tp in pending:
+            consumer.seek(tp, starts[tp])
         while pending:
             for tp, messages in (await consumer.getmany(timeout_ms=500)).items():
-                found.extend((tp.partition, m.offset, m.key, m.value) for m in messages)
+                found.extend((tp, m.offset, m.key, m.value) for m in messages if m.offset < ends[tp])
             pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
     finally:
         await consumer.stop()
-    return [(key, value) for _, _, key, value in sorted(found, key=lambda r: (r[0], r[1]))]
+    return sorted(found, key=lambda r: (r[0].topic, r[0].partition, r[1]))
 
 
 async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[Any, int]) -> dict[Any, int]:
@@ -147,6 +160,7 @@ async def tail(settings: Settings, topic: str, fetch_max_wait_ms: int = 10) -> A
 
 @dataclass(frozen=True)
 class Lag:
+    group: str
     tp: TopicPartition
     end: int
     committed: int
@@ -156,17 +170,29 @@ class Lag:
         return max(self.end - self.committed, 0)
 
 
-async def group_lag(settings: Settings) -> list[Lag]:
+def groups(settings: Settings, actions: bool = True) -> dict[str, tuple[str, ...]]:
+    """Consumer group -> the topics it consumes: the segmenter workers, and the action workers."""
     names = Names(settings.topic_prefix)
-    ends = await true_ends(settings, names.inputs)
+    out = {names.app_id: names.inputs}
+    if actions:
+        out[names.actions_app_id] = (names.segment_changes, names.control)
+    return out
+
+
+async def group_lag(settings: Settings, actions: bool = True) -> list[Lag]:
+    """Per group and topic-partition: the true end, the committed offset and the lag."""
+    wanted = groups(settings, actions)
+    ends = await true_ends(settings, sorted({t for topics in wanted.values() for t in topics}))
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
+    out = []
     try:
-        committed = await admin.list_consumer_group_offsets(names.app_id, partitions=list(ends))
+        for group, topics in wanted.items():
+            tps = [tp for tp in ends if tp.topic in topics]
+            committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+            for tp in sorted(tps):
+                meta = committed.get(tp)
+                out.append(Lag(group, tp, ends[tp], meta.offset if meta is not None and meta.offset >= 0 else 0))
     finally:
         await admin.close()
-    out = []
-    for tp, end in sorted(ends.items()):
-        meta = committed.get(tp)
-        out.append(Lag(tp, end, meta.offset if meta is not None and meta.offset >= 0 else 0))
     return out

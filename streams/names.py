@@ -46,6 +46,29 @@ class Names:
         return f"{self.prefix}dead-letters"
 
     @property
+    def coupons(self) -> str:
+        return f"{self.prefix}coupons"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}alerts"
+
+    @property
+    def action_audit(self) -> str:  # suppressed actions, with the reason
+        return f"{self.prefix}action-audit"
+
+    @property
+    def actions_app_id(self) -> str:  # the action workers' consumer group and changelog prefix
+        return f"{self.prefix}actions"
+
+    ledger_table: str = "action-ledger"
+    actions_agent: str = "segmenter.actions.changes"
+
+    @property
+    def ledger_changelog(self) -> str:
+        return f"{self.actions_app_id}-{self.ledger_table}-changelog"
+
+    @property
     def inputs(self) -> tuple[str, ...]:
         """Topics the worker group consumes (all co-partitioned, keyed by customer_id)."""
         return (self.transactions, self.interactions, self.profiles, self.control)

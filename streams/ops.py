@@ -78,16 +78,18 @@ async def latest_rules(settings: Settings) -> dict[str, str]:
     return {key.decode(): value.decode() for key, value in records if key is not None}
 
 
-async def wait_caught_up(settings: Settings, timeout_s: float) -> None:
+async def wait_caught_up(settings: Settings, timeout_s: float, actions: bool = False) -> None:
+    """Until the worker group (and with ``actions`` the action group) committed everything produced."""
     deadline = time.monotonic() + timeout_s
     while True:
-        lags = await group_lag(settings)
+        lags = await group_lag(settings, actions)
         behind = sum(lag.lag for lag in lags)
         if behind == 0 and lags:
             return
         if time.monotonic() >= deadline:
             worst = max(lags, key=lambda lag: lag.lag) if lags else None
-            where = f"; most behind: {worst.tp.topic}[{worst.tp.partition}] by {worst.lag}" if worst else ""
+            where = (f"; most behind: {worst.group} on {worst.tp.topic}[{worst.tp.partition}] by {worst.lag}"
+                     if worst else "")
             raise OpsError(f"not caught up after {timeout_s:.0f}s: {behind} records pending{where}")
         await asyncio.sleep(0.5)
 

@@ -64,6 +64,18 @@ return applied
 """
 
 
+async def retrying(call: Callable[[], Awaitable[T]]) -> T:
+    """Run a Redis call until it succeeds: while Redis is away the caller waits (and its lag grows)."""
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 class ProjectedCustomer(NamedTuple):
     customer_id: str
     epoch: int
@@ -90,23 +102,11 @@ class Projection:
             args: list[Any] = [self.prefix]
             for c in customers[start : start + CHUNK]:
                 args += [c.customer_id, c.epoch, c.seq, orjson.dumps(c.segments), c.amount_minor, c.partition, c.state]
-            applied += int(await self._retrying(lambda a=args: self._script(keys=[], args=a)))
+            applied += int(await retrying(lambda a=args: self._script(keys=[], args=a)))
         if clocks:
             mapping = {str(p): orjson.dumps(list(v)) for p, v in clocks.items()}
-            await self._retrying(lambda: self.client.hset(f"{self.prefix}:clock", mapping=mapping))
+            await retrying(lambda: self.client.hset(f"{self.prefix}:clock", mapping=mapping))
         return applied
-
-    @staticmethod
-    async def _retrying(call: Callable[[], Awaitable[T]]) -> T:
-        delay = 0.1
-        while True:
-            try:
-                return await call()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                # Redis away: wait and retry; the input offsets are not committed until this succeeds.
-                log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     async def set_counters(self, worker: str, counters: Mapping[str, int]) -> None:
         """This worker's running totals (applied, duplicate, too_old, dead_letters, changes …)."""

@@ -88,6 +88,14 @@ class ReadModel:
             out[worker] = {k.decode(): int(v) for k, v in self.client.hgetall(key).items()}
         return out
 
+    def action_counts(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(dimension.segment, action) -> outcome (issued, cooldown, replay, dwell) -> count."""
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        for field, value in self.client.hgetall(f"{self.prefix}:action-counts").items():
+            segment, action, outcome = field.decode().split("|")
+            out.setdefault((segment, action), {})[outcome] = int(value)
+        return out
+
     def report(self, money_scale: int) -> list[tuple[str, str, int, Decimal]]:
         rows = []
         for key in sorted(self.client.scan_iter(f"{self.prefix}:amt:*")):

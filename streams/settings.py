@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from segmenter.actions import duration_s
 from segmenter.state import Policy
 from segmenter.timebase import WindowSpec
 
@@ -45,6 +46,13 @@ class Settings(BaseSettings):
     failpoint: str = Field(
         "", description="Tests only: 'mid-batch:N', 'before-persist:N' or 'before-commit:N' makes the worker "
         "SIGKILL itself after N records, or at its Nth flush after Redis / after the changelog.")
+    actions_enabled: bool = Field(
+        True, description="false: the action worker records transitions but grants nothing (for backfills).")
+    actions_replay_horizon: str = Field(
+        "3d", description="Changes whose stream time is older than this behind the wall clock grant nothing "
+        "(history being imported); 0d switches the horizon off.")
+    actions_key_ttl_s: int = Field(
+        400 * 86400, ge=60, description="How long Redis keeps each action's idempotency key.")
     web_port: int = Field(6066, description="faust's web port, bound to 127.0.0.1.")
 
     @field_validator("timezone")
@@ -60,6 +68,12 @@ class Settings(BaseSettings):
     @classmethod
     def _window(cls, value: str) -> str:
         WindowSpec.parse(value)
+        return value
+
+    @field_validator("actions_replay_horizon")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        duration_s(value)
         return value
 
     @property

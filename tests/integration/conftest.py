@@ -56,16 +56,22 @@ class System:
     def run(self, *args: str) -> int:
         return main(list(args))
 
-    def start_worker(self, data_dir: Path | None = None, **extra: str) -> subprocess.Popen[bytes]:
-        """``extra``: more settings for this worker only, e.g. ``failpoint="mid-batch:500"``."""
+    def start_worker(self, data_dir: Path | None = None, role: str = "worker", wait: bool = True,
+                     **extra: str) -> subprocess.Popen[bytes]:
+        """``extra``: more settings for this worker only, e.g. ``failpoint="mid-batch:500"``; ``role``
+        actions starts an action worker (its data dir defaults to the worker's)."""
         env = {**self.env, **{f"SEGMENTER_{k.upper()}": v for k, v in extra.items()}}
         if data_dir is not None:
             env["SEGMENTER_DATA_DIR"] = str(data_dir)
         settings = Settings(**{k.removeprefix("SEGMENTER_").lower(): v for k, v in env.items()})
-        worker = spawn_worker(settings, env)
+        worker = spawn_worker(settings, env, role=role)
         self.workers.append(worker)
-        wait_ready(Path(settings.data_dir), worker, timeout_s=120)
+        if wait:
+            wait_ready(Path(settings.data_dir), worker, timeout_s=120, role=role)
         return worker
+
+    def start_actions(self, **extra: str) -> subprocess.Popen[bytes]:
+        return self.start_worker(role="actions", **extra)
 
     def kill_worker(self, worker: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
         worker.send_signal(sig)

@@ -24,7 +24,7 @@ SENIOR = next(a for a in RULES.actions if a.id == "senior_manager")
 
 
 def change(n: int, before: str | None, after: str, at: float, customer: str = "C1") -> ChangeView:
-    return ChangeView(f"ch{n}", customer, "value", before, after, at, "retail-value", 1, {"region": "east"})
+    return ChangeView(f"ch{n}", customer, "value", before, after, at, "retail-value", 1, {"profile.region": "east"})
 
 
 def test_the_shipped_ruleset_has_a_coupon_and_an_alert():
@@ -111,9 +111,9 @@ def test_ids_derive_from_the_change_and_the_action():
 
 def test_routing_keeps_a_manager_while_the_roster_does():
     roster = RULES.rosters["senior"]
-    team, members = roster.team_of({"region": "east"})
+    team, members = roster.team_of({"profile.region": "east"})
     assert (team, members) == ("east", ("wang.fang", "chen.jing"))
-    assert roster.team_of({"region": "mars"}) == ("", ("sun.li",))
+    assert roster.team_of({"profile.region": "mars"}) == ("", ("sun.li",))
     assert roster.choose(members, None, {"wang.fang": 3, "chen.jing": 1}, 0) == "chen.jing"
     assert roster.choose(members, None, {}, 0) == "wang.fang"  # tie: roster order
     assert roster.choose(members, "wang.fang", {"wang.fang": 9}, 0) == "wang.fang"  # stable

@@ -1,0 +1,408 @@
+"""The action worker: segment changes in, coupons and alerts out, exactly one grant per transition.
+
+A faust app of its own (consumer group ``<prefix>actions``), so it scales apart from the segmenter
+workers. One agent reads ``segment-changes`` together with the segmenter's ``control`` topic (its
+ticks move the clock that ends ``min_dwell`` waits; its ruleset records bring the actions), both
+partitioned like the inputs: partition ``p`` of each belongs to the same worker.
+
+Why a transition never yields a second grant, whatever crashes, rebalances or replays happen:
+
+* **The ledger is a changelog-backed faust table** (``action-ledger``: RocksDB, compacted changelog
+  topic), not Redis, which with ``appendfsync everysec`` can lose its last second. Per customer it
+  keeps the last grant of each action (cooldown), the managers assigned and its recent change ids;
+  per partition (key ``\\0meta:<p>``) the last segment-changes offset that had an effect, the
+  dwells waiting, and how far into the coupons and alerts partitions ``p`` the ledger is known
+  to reach.
+* **Order per change**: decide (``segmenter.actions``) -> route alerts -> produce the grants and
+  wait for the broker's acknowledgement -> record the outcomes in Redis (idempotent) -> write the
+  ledger -> faust flushes its producer (the changelog) before it commits the offset.
+* **The one window** is a crash after a grant is acknowledged and before the ledger's changelog
+  write. So before the first record of a partition it has just been given, the worker reads its
+  coupons and alerts partitions from where the ledger's reach ends to their current end and folds
+  every grant found there into the ledger: the redelivered change then finds its grant done.
+  Coupons and alerts of partition ``p`` are only written by the owner of segment-changes ``p``.
+* **Replays** of the segment-changes topic (the group's offsets reset) are skipped by offset; a
+  change the segmenter emitted twice (it is at-least-once) has a new offset but its ``change_id``
+  is in the customer's recent ids.
+* Grant ids, idempotency keys and coupon codes derive from ``change_id`` and the action, so any copy
+  that reaches a topic anyway is recognisably the same grant. Suppression records on the audit topic
+  are a log and can repeat after a crash; the counts in Redis cannot (``streams.action_store``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import faust
+import orjson
+from aiokafka import TopicPartition
+from pydantic import ValidationError
+
+from schemas.outputs import ActionSuppressed, Alert, Coupon, SegmentChange
+from segmenter.actions import (
+    ChangeView,
+    Grant,
+    Ledger,
+    Outcome,
+    Pending,
+    Suppressed,
+    coupon_code,
+    decide,
+    duration_s,
+    fire_due,
+)
+from segmenter.errors import InvalidRuleError
+from segmenter.rules import RuleSet, load_ruleset
+from streams import kafka_ops
+from streams.action_store import ActionStore
+from streams.durability import Failpoints, dead_letter
+from streams.names import Names
+from streams.settings import Settings
+
+log = logging.getLogger("segmenter.actions")
+
+
+def _view_of(doc: dict[str, Any]) -> ChangeView:
+    return ChangeView(doc["change_id"], doc["customer_id"], doc["dimension"], doc["before"], doc["after"],
+                      doc["stream_s"], doc["ruleset_id"], doc["ruleset_version"], doc.get("profile", {}))
+
+
+def _view_doc(view: ChangeView) -> dict[str, Any]:
+    return {"change_id": view.change_id, "customer_id": view.customer_id, "dimension": view.dimension,
+            "before": view.before, "after": view.after, "stream_s": view.stream_s, "ruleset_id": view.ruleset_id,
+            "ruleset_version": view.ruleset_version, "profile": dict(view.profile)}
+
+
+@dataclass
+class ActionPartition:
+    """The ledger's per-partition entry."""
+
+    number: int
+    done: int = -1  # last segment-changes offset that had an effect
+    reach: dict[str, int] = field(default_factory=dict)  # output topic -> next offset the ledger knows of
+    pending: list[Pending] = field(default_factory=list)
+    clock: float = 0.0  # stream time: the newest change or tick seen (not persisted: it only moves forward)
+
+    @property
+    def key(self) -> bytes:
+        return f"\x00meta:{self.number}".encode()
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"done": self.done, "reach": self.reach, "pending": [
+            [p.due_s, p.action_id, _view_doc(p.change)] for p in self.pending]})
+
+    @classmethod
+    def from_bytes(cls, number: int, raw: bytes | None) -> ActionPartition:
+        if raw is None:
+            return cls(number)
+        doc = orjson.loads(raw)
+        pending = [Pending(due, action, _view_of(view)) for due, action, view in doc["pending"]]
+        return cls(number, doc["done"], doc["reach"], pending)
+
+
+class Actor:
+    """Everything the agent does; its state lives in the ledger table and its partition entries."""
+
+    def __init__(self, app: faust.App, settings: Settings, names: Names, ledger: Any) -> None:
+        self.app, self.settings, self.names, self.ledger = app, settings, names, ledger
+        self.store = ActionStore(settings.redis_url, names.redis, settings.actions_key_ttl_s)
+        self.producer: Any = None  # made in start(): aiokafka wants the running loop
+        self.parts: dict[int, ActionPartition] = {}
+        self.rulesets: dict[tuple[str, int], RuleSet] = {}
+        self.stats: Counter[str] = Counter()
+        self.failpoints = Failpoints(settings.failpoint)
+        self._started = False
+        horizon = duration_s(settings.actions_replay_horizon)
+        self.horizon_s = horizon or None
+
+    async def start(self) -> None:
+        self.producer = kafka_ops.producer(self.settings, linger_ms=0)
+        await self.producer.start()
+        self._started = True
+        await self._read_rules()
+
+    async def close(self) -> None:
+        if self._started:
+            await self.producer.stop()
+        await self.store.close()
+
+    def forget(self, revoked: Iterable[Any]) -> None:
+        for tp in revoked:
+            self.parts.pop(tp.partition, None)
+
+    async def run(self, stream: faust.Stream) -> None:
+        async for event in stream.events():
+            await self.handle(event.message)
+
+    # -- one record ---------------------------------------------------------------------------------
+    async def handle(self, message: Any) -> None:
+        if not self._started:
+            await self.start()
+        topic, number, offset, value = message.topic, message.partition, message.offset, message.value
+        part = self.parts.get(number) or await self._open(number)
+        if topic == self.names.control:
+            doc = orjson.loads(value)
+            if doc["type"] == "tick":
+                part.clock = max(part.clock, datetime.fromisoformat(doc["to"]).timestamp())
+            elif doc["type"] == "rules":
+                self._learn(doc["yaml"], doc.get("source", "rules"))
+            await self._settle(part, [], {}, None)
+            return
+        if offset <= part.done:
+            self.stats["replayed"] += 1  # the ledger already holds what this change did
+            return
+        try:
+            change = SegmentChange.model_validate_json(value)
+        except ValidationError as exc:
+            key, letter = dead_letter(TopicPartition(topic, number), message, exc)
+            await (await self.producer.send(self.names.dead_letters, key=key, value=letter))
+            return
+        view = ChangeView(change.change_id, change.customer_id, change.dimension, change.from_segment,
+                          change.to_segment, change.stream_time.timestamp(), change.ruleset_id,
+                          change.ruleset_version, change.profile)
+        part.clock = max(part.clock, view.stream_s)
+        actions = (await self._ruleset(view)).actions
+        waiting = [p for p in part.pending if p.change.customer_id == view.customer_id]
+        if not actions and not waiting:
+            await self._settle(part, [], {}, None)
+            return
+        ledger = self._ledger(view.customer_id)
+        out = decide(ledger, view, actions, waiting, replay_before_s=self._replay_before())
+        if not out.effective and change.change_id in ledger.seen:
+            self.stats["duplicates"] += 1
+        await self._settle(part, [out], {view.customer_id: ledger}, offset if out.effective else None)
+
+    def _replay_before(self) -> float | None:
+        if not self.settings.actions_enabled:
+            return float("inf")
+        return None if self.horizon_s is None else time.time() - self.horizon_s
+
+    def _ledger(self, customer: str) -> Ledger:
+        raw = self.ledger.get(customer.encode())
+        return Ledger.from_dict(orjson.loads(raw) if raw else None)
+
+    async def _settle(self, part: ActionPartition, outcomes: list[Outcome], ledgers: dict[str, Ledger],
+                      done: int | None) -> None:
+        """Fire the dwells now due, carry out every grant and suppression, then write the ledger."""
+        for out in outcomes:
+            ended = {(p.action_id, p.change.change_id) for p in out.cancelled}
+            part.pending = [p for p in part.pending if (p.action_id, p.change.change_id) not in ended]
+            part.pending.extend(out.pending)
+        due = [p for p in part.pending if p.due_s <= part.clock]
+        for pending in sorted(due, key=lambda p: p.due_s):
+            customer = pending.change.customer_id
+            ledger = ledgers.setdefault(customer, self._ledger(customer))
+            outcomes.append(fire_due(ledger, pending, self._cached(pending.change).actions))
+            part.pending.remove(pending)
+        grants = [g for out in outcomes for g in out.grants]
+        suppressed = [s for out in outcomes for s in out.suppressed]
+        if not outcomes or not any(out.effective for out in outcomes):
+            return
+        sent = []
+        for grant in grants:
+            topic, document = await self._document(grant, ledgers[grant.change.customer_id])
+            future = await self.producer.send(topic, key=grant.change.customer_id.encode(), value=document,
+                                              partition=part.number)
+            sent.append((grant, topic, document, future))
+        audits = [await self.producer.send(self.names.action_audit, key=s.change.customer_id.encode(),
+                                           value=self._audit(s), partition=part.number) for s in suppressed]
+        for grant, topic, document, future in sent:
+            metadata = await future
+            part.reach[topic] = max(part.reach.get(topic, 0), metadata.offset + 1)
+            self.failpoints.hit("after-grant")
+            await self.store.record(grant.key, grant.action.target, grant.action.id, "issued", document)
+            self.stats[f"issued_{grant.action.kind}"] += 1
+        for s, future in zip(suppressed, audits, strict=True):
+            await future
+            await self.store.record(s.key, s.action.target, s.action.id, s.reason, self._audit(s))
+            self.stats[f"suppressed_{s.reason}"] += 1
+            log.info("suppressed %s for %s (%s): %s", s.action.id, s.change.customer_id, s.change.change_id,
+                     s.reason)
+        for customer, ledger in ledgers.items():
+            self.ledger[customer.encode()] = orjson.dumps(ledger.to_dict())
+        if done is not None:
+            part.done = max(part.done, done)
+        self.ledger[part.key] = part.to_bytes()
+
+    async def _document(self, grant: Grant, ledger: Ledger) -> tuple[str, bytes]:
+        action, change = grant.action, grant.change
+        now = datetime.now(UTC)
+        common = {"idempotency_key": grant.key, "change_id": change.change_id, "customer_id": change.customer_id,
+                  "action": action.id, "segment": action.target, "ruleset_id": change.ruleset_id,
+                  "ruleset_version": change.ruleset_version,
+                  "stream_time": datetime.fromtimestamp(grant.at_s, UTC)}
+        if action.coupon is not None:
+            c = action.coupon
+            coupon = Coupon(coupon_id=grant.grant_id, template=c.template,
+                            code=coupon_code(c.template, action.id, change.change_id), value=c.value,
+                            percent=c.percent, valid_until=now + timedelta(seconds=c.valid_for_s), issued_at=now,
+                            **common)
+            return self.names.coupons, coupon.model_dump_json(by_alias=True).encode()
+        assert action.alert is not None
+        manager = team = None
+        roster = self._cached(change).rosters.get(action.alert.roster or "")
+        if roster is not None:
+            team, members = roster.team_of(change.profile)
+            manager = await self.store.assign(roster, members, team, change.customer_id,
+                                              ledger.managers.get(roster.name))
+            ledger.managers[roster.name] = manager
+            team = team or "default"
+        message = action.alert.message.format(customer_id=change.customer_id, dimension=action.dimension,
+                                              segment=action.segment, manager=manager or "-", team=team or "-")
+        alert = Alert(alert_id=grant.grant_id, priority=action.alert.priority,  # type: ignore[arg-type]
+                      manager=manager, team=team, message=message, raised_at=now, **common)
+        return self.names.alerts, alert.model_dump_json(by_alias=True).encode()
+
+    @staticmethod
+    def _audit(s: Suppressed) -> bytes:
+        return ActionSuppressed(
+            idempotency_key=s.key, change_id=s.change.change_id, customer_id=s.change.customer_id,
+            action=s.action.id, segment=s.action.target, reason=s.reason,
+            stream_time=datetime.fromtimestamp(s.change.stream_s, UTC), at=datetime.now(UTC),
+        ).model_dump_json().encode()
+
+    # -- taking a partition: fold in grants the ledger may have missed -------------------------------
+    async def _open(self, number: int) -> ActionPartition:
+        part = ActionPartition.from_bytes(number, self.ledger.get(f"\x00meta:{number}".encode()))
+        outputs = (self.names.coupons, self.names.alerts)
+        starts = {TopicPartition(t, number): part.reach.get(t, 0) for t in outputs}
+        found = await kafka_ops.read_from(self.settings, starts)
+        ledgers: dict[str, Ledger] = {}
+        for tp, offset, _, value in found:
+            doc = orjson.loads(value)
+            customer = doc["customer_id"]
+            ledger = ledgers.setdefault(customer, self._ledger(customer))
+            stream_s = datetime.fromisoformat(doc["stream_time"]).timestamp()
+            if doc["change_id"] not in ledger.seen:
+                self.stats["reconciled"] += 1
+                log.warning("partition %d: %s %s of change %s was produced but not in the ledger (crash); "
+                            "recorded now", number, doc["type"], doc["idempotency_key"], doc["change_id"])
+            ledger.record_grant(doc["action"], doc["change_id"], stream_s)
+            if doc["type"] == "alert" and doc.get("manager"):
+                for action in (await self._ruleset_of(doc["ruleset_id"], doc["ruleset_version"])).actions:
+                    if action.id == doc["action"] and action.alert is not None and action.alert.roster:
+                        ledger.managers[action.alert.roster] = doc["manager"]
+            part.pending = [p for p in part.pending
+                            if (p.action_id, p.change.change_id) != (doc["action"], doc["change_id"])]
+            await self.store.record(doc["idempotency_key"], doc["segment"], doc["action"], "issued", value)
+            part.reach[tp.topic] = offset + 1
+        for customer, ledger in ledgers.items():
+            self.ledger[customer.encode()] = orjson.dumps(ledger.to_dict())
+        if found:
+            self.ledger[part.key] = part.to_bytes()
+        self.parts[number] = part
+        log.warning("actions: partition %d taken (%d dwell(s) waiting, %d grant(s) folded in from the topics)",
+                    number, len(part.pending), len(found))
+        return part
+
+    # -- rulesets: from control records, and the rules topic for what came before -------------------
+    def _learn(self, text: str, source: str) -> RuleSet | None:
+        try:
+            ruleset = load_ruleset(text, source, self.settings.money_scale)
+        except InvalidRuleError as exc:
+            log.warning("ignoring a ruleset that does not load: %s", exc)
+            return None
+        self.rulesets[ruleset.id, ruleset.version] = ruleset
+        return ruleset
+
+    async def _read_rules(self) -> None:
+        for text in (await _latest_rules(self.settings)).values():
+            self._learn(text, "rules topic")
+
+    async def _ruleset(self, view: ChangeView) -> RuleSet:
+        return await self._ruleset_of(view.ruleset_id, view.ruleset_version)
+
+    async def _ruleset_of(self, ruleset_id: str, version: int) -> RuleSet:
+        if (ruleset_id, version) not in self.rulesets:
+            await self._read_rules()
+        return self._cached_of(ruleset_id, version)
+
+    def _cached(self, view: ChangeView) -> RuleSet:
+        return self._cached_of(view.ruleset_id, view.ruleset_version)
+
+    def _cached_of(self, ruleset_id: str, version: int) -> RuleSet:
+        found = self.rulesets.get((ruleset_id, version))
+        if found is not None:
+            return found
+        known = sorted((v, r) for (i, v), r in self.rulesets.items() if i == ruleset_id)
+        if known:  # the topic is compacted: an older version may be gone; its successor's actions apply
+            self.rulesets[ruleset_id, version] = known[-1][1]
+            log.warning("ruleset %s v%d is unknown here; using v%d's actions", ruleset_id, version, known[-1][0])
+            return known[-1][1]
+        log.error("ruleset %s v%d is unknown (not on the rules topic): its changes trigger no actions",
+                  ruleset_id, version)
+        empty = RuleSet(ruleset_id, version, "", (), "")
+        self.rulesets[ruleset_id, version] = empty
+        return empty
+
+
+async def _latest_rules(settings: Settings) -> dict[str, str]:
+    from streams.ops import latest_rules  # noqa: PLC0415 - ops imports the worker side's modules
+
+    return await latest_rules(settings)
+
+
+def create_actions_app(settings: Settings) -> faust.App:
+    from streams import faust_compat  # noqa: PLC0415
+
+    names = Names(settings.topic_prefix)
+    n = settings.partitions
+    data_dir = Path(settings.data_dir).resolve()
+    scheme = faust_compat.register(settings.fetch_max_wait_ms)
+    app = faust.App(
+        names.actions_app_id,
+        broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],
+        store="rocksdb://", datadir=str(data_dir / "faust-actions"), autodiscover=False, web_enabled=False,
+        topic_partitions=n, topic_allow_declare=False, broker_session_timeout=settings.session_timeout_s,
+        broker_rebalance_timeout=settings.session_timeout_s, broker_heartbeat_interval=1.0,
+        recovery_consistency_check=settings.consistency_check, producer_linger=0.005, stream_wait_empty=False,
+    )
+    source = app.topic(names.segment_changes, names.control, partitions=n, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")
+    ledger = app.Table(names.ledger_table, partitions=n, key_type=bytes, value_type=bytes)
+    actor = Actor(app, settings, names, ledger)
+    app.agent(source, name=names.actions_agent, concurrency=1)(actor.run)
+
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        actor.forget(revoked)
+
+    app.on_partitions_revoked.connect(on_revoked)
+    ready_file = data_dir / "actions.ready"
+
+    async def readiness() -> None:
+        ready = app.tables.recovery.completed.is_set() and bool(app.assignor.assigned_actives())
+        if ready:  # also this worker's counters, for tests and the curious
+            ready_file.write_text(orjson.dumps({"pid": os.getpid(), "stats": dict(actor.stats)}).decode())
+        elif ready_file.exists():
+            ready_file.unlink(missing_ok=True)
+
+    app.timer(0.5, name="segmenter.actions.readiness")(readiness)
+
+    async def cleanup(*_: Any, **__: Any) -> None:
+        ready_file.unlink(missing_ok=True)
+        await actor.close()
+
+    app.on_before_shutdown.connect(cleanup)
+    app.actor = actor  # type: ignore[attr-defined]
+    return app
+
+
+def run_actions(settings: Settings, loglevel: str = "warn") -> None:
+    """Run one action worker in the foreground until SIGINT/SIGTERM."""
+    import asyncio  # noqa: PLC0415
+
+    from faust.worker import Worker  # noqa: PLC0415
+
+    (Path(settings.data_dir) / "actions.ready").unlink(missing_ok=True)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    asyncio.run(kafka_ops.create_topics(settings))
+    app = create_actions_app(settings)
+    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()

@@ -1,0 +1,118 @@
+"""Actions against the real broker and Redis: one grant per transition through crashes and replays."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import signal
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.outputs import ActionSuppressed, Alert, Coupon, SegmentChange
+from streams.kafka_ops import produce_records
+from streams.names import Names
+from tests.integration.helpers import RETAIL, consume_all
+
+pytestmark = pytest.mark.integration
+
+D0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+REGIONS = ("north", "east", "south", "west")
+TEAMS = {"north": {"li.wei", "zhao.lei"}, "east": {"wang.fang", "chen.jing"}, "south": {"liu.yang"},
+         "west": {"sun.li"}}  # west has no team: the default
+
+
+def write_population(root: Path, high: int = 24, churn: int = 40, late: int = 24) -> dict[str, Path]:
+    """``high`` customers become high value (12 purchases of 1,500 in January), ``churn`` buy twice in
+    January, and ``late`` buy in August: that moves every partition's stream time past six months, so
+    the January buyers enter churn risk with no event of theirs."""
+    root.mkdir(parents=True, exist_ok=True)
+    tx, profiles = root / "transactions.csv", root / "profiles.csv"
+    with tx.open("w", newline="") as t, profiles.open("w", newline="") as p:
+        tw, pw = csv.writer(t), csv.writer(p)
+        tw.writerow(["event_id", "customer_id", "occurred_at", "amount"])
+        pw.writerow(["customer_id", "type", "industry", "region", "size"])
+        for i in range(high):
+            cid = f"H{i:03d}"
+            pw.writerow([cid, "enterprise", "retail", REGIONS[i % 4], "large"])
+            for k in range(12):
+                tw.writerow([f"{cid}-{k}", cid, (D0 + timedelta(days=k, minutes=i)).isoformat(), "1500.00"])
+        for i in range(churn):
+            cid = f"C{i:03d}"
+            for k in range(2):
+                tw.writerow([f"{cid}-{k}", cid, (D0 + timedelta(days=5 + k, minutes=i)).isoformat(), "100.00"])
+        for i in range(late):
+            cid = f"L{i:03d}"
+            tw.writerow([f"{cid}-0", cid, (D0 + timedelta(days=215, minutes=i)).isoformat(), "50.00"])
+    return {"profiles": profiles, "transactions": tx}
+
+
+def load(system, root: Path) -> None:
+    paths = write_population(root)
+    assert system.run("rules", "apply", str(RETAIL)) == 0
+    assert system.run("import", "profiles", str(paths["profiles"]), "--quiet") == 0
+    assert system.run("wait", "--timeout", "120") == 0  # topics are not ordered among each other
+    assert system.run("import", "transactions", str(paths["transactions"]), "--quiet") == 0
+
+
+def expected_grants(settings) -> tuple[set[str], set[str]]:
+    """change_ids entering churn_risk (a coupon each) and high_value (an alert each), from the topic."""
+    coupons, alerts = set(), set()
+    for _, value in consume_all(settings, Names(settings.topic_prefix).segment_changes):
+        change = SegmentChange.model_validate_json(value)
+        if change.dimension == "value" and change.from_segment != change.to_segment:
+            if change.to_segment == "churn_risk":
+                coupons.add(change.change_id)
+            elif change.to_segment == "high_value":
+                alerts.add(change.change_id)
+    return coupons, alerts
+
+
+def granted(settings) -> tuple[list[Coupon], list[Alert]]:
+    names = Names(settings.topic_prefix)
+    coupons = [Coupon.model_validate_json(v) for _, v in consume_all(settings, names.coupons)]
+    alerts = [Alert.model_validate_json(v) for _, v in consume_all(settings, names.alerts)]
+    return coupons, alerts
+
+
+def assert_exactly_once(settings) -> tuple[list[Coupon], list[Alert]]:
+    want_coupons, want_alerts = expected_grants(settings)
+    coupons, alerts = granted(settings)
+    assert len(want_coupons) >= 40, "the population must produce churn-risk entries"
+    assert len(want_alerts) >= 20, "the population must produce high-value entries"
+    twice = [k for k, n in Counter(c.coupon_id for c in coupons).items() if n > 1]
+    assert not twice, f"{len(twice)} coupons issued twice"
+    assert not [k for k, n in Counter(a.alert_id for a in alerts).items() if n > 1], "alerts issued twice"
+    assert {c.change_id for c in coupons} == want_coupons
+    assert {a.change_id for a in alerts} == want_alerts
+    return coupons, alerts
+
+
+def wait_actions(system) -> None:
+    assert system.run("wait", "--actions", "--timeout", "180") == 0
+
+
+def test_every_transition_yields_exactly_one_coupon_or_alert(system, tmp_path):
+    system.start_worker()
+    system.start_actions(actions_replay_horizon="0d")
+    load(system, tmp_path / "data")
+    wait_actions(system)
+    coupons, alerts = assert_exactly_once(system.settings)
+    assert {c.action for c in coupons} == {"winback_coupon"}
+    assert all(c.code.startswith("WINBACK15-") and c.percent == 15 for c in coupons)
+    for alert in alerts:  # routed by region; the same team member keeps the customer
+        region = REGIONS[int(alert.customer_id[1:]) % 4]
+        assert alert.manager in TEAMS.get(region, {"sun.li"}), (alert.customer_id, region, alert.manager)
+    managers = Counter(a.manager for a in alerts if a.team == "north")
+    assert set(managers) == {"li.wei", "zhao.lei"}, "least loaded spreads a team's customers"
+    # The report counts what was issued, per segment and action.
+    client = redis.Redis.from_url(system.settings.redis_url)
+    key = f"{Names(system.settings.topic_prefix).redis}:action-counts"
+    counts = {k.decode(): int(v) for k, v in client.hgetall(key).items()}
+    assert counts["value.churn_risk|winback_coupon|issued"] == len(coupons)
+    assert counts["value.high_value|senior_manager|issued"] == len(alerts)
