@@ -116,3 +116,99 @@ def test_every_transition_yields_exactly_one_coupon_or_alert(system, tmp_path):
     counts = {k.decode(): int(v) for k, v in client.hgetall(key).items()}
     assert counts["value.churn_risk|winback_coupon|issued"] == len(coupons)
     assert counts["value.high_value|senior_manager|issued"] == len(alerts)
+
+
+def reset_group_to_zero(settings) -> None:
+    """What an operator does to replay: the action group's committed offsets back to 0."""
+    names = Names(settings.topic_prefix)
+
+    async def reset() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=names.actions_app_id,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(t, p) for t in (names.segment_changes, names.control)
+                   for p in range(settings.partitions)]
+            consumer.assign(tps)
+            await consumer.commit(dict.fromkeys(tps, 0))
+        finally:
+            await consumer.stop()
+
+    asyncio.run(reset())
+
+
+def test_sigkill_between_grant_and_ledger_then_a_replay_from_zero_issue_nothing_twice(system, tmp_path):
+    system.start_worker()
+    load(system, tmp_path / "data")
+    assert system.run("wait", "--timeout", "120") == 0
+    # Die right after a grant is acknowledged and before the ledger records it, twice.
+    for point in ("after-grant:7", "after-grant:5"):
+        doomed = system.start_actions(actions_replay_horizon="0d", failpoint=point, wait=False)
+        assert doomed.wait(timeout=180) == -signal.SIGKILL
+    actions = system.start_actions(actions_replay_horizon="0d")
+    wait_actions(system)
+    coupons, alerts = assert_exactly_once(system.settings)
+    log = (Path(system.settings.data_dir) / "actions.log").read_text()
+    assert "failpoint after-grant reached" in log
+    assert "was produced but not in the ledger (crash); recorded now" in log
+
+    # Replay the whole segment-changes topic from offset 0, and re-emit every change as a copy.
+    system.kill_worker(actions, signal.SIGTERM)
+    reset_group_to_zero(system.settings)
+    names = Names(system.settings.topic_prefix)
+    changes = consume_all(system.settings, names.segment_changes)
+    asyncio.run(produce_records(system.settings, [(names.segment_changes, k, v, None) for k, v in changes]))
+    system.start_actions(actions_replay_horizon="0d")
+    wait_actions(system)
+    again_coupons, again_alerts = granted(system.settings)
+    assert (len(again_coupons), len(again_alerts)) == (len(coupons), len(alerts))
+    stats = orjson.loads((Path(system.settings.data_dir) / "actions.ready").read_text())["stats"]
+    assert stats["replayed"] > 0
+    assert stats["duplicates"] > 0
+
+
+def change_doc(n: int, customer: str, before: str | None, after: str, at: datetime) -> bytes:
+    return SegmentChange(
+        change_id=f"test-{n}", customer_id=customer, dimension="value", **{"from": before, "to": after},
+        ruleset_id="retail-value", ruleset_version=1, cause="event", condition="-", metrics={},
+        stream_time=at).model_dump_json(by_alias=True).encode()
+
+
+def test_cooldown_and_min_dwell_at_their_boundaries(system, tmp_path):
+    rules = tmp_path / "dwell.yaml"
+    rules.write_text(RETAIL.read_text().replace("    cooldown: 90d\n", "    cooldown: 90d\n    min_dwell: 2d\n"))
+    assert system.run("rules", "apply", str(rules)) == 0
+    system.start_worker()  # `wait` waits for both groups; this one only sees the control records
+    system.start_actions(actions_replay_horizon="0d")
+    settings, names = system.settings, Names(system.settings.topic_prefix)
+    day, sec = timedelta(days=1), timedelta(seconds=1)
+
+    def send(*records: tuple[str, str | None, str, datetime]) -> None:
+        docs = [(names.segment_changes, c.encode(), change_doc(hash((c, b, a, t)) % 10**9, c, b, a, t), 0)
+                for c, b, a, t in records]
+        asyncio.run(produce_records(settings, docs))
+
+    def tick(at: datetime) -> None:
+        doc = orjson.dumps({"type": "tick", "to": at.isoformat()})
+        asyncio.run(produce_records(settings, [(names.control, b"tick", doc, 0)]))
+
+    send(("Y", "mid_value", "high_value", D0), ("Y", "high_value", "mid_value", D0 + 2 * day - sec),
+         ("Z", "mid_value", "high_value", D0 + day))
+    tick(D0 + 3 * day - sec)
+    wait_actions(system)
+    assert granted(settings)[1] == []  # Y left a second early; Z's two days are not over
+    tick(D0 + 3 * day)
+    wait_actions(system)
+    alerts = granted(settings)[1]
+    assert [(a.customer_id, a.stream_time) for a in alerts] == [("Z", D0 + 3 * day)]
+
+    x0 = D0 + 10 * day
+    send(("X", None, "churn_risk", x0), ("X", "churn_risk", "low_value", x0 + day),
+         ("X", "low_value", "churn_risk", x0 + 30 * day - sec), ("X", "churn_risk", "low_value", x0 + 30 * day),
+         ("X", "low_value", "churn_risk", x0 + 30 * day))
+    wait_actions(system)
+    coupons = granted(settings)[0]
+    assert [c.stream_time for c in coupons] == [x0, x0 + 30 * day]
+    audit = [ActionSuppressed.model_validate_json(v) for _, v in consume_all(settings, names.action_audit)]
+    assert sorted((a.customer_id, a.reason) for a in audit) == [("X", "cooldown"), ("Y", "dwell")]
+    assert system.run("report") == 0
