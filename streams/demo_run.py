@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -20,36 +22,69 @@ RULES = ROOT / "examples" / "rules" / "retail-value.yaml"
 
 
 async def live(settings: Settings, customers: int, seconds: float, rate: float) -> None:
-    """Produce purchases 'now' for random customers and print the segment changes they cause."""
+    """Purchases 'now' for random customers, and a branch's backlog of orders from seven months ago for
+    new customers; print the segment changes, coupons and alerts they cause as they arrive."""
     from streams.kafka_ops import producer, tail  # noqa: PLC0415
 
     names = Names(settings.topic_prefix)
-    consumer = await tail(settings, names.segment_changes)
+    feeds = {topic: await tail(settings, topic) for topic in (names.segment_changes, names.coupons, names.alerts)}
     prod = producer(settings)
     await prod.start()
     rng = random.Random(1)
-    shown = sent = 0
+    seen = dict.fromkeys(feeds, 0)
+    sent = 0
     start = time.monotonic()
     try:
         while time.monotonic() - start < seconds:
             for _ in range(max(1, int(rate / 10))):
-                cid = f"C{rng.randrange(customers):07d}"
+                backlog = rng.random() < 0.05
+                cid = f"B{sent:07d}" if backlog else f"C{rng.randrange(customers):07d}"
+                when = datetime.now(UTC) - (timedelta(days=rng.uniform(200, 240)) if backlog else timedelta())
                 doc = {"event_id": f"live-{time.time_ns()}-{sent}", "customer_id": cid,
-                       "occurred_at": datetime.now(UTC).isoformat(), "amount": f"{rng.uniform(200, 4000):.2f}",
+                       "occurred_at": when.isoformat(), "amount": f"{rng.uniform(200, 4000):.2f}",
                        "order_id": f"live-o{sent}"}
                 await prod.send(names.transactions, key=cid.encode(), value=orjson.dumps(doc))
                 sent += 1
-            for messages in (await consumer.getmany(timeout_ms=100)).values():
-                for m in messages:
-                    change = orjson.loads(m.value)
-                    shown += 1
-                    if shown <= 15:
-                        print(f"  {change['customer_id']} {change['dimension']}: {change['from'] or '∅'} -> "
-                              f"{change['to']}  ({change['cause']}: {change['condition']})")
-        print(f"live: {sent} purchases sent, {shown} segment changes seen in {seconds:.0f}s")
+            for topic, consumer in feeds.items():
+                for messages in (await consumer.getmany(timeout_ms=30)).values():
+                    for m in messages:
+                        seen[topic] += 1
+                        if seen[topic] <= 6:
+                            print(f"  {_line(topic, names, orjson.loads(m.value))}")
+        print(f"live: {sent} purchases sent in {seconds:.0f}s; seen {seen[names.segment_changes]} segment changes, "
+              f"{seen[names.coupons]} coupons, {seen[names.alerts]} alerts")
     finally:
         await prod.stop()
-        await consumer.stop()
+        for consumer in feeds.values():
+            await consumer.stop()
+
+
+def _line(topic: str, names: Names, doc: dict[str, Any]) -> str:
+    if topic == names.coupons:
+        return (f"coupon  {doc['code']} for {doc['customer_id']} ({doc['percent'] or doc['value']}"
+                f"{'%' if doc['percent'] else ''} off, {doc['action']} on entering {doc['segment']})")
+    if topic == names.alerts:
+        return f"alert   [{doc['priority']}] to {doc['manager']} ({doc['team']}): {doc['message']}"
+    return (f"change  {doc['customer_id']} {doc['dimension']}: {doc['from'] or '∅'} -> {doc['to']}  "
+            f"({doc['cause']}: {doc['condition']})")
+
+
+def _actions_on(settings: Settings) -> None:
+    """Replace the backfill-mode action worker that ``up`` started with one that grants."""
+    from streams.cli_stream import spawn_worker, wait_ready  # noqa: PLC0415
+    from streams.embedded import StackInfo, stop  # noqa: PLC0415
+
+    data_dir = Path(settings.data_dir)
+    info = StackInfo.load(data_dir / "stack.json")
+    if info is None:
+        raise RuntimeError("the stack is not recorded; was it started with `segmenter up`?")
+    stop(info.actions_pid)
+    (data_dir / "actions.ready").unlink(missing_ok=True)
+    worker = spawn_worker(settings, {"SEGMENTER_CONSISTENCY_CHECK": "false", "SEGMENTER_ACTIONS_ENABLED": "true"},
+                          role="actions")
+    info.actions_pid = worker.pid
+    info.save(data_dir / "stack.json")
+    wait_ready(data_dir, worker, role="actions")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     from streams.cli_stream import _settings, cmd_down, cmd_up  # noqa: PLC0415
 
     settings = _settings()
+    # A year of history is a backfill: the action worker records it but grants nothing.
+    os.environ["SEGMENTER_ACTIONS_ENABLED"] = "false"
     if cmd_up(argparse.Namespace(detach=True)) != 0:
         return 1
     try:
@@ -66,14 +103,16 @@ def run(args: argparse.Namespace) -> int:
         steps = [["rules", "apply", str(RULES)]]
         steps += [["import", kind, str(paths[kind]), "--quiet"] for kind in ("profiles", "transactions",
                                                                                "interactions")]
-        steps += [["wait", "--timeout", "600"], ["report"]]
+        steps += [["wait", "--actions", "--timeout", "600"], ["report"]]
         for step in steps:
             print(f"\n$ segmenter {' '.join(step)}")
             if main(step) != 0:
                 return 1
-        print(f"\nlive purchases for {args.live_seconds:.0f}s; segment changes as they arrive:")
+        print("\nhistory is in (its transitions counted as 'replay'); the action worker now grants")
+        _actions_on(settings)
+        print(f"\nlive purchases for {args.live_seconds:.0f}s; changes, coupons and alerts as they arrive:")
         asyncio.run(live(settings, args.customers, args.live_seconds, rate=200))
-        for step in (["wait", "--timeout", "120"], ["report"], ["customer", "C0000001"]):
+        for step in (["wait", "--actions", "--timeout", "120"], ["report"], ["customer", "C0000001"]):
             print(f"\n$ segmenter {' '.join(step)}")
             main(step)
     finally:
