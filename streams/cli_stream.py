@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -70,6 +71,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     info_path = data_dir / "stack.json"
     if StackInfo.load(info_path):
         raise StackError(f"a stack is already recorded in {info_path}; run `segmenter down` first")
+    # The embedded broker keeps its topics in memory: state a previous `up` left on disk (worker
+    # stores, Redis) belongs to topics that no longer exist and would be counted again.
+    stale = [data_dir / name for name in ("faust", "faust-actions", "redis") if (data_dir / name).exists()]
+    for path in stale:
+        shutil.rmtree(path)
+    if stale:
+        print(f"cleared the previous embedded run's state ({', '.join(str(p) for p in stale)}): the embedded "
+              "broker starts empty")
     broker = start_broker(broker_port, data_dir / "logs")
     redis_proc = start_redis(redis_port, data_dir / "redis")
     info = StackInfo(broker.pid, broker_port, redis_proc.pid, redis_port)
