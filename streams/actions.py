@@ -1,8 +1,8 @@
 """The action worker: segment changes in, coupons and alerts out, exactly one grant per transition.
 
-A faust app of its own (consumer group ``<prefix>actions``), so it scales apart from the segmenter
-workers. One agent reads ``segment-changes`` together with the segmenter's ``control`` topic (its
-ticks move the clock that ends ``min_dwell`` waits; its ruleset records bring the actions), both
+A faust app of its own (consumer group ``<prefix>actions``, built by ``streams.action_worker``), so
+it scales apart from the segmenter workers. One agent reads ``segment-changes`` together with the
+segmenter's ``control`` topic (its ticks move the clock that ends ``min_dwell`` waits; its ruleset records bring the actions), both
 partitioned like the inputs: partition ``p`` of each belongs to the same worker.
 
 Why a transition never yields a second grant, whatever crashes, rebalances or replays happen:
@@ -32,13 +32,11 @@ Why a transition never yields a second grant, whatever crashes, rebalances or re
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -348,61 +346,3 @@ async def _latest_rules(settings: Settings) -> dict[str, str]:
     from streams.ops import latest_rules  # noqa: PLC0415 - ops imports the worker side's modules
 
     return await latest_rules(settings)
-
-
-def create_actions_app(settings: Settings) -> faust.App:
-    from streams import faust_compat  # noqa: PLC0415
-
-    names = Names(settings.topic_prefix)
-    n = settings.partitions
-    data_dir = Path(settings.data_dir).resolve()
-    scheme = faust_compat.register(settings.fetch_max_wait_ms)
-    app = faust.App(
-        names.actions_app_id,
-        broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],
-        store="rocksdb://", datadir=str(data_dir / "faust-actions"), autodiscover=False, web_enabled=False,
-        topic_partitions=n, topic_allow_declare=False, broker_session_timeout=settings.session_timeout_s,
-        broker_rebalance_timeout=settings.session_timeout_s, broker_heartbeat_interval=1.0,
-        recovery_consistency_check=settings.consistency_check, producer_linger=0.005, stream_wait_empty=False,
-    )
-    source = app.topic(names.segment_changes, names.control, partitions=n, key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw")
-    ledger = app.Table(names.ledger_table, partitions=n, key_type=bytes, value_type=bytes)
-    actor = Actor(app, settings, names, ledger)
-    app.agent(source, name=names.actions_agent, concurrency=1)(actor.run)
-
-    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
-        actor.forget(revoked)
-
-    app.on_partitions_revoked.connect(on_revoked)
-    ready_file = data_dir / "actions.ready"
-
-    async def readiness() -> None:
-        ready = app.tables.recovery.completed.is_set() and bool(app.assignor.assigned_actives())
-        if ready:  # also this worker's counters, for tests and the curious
-            ready_file.write_text(orjson.dumps({"pid": os.getpid(), "stats": dict(actor.stats)}).decode())
-        elif ready_file.exists():
-            ready_file.unlink(missing_ok=True)
-
-    app.timer(0.5, name="segmenter.actions.readiness")(readiness)
-
-    async def cleanup(*_: Any, **__: Any) -> None:
-        ready_file.unlink(missing_ok=True)
-        await actor.close()
-
-    app.on_before_shutdown.connect(cleanup)
-    app.actor = actor  # type: ignore[attr-defined]
-    return app
-
-
-def run_actions(settings: Settings, loglevel: str = "warn") -> None:
-    """Run one action worker in the foreground until SIGINT/SIGTERM."""
-    import asyncio  # noqa: PLC0415
-
-    from faust.worker import Worker  # noqa: PLC0415
-
-    (Path(settings.data_dir) / "actions.ready").unlink(missing_ok=True)
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    asyncio.run(kafka_ops.create_topics(settings))
-    app = create_actions_app(settings)
-    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()

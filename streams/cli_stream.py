@@ -135,7 +135,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_actions(args: argparse.Namespace) -> int:
-    from streams.actions import run_actions  # noqa: PLC0415
+    from streams.action_worker import run_actions  # noqa: PLC0415
 
     settings = _settings()
     if args.no_actions:

@@ -1,0 +1,70 @@
+"""The action worker's faust app: ``create_actions_app(settings)`` builds it (see ``streams.actions``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import faust
+import orjson
+
+from streams import faust_compat, kafka_ops
+from streams.actions import Actor
+from streams.names import Names
+from streams.settings import Settings
+
+
+def create_actions_app(settings: Settings) -> faust.App:
+    names = Names(settings.topic_prefix)
+    n = settings.partitions
+    data_dir = Path(settings.data_dir).resolve()
+    scheme = faust_compat.register(settings.fetch_max_wait_ms)
+    app = faust.App(
+        names.actions_app_id,
+        broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],
+        store="rocksdb://", datadir=str(data_dir / "faust-actions"), autodiscover=False, web_enabled=False,
+        topic_partitions=n, topic_allow_declare=False, broker_session_timeout=settings.session_timeout_s,
+        broker_rebalance_timeout=settings.session_timeout_s, broker_heartbeat_interval=1.0,
+        recovery_consistency_check=settings.consistency_check, producer_linger=0.005, stream_wait_empty=False,
+    )
+    source = app.topic(names.segment_changes, names.control, partitions=n, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")
+    ledger = app.Table(names.ledger_table, partitions=n, key_type=bytes, value_type=bytes)
+    actor = Actor(app, settings, names, ledger)
+    app.agent(source, name=names.actions_agent, concurrency=1)(actor.run)
+
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        actor.forget(revoked)
+
+    app.on_partitions_revoked.connect(on_revoked)
+    ready_file = data_dir / "actions.ready"
+
+    async def readiness() -> None:
+        ready = app.tables.recovery.completed.is_set() and bool(app.assignor.assigned_actives())
+        if ready:  # also this worker's counters, for tests and the curious
+            ready_file.write_text(orjson.dumps({"pid": os.getpid(), "stats": dict(actor.stats)}).decode())
+        elif ready_file.exists():
+            ready_file.unlink(missing_ok=True)
+
+    app.timer(0.5, name="segmenter.actions.readiness")(readiness)
+
+    async def cleanup(*_: Any, **__: Any) -> None:
+        ready_file.unlink(missing_ok=True)
+        await actor.close()
+
+    app.on_before_shutdown.connect(cleanup)
+    app.actor = actor  # type: ignore[attr-defined]
+    return app
+
+
+def run_actions(settings: Settings, loglevel: str = "warn") -> None:
+    """Run one action worker in the foreground until SIGINT/SIGTERM."""
+    from faust.worker import Worker  # noqa: PLC0415
+
+    (Path(settings.data_dir) / "actions.ready").unlink(missing_ok=True)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    asyncio.run(kafka_ops.create_topics(settings))
+    app = create_actions_app(settings)
+    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
