@@ -2,8 +2,8 @@
 
 A faust app of its own (consumer group ``<prefix>actions``, built by ``streams.action_worker``), so
 it scales apart from the segmenter workers. One agent reads ``segment-changes`` together with the
-segmenter's ``control`` topic (its ticks move the clock that ends ``min_dwell`` waits; its ruleset records bring the actions), both
-partitioned like the inputs: partition ``p`` of each belongs to the same worker.
+segmenter's ``control`` topic (its ticks move the clock that ends ``min_dwell`` waits; its ruleset
+records bring the actions), both partitioned like the inputs: partition ``p`` of each belongs to the same worker.
 
 Why a transition never yields a second grant, whatever crashes, rebalances or replays happen:
 
