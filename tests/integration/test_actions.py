@@ -239,3 +239,15 @@ def test_redis_away_holds_the_actions_back_and_loses_or_doubles_nothing(system, 
         assert "redis unavailable" in log
     finally:
         stop(own_redis.pid)
+
+
+def test_two_action_workers_split_the_work_and_one_dying_mid_stream_doubles_nothing(system, tmp_path):
+    system.start_worker()
+    doomed = system.start_actions(data_dir=tmp_path / "a", actions_replay_horizon="0d", failpoint="after-grant:15")
+    system.start_actions(data_dir=tmp_path / "b", actions_replay_horizon="0d")
+    load(system, tmp_path / "data")  # both are in the group: each owns half of the partitions
+    assert doomed.wait(timeout=180) == -signal.SIGKILL, "the doomed worker must reach its 15th grant"
+    wait_actions(system)  # its partitions move to the survivor after the session timeout
+    assert_exactly_once(system.settings)
+    survivor_log = (tmp_path / "b" / "actions.log").read_text()
+    assert survivor_log.count("taken") > 2, "the survivor must have taken the dead worker's partitions"
