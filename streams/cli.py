@@ -204,4 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module's main, not this __main__ copy: the subcommands import streams.cli, and
+    # errors they raise must be the classes main() catches (else a bad setting prints a traceback).
+    from streams.cli import main as _main
+
+    sys.exit(_main())
