@@ -228,7 +228,8 @@ class Engine:
             "ruleset_id": ruleset.id, "ruleset_version": ruleset.version, "cause": change.cause,
             "condition": explanation.condition, "metrics": dict(explanation.metrics),
             "explanation": list(explanation.rejected), "stream_time": stream_time,
-            "event_id": change.cause_key if change.cause == "event" else None, "profile": record.profile,
+            "event_id": change.cause_key if change.cause == "event" else None,
+            **({"profile": record.profile} if record.profile else {}),  # absent: no profile known (schema: {})
         }, default=str)  # Decimal money as its exact text, as the schema says
 
     # -- partitions: opened on their first batch after an assignment -------------------------------
