@@ -50,6 +50,11 @@ def create_actions_app(settings: Settings) -> faust.App:
 
     app.timer(0.5, name="segmenter.actions.readiness")(readiness)
 
+    async def watchdog() -> None:
+        actor.watchdog()
+
+    app.timer(5.0, name="segmenter.actions.watchdog")(watchdog)
+
     async def cleanup(*_: Any, **__: Any) -> None:
         ready_file.unlink(missing_ok=True)
         await actor.close()

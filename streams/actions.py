@@ -31,6 +31,7 @@ Why a transition never yields a second grant, whatever crashes, rebalances or re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -118,6 +119,8 @@ class Actor:
         self.stats: Counter[str] = Counter()
         self.failpoints = Failpoints(settings.failpoint)
         self._started = False
+        self._busy: tuple[float, str] | None = None  # since when, and which record, the agent is busy
+        self._task: asyncio.Task[Any] | None = None
         horizon = duration_s(settings.actions_replay_horizon)
         self.horizon_s = horizon or None
 
@@ -137,8 +140,26 @@ class Actor:
             self.parts.pop(tp.partition, None)
 
     async def run(self, stream: faust.Stream) -> None:
+        self._task = asyncio.current_task()
         async for event in stream.events():
-            await self.handle(event.message)
+            message = event.message
+            self._busy = (time.monotonic(), f"{message.topic}[{message.partition}]@{message.offset}")
+            await self.handle(message)
+            self._busy = None
+
+    def watchdog(self, limit_s: float = 10.0) -> None:
+        """Called by a timer: say so, with where it waits, when one record has held the agent too long."""
+        busy, task = self._busy, self._task
+        if busy is None or task is None or time.monotonic() - busy[0] < limit_s:
+            return
+        chain, coro = [], task.get_coro()
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        log.warning("actions: one record (%s) has held the agent for %.0fs; waiting in %s", busy[1],
+                    time.monotonic() - busy[0], " > ".join(chain) or "?")
 
     # -- one record ---------------------------------------------------------------------------------
     async def handle(self, message: Any) -> None:
