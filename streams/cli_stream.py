@@ -278,12 +278,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     p.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
     p = sub.add_parser("worker", help="run one worker against the configured Kafka and Redis")
-    p.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
+    p.add_argument("--loglevel", default=os.environ.get("SEGMENTER_LOGLEVEL", "warn"),
+                   choices=("crit", "error", "warn", "info", "debug"), help="default: $SEGMENTER_LOGLEVEL or warn")
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("actions", help="run one action worker: segment changes -> coupons and alerts")
     p.add_argument("--no-actions", action="store_true",
                    help="record transitions but grant nothing (backfills); counted as 'replay'")
-    p.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
+    p.add_argument("--loglevel", default=os.environ.get("SEGMENTER_LOGLEVEL", "warn"),
+                   choices=("crit", "error", "warn", "info", "debug"), help="default: $SEGMENTER_LOGLEVEL or warn")
     p.set_defaults(func=cmd_actions)
     p = sub.add_parser("import", help="produce a CSV export to its topic")
     p.add_argument("kind", choices=("transactions", "interactions", "profiles"))
