@@ -14,6 +14,7 @@ from streams import faust_compat, kafka_ops
 from streams.actions import Actor
 from streams.names import Names
 from streams.settings import Settings
+from streams.stall import StallGuard
 
 
 def create_actions_app(settings: Settings) -> faust.App:
@@ -50,8 +51,12 @@ def create_actions_app(settings: Settings) -> faust.App:
 
     app.timer(0.5, name="segmenter.actions.readiness")(readiness)
 
+    guard = StallGuard(app, settings, names.actions_app_id, (names.segment_changes, names.control), actor.held)
+
     async def watchdog() -> None:
         actor.watchdog()
+        if await guard.check():
+            actor.stats["reseeks"] = guard.reseeks
 
     app.timer(5.0, name="segmenter.actions.watchdog")(watchdog)
 

@@ -147,6 +147,11 @@ class Actor:
             await self.handle(message)
             self._busy = None
 
+    def held(self, limit_s: float = 5.0) -> bool:
+        """Whether one record has held the agent for ``limit_s`` or more (Redis away, a slow broker)."""
+        busy = self._busy
+        return busy is not None and time.monotonic() - busy[0] >= limit_s
+
     def watchdog(self, limit_s: float = 10.0) -> None:
         """Called by a timer: say so, with where it waits, when one record has held the agent too long."""
         busy, task = self._busy, self._task

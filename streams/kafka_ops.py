@@ -179,9 +179,9 @@ def groups(settings: Settings, actions: bool = True) -> dict[str, tuple[str, ...
     return out
 
 
-async def group_lag(settings: Settings, actions: bool = True) -> list[Lag]:
-    """Per group and topic-partition: the true end, the committed offset and the lag."""
-    wanted = groups(settings, actions)
+async def group_lag(settings: Settings, actions: bool = True, only: str | None = None) -> list[Lag]:
+    """Per group (or only the group ``only``) and topic-partition: the true end, the committed offset and the lag."""
+    wanted = {g: topics for g, topics in groups(settings, actions).items() if only is None or g == only}
     ends = await true_ends(settings, sorted({t for topics in wanted.values() for t in topics}))
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
