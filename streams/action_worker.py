@@ -71,10 +71,10 @@ def create_actions_app(settings: Settings) -> faust.App:
 
 def run_actions(settings: Settings, loglevel: str = "warn") -> None:
     """Run one action worker in the foreground until SIGINT/SIGTERM."""
-    from faust.worker import Worker  # noqa: PLC0415
+    from streams.worker import run_faust  # noqa: PLC0415
 
     (Path(settings.data_dir) / "actions.ready").unlink(missing_ok=True)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     asyncio.run(kafka_ops.create_topics(settings))
     app = create_actions_app(settings)
-    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    run_faust(app, loglevel)

@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import socket
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -101,8 +102,6 @@ def create_app(settings: Settings) -> faust.App:
 
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     """Run one worker in the foreground until SIGINT/SIGTERM."""
-    from faust.worker import Worker  # noqa: PLC0415 - heavy import, only for the worker process
-
     from streams.kafka_ops import create_topics  # noqa: PLC0415
 
     (Path(settings.data_dir) / "worker.ready").unlink(missing_ok=True)
@@ -114,4 +113,15 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     # generation rarely and never rescan what was allocated at start-up (bench/core.py measures this).
     gc.set_threshold(*GC_THRESHOLDS)
     gc.freeze()
-    Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    run_faust(app, loglevel)
+
+
+def run_faust(app: faust.App, loglevel: str) -> None:
+    """faust's worker in the foreground; its start-up spinner only on a terminal (in a log file it
+    leaves cursor escape codes)."""
+    from faust.worker import Worker  # noqa: PLC0415 - heavy import, only for worker processes
+
+    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    if not sys.stdout.isatty():
+        worker.spinner = None
+    worker.execute_from_commandline()
