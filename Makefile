@@ -28,6 +28,7 @@ check: install
 bench: install
 	$(PY) -m bench.core
 	$(PY) -m bench.stream
+	$(PY) -m bench.actions
 
 schemas: install
 	$(PY) -m streams.cli schemas export schemas/json
