@@ -37,6 +37,7 @@ import rocksdict
 from aiokafka.partitioner import DefaultPartitioner
 
 from segmenter.rules import load_ruleset
+from streams import faust_compat
 from streams.cli_stream import spawn_worker, wait_ready
 from streams.embedded import free_port, start_broker, start_redis, stop
 from streams.kafka_ops import Record, create_topics, produce_records, producer, tail, true_ends
@@ -233,12 +234,14 @@ async def _arrivals(consumer: Any, sent: dict[str, float], seen: list[float]) ->
                 seen.append(arrived - at)
 
 
-def disk_bytes_per_customer(data_dir: Path) -> tuple[float, float, int]:
+def disk_bytes_per_customer(data_dir: Path, compression: str) -> tuple[float, float, int]:
     """(on-disk bytes per customer after compaction, mean stored value bytes, customers)."""
     paths = sorted((data_dir / "faust").rglob("customers-*.db"))
     customers = value_bytes = disk = 0
     for path in paths:
-        db = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True))
+        # the worker's own options: compacting with RocksDB's defaults would rewrite the blocks with Snappy
+        faust_compat.register(compression=compression)
+        db = rocksdict.Rdict(str(path), options=faust_compat.CompressedRocksDBOptions().as_options())
         for key, value in db.items():
             if not key.startswith(b"__faust"):
                 customers += 1
@@ -282,7 +285,7 @@ def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
                 f"p99 {p99 * 1000:.1f} ms  ({len(lat):,} events that changed a segment; {hot:,} events of "
                 "one hot customer mixed in)")
     bench.end(worker)
-    per_disk, per_value, stored = disk_bytes_per_customer(Path(settings.data_dir))
+    per_disk, per_value, stored = disk_bytes_per_customer(Path(settings.data_dir), settings.store_compression)
     say(f"state on disk                               {per_disk:>9.1f} bytes/customer  "
         f"(RocksDB after compaction; stored record {per_value:.1f} bytes; {stored:,} customers)")
     restart(bench, settings, env, stored)

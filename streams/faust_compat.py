@@ -14,6 +14,12 @@ sees it, and the engine commits their offsets itself after its own flush. It rea
 tables' RocksDB stores per partition directly (faust's own accessors need a "current event").
 
 It is registered as the broker URL scheme ``segmenter-kafka://``.
+
+The table store ``segmenter-rocksdb://`` is faust's RocksDB store with zstd-compressed 16 KiB blocks
+(faust leaves RocksDB's default, Snappy on 4 KiB blocks). Measured on 185,183 customer records of
+``bench.core``'s population: 108.2 bytes per customer on disk with faust's default, 107.1 with LZ4,
+98.2 with zstd, 92.5 with zstd on 16 KiB blocks. Stores written before keep working: RocksDB records
+the compression per block.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from typing import Any, Protocol
 
 import rocksdict
 from aiokafka import AIOKafkaConsumer
+from faust import stores
+from faust.stores import rocksdb as rocksdb_store
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
@@ -31,7 +39,10 @@ from faust.types import TP
 from streams.kafka_ops import fetched_ends
 
 SCHEME = "segmenter-kafka"
+STORE_SCHEME = "segmenter-rocksdb"
+BLOCK_SIZE = 16 * 1024
 FETCH_MAX_WAIT_MS = {"value": 100}  # set by the worker from its settings before the app starts
+COMPRESSION = {"value": "zstd"}  # likewise: zstd, or snappy for RocksDB's defaults
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):  # type: ignore[misc]
@@ -130,8 +141,35 @@ class Transport(driver.Transport):  # type: ignore[misc]
     Consumer = Consumer
 
 
-def register(fetch_max_wait_ms: int = 100) -> str:
-    """Make ``segmenter-kafka://`` resolve to this transport; returns the scheme."""
+class CompressedRocksDBOptions(rocksdb_store.RocksDBOptions):  # type: ignore[misc]
+    def as_options(self) -> Any:
+        options = super().as_options()
+        if not self.use_rocksdict or COMPRESSION["value"] != "zstd":
+            return options
+        zstd = rocksdict.DBCompressionType.zstd()
+        options.set_compression_type(zstd)
+        options.set_bottommost_compression_type(zstd)
+        # faust's table factory again (bloom filter, block cache, binary-search index), with bigger blocks
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(self.bloom_filter_size, block_based=True)
+        table.set_block_cache(rocksdict.Cache(self.block_cache_size))
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        table.set_block_size(BLOCK_SIZE)
+        options.set_block_based_table_factory(table)
+        return options
+
+
+class Store(rocksdb_store.Store):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rocksdb_options = CompressedRocksDBOptions(**self.options, use_rocksdict=self.use_rocksdict)
+
+
+def register(fetch_max_wait_ms: int = 100, compression: str = "zstd") -> str:
+    """Make ``segmenter-kafka://`` resolve to this transport and ``segmenter-rocksdb://`` to this
+    store (``compression`` zstd, or snappy for RocksDB's defaults); returns the transport's scheme."""
     FETCH_MAX_WAIT_MS["value"] = fetch_max_wait_ms
+    COMPRESSION["value"] = compression
     drivers.TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")
+    stores.STORES.aliases.setdefault(STORE_SCHEME, f"{__name__}:Store")
     return SCHEME

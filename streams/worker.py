@@ -28,11 +28,11 @@ def create_app(settings: Settings) -> faust.App:
     names = Names(settings.topic_prefix)
     n = settings.partitions
     data_dir = Path(settings.data_dir).resolve()
-    scheme = faust_compat.register(settings.fetch_max_wait_ms)
+    scheme = faust_compat.register(settings.fetch_max_wait_ms, settings.store_compression)
     app = faust.App(
         names.app_id,
         broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],
-        store="rocksdb://",
+        store=f"{faust_compat.STORE_SCHEME}://",  # RocksDB, zstd-compressed (see faust_compat)
         datadir=str(data_dir / "faust"),
         autodiscover=False,
         web_enabled=False,
