@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.stream import Bench, say
+from bench.stream import Bench, embedded_stack, say
 from schemas.outputs import SegmentChange
 from streams.cli_stream import spawn_worker, wait_ready
-from streams.embedded import free_port, start_broker, start_redis, stop
 from streams.kafka_ops import Record, group_lag, true_ends
 from streams.names import Names
 from streams.settings import Settings
@@ -76,12 +74,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--changes", type=int, default=20_000)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="segmenter-bench-actions-"))
-    bport, rport = free_port(), free_port()
-    broker, redis_proc = start_broker(bport, root / "logs"), start_redis(rport, root / "redis")
-    bench = Bench(root, f"127.0.0.1:{bport}", f"redis://127.0.0.1:{rport}/0")
-    say(f"bench actions: {args.changes:,} segment changes, 8 partitions, retail rules' actions (files in {root})")
-    try:
+    with embedded_stack("segmenter-bench-actions-") as bench:
+        say(f"bench actions: {args.changes:,} segment changes, 8 partitions, retail rules' actions "
+            f"(files in {bench.root})")
         env = bench.env("act.", "actions")
         settings = bench.settings(env)
         names = Names(settings.topic_prefix)
@@ -91,12 +86,6 @@ def main() -> None:
         grants = sum(asyncio.run(granted(settings, names)))
         say(f"  grants/s                                  {grants / elapsed:>9,.0f}  (each: produce + broker ack, "
             "Redis record, ledger write)")
-    finally:
-        for process in list(bench.processes):
-            stop(process.pid)
-        stop(redis_proc.pid)
-        stop(broker.pid)
-
 
 if __name__ == "__main__":
     main()

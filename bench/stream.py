@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -342,18 +343,26 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: naive,latency,two,restart")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    root = Path(tempfile.mkdtemp(prefix="segmenter-bench-"))
-    bport, rport = free_port(), free_port()
-    broker, redis_proc = start_broker(bport, root / "logs"), start_redis(rport, root / "redis")
-    bench = Bench(root, f"127.0.0.1:{bport}", f"redis://127.0.0.1:{rport}/0")
-    say(f"bench: {args.events:,} transactions of {args.customers:,} customers, 8 partitions, retail rules "
-        f"(files in {root})")
-    try:
+    with embedded_stack("segmenter-bench-") as bench:
+        say(f"bench: {args.events:,} transactions of {args.customers:,} customers, 8 partitions, retail rules "
+            f"(files in {bench.root})")
         one_worker(bench, args, skip)
         if "two" not in skip:
             two_workers(bench, args)
         if "restart" not in skip:
             big_restart(bench, args)
+
+
+@contextmanager
+def embedded_stack(prefix: str) -> Iterator[Bench]:
+    """A broker and a Redis of the bench's own under a new temporary directory; everything it started
+    is stopped on the way out."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    bport, rport = free_port(), free_port()
+    broker, redis_proc = start_broker(bport, root / "logs"), start_redis(rport, root / "redis")
+    bench = Bench(root, f"127.0.0.1:{bport}", f"redis://127.0.0.1:{rport}/0")
+    try:
+        yield bench
     finally:
         for process in list(bench.processes):
             stop(process.pid)
