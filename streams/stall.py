@@ -1,11 +1,13 @@
 """A guard against records faust fetched and never handed to the agent.
 
-Seen in the action worker's kill tests (about one run in five under load): right after a worker
-takes its partitions, faust fetches the first records of a partition before its own seek to the
-committed offsets completes, and some of them never reach the agent. faust commits only up to the
-first record not acknowledged, so nothing is lost, but that partition's committed offset stops
-there for good: its lag never drains (the records after the hole were processed, the hole never
-is) until the next rebalance or restart re-reads from the committed offset.
+Seen in the action worker's kill tests (about one run in five when the machine is busy): right
+after a worker took its partitions, the agent received offset 0 of a partition, then 6, 7, ...;
+offsets 1-5 had been fetched (the consumer's position was past them) and never reached it. (My
+reading, not proven: faust makes the partitions active before its seek to the committed offsets
+completes, in ``Recovery.on_recovery_completed``, and records fetched in between get lost.) faust
+commits only up to the first record not acknowledged, so nothing is lost, but that partition's
+committed offset stops there for good: its lag never drains until the next rebalance or restart
+re-reads from the committed offset.
 
 The guard watches the group's committed offsets from the broker. A partition this worker owns whose
 committed offset has not moved for ``checks`` checks in a row while it is behind, and while the
