@@ -15,7 +15,7 @@ from segmenter.timebase import WindowSpec
 
 def classify_values(ruleset: RuleSet, values: dict[str, Value]) -> tuple[str, ...]:
     """One segment per dimension, in the ruleset's dimension order."""
-    return tuple(dim.classify(values) for dim in ruleset.dimensions)
+    return ruleset.classify_all(values)
 
 
 def classify(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy,

@@ -107,8 +107,7 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
     before = dict(record.segments)
     key = f"{ruleset.id}@{ruleset.version}"
     changes, segments = [], []
-    for dim in ruleset.dimensions:
-        now = dim.classify(values)
+    for dim, now in zip(ruleset.dimensions, ruleset.classify_all(values), strict=True):
         segments.append((dim.name, now))
         if before.get(dim.name) != now:
             changes.append(Change(dim.name, before.get(dim.name), now, cause[0], cause[1],

@@ -8,6 +8,7 @@ false. Each comparison is also kept in a normalised form (``Atom``) for gap anal
 from __future__ import annotations
 
 import difflib
+import itertools
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt,
     "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
+_NAMES = itertools.count()  # names of bound constants
 _FLIP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 
 
@@ -49,6 +51,8 @@ class CompiledSegment:
     atoms: tuple[Atom, ...]
     metrics: tuple[str, ...]
     cross_metric: bool  # compares two metrics (gap analysis cannot reason about it)
+    source: str = field(default="False", compare=False, repr=False)  # the predicate's expression over ``v``
+    constants: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)  # names it binds
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,8 @@ class RuleSet:
     # derived once (the hot path asks for them on every event)
     metrics: frozenset[str] = field(init=False, compare=False, repr=False)
     _day_constants: dict[str, tuple[Number, ...]] = field(init=False, compare=False, repr=False)
+    classify_all: Callable[[Values], tuple[str, ...]] = field(init=False, compare=False, repr=False)
+    """One segment per dimension, first match wins: every dimension's chain fused into one function."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics",
@@ -87,10 +93,26 @@ class RuleSet:
                     vals = atom.value if isinstance(atom.value, tuple) else (atom.value,)
                     constants.setdefault(atom.metric, set()).update(v for v in vals if not isinstance(v, str))
         object.__setattr__(self, "_day_constants", {m: tuple(sorted(v)) for m, v in constants.items()})
+        object.__setattr__(self, "classify_all", _fuse(self.dimensions))
 
     def day_constants(self, metric: str) -> tuple[Number, ...]:
         """Constants that ``metric`` (a days_since_* metric) is compared with, for due times."""
         return self._day_constants.get(metric, ())
+
+
+def _fuse(dimensions: tuple[CompiledDimension, ...]) -> Callable[[Values], tuple[str, ...]]:
+    """``lambda v: (s1 if p1 else s2 if p2 else default, ...)``: per event one call instead of one per
+    dimension and segment (the segments' constants have names unique across compilations)."""
+    bound: dict[str, object] = {}
+    chains = []
+    for dim in dimensions:
+        chain = repr(dim.default)
+        for segment in reversed(dim.segments):
+            bound.update(segment.constants)
+            chain = f"({segment.name!r} if {segment.source} else {chain})"
+        chains.append(chain)
+    return cast(Callable[[Values], tuple[str, ...]],
+                eval(f"lambda v: ({''.join(c + ', ' for c in chains)})", {"__builtins__": {}, **bound}))  # noqa: S307
 
 
 def _unknown(name: Name) -> RuleSyntaxError:
@@ -131,9 +153,9 @@ class Compiler:
         """One Python function per condition: the tree is turned into a single expression over the
         metric view ``v`` (names checked against METRICS, constants passed as bound values), so an
         evaluation is one call instead of a call per comparison."""
-        constants: dict[str, object] = {}
-        source = self._source(node, constants)
-        return cast(Predicate, eval(f"lambda v: {source}", {"__builtins__": {}, **constants}))  # noqa: S307
+        self.constants: dict[str, object] = {}
+        self.source = self._source(node, self.constants)
+        return cast(Predicate, eval(f"lambda v: {self.source}", {"__builtins__": {}, **self.constants}))  # noqa: S307
 
     def _source(self, node: Node, constants: dict[str, object]) -> str:
         if isinstance(node, BoolOp):
@@ -147,7 +169,7 @@ class Compiler:
 
     @staticmethod
     def _bind(constants: dict[str, object], value: object) -> str:
-        name = f"c{len(constants)}"
+        name = f"c{next(_NAMES)}"  # unique across compilations: a ruleset fuses its segments' expressions
         constants[name] = value
         return name
 
@@ -188,5 +210,6 @@ def compile_condition(name: str, text: str, node: Node, money_scale: int) -> Com
     compiler = Compiler(money_scale)
     predicate = compiler.compile(node)
     return CompiledSegment(
-        name, text, predicate, node, tuple(compiler.atoms), tuple(compiler.metrics), compiler.cross_metric
+        name, text, predicate, node, tuple(compiler.atoms), tuple(compiler.metrics), compiler.cross_metric,
+        compiler.source, dict(compiler.constants),
     )

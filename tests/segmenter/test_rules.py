@@ -1,8 +1,11 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segmenter.errors import InvalidRuleError
+from segmenter.metrics import METRICS
 from segmenter.rules import load_ruleset
 from segmenter.rules.check import check_ruleset
 
@@ -120,3 +123,25 @@ dimensions:
     (report,) = check_ruleset(load_ruleset(text))
     assert report.gaps == ["(profile.region not in ['east', 'north'] or profile.region has no value) and "
                            "(days_since_last_purchase >= 31 or days_since_last_purchase has no value)"]
+
+
+_EXAMPLE_RULESETS = [load_ruleset(p.read_text(), p.name) for p in sorted(EXAMPLES.glob("*.yaml"))]
+_NUMBERS = st.one_of(st.none(), st.integers(-5, 2_000_000), st.fractions(0, 20, max_denominator=7))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(_EXAMPLE_RULESETS), st.data())
+def test_the_fused_classifier_agrees_with_each_dimensions_first_match(ruleset, data):
+    values = {}
+    for name in METRICS:
+        kind = METRICS[name].kind
+        if kind == "text":
+            values[name] = data.draw(st.one_of(st.none(), st.sampled_from(["individual", "enterprise", "north",
+                                                                                "east", "retail", "large", "x"])))
+        else:  # near the rules' own constants half the time, anywhere the rest
+            near = sorted({c for dim in ruleset.dimensions for seg in dim.segments for a in seg.atoms
+                           if a.metric == name for c in (a.value if isinstance(a.value, tuple) else (a.value,))
+                           if not isinstance(c, str)})
+            pick = st.sampled_from(near).flatmap(lambda c: st.sampled_from([c - 1, c, c + 1])) if near else st.none()
+            values[name] = data.draw(st.one_of(pick, _NUMBERS))
+    assert ruleset.classify_all(values) == tuple(dim.classify(values) for dim in ruleset.dimensions)
