@@ -240,7 +240,8 @@ def disk_bytes_per_customer(data_dir: Path, compression: str) -> tuple[float, fl
     paths = sorted((data_dir / "faust").rglob("customers-*.db"))
     customers = value_bytes = disk = 0
     for path in paths:
-        # the worker's own options: compacting with RocksDB's defaults would rewrite the blocks with Snappy
+        # the worker's own options: opening replays the store's log into a new file written with the
+        # options it is opened with
         faust_compat.register(compression=compression)
         db = rocksdict.Rdict(str(path), options=faust_compat.CompressedRocksDBOptions().as_options())
         for key, value in db.items():

@@ -155,7 +155,7 @@ class Actor:
     def watchdog(self, limit_s: float = 10.0) -> None:
         """Called by a timer: say so, with where it waits, when one record has held the agent too long."""
         busy, task = self._busy, self._task
-        if busy is None or task is None or time.monotonic() - busy[0] < limit_s:
+        if busy is None or task is None or not self.held(limit_s):
             return
         chain, coro = [], task.get_coro()
         while coro is not None:

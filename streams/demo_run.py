@@ -71,7 +71,7 @@ def _line(topic: str, names: Names, doc: dict[str, Any]) -> str:
 
 def _actions_on(settings: Settings) -> None:
     """Replace the backfill-mode action worker that ``up`` started with one that grants."""
-    from streams.cli_stream import spawn_worker, wait_ready  # noqa: PLC0415
+    from streams.cli_stream import EMBEDDED_ENV, spawn_worker, wait_ready  # noqa: PLC0415
     from streams.embedded import StackInfo, stop  # noqa: PLC0415
 
     data_dir = Path(settings.data_dir)
@@ -80,8 +80,7 @@ def _actions_on(settings: Settings) -> None:
         raise RuntimeError("the stack is not recorded; was it started with `segmenter up`?")
     stop(info.actions_pid)
     (data_dir / "actions.ready").unlink(missing_ok=True)
-    worker = spawn_worker(settings, {"SEGMENTER_CONSISTENCY_CHECK": "false", "SEGMENTER_ACTIONS_ENABLED": "true"},
-                          role="actions")
+    worker = spawn_worker(settings, {**EMBEDDED_ENV, "SEGMENTER_ACTIONS_ENABLED": "true"}, role="actions")
     info.actions_pid = worker.pid
     info.save(data_dir / "stack.json")
     wait_ready(data_dir, worker, role="actions")

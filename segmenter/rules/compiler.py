@@ -142,6 +142,8 @@ class Compiler:
         self.atoms: list[Atom] = []
         self.metrics: dict[str, None] = {}
         self.cross_metric = False
+        self.source = "False"  # set by compile(): the predicate's expression over ``v``
+        self.constants: dict[str, object] = {}  # and the constants it binds
 
     def name(self, node: Name) -> str:
         if node.name not in METRICS:
@@ -153,7 +155,7 @@ class Compiler:
         """One Python function per condition: the tree is turned into a single expression over the
         metric view ``v`` (names checked against METRICS, constants passed as bound values), so an
         evaluation is one call instead of a call per comparison."""
-        self.constants: dict[str, object] = {}
+        self.constants = {}
         self.source = self._source(node, self.constants)
         return cast(Predicate, eval(f"lambda v: {self.source}", {"__builtins__": {}, **self.constants}))  # noqa: S307
 
