@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from math import floor
 
-from segmenter.metrics import METRICS, Profile, Value, display, metric_view
+from segmenter.metrics import Profile, Value, display, metric_view
 from segmenter.rules.compiler import CompiledDimension, Compiler, RuleSet
 from segmenter.rules.syntax import BoolOp, Node, Not
 from segmenter.state import Policy, WindowState
-from segmenter.timebase import WindowSpec
 
 
 def classify_values(ruleset: RuleSet, values: dict[str, Value]) -> tuple[str, ...]:
@@ -110,23 +110,28 @@ def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy
     """
     best: int | None = None
     buckets = state.buckets  # in day order
-    for spec, start_of in _spans(ruleset, policy, every_window):
-        start = start_of(as_of_day)
-        for bucket in buckets:
-            if bucket.day >= start:  # the oldest inside the window, unless it is already in the future
-                if bucket.day <= as_of_day:
-                    leave = spec.leave_day(bucket.day)
-                    if leave > as_of_day and (best is None or leave < best):
-                        best = leave
-                break
-    if buckets and buckets[-1].day > as_of_day:
-        i = len(buckets) - 1
-        while i and buckets[i - 1].day > as_of_day:
-            i -= 1
-        if best is None or buckets[i].day < best:
-            best = buckets[i].day  # the first bucket dated after as_of enters then
+    if buckets:
+        long_start, short_start, _ = policy.starts(as_of_day)
+        reads_long, reads_short = (True, True) if every_window else ruleset.windows_read
+        for reads, start, which in ((reads_long, long_start, 0), (reads_short, short_start, 1)):
+            if not reads:
+                continue
+            i = bisect_left(buckets, (start,))  # the oldest bucket inside the window
+            if i < len(buckets) and (day := buckets[i][0]) <= as_of_day:  # unless it is in the future
+                leave = policy.leave_days(day)[which]
+                if leave > as_of_day and (best is None or leave < best):
+                    best = leave
+        if buckets[-1][0] > as_of_day:
+            first_future = buckets[bisect_right(buckets, (as_of_day, _MAX))][0]
+            if best is None or first_future < best:
+                best = first_future  # the first bucket dated after as_of enters then
+    if not ruleset.reads_days_since:
+        return best
     crossing = _next_crossing(ruleset, state, as_of_day)
     return crossing if best is None or (crossing is not None and crossing < best) else best
+
+
+_MAX = float("inf")  # sorts after any bucket of the same day
 
 
 def _next_crossing(ruleset: RuleSet, state: WindowState, as_of_day: int) -> int | None:
@@ -143,15 +148,3 @@ def _next_crossing(ruleset: RuleSet, state: WindowState, as_of_day: int) -> int 
                 if d > as_of_day and (best is None or d < best):
                     best = d
     return best
-
-
-def _spans(ruleset: RuleSet, policy: Policy, every_window: bool
-           ) -> list[tuple[WindowSpec, Callable[[int], int]]]:
-    """The windows whose contents can move a classification (all of them with ``every_window``)."""
-    windows = {"long", "short"} if every_window else {METRICS[m].window for m in ruleset.metrics}
-    spans: list[tuple[WindowSpec, Callable[[int], int]]] = []
-    if "long" in windows:
-        spans.append((policy.long_window, policy.long_start))
-    if "short" in windows:
-        spans.append((policy.short_window, policy.short_start))
-    return spans

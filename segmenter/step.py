@@ -101,20 +101,20 @@ def _loads_format_1(data: bytes) -> CustomerRecord:
 def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *, as_of: int,
                 ruleset: RuleSet | None, policy: Policy, cause: tuple[str, str]
                 ) -> tuple[CustomerRecord, list[Change]]:
+    profile = record.profile if profile is record.profile else dict(profile)
     if ruleset is None:
-        return record._replace(state=state, profile=dict(profile), seq=record.seq + 1), []
+        return record._replace(state=state, profile=profile, seq=record.seq + 1), []
     values = metric_view(state, as_of, policy, profile)
-    before = dict(record.segments)
-    key = f"{ruleset.id}@{ruleset.version}"
-    changes, segments = [], []
-    for dim, now in zip(ruleset.dimensions, ruleset.classify_all(values), strict=True):
-        segments.append((dim.name, now))
-        if before.get(dim.name) != now:
-            changes.append(Change(dim.name, before.get(dim.name), now, cause[0], cause[1],
-                                  explain_dimension(dim, values, policy)))
+    segments = ruleset.pairs(ruleset.classify_all(values))
+    changes = []
+    if segments is not record.segments and segments != record.segments:
+        before = dict(record.segments)
+        for dim, (name, now) in zip(ruleset.dimensions, segments, strict=True):
+            if before.get(name) != now:
+                changes.append(Change(name, before.get(name), now, cause[0], cause[1],
+                                      explain_dimension(dim, values, policy)))
     due = due_day(ruleset, state, as_of, policy, every_window=True)  # the projection shows every metric
-    new = CustomerRecord(state, dict(profile), tuple(segments), key, due, record.seq + 1)
-    return new, changes
+    return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1), changes
 
 
 def on_fact(record: CustomerRecord, fact: Fact, *, event_id: str, now_day: int, ruleset: RuleSet | None,
@@ -146,8 +146,7 @@ def on_time(record: CustomerRecord, now_day: int, ruleset: RuleSet | None, polic
 def on_rules(record: CustomerRecord, now_day: int, ruleset: RuleSet, policy: Policy
              ) -> tuple[CustomerRecord, list[Change]]:
     """A new ruleset version: reclassify once; dimensions it no longer has are left out."""
-    key = f"{ruleset.id}@{ruleset.version}"
-    if record.ruleset == key:
+    if record.ruleset == ruleset.key:
         return record, []
     return _reclassify(record, record.state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
-                       cause=("rules", key))
+                       cause=("rules", ruleset.key))

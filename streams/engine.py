@@ -162,7 +162,11 @@ class Engine:
         if part.stream_time is not None and when <= part.stream_time:
             return
         part.stream_time = when
-        day = self.policy.calendar.day(when)
+        if part.next_day_at is not None and when < part.next_day_at:
+            return  # the same business day (most records): no calendar arithmetic
+        calendar = self.policy.calendar
+        day = calendar.day(when)
+        part.next_day_at = calendar.start_of(day + 1)
         if day == part.day:
             return
         part.day, part.meta_dirty, part.clock_dirty = day, True, True

@@ -19,6 +19,7 @@ class Partition:
     epoch: int = 0  # bumped (durably) every time this partition is opened: orders Redis writes
     stream_time: datetime | None = None
     day: int | None = None
+    next_day_at: datetime | None = None  # the first instant after ``day``: earlier stream times keep the day
     ruleset: RuleSet | None = None
     heap: list[tuple[int, str]] = field(default_factory=list)
     records: dict[str, step.CustomerRecord] = field(default_factory=dict)  # decoded, the truth

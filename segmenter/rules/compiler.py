@@ -80,6 +80,10 @@ class RuleSet:
     # derived once (the hot path asks for them on every event)
     metrics: frozenset[str] = field(init=False, compare=False, repr=False)
     _day_constants: dict[str, tuple[Number, ...]] = field(init=False, compare=False, repr=False)
+    windows_read: tuple[bool, bool] = field(init=False, compare=False, repr=False)  # (long, short)
+    key: str = field(init=False, compare=False, repr=False)  # "id@version"
+    _pairs: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = field(init=False, compare=False, repr=False)
+    reads_days_since: bool = field(init=False, compare=False, repr=False)
     classify_all: Callable[[Values], tuple[str, ...]] = field(init=False, compare=False, repr=False)
     """One segment per dimension, first match wins: every dimension's chain fused into one function."""
 
@@ -93,7 +97,20 @@ class RuleSet:
                     vals = atom.value if isinstance(atom.value, tuple) else (atom.value,)
                     constants.setdefault(atom.metric, set()).update(v for v in vals if not isinstance(v, str))
         object.__setattr__(self, "_day_constants", {m: tuple(sorted(v)) for m, v in constants.items()})
+        windows = {METRICS[m].window for m in self.metrics}
+        object.__setattr__(self, "windows_read", ("long" in windows, "short" in windows))
+        object.__setattr__(self, "reads_days_since", any(METRICS[m].kind == "days" for m in self.metrics))
         object.__setattr__(self, "classify_all", _fuse(self.dimensions))
+        object.__setattr__(self, "key", f"{self.id}@{self.version}")
+        object.__setattr__(self, "_pairs", {})
+
+    def pairs(self, segments: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        """``((dimension, segment), ...)`` for a result of ``classify_all``: one shared tuple per distinct
+        result (a handful), so records that hold it cost no allocation and compare by identity first."""
+        found = self._pairs.get(segments)
+        if found is None:
+            found = self._pairs[segments] = tuple(zip((d.name for d in self.dimensions), segments, strict=True))
+        return found
 
     def day_constants(self, metric: str) -> tuple[Number, ...]:
         """Constants that ``metric`` (a days_since_* metric) is compared with, for due times."""

@@ -1,0 +1,32 @@
+"""The engine's stream clock: the same-day shortcut of ``_advance`` never keeps a day that has ended."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from streams.engine import Engine
+from streams.names import Names
+from streams.partition import Partition
+from streams.settings import Settings
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "America/Santiago", "Europe/Berlin"])
+def test_partition_day_follows_the_business_calendar_across_midnights_and_dst(zone: str) -> None:
+    settings = Settings(timezone=zone)
+    names = Names(settings.topic_prefix)
+    engine = Engine(SimpleNamespace(), settings, names, {names.customers_table: None, names.partitions_table: None})
+    calendar = engine.policy.calendar
+    part = Partition(0)
+    # 37 minutes apart for a year: every local midnight is crossed, including the DST changes
+    # (Santiago moves its clocks at midnight, so a local midnight is skipped or repeated there).
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    days = set()
+    for _ in range(365 * 24 * 60 // 37):
+        when += timedelta(minutes=37)
+        engine._advance(part, when)
+        assert part.day == calendar.day(when), when
+        days.add(part.day)
+    assert len(days) >= 364
