@@ -17,8 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from segmenter import codec
-from segmenter.classify import classify_values
-from segmenter.metrics import metric_view
+from segmenter.classify import classify
 from segmenter.rules import load_ruleset
 from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Policy, WindowState, apply
 
@@ -54,7 +53,7 @@ def run(customers: int, events: int) -> dict[str, float]:
     for customer, fact in stream:
         state, _ = apply(states.get(customer, EMPTY), fact, fact.day, policy)
         states[customer] = state
-        now = classify_values(ruleset, metric_view(state, fact.day, policy))
+        now = classify(ruleset, state, fact.day, policy)  # what the worker's step does
         if segments.get(customer) != now:
             segments[customer] = now
             changes += 1

@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from math import floor
 
-from segmenter.metrics import Profile, Value, display, metric_view
+from segmenter.metrics import NO_PROFILE, Profile, Value, display
 from segmenter.rules.compiler import CompiledDimension, Compiler, RuleSet
 from segmenter.rules.syntax import BoolOp, Node, Not
-from segmenter.state import Policy, WindowState
+from segmenter.state import Policy, WindowState, totals_at
 
 
 def classify_values(ruleset: RuleSet, values: dict[str, Value]) -> tuple[str, ...]:
@@ -20,7 +20,10 @@ def classify_values(ruleset: RuleSet, values: dict[str, Value]) -> tuple[str, ..
 
 def classify(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy,
              profile: Profile | None = None) -> tuple[str, ...]:
-    return classify_values(ruleset, metric_view(state, as_of_day, policy, profile or {}))
+    """One segment per dimension, straight from the window totals (the hot path: no metric view)."""
+    t = totals_at(state, as_of_day, policy)
+    return ruleset.classify_totals(t.long, t.short, state.first_purchase, state.last_purchase, as_of_day,
+                                   profile or NO_PROFILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +88,17 @@ def _failing(node: Node, values: dict[str, Value], scale: int) -> str | None:
 
 def explain_dimension(dim: CompiledDimension, values: dict[str, Value], policy: Policy) -> Explanation:
     rejected: list[str] = []
+    shown_all: dict[str, object] = {}  # each metric displayed once, though several segments read it
     for segment in dim.segments:
-        shown = {m: display(m, values[m], policy) for m in segment.metrics}
+        shown = {}
+        for m in segment.metrics:
+            if m not in shown_all:
+                shown_all[m] = display(m, values[m], policy)
+            shown[m] = shown_all[m]
         if segment.predicate(values):
             return Explanation(dim.name, segment.name, segment.when, shown, tuple(rejected))
         reason = _failing(segment.node, values, policy.money_scale) or "condition is false"
-        readable = ", ".join(f"{k}={v}" for k, v in shown.items())
+        readable = ", ".join([f"{k}={v}" for k, v in shown.items()])
         rejected.append(f"{segment.name}: {reason} ({readable})")
     return Explanation(dim.name, dim.default, "default", {}, tuple(rejected))
 

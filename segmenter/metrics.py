@@ -72,27 +72,37 @@ class MetricView(dict[str, Value]):
         return value
 
 
-def _since(anchor: int | None, view: MetricView) -> int | None:
-    return None if anchor is None else view.as_of - anchor
-
-
-_FORMULAS: dict[str, Callable[[MetricView], Value]] = {
-    "purchases_12m": lambda v: v._long[0],
-    "amount_12m": lambda v: v._long[1],
-    "refunds_12m": lambda v: v._long[2],
-    "interactions_12m": lambda v: v._long[3],
-    "referrals_12m": lambda v: v._long[4],
-    "satisfaction_avg_12m": lambda v: Fraction(v._long[5], v._long[6]) if v._long[6] else None,
-    "avg_order_value_12m": lambda v: Fraction(v._long[1], v._long[0]) if v._long[0] else None,
-    "purchases_6m": lambda v: v._short[0],
-    "amount_6m": lambda v: v._short[1],
-    "interactions_6m": lambda v: v._short[2],
-    "complaints_6m": lambda v: v._short[3],
-    "days_since_last_purchase": lambda v: _since(v._last, v),
-    "days_since_first_purchase": lambda v: _since(v._first, v),
+# Each metric once, as a Python expression over ``lo`` and ``sh`` (the long and short window sums of
+# ``Totals``), ``first`` and ``last`` (purchase days), ``d`` (the as-of day) and ``p`` (the profile).
+# MetricView's lazy formulas and the rules' fused classifier (``RuleSet.classify_totals``) are both
+# compiled from these.
+SOURCES: dict[str, str] = {
+    "purchases_12m": "lo[0]",
+    "amount_12m": "lo[1]",
+    "refunds_12m": "lo[2]",
+    "interactions_12m": "lo[3]",
+    "referrals_12m": "lo[4]",
+    "satisfaction_avg_12m": "(_Fraction(lo[5], lo[6]) if lo[6] else None)",
+    "avg_order_value_12m": "(_Fraction(lo[1], lo[0]) if lo[0] else None)",
+    "purchases_6m": "sh[0]",
+    "amount_6m": "sh[1]",
+    "interactions_6m": "sh[2]",
+    "complaints_6m": "sh[3]",
+    "days_since_last_purchase": "(None if last is None else d - last)",
+    "days_since_first_purchase": "(None if first is None else d - first)",
+    **{name: f"p.get({name!r})" for name in PROFILE_FIELDS},
 }
-for _name in PROFILE_FIELDS:
-    _FORMULAS[_name] = lambda v, n=_name: v.profile.get(n)  # type: ignore[misc]
+SOURCE_GLOBALS: dict[str, object] = {"__builtins__": {}, "_Fraction": Fraction}
+TOTALS_ARGS = "lo, sh, first, last, d, p"
+
+
+def _formula(source: str) -> Callable[[MetricView], Value]:
+    of_totals = eval(f"lambda {TOTALS_ARGS}: {source}", dict(SOURCE_GLOBALS))  # noqa: S307 - our own constants
+    return lambda v: of_totals(v._long, v._short, v._first, v._last, v.as_of, v.profile)
+
+
+_FORMULAS: dict[str, Callable[[MetricView], Value]] = {name: _formula(src) for name, src in SOURCES.items()}
+assert _FORMULAS.keys() == METRICS.keys()
 
 
 def metric_view(state: WindowState, as_of_day: int, policy: Policy, profile: Profile = NO_PROFILE
@@ -108,17 +118,20 @@ def compute(state: WindowState, as_of_day: int, policy: Policy, profile: Profile
     return {name: view[name] for name in METRICS}
 
 
+_KIND = {m.name: m.kind for m in _INFO}
+
+
 def display(name: str, value: Value, policy: Policy) -> int | Decimal | str | None:
     """A metric as people read it: money in currency units, ratios to two decimals."""
     if value is None or isinstance(value, str):
         return value
-    kind = METRICS[name].kind
+    kind = _KIND[name]
     if kind == "money":
-        return policy.from_minor(int(value)) if isinstance(value, int) else _round(
+        return policy.from_minor(value) if isinstance(value, int) else _round(
             Fraction(value) / 10**policy.money_scale, policy.money_scale)
     if kind == "ratio":
         return _round(Fraction(value), 2)
-    return int(value)
+    return value if isinstance(value, int) else int(value)
 
 
 def _round(value: Fraction, places: int) -> Decimal:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import orjson
 
 from segmenter import codec
-from segmenter.classify import Explanation, due_day, explain_dimension
+from segmenter.classify import Explanation, classify, due_day, explain_dimension
 from segmenter.errors import InvalidStateError
 from segmenter.metrics import Profile, metric_view
 from segmenter.rules.compiler import RuleSet
@@ -104,10 +104,10 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
     profile = record.profile if profile is record.profile else dict(profile)
     if ruleset is None:
         return record._replace(state=state, profile=profile, seq=record.seq + 1), []
-    values = metric_view(state, as_of, policy, profile)
-    segments = ruleset.pairs(ruleset.classify_all(values))
+    segments = ruleset.pairs(classify(ruleset, state, as_of, policy, profile))
     changes = []
     if segments is not record.segments and segments != record.segments:
+        values = metric_view(state, as_of, policy, profile)  # the explanations show the values
         before = dict(record.segments)
         for dim, (name, now) in zip(ruleset.dimensions, segments, strict=True):
             if before.get(name) != now:

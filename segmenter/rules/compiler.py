@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Any, cast
 
 from segmenter.actions import ActionSpec, RosterSpec
-from segmenter.metrics import METRICS, Value
+from segmenter.metrics import METRICS, SOURCE_GLOBALS, SOURCES, TOTALS_ARGS, Value
 from segmenter.rules.syntax import BoolOp, Compare, Const, InList, Name, Node, Not, RuleSyntaxError
 
 Values = dict[str, Value]
@@ -86,6 +86,8 @@ class RuleSet:
     reads_days_since: bool = field(init=False, compare=False, repr=False)
     classify_all: Callable[[Values], tuple[str, ...]] = field(init=False, compare=False, repr=False)
     """One segment per dimension, first match wins: every dimension's chain fused into one function."""
+    classify_totals: Callable[..., tuple[str, ...]] = field(init=False, compare=False, repr=False)
+    """The same over window totals: ``(long, short, first_purchase, last_purchase, as_of_day, profile)``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics",
@@ -101,6 +103,7 @@ class RuleSet:
         object.__setattr__(self, "windows_read", ("long" in windows, "short" in windows))
         object.__setattr__(self, "reads_days_since", any(METRICS[m].kind == "days" for m in self.metrics))
         object.__setattr__(self, "classify_all", _fuse(self.dimensions))
+        object.__setattr__(self, "classify_totals", _fuse(self.dimensions, over_totals=True))
         object.__setattr__(self, "key", f"{self.id}@{self.version}")
         object.__setattr__(self, "_pairs", {})
 
@@ -117,19 +120,27 @@ class RuleSet:
         return self._day_constants.get(metric, ())
 
 
-def _fuse(dimensions: tuple[CompiledDimension, ...]) -> Callable[[Values], tuple[str, ...]]:
+def _fuse(dimensions: tuple[CompiledDimension, ...], over_totals: bool = False) -> Callable[..., tuple[str, ...]]:
     """``lambda v: (s1 if p1 else s2 if p2 else default, ...)``: per event one call instead of one per
-    dimension and segment (the segments' constants have names unique across compilations)."""
+    dimension and segment (the segments' constants have names unique across compilations).
+
+    ``over_totals``: the same over the window totals (``metrics.TOTALS_ARGS``), each ``v['metric']``
+    replaced by the metric's expression (``metrics.SOURCES``): no metric view, no lookups."""
     bound: dict[str, object] = {}
     chains = []
     for dim in dimensions:
         chain = repr(dim.default)
         for segment in reversed(dim.segments):
             bound.update(segment.constants)
-            chain = f"({segment.name!r} if {segment.source} else {chain})"
+            source = segment.source
+            if over_totals:
+                for metric in segment.metrics:
+                    source = source.replace(f"v[{metric!r}]", SOURCES[metric])
+            chain = f"({segment.name!r} if {source} else {chain})"
         chains.append(chain)
-    return cast(Callable[[Values], tuple[str, ...]],
-                eval(f"lambda v: ({''.join(c + ', ' for c in chains)})", {"__builtins__": {}, **bound}))  # noqa: S307
+    args = TOTALS_ARGS if over_totals else "v"
+    return cast(Callable[..., tuple[str, ...]],
+                eval(f"lambda {args}: ({''.join(c + ', ' for c in chains)})", {**SOURCE_GLOBALS, **bound}))  # noqa: S307
 
 
 def _unknown(name: Name) -> RuleSyntaxError:

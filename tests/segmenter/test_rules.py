@@ -1,3 +1,4 @@
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,32 @@ def test_the_fused_classifier_agrees_with_each_dimensions_first_match(ruleset, d
             pick = st.sampled_from(near).flatmap(lambda c: st.sampled_from([c - 1, c, c + 1])) if near else st.none()
             values[name] = data.draw(st.one_of(pick, _NUMBERS))
     assert ruleset.classify_all(values) == tuple(dim.classify(values) for dim in ruleset.dimensions)
+
+
+_COUNTS = st.integers(0, 40)
+_SUMS = st.integers(-50_000, 5_000_000)
+_DAYS = st.one_of(st.none(), st.integers(739_000, 739_400))
+
+
+_TOTALS = st.tuples(
+    st.tuples(_COUNTS, _SUMS, _COUNTS, _COUNTS, _COUNTS, _COUNTS, _COUNTS), st.tuples(_COUNTS, _SUMS, _COUNTS, _COUNTS),
+    _DAYS, _DAYS, st.integers(739_300, 739_800),
+    st.dictionaries(st.sampled_from(["profile.type", "profile.region", "profile.industry", "profile.size"]),
+                    st.sampled_from(["individual", "enterprise", "north", "east", "retail", "large", None])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_EXAMPLE_RULESETS), _TOTALS)
+def test_the_classifier_over_window_totals_agrees_with_the_one_over_metric_values(ruleset, totals):
+    lo, sh, first, last, as_of, profile = totals
+    values = {  # the metrics' definitions, written out independently of metrics.SOURCES
+        "purchases_12m": lo[0], "amount_12m": lo[1], "refunds_12m": lo[2], "interactions_12m": lo[3],
+        "referrals_12m": lo[4], "satisfaction_avg_12m": Fraction(lo[5], lo[6]) if lo[6] else None,
+        "avg_order_value_12m": Fraction(lo[1], lo[0]) if lo[0] else None,
+        "purchases_6m": sh[0], "amount_6m": sh[1], "interactions_6m": sh[2], "complaints_6m": sh[3],
+        "days_since_last_purchase": None if last is None else as_of - last,
+        "days_since_first_purchase": None if first is None else as_of - first,
+        **{name: profile.get(name) for name in ("profile.type", "profile.region", "profile.industry", "profile.size")},
+    }
+    assert values.keys() == METRICS.keys()
+    assert ruleset.classify_totals(lo, sh, first, last, as_of, profile) == ruleset.classify_all(values)
