@@ -27,6 +27,7 @@ check: install
 
 bench: install
 	$(PY) -m bench.core
+	$(PY) -m bench.engine
 	$(PY) -m bench.stream
 	$(PY) -m bench.actions
 

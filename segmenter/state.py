@@ -255,10 +255,6 @@ def _short(sh: list[int], b: Bucket, sign: int) -> None:
     sh[3] += sign * b.complaints
 
 
-def _day(bucket: Bucket) -> int:
-    return bucket.day
-
-
 _ZERO_LONG = (0, 0, 0, 0, 0, 0, 0)
 _ZERO_SHORT = (0, 0, 0, 0)
 
@@ -308,7 +304,7 @@ def _rolled(buckets: tuple[Bucket, ...], t: Totals, as_of: int, ls: int, ss: int
                 lo = lo or list(t.long)
                 _long(lo, b, -1)
     if ss > t.short_start:
-        for b in buckets[bisect_left(buckets, t.short_start, key=_day) :]:
+        for b in buckets[bisect_left(buckets, (t.short_start,)) :]:  # (day,) sorts before that day's bucket
             d = b.day
             if d >= ss or d > old:
                 break

@@ -1,0 +1,87 @@
+"""The worker's per-record CPU path alone: no broker, no Redis, no flushes.
+
+Each record of bench.stream's input (Pareto-skewed transactions of a year, retail rules, 8
+partitions) goes through what ``Engine.take`` does with it: the edge decodes and validates the JSON,
+the engine advances the partition's stream clock (waking the customers that are due), applies the
+fact, reclassifies, and writes a segment-change document for every change. The state store is empty
+(a fresh worker), so every customer is new on its first event, as in the end-to-end bench.
+
+It isolates the Python that the worker spends most of its time in (``py-spy`` on a worker during
+``bench.stream`` puts ``Engine.take`` at about 80 %) from the broker and the machine's noise, so
+changes to the hot path can be compared. ``--profile`` prints where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import pstats
+import time
+import zlib
+from types import SimpleNamespace
+from typing import Any
+
+from bench.stream import RULES, history
+from segmenter.rules import load_ruleset
+from streams.engine import Engine
+from streams.names import Names
+from streams.partition import Partition
+from streams.settings import Settings
+from streams.worker import GC_THRESHOLDS
+
+
+class _EmptyStore:
+    """Stands in for a table whose RocksDB store holds nothing yet."""
+
+    def __init__(self) -> None:
+        self.data = self
+
+    def _db_for_partition(self, partition: int) -> dict[bytes, bytes]:
+        return {}
+
+
+def run(engine: Engine, records: list[Any], partitions: int, topic: str) -> float:
+    ruleset = load_ruleset(RULES)
+    parts = {number: Partition(number, ruleset=ruleset) for number in range(partitions)}
+    decode, ops = engine.edge.decoders[topic], engine._ops
+    engine.stats.clear()
+    t0 = time.perf_counter()
+    for record in records:
+        part = parts[zlib.crc32(record.key) % partitions]  # any stable spread will do here
+        op, args = decode(record)
+        ops[op](part, *args)
+        if len(part.changes) > 1000:
+            part.changes = []  # what _send_outputs hands to the producer after each batch
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--customers", type=int, default=60_000)
+    parser.add_argument("--runs", type=int, default=3, help="the best of this many runs is reported")
+    parser.add_argument("--profile", action="store_true", help="one run under cProfile, the top functions")
+    args = parser.parse_args()
+    settings = Settings()
+    names = Names(settings.topic_prefix)
+    records = [SimpleNamespace(topic=topic, key=key, value=value, offset=offset)
+               for offset, (topic, key, value, _) in enumerate(history(names, args.customers, args.events))]
+    engine = Engine(SimpleNamespace(), settings, names,
+                    {names.customers_table: _EmptyStore(), names.partitions_table: _EmptyStore()})
+    gc.set_threshold(*GC_THRESHOLDS)  # as the worker does
+    gc.freeze()
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(run, engine, records, settings.partitions, names.transactions)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return
+    best = min(run(engine, records, settings.partitions, names.transactions) for _ in range(args.runs))
+    stats = engine.stats
+    print(f"engine: {args.events:,} records of {args.customers:,} customers, per-record path only "
+          f"(best of {args.runs}): {args.events / best:,.0f} records/s, {best / args.events * 1e6:.1f} µs/record")
+    print(f"engine: {stats['changes']:,} segment changes, {stats['time_wakeups']:,} time wake-ups per run")
+
+
+if __name__ == "__main__":
+    main()
