@@ -18,9 +18,10 @@ import cProfile
 import gc
 import pstats
 import time
-import zlib
 from types import SimpleNamespace
 from typing import Any
+
+from aiokafka.partitioner import DefaultPartitioner
 
 from bench.stream import RULES, history
 from segmenter.rules import load_ruleset
@@ -48,7 +49,7 @@ def run(engine: Engine, records: list[Any], partitions: int, topic: str) -> floa
     engine.stats.clear()
     t0 = time.perf_counter()
     for record in records:
-        part = parts[zlib.crc32(record.key) % partitions]  # any stable spread will do here
+        part = parts[record.partition]
         op, args = decode(record)
         ops[op](part, *args)
         if len(part.changes) > 1000:
@@ -65,7 +66,9 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     names = Names(settings.topic_prefix)
-    records = [SimpleNamespace(topic=topic, key=key, value=value, offset=offset)
+    spread, numbers = DefaultPartitioner(), list(range(settings.partitions))  # the producer's, as in bench.stream
+    records = [SimpleNamespace(topic=topic, key=key, value=value, offset=offset,
+                               partition=spread(key, numbers, numbers))
                for offset, (topic, key, value, _) in enumerate(history(names, args.customers, args.events))]
     engine = Engine(SimpleNamespace(), settings, names,
                     {names.customers_table: _EmptyStore(), names.partitions_table: _EmptyStore()})
