@@ -159,7 +159,7 @@ def hash_event_id(event_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
 
 
-_new = tuple.__new__  # a NamedTuple built without its Python-level __new__: 3x cheaper on the hot path
+_new = tuple.__new__  # a NamedTuple without its Python-level __new__ (timeit: 0.14 µs a bucket, not 0.37)
 
 
 def _added(bucket: Bucket, fact: Fact, at: int) -> Bucket:
