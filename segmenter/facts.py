@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from schemas.events import Interaction, Profile, Transaction
-from segmenter.state import INTERACTION, PURCHASE, REFUND, Fact, Policy, hash_event_id
-
-_new = tuple.__new__  # Fact's fields in order, without the NamedTuple's Python-level __new__ (hot path)
+from segmenter.state import INTERACTION, PURCHASE, REFUND, Fact, Policy, hash_event_id, new_tuple
 
 
 def fact_of_transaction(tx: Transaction, policy: Policy) -> Fact:
-    return _new(Fact, (policy.calendar.day(tx.occurred_at), PURCHASE if tx.kind == "purchase" else REFUND,
-                       policy.to_minor(tx.amount), hash_event_id(tx.event_id), False, False, 0))
+    return new_tuple(Fact, (policy.calendar.day(tx.occurred_at), PURCHASE if tx.kind == "purchase" else REFUND,
+                            policy.to_minor(tx.amount), hash_event_id(tx.event_id), False, False, 0))  # every field
 
 
 def fact_of_interaction(ix: Interaction, policy: Policy) -> Fact:

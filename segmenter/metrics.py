@@ -118,14 +118,11 @@ def compute(state: WindowState, as_of_day: int, policy: Policy, profile: Profile
     return {name: view[name] for name in METRICS}
 
 
-_KIND = {m.name: m.kind for m in _INFO}
-
-
 def display(name: str, value: Value, policy: Policy) -> int | Decimal | str | None:
     """A metric as people read it: money in currency units, ratios to two decimals."""
     if value is None or isinstance(value, str):
         return value
-    kind = _KIND[name]
+    kind = METRICS[name].kind
     if kind == "money":
         return policy.from_minor(value) if isinstance(value, int) else _round(
             Fraction(value) / 10**policy.money_scale, policy.money_scale)

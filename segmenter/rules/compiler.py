@@ -108,8 +108,9 @@ class RuleSet:
         object.__setattr__(self, "_pairs", {})
 
     def pairs(self, segments: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-        """``((dimension, segment), ...)`` for a result of ``classify_all``: one shared tuple per distinct
-        result (a handful), so records that hold it cost no allocation and compare by identity first."""
+        """``((dimension, segment), ...)`` for a result of ``classify_all`` or ``classify_totals``: one
+        shared tuple per distinct result (a handful), so records that hold it cost no allocation and
+        compare by identity first."""
         found = self._pairs.get(segments)
         if found is None:
             found = self._pairs[segments] = tuple(zip((d.name for d in self.dimensions), segments, strict=True))
