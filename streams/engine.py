@@ -79,6 +79,7 @@ class Engine:
         self._dead: list[tuple[bytes | None, bytes]] = []
         self._last_flush = time.monotonic()
         self._dirty_count = 0
+        self._held_count = 0
         self._failpoints = Failpoints(settings.failpoint)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -101,7 +102,9 @@ class Engine:
         async with self._lock:
             await self._flush_now()
             for number in {tp.partition for tp in revoked}:
-                self.parts.pop(number, None)
+                part = self.parts.pop(number, None)
+                if part is not None:  # held records were never committed: their next owner reads them again
+                    self._held_count -= sum(len(records) for _, records in part.held)
 
     # -- the batch entry point (called by faust_compat for every fetched batch) -------------------
     async def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> None:
@@ -113,21 +116,48 @@ class Engine:
                 if not current(tp):
                     continue  # faust seeks back to the committed offset; these come again if still ours
                 part = self.parts.get(tp.partition) or await self._open(tp.partition)
-                decode, ops = self.edge.decoders[tp.topic], self._ops
-                for record in records:
-                    try:
-                        op, args = decode(record)
-                    except BAD_INPUT as exc:
-                        self._dead.append(dead_letter(tp, record, exc))
-                        self.stats["dead_letters"] += 1
-                        continue
-                    ops[op](part, *args)  # our own failures are bugs: they crash the worker, nothing is skipped
-                    if self._failpoints:
-                        self._failpoints.hit("mid-batch")
-                part.offsets[tp] = records[-1].offset + 1
+                if part.ruleset is None and not part.unruled and tp.topic != self.names.control:
+                    self._hold(part, tp, records)
+                else:
+                    self._run(part, tp, records)
             await self._send_outputs()
             if self._flush_due():
                 await self._start_flush()
+
+    def _run(self, part: Partition, tp: Any, records: Sequence[Any]) -> None:
+        decode, ops = self.edge.decoders[tp.topic], self._ops
+        for record in records:
+            try:
+                op, args = decode(record)
+            except BAD_INPUT as exc:
+                self._dead.append(dead_letter(tp, record, exc))
+                self.stats["dead_letters"] += 1
+                continue
+            ops[op](part, *args)  # our own failures are bugs: they crash the worker, nothing is skipped
+            if self._failpoints:
+                self._failpoints.hit("mid-batch")
+        part.offsets[tp] = records[-1].offset + 1
+
+    def _hold(self, part: Partition, tp: Any, records: Sequence[Any]) -> None:
+        """A partition whose ruleset has not arrived yet (Kafka orders nothing across topics, so its
+        data may be fetched before its control record): keep the records, processed and committed once
+        the ruleset comes, so no change is skipped. Past ``hold_without_rules`` records, go on without."""
+        if not part.held:
+            log.info("partition %d: no ruleset yet, holding its records until one arrives", part.number)
+        part.held.append((tp, records))
+        self._held_count += len(records)
+        if self._held_count > self.settings.hold_without_rules:
+            log.error("no ruleset after %d held records: partition %d goes on unclassified (publish one with "
+                      "`segmenter rules apply`; every customer is classified when it arrives)",
+                      self._held_count, part.number)
+            part.unruled = True
+            self._release(part)
+
+    def _release(self, part: Partition) -> None:
+        held, part.held = part.held, []
+        for tp, records in held:
+            self._held_count -= len(records)
+            self._run(part, tp, records)
 
     def _flush_due(self) -> bool:
         return (self._dirty_count >= self.settings.flush_max_dirty
@@ -194,6 +224,8 @@ class Engine:
                 self._put(part, customer, record, new, changes)
         log.warning("partition %d adopted %s v%d for %d customers", part.number, ruleset.id, ruleset.version,
                     len(customers | part.records.keys()))
+        if part.held:
+            self._release(part)
 
     def _get(self, part: Partition, customer: str) -> step.CustomerRecord:
         record = part.records.get(customer)

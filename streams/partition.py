@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,8 @@ class Partition:
     clock_dirty: bool = False
     offsets: dict[Any, int] = field(default_factory=dict)  # input tp -> next offset to commit
     changes: list[tuple[bytes, bytes]] = field(default_factory=list)  # not yet handed to the producer
+    held: list[tuple[Any, Sequence[Any]]] = field(default_factory=list)  # (tp, records) waiting for a ruleset
+    unruled: bool = False  # gave up waiting for a ruleset: records are folded in unclassified
 
     @classmethod
     def from_meta(cls, number: int, stored: bytes | None, policy: Policy) -> Partition:

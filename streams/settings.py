@@ -46,6 +46,9 @@ class Settings(BaseSettings):
         "or snappy on 4 KiB blocks (faust's and RocksDB's default; a little less CPU).")
     state_cache_customers: int = Field(
         1_000_000, ge=1000, description="Decoded customer records kept in memory; the rest are read from disk.")
+    hold_without_rules: int = Field(
+        200_000, ge=0, description="Input records held (not yet processed or committed) while a partition has no "
+        "ruleset yet, so none is folded in unclassified; past this many the worker goes on without one.")
     failpoint: str = Field(
         "", description="Tests only: 'mid-batch:N', 'before-persist:N' or 'before-commit:N' makes the worker "
         "SIGKILL itself after N records, or at its Nth flush after Redis / after the changelog.")
