@@ -41,13 +41,22 @@ def _unzig(value: int) -> int:
 
 
 def dumps(state: WindowState) -> bytes:
-    out = bytearray((FORMAT,))
+    return bytes(_header(state) + _buckets(state.buckets, state.first_purchase or 0))
+
+
+def _header(state: WindowState) -> bytearray:
     first, last = state.first_purchase, state.last_purchase
+    out = bytearray((FORMAT,))
     _put(out, 0 if first is None else first + 1)
     _put(out, 0 if first is None or last is None else last - first + 1)
     _put(out, len(state.buckets))
-    previous = first or 0
-    for bucket in state.buckets:
+    return out
+
+
+def _buckets(buckets: tuple[Bucket, ...], previous: int) -> bytearray:
+    """The buckets' encoding, day deltas starting from ``previous``."""
+    out = bytearray()
+    for bucket in buckets:
         _put(out, _zig(bucket.day - previous))
         previous = bucket.day
         values = bucket[1:9]
@@ -62,7 +71,54 @@ def dumps(state: WindowState) -> bytes:
         ids = bucket.ids
         if ids:
             out += struct.pack(f">{len(ids)}Q", *ids)
-    return bytes(out)
+    return out
+
+
+class StateEncoder:
+    """``dumps`` for states that are written again and again (the worker's flushes).
+
+    A very active customer has a bucket for nearly every day of the year, and between two flushes
+    usually only its newest day changed. For states of at least ``min_buckets`` buckets this keeps,
+    per key, the encoding of all buckets but the last, and re-encodes only what changed after them:
+    buckets are immutable values, so an unchanged prefix (compared by identity, in C) encodes the same.
+    Anything else (a day dropped off the front, an out-of-order day) is encoded in full. The output
+    equals ``dumps``; ``max_bytes`` bounds the memory held (all is forgotten when it is reached).
+    """
+
+    __slots__ = ("_held", "_memo", "max_bytes", "min_buckets")
+
+    def __init__(self, min_buckets: int = 32, max_bytes: int = 64 << 20) -> None:
+        self.min_buckets, self.max_bytes = min_buckets, max_bytes
+        self._memo: dict[str, tuple[int, tuple[Bucket, ...], bytes]] = {}
+        self._held = 0
+
+    def dumps(self, key: str, state: WindowState) -> bytes:
+        buckets, first = state.buckets, state.first_purchase or 0
+        memo = self._memo
+        if len(buckets) < self.min_buckets:
+            if key in memo:
+                self._forget(key)
+            return dumps(state)
+        seen = memo.get(key)
+        done, prefix = 0, b""
+        if seen is not None:
+            seen_first, seen_buckets, seen_prefix = seen
+            k = len(seen_buckets)
+            if seen_first == first and buckets[:k] == seen_buckets:
+                done, prefix = k, seen_prefix
+            self._forget(key)
+        last = len(buckets) - 1
+        middle = _buckets(buckets[done:last], buckets[done - 1].day if done else first)
+        prefix = prefix + middle if middle else prefix
+        if self._held + len(prefix) > self.max_bytes:
+            memo.clear()
+            self._held = 0
+        memo[key] = (first, buckets[:last], prefix)
+        self._held += len(prefix)
+        return bytes(_header(state) + prefix + _buckets(buckets[last:], buckets[last - 1].day if last else first))
+
+    def _forget(self, key: str) -> None:
+        self._held -= len(self._memo.pop(key)[2])
 
 
 def put_varint(out: bytearray, value: int) -> None:

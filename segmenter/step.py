@@ -49,10 +49,12 @@ class Change:
 RECORD_FORMAT = 2  # 1 (before 2026-11): 4-byte state length, state, JSON tail; still read
 
 
-def dumps(record: CustomerRecord) -> bytes:
+def dumps(record: CustomerRecord, state: bytes | None = None) -> bytes:
     """``0x02``, the window state (length-prefixed), then ruleset, segments, due, seq and profile as
-    varints and length-prefixed text (about 25 bytes for a typical customer)."""
-    state = codec.dumps(record.state)
+    varints and length-prefixed text (about 25 bytes for a typical customer). ``state``: the state
+    already encoded (by a ``codec.StateEncoder``)."""
+    if state is None:
+        state = codec.dumps(record.state)
     out = bytearray((RECORD_FORMAT,))
     codec.put_varint(out, len(state))
     out += state

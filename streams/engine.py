@@ -44,6 +44,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from segmenter import step
+from segmenter.codec import StateEncoder
 from segmenter.metrics import metric_view
 from segmenter.rules import RuleSet
 from segmenter.state import Fact
@@ -70,6 +71,7 @@ class Engine:
         self.stats: Counter[str] = Counter()
         self.topics = frozenset(names.inputs)
         self.edge = Edge(settings, names, self.policy)
+        self.encoder = StateEncoder()  # a very active customer's older days are encoded once, not per flush
         self._ops: dict[str, Callable[..., None]] = {
             FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt}
         self._producer: AIOKafkaProducer | None = None
@@ -324,13 +326,13 @@ class Engine:
         projected: list[ProjectedCustomer] = []
         clocks: dict[int, tuple[str, int]] = {}
         offsets: dict[Any, int] = {}
-        policy = self.policy
+        policy, encoder = self.policy, self.encoder
         for part in self.parts.values():
             day = part.day
             writes = customers[part.number] = []
             for customer in part.dirty:
                 record = part.records[customer]
-                value = pack(part.number, record)
+                value = pack(part.number, record, encoder.dumps(customer, record.state))
                 writes.append((customer.encode(), value))
                 amount = metric_view(record.state, day, policy, record.profile)["amount_12m"] \
                     if day is not None else 0

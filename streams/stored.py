@@ -9,8 +9,9 @@ from segmenter import step
 HEADER = struct.Struct(">HI")  # partition, due day (0: none); read without decoding the record
 
 
-def pack(partition: int, record: step.CustomerRecord) -> bytes:
-    return HEADER.pack(partition, record.due or 0) + step.dumps(record)
+def pack(partition: int, record: step.CustomerRecord, state: bytes | None = None) -> bytes:
+    """``state``: the record's window state already encoded, if it is."""
+    return HEADER.pack(partition, record.due or 0) + step.dumps(record, state)
 
 
 def unpack(value: bytes) -> step.CustomerRecord:

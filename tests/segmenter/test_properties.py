@@ -127,3 +127,24 @@ def test_duplicates_and_order_do_not_matter_inside_the_window(facts):
 def test_serialised_state_round_trips(steps):
     _, state = incremental(steps, Policy())
     assert codec.loads(codec.dumps(state)) == state
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(step_st, max_size=60), st.integers(1, 4), st.integers(1, 6))
+def test_state_encoder_writes_what_dumps_writes_flush_after_flush(steps, min_buckets, every):
+    """The worker encodes each changed customer at every flush, re-encoding only the days after the
+    prefix it kept: whatever happened in between (new days, out-of-order days, days leaving the
+    window, refunds), the bytes are those of a full encoding."""
+    encoder, tiny = codec.StateEncoder(min_buckets=min_buckets), codec.StateEncoder(min_buckets=1, max_bytes=64)
+    policy, now, state = Policy(), BASE, EMPTY
+    for n, step in enumerate(steps):
+        if isinstance(step, Fact):
+            now = max(now, step.day)
+            state, _ = apply(state, step, now, policy)
+        else:
+            now += step[1]
+            state = advance(state, now, policy)
+        if n % every == 0:  # a flush
+            expected = codec.dumps(state)
+            assert encoder.dumps("C1", state) == expected
+            assert tiny.dumps("C1", state) == expected  # its memory bound forgets, often
