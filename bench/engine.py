@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import pstats
 import time
 from types import SimpleNamespace
@@ -25,11 +24,11 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from bench.stream import RULES, history
 from segmenter.rules import load_ruleset
+from streams import collector
 from streams.engine import Engine
 from streams.names import Names
 from streams.partition import Partition
 from streams.settings import Settings
-from streams.worker import GC_THRESHOLDS
 
 
 class _EmptyStore:
@@ -54,6 +53,7 @@ def run(engine: Engine, records: list[Any], partitions: int, topic: str) -> floa
         ops[op](part, *args)
         if len(part.changes) > 1000:
             part.changes = []  # what _send_outputs hands to the producer after each batch
+            engine.collector.young()  # as the worker's flushes do
     return time.perf_counter() - t0
 
 
@@ -72,8 +72,7 @@ def main() -> None:
                for offset, (topic, key, value, _) in enumerate(history(names, args.customers, args.events))]
     engine = Engine(SimpleNamespace(), settings, names,
                     {names.customers_table: _EmptyStore(), names.partitions_table: _EmptyStore()})
-    gc.set_threshold(*GC_THRESHOLDS)  # as the worker does
-    gc.freeze()
+    collector.take_over()  # as the worker does
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(run, engine, records, settings.partitions, names.transactions)

@@ -49,6 +49,7 @@ from segmenter.metrics import metric_view
 from segmenter.rules import RuleSet
 from segmenter.state import Fact
 from streams import faust_compat
+from streams.collector import Collector
 from streams.durability import Failpoints, Snapshot, dead_letter, persist, send_batches
 from streams.edge import BAD_INPUT, FACT, PROFILE, RULES, TICK, Edge
 from streams.kafka_ops import producer as kafka_producer
@@ -83,6 +84,7 @@ class Engine:
         self._dirty_count = 0
         self._held_count = 0
         self._failpoints = Failpoints(settings.failpoint)
+        self.collector = Collector(settings.gc_full_every_s)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _producer_started(self) -> AIOKafkaProducer:
@@ -170,6 +172,7 @@ class Engine:
         if self._flush_due() and any(p.dirty or p.meta_dirty or p.offsets for p in self.parts.values()):
             async with self._lock:
                 await self._start_flush()
+        self.collector.young()
 
     # -- the core, per record (no awaits) ----------------------------------------------------------
     def _on_fact(self, part: Partition, customer: str, event_id: str, occurred: datetime, fact: Fact) -> None:
@@ -311,6 +314,7 @@ class Engine:
                 return  # the next batch tries again
             self._flushing.result()  # a failed flush crashes the worker here
         self._flushing = asyncio.create_task(self._write(self._snapshot()), name="segmenter.flush")
+        self.collector.young()
 
     async def _flush_now(self) -> None:
         """Under the lock: wait for the flush in flight, then flush everything left."""

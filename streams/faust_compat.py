@@ -7,6 +7,7 @@ partition's end from a fetch instead — on Apache Kafka both agree, so it is sa
 
 faust also hard-codes the consumer's ``fetch_max_wait_ms`` to 1500 ms; a broker that holds a fetch
 that long before answering adds that much latency to every event. ``FETCH_MAX_WAIT_MS`` sets it.
+The consumer's fetcher also gets no prefetch backoff (see ``ConsumerThread.on_start``).
 
 The data plane (``streams.engine``) takes the input topics off faust's per-event path: this
 consumer hands every fetched batch of those topics to the engine before faust's stream machinery
@@ -50,6 +51,15 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):  # type: ignore[misc]
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS["value"]  # read by start() when it builds the fetcher
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # aiokafka sends no fetch to a broker while any partition holds fetched records nobody has
+        # consumed yet, for up to this backoff (0.1 s). faust leaves the tables' changelog partitions
+        # assigned and unpaused but never consumes them outside recovery, so every cycle waited the
+        # full backoff: input records were 0.3-0.8 s old when the engine got them at 4,800 events/s.
+        # With no backoff such a partition simply stays out of the next fetches until it is consumed.
+        self._consumer._fetcher._prefetch_backoff = 0.0
 
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
         listed = await super()._highwaters(partitions)

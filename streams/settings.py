@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     hold_without_rules: int = Field(
         200_000, ge=0, description="Input records held (not yet processed or committed) while a partition has no "
         "ruleset yet, so none is folded in unclassified; past this many the worker goes on without one.")
+    gc_full_every_s: float = Field(
+        0.0, ge=0, description="How often the worker runs a full garbage collection; 0: never (see "
+        "streams/collector.py: it pauses the worker about 2 s per 100,000 customers).")
     failpoint: str = Field(
         "", description="Tests only: 'mid-batch:N', 'before-persist:N' or 'before-commit:N' makes the worker "
         "SIGKILL itself after N records, or at its Nth flush after Redis / after the changelog.")

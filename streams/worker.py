@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import socket
@@ -15,13 +14,12 @@ from typing import Any
 import faust
 import orjson
 
-from streams import faust_compat
+from streams import collector, faust_compat
 from streams.engine import Engine
 from streams.names import RAW, Names
 from streams.settings import Settings
 
 log = logging.getLogger("segmenter.worker")
-GC_THRESHOLDS = (100_000, 50, 100)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -109,10 +107,7 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     if created:
         log.warning("created topics: %s", ", ".join(created))
     app = create_app(settings)
-    # The state is hundreds of thousands of small immutable objects that live long: collect the young
-    # generation rarely and never rescan what was allocated at start-up (bench/core.py measures this).
-    gc.set_threshold(*GC_THRESHOLDS)
-    gc.freeze()
+    collector.take_over()  # see streams/collector.py
     run_faust(app, loglevel)
 
 

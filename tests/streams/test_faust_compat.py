@@ -30,6 +30,16 @@ def test_the_worker_consumer_is_still_built_by_the_hook_we_wrap():
     assert "_fetch_max_wait_ms" in inspect.getsource(__import__("aiokafka").AIOKafkaConsumer.start)
 
 
+def test_the_fetcher_still_waits_out_its_prefetch_backoff_on_unconsumed_partitions():
+    # ConsumerThread.on_start sets this to 0: the consumer thread starts the aiokafka consumer in
+    # on_start, whose fetcher holds back a broker's fetches while a partition's records wait
+    from aiokafka.consumer import fetcher  # noqa: PLC0415
+
+    assert "self._consumer.start()" in inspect.getsource(driver.AIOKafkaConsumerThread.on_start)
+    assert "backoff=self._prefetch_backoff" in inspect.getsource(fetcher.Fetcher._proc_fetch_request)
+    assert "backoff_by_nodes" in inspect.getsource(fetcher.Fetcher._get_actions_per_node)
+
+
 def test_recovery_still_asks_the_consumer_for_highwaters():
     assert "consumer.highwaters(" in inspect.getsource(recovery.Recovery._build_highwaters)
 
