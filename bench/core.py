@@ -20,9 +20,10 @@ from segmenter import codec
 from segmenter.classify import classify
 from segmenter.rules import load_ruleset
 from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Policy, WindowState, apply
+from streams import collector
 
-GC_THRESHOLDS = (100_000, 50, 100)  # millions of small long-lived tuples: collect less often
 ROOT = Path(__file__).resolve().parent.parent
+FLUSH_EVERY = 5000  # events between the worker's flushes, roughly (2,000 changed customers or 0.5 s)
 START = date(2025, 7, 1).toordinal()
 
 
@@ -48,9 +49,11 @@ def run(customers: int, events: int) -> dict[str, float]:
     states: dict[int, WindowState] = {}
     segments: dict[int, tuple[str, ...]] = {}
     changes = 0
-    gc.set_threshold(*GC_THRESHOLDS)  # the worker runs with the same setting
+    collector.take_over()  # as the worker does: no automatic collection, survivors frozen at each flush
     t0 = time.perf_counter()
-    for customer, fact in stream:
+    for n, (customer, fact) in enumerate(stream):
+        if not n % FLUSH_EVERY:
+            gc.freeze()
         state, _ = apply(states.get(customer, EMPTY), fact, fact.day, policy)
         states[customer] = state
         now = classify(ruleset, state, fact.day, policy)  # what the worker's step does
