@@ -87,7 +87,7 @@ class StateEncoder:
 
     __slots__ = ("_held", "_memo", "max_bytes", "min_buckets")
 
-    def __init__(self, min_buckets: int = 32, max_bytes: int = 64 << 20) -> None:
+    def __init__(self, min_buckets: int = 8, max_bytes: int = 64 << 20) -> None:
         self.min_buckets, self.max_bytes = min_buckets, max_bytes
         self._memo: dict[str, tuple[int, tuple[Bucket, ...], bytes]] = {}
         self._held = 0
@@ -110,15 +110,22 @@ class StateEncoder:
         last = len(buckets) - 1
         middle = _buckets(buckets[done:last], buckets[done - 1].day if done else first)
         prefix = prefix + middle if middle else prefix
-        if self._held + len(prefix) > self.max_bytes:
+        held = _held_bytes(prefix, last)
+        if self._held + held > self.max_bytes:
             memo.clear()
             self._held = 0
         memo[key] = (first, buckets[:last], prefix)
-        self._held += len(prefix)
+        self._held += held
         return bytes(_header(state) + prefix + _buckets(buckets[last:], buckets[last - 1].day if last else first))
 
     def _forget(self, key: str) -> None:
-        self._held -= len(self._memo.pop(key)[2])
+        _, buckets, prefix = self._memo.pop(key)
+        self._held -= _held_bytes(prefix, len(buckets))
+
+
+def _held_bytes(prefix: bytes, buckets: int) -> int:
+    """Roughly what one memo entry holds: the bytes, a tuple of ``buckets`` pointers, the entry."""
+    return len(prefix) + 8 * buckets + 200
 
 
 def put_varint(out: bytearray, value: int) -> None:
