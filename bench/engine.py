@@ -53,7 +53,7 @@ def run(engine: Engine, records: list[Any], partitions: int, topic: str) -> floa
         ops[op](part, *args)
         if len(part.changes) > 1000:
             part.changes = []  # what _send_outputs hands to the producer after each batch
-            engine.collector.young()  # as the worker's flushes do
+            engine.collector.freeze()  # as the worker's flushes do
     return time.perf_counter() - t0
 
 

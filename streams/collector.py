@@ -42,7 +42,7 @@ class Collector:
         self.full_every_s = full_every_s
         self._last_full = time.monotonic()
 
-    def young(self) -> None:
+    def freeze(self) -> None:
         """Freeze everything allocated since the last call; the full collection when one is due."""
         if not _taken_over:
             return

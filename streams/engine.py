@@ -143,9 +143,8 @@ class Engine:
         part.offsets[tp] = records[-1].offset + 1
 
     def _hold(self, part: Partition, tp: Any, records: Sequence[Any]) -> None:
-        """A partition whose ruleset has not arrived yet (Kafka orders nothing across topics, so its
-        data may be fetched before its control record): keep the records, processed and committed once
-        the ruleset comes, so no change is skipped. Past ``hold_without_rules`` records, go on without."""
+        """No ruleset yet (data may be fetched before its control record): keep the records until one
+        comes, so no change is skipped; past ``hold_without_rules`` records, go on without."""
         if not part.held:
             log.info("partition %d: no ruleset yet, holding its records until one arrives", part.number)
         part.held.append((tp, records))
@@ -172,7 +171,7 @@ class Engine:
         if self._flush_due() and any(p.dirty or p.meta_dirty or p.offsets for p in self.parts.values()):
             async with self._lock:
                 await self._start_flush()
-        self.collector.young()
+        self.collector.freeze()
 
     # -- the core, per record (no awaits) ----------------------------------------------------------
     def _on_fact(self, part: Partition, customer: str, event_id: str, occurred: datetime, fact: Fact) -> None:
@@ -314,7 +313,7 @@ class Engine:
                 return  # the next batch tries again
             self._flushing.result()  # a failed flush crashes the worker here
         self._flushing = asyncio.create_task(self._write(self._snapshot()), name="segmenter.flush")
-        self.collector.young()
+        self.collector.freeze()
 
     async def _flush_now(self) -> None:
         """Under the lock: wait for the flush in flight, then flush everything left."""
