@@ -9,7 +9,6 @@ worker does). Figures go to stdout.
 from __future__ import annotations
 
 import argparse
-import gc
 import random
 import statistics
 import time
@@ -50,10 +49,11 @@ def run(customers: int, events: int) -> dict[str, float]:
     segments: dict[int, tuple[str, ...]] = {}
     changes = 0
     collector.take_over()  # as the worker does: no automatic collection, survivors frozen at each flush
+    flushes = collector.Collector(full_every_s=0)
     t0 = time.perf_counter()
     for n, (customer, fact) in enumerate(stream):
         if not n % FLUSH_EVERY:
-            gc.freeze()
+            flushes.freeze()
         state, _ = apply(states.get(customer, EMPTY), fact, fact.day, policy)
         states[customer] = state
         now = classify(ruleset, state, fact.day, policy)  # what the worker's step does

@@ -82,7 +82,6 @@ class Engine:
         self._dead: list[tuple[bytes | None, bytes]] = []
         self._last_flush = time.monotonic()
         self._dirty_count = 0
-        self._held_count = 0
         self._failpoints = Failpoints(settings.failpoint)
         self.collector = Collector(settings.gc_full_every_s)
 
@@ -106,9 +105,7 @@ class Engine:
         async with self._lock:
             await self._flush_now()
             for number in {tp.partition for tp in revoked}:
-                part = self.parts.pop(number, None)
-                if part is not None:  # held records were never committed: their next owner reads them again
-                    self._held_count -= sum(len(records) for _, records in part.held)
+                self.parts.pop(number, None)  # held records were never committed: the next owner reads them
 
     # -- the batch entry point (called by faust_compat for every fetched batch) -------------------
     async def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> None:
@@ -148,18 +145,16 @@ class Engine:
         if not part.held:
             log.info("partition %d: no ruleset yet, holding its records until one arrives", part.number)
         part.held.append((tp, records))
-        self._held_count += len(records)
-        if self._held_count > self.settings.hold_without_rules:
+        held = sum(len(batch) for p in self.parts.values() for _, batch in p.held)
+        if held > self.settings.hold_without_rules:
             log.error("no ruleset after %d held records: partition %d goes on unclassified (publish one with "
-                      "`segmenter rules apply`; every customer is classified when it arrives)",
-                      self._held_count, part.number)
+                      "`segmenter rules apply`; every customer is classified when it arrives)", held, part.number)
             part.unruled = True
             self._release(part)
 
     def _release(self, part: Partition) -> None:
         held, part.held = part.held, []
         for tp, records in held:
-            self._held_count -= len(records)
             self._run(part, tp, records)
 
     def _flush_due(self) -> bool:
