@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from schemas.events import Interaction, Profile, Transaction
 from segmenter.state import INTERACTION, PURCHASE, REFUND, Fact, Policy, hash_event_id, new_tuple
 
 
 def fact_of_transaction(tx: Transaction, policy: Policy) -> Fact:
-    return new_tuple(Fact, (policy.calendar.day(tx.occurred_at), PURCHASE if tx.kind == "purchase" else REFUND,
-                            policy.to_minor(tx.amount), hash_event_id(tx.event_id), False, False, 0))  # every field
+    return transaction_fact(tx.event_id, tx.occurred_at, tx.kind == "refund", policy.to_minor(tx.amount), policy)
+
+
+def transaction_fact(event_id: str, occurred: datetime, refund: bool, minor: int, policy: Policy) -> Fact:
+    return new_tuple(Fact, (policy.calendar.day(occurred), REFUND if refund else PURCHASE, minor,
+                            hash_event_id(event_id), False, False, 0))  # every field
 
 
 def fact_of_interaction(ix: Interaction, policy: Policy) -> Fact:
+    return interaction_fact(ix.event_id, ix.occurred_at, ix.kind, ix.satisfaction or 0, policy)
+
+
+def interaction_fact(event_id: str, occurred: datetime, kind: str, satisfaction: int, policy: Policy) -> Fact:
     return Fact(
-        day=policy.calendar.day(ix.occurred_at),
+        day=policy.calendar.day(occurred),
         kind=INTERACTION,
-        id_hash=hash_event_id(ix.event_id),
-        complaint=ix.kind == "complaint",
-        referral=ix.kind == "referral",
-        satisfaction=ix.satisfaction or 0,
+        id_hash=hash_event_id(event_id),
+        complaint=kind == "complaint",
+        referral=kind == "referral",
+        satisfaction=satisfaction,
     )
 
 

@@ -14,8 +14,15 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.events import INTERACTION_ADAPTER, PROFILE_ADAPTER, TRANSACTION_ADAPTER
+from schemas.quick import quick_interaction, quick_transaction
 from segmenter.errors import SegmenterError
-from segmenter.facts import fact_of_interaction, fact_of_transaction, profile_attributes
+from segmenter.facts import (
+    fact_of_interaction,
+    fact_of_transaction,
+    interaction_fact,
+    profile_attributes,
+    transaction_fact,
+)
 from segmenter.rules import load_ruleset
 from segmenter.state import Policy
 from streams.names import Names
@@ -40,14 +47,25 @@ class Edge:
         self._latest_allowed = datetime.now(UTC) + self._skew
 
     def transaction(self, record: Any) -> Decoded:
-        tx = TRANSACTION_ADAPTER.validate_json(record.value)
-        self._check(record, tx.customer_id, tx.occurred_at)
-        return FACT, (tx.customer_id, tx.event_id, tx.occurred_at, fact_of_transaction(tx, self.policy))
+        quick = quick_transaction(record.value, self.policy.money_scale)  # the canonical form, read fast
+        if quick is None:
+            tx = TRANSACTION_ADAPTER.validate_json(record.value)  # any other form: the contract decides
+            self._check(record, tx.customer_id, tx.occurred_at)
+            return FACT, (tx.customer_id, tx.event_id, tx.occurred_at, fact_of_transaction(tx, self.policy))
+        customer, event_id, occurred, refund, minor = quick
+        self._check(record, customer, occurred)
+        return FACT, (customer, event_id, occurred, transaction_fact(event_id, occurred, refund, minor, self.policy))
 
     def interaction(self, record: Any) -> Decoded:
-        ix = INTERACTION_ADAPTER.validate_json(record.value)
-        self._check(record, ix.customer_id, ix.occurred_at)
-        return FACT, (ix.customer_id, ix.event_id, ix.occurred_at, fact_of_interaction(ix, self.policy))
+        quick = quick_interaction(record.value)
+        if quick is None:
+            ix = INTERACTION_ADAPTER.validate_json(record.value)
+            self._check(record, ix.customer_id, ix.occurred_at)
+            return FACT, (ix.customer_id, ix.event_id, ix.occurred_at, fact_of_interaction(ix, self.policy))
+        customer, event_id, occurred, kind, satisfaction = quick
+        self._check(record, customer, occurred)
+        return FACT, (customer, event_id, occurred, interaction_fact(event_id, occurred, kind, satisfaction,
+                                                                     self.policy))
 
     def profile(self, record: Any) -> Decoded:
         profile = PROFILE_ADAPTER.validate_json(record.value)
