@@ -54,24 +54,41 @@ def _header(state: WindowState) -> bytearray:
 
 
 def _buckets(buckets: tuple[Bucket, ...], previous: int) -> bytearray:
-    """The buckets' encoding, day deltas starting from ``previous``."""
+    """The buckets' encoding, day deltas starting from ``previous`` (unrolled: the flush's hot loop)."""
     out = bytearray()
-    for bucket in buckets:
-        _put(out, _zig(bucket.day - previous))
-        previous = bucket.day
-        values = bucket[1:9]
-        mask = 0
-        for k, v in enumerate(values):
-            if v:
-                mask |= 1 << k
-        out.append(mask)
-        for k, v in enumerate(values):
-            if v:
-                _put(out, _zig(v) if k == 1 else v)
-        ids = bucket.ids
+    append = out.append
+    for day, p, a, r, i, c, ref, ss, sc, ids in buckets:
+        delta, previous = day - previous, day
+        z = delta << 1 if delta >= 0 else ((-delta) << 1) - 1
+        if z < 0x80:
+            append(z)
+        else:
+            _put(out, z)
+        rest = r or i or c or ref or ss or sc
+        append((1 if p else 0) | (2 if a else 0) | ((4 if r else 0) | (8 if i else 0) | (16 if c else 0)
+                                                    | (32 if ref else 0) | (64 if ss else 0) | (128 if sc else 0)
+                                                    if rest else 0))
+        if p:
+            if p < 0x80:
+                append(p)
+            else:
+                _put(out, p)
+        if a:
+            _put(out, a << 1 if a >= 0 else ((-a) << 1) - 1)
+        if rest:
+            for v in (r, i, c, ref, ss, sc):
+                if v:
+                    _put(out, v)
         if ids:
-            out += struct.pack(f">{len(ids)}Q", *ids)
+            n = len(ids)
+            packer = _PACKERS.get(n)
+            if packer is None:
+                packer = _PACKERS[n] = struct.Struct(f">{n}Q")
+            out += packer.pack(*ids)
     return out
+
+
+_PACKERS: dict[int, struct.Struct] = {}
 
 
 class StateEncoder:

@@ -45,9 +45,8 @@ from aiokafka import AIOKafkaProducer
 
 from segmenter import step
 from segmenter.codec import StateEncoder
-from segmenter.metrics import metric_view
 from segmenter.rules import RuleSet
-from segmenter.state import Fact
+from segmenter.state import Fact, totals_at
 from streams import faust_compat
 from streams.collector import Collector
 from streams.durability import Failpoints, Snapshot, dead_letter, persist, send_batches
@@ -332,10 +331,9 @@ class Engine:
                 record = part.records[customer]
                 value = pack(part.number, record, encoder.dumps(customer, record.state))
                 writes.append((customer.encode(), value))
-                amount = metric_view(record.state, day, policy, record.profile)["amount_12m"] \
-                    if day is not None else 0
-                projected.append(ProjectedCustomer(customer, part.epoch, record.seq, dict(record.segments),
-                                                   amount if isinstance(amount, int) else 0, part.number, value))
+                amount = totals_at(record.state, day, policy).long[1] if day is not None else 0  # amount_12m
+                projected.append(ProjectedCustomer(customer, part.epoch, record.seq, dict(record.segments), amount,
+                                                   part.number, value))
             part.dirty = set()
             if part.meta_dirty:
                 meta[part.number] = part.meta_value()

@@ -33,10 +33,10 @@ CHUNK = 2000
 
 _APPLY = """
 local prefix = ARGV[1]
+local rows = cjson.decode(ARGV[2])
 local applied = 0
-for i = 2, #ARGV, 7 do
-  local customer, epoch, seq = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  local segs, amount = ARGV[i + 3], tonumber(ARGV[i + 4])
+for i, row in ipairs(rows) do
+  local customer, epoch, seq, segs, amount = row[1], tonumber(row[2]), tonumber(row[3]), row[4], tonumber(row[5])
   local key = prefix .. ':c:' .. customer
   local cur = redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor')
   local cur_epoch, cur_seq = tonumber(cur[1] or '-1'), tonumber(cur[2] or '-1')
@@ -54,8 +54,8 @@ for i = 2, #ARGV, 7 do
         redis.call('HINCRBY', prefix .. ':amt:' .. dim, seg, amount)
       end
     end
-    redis.call('HSET', key, 'epoch', ARGV[i + 1], 'seq', ARGV[i + 2], 'segments', segs, 'amount_minor',
-               ARGV[i + 4], 'partition', ARGV[i + 5], 'state', ARGV[i + 6])
+    redis.call('HSET', key, 'epoch', row[2], 'seq', row[3], 'segments', segs, 'amount_minor', row[5],
+               'partition', row[6], 'state', ARGV[i + 2])
     if not cur[2] then redis.call('SADD', prefix .. ':customers', customer) end
     applied = applied + 1
   end
@@ -86,6 +86,16 @@ class ProjectedCustomer(NamedTuple):
     state: bytes  # the record as the customers table stores it
 
 
+def script_args(prefix: str, customers: Sequence[ProjectedCustomer]) -> list[Any]:
+    """The apply script's arguments: the prefix, one JSON array of rows, then each customer's record.
+
+    One argument per customer instead of seven: redis-py encodes every argument in Python. Numbers
+    travel as text, so Lua stores them as they are (its numbers would print 1e+14 past 14 digits)."""
+    rows = [[c.customer_id, str(c.epoch), str(c.seq), orjson.dumps(c.segments).decode(), str(c.amount_minor),
+             str(c.partition)] for c in customers]
+    return [prefix, orjson.dumps(rows), *(c.state for c in customers)]
+
+
 class Projection:
     """Writes customers into Redis (used by the worker)."""
 
@@ -99,9 +109,7 @@ class Projection:
         """Apply a flush; returns how many customers were newer than what Redis held."""
         applied = 0
         for start in range(0, len(customers), CHUNK):
-            args: list[Any] = [self.prefix]
-            for c in customers[start : start + CHUNK]:
-                args += [c.customer_id, c.epoch, c.seq, orjson.dumps(c.segments), c.amount_minor, c.partition, c.state]
+            args = script_args(self.prefix, customers[start : start + CHUNK])
             applied += int(await retrying(lambda a=args: self._script(keys=[], args=a)))
         if clocks:
             mapping = {str(p): orjson.dumps(list(v)) for p, v in clocks.items()}
