@@ -60,7 +60,8 @@ def run(engine: Engine, records: list[Any], partitions: int, topic: str) -> floa
             part.changes = []  # what _send_outputs hands to the producer after each batch
         if engine._dirty_count >= flush_at:
             t1 = time.perf_counter()
-            snapshot = engine._snapshot()  # the flush's synchronous part (it freezes survivors, too)
+            snapshot = engine._snapshot()
+            engine._encode(snapshot, 0, len(snapshot.changed))  # in the worker: in slices, between batches
             script_args(prefix, snapshot.projected)
             engine.collector.freeze()
             engine.stats["written"] += len(snapshot.projected)

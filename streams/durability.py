@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,12 +25,16 @@ log = logging.getLogger("segmenter.worker")
 
 @dataclass
 class Snapshot:
-    customers: dict[int, list[tuple[bytes, bytes]]]
+    """What a flush writes. Taken at once; the changed customers' records (immutable values) are
+    encoded afterwards, in slices, into ``customers`` (per partition) and ``projected``."""
+
+    changed: list[tuple[int, int, int | None, str, Any]]  # partition, its epoch, its day, customer, record
     meta: dict[int, bytes]
-    projected: list[ProjectedCustomer]
     clocks: dict[int, tuple[str, int]]
     offsets: dict[Any, int]
     deliveries: list[asyncio.Future[Any]]
+    customers: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    projected: list[ProjectedCustomer] = field(default_factory=list)
 
 
 async def send_batches(producer: AIOKafkaProducer, topic: str, partition: int,

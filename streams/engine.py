@@ -7,8 +7,9 @@ batch (topic-partition -> records) to :meth:`Engine.take`, which runs the core o
 
 Durability — every ``flush_interval_s`` or ``flush_max_dirty`` changed customers, one flush in flight:
 
-1. snapshot (synchronously): the encoded record of every customer changed since the last snapshot,
-   the partition metadata, and the input offsets processed so far;
+1. snapshot (synchronously): the record of every customer changed since the last snapshot (immutable
+   values, encoded afterwards in slices between batches), the partition metadata, and the input
+   offsets processed so far;
 2. wait until every segment-change and dead letter produced before the snapshot is acknowledged;
 3. project the snapshot into Redis (retried while Redis is away; nothing is committed meanwhile);
 4. send it to the tables' changelogs (one record per changed customer) and wait for it;
@@ -59,6 +60,7 @@ from streams.settings import Settings
 from streams.stored import due_of, pack, unpack
 
 log = logging.getLogger("segmenter.worker")
+ENCODE_SLICE = 256  # customers encoded between two looks at the event loop (a few ms)
 
 
 class Engine:
@@ -318,22 +320,13 @@ class Engine:
         await self._write(self._snapshot())
 
     def _snapshot(self) -> Snapshot:
-        customers: dict[int, list[tuple[bytes, bytes]]] = {}
+        changed: list[tuple[int, int, int | None, str, step.CustomerRecord]] = []
         meta: dict[int, bytes] = {}
-        projected: list[ProjectedCustomer] = []
         clocks: dict[int, tuple[str, int]] = {}
         offsets: dict[Any, int] = {}
-        policy, encoder = self.policy, self.encoder
         for part in self.parts.values():
-            day = part.day
-            writes = customers[part.number] = []
-            for customer in part.dirty:
-                record = part.records[customer]
-                value = pack(part.number, record, encoder.dumps(customer, record.state))
-                writes.append((customer.encode(), value))
-                amount = totals_at(record.state, day, policy).long[1] if day is not None else 0  # amount_12m
-                projected.append(ProjectedCustomer(customer, part.epoch, record.seq, dict(record.segments), amount,
-                                                   part.number, value))
+            number, epoch, day, records = part.number, part.epoch, part.day, part.records
+            changed += [(number, epoch, day, customer, records[customer]) for customer in part.dirty]
             part.dirty = set()
             if part.meta_dirty:
                 meta[part.number] = part.meta_value()
@@ -346,10 +339,23 @@ class Engine:
         deliveries, self._deliveries = self._deliveries, []
         self._dirty_count = 0
         self._last_flush = time.monotonic()
-        return Snapshot(customers, meta, projected, clocks, offsets, deliveries)
+        return Snapshot(changed, meta, clocks, offsets, deliveries)
+
+    def _encode(self, snap: Snapshot, start: int, stop: int) -> None:
+        """The snapshot's changed customers ``start:stop``, encoded for the changelog, store and Redis."""
+        policy, encoder, customers, projected = self.policy, self.encoder, snap.customers, snap.projected
+        for number, epoch, day, customer, record in snap.changed[start:stop]:
+            value = pack(number, record, encoder.dumps(customer, record.state))
+            customers.setdefault(number, []).append((customer.encode(), value))
+            amount = totals_at(record.state, day, policy).long[1] if day is not None else 0  # amount_12m
+            projected.append(ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), amount, number,
+                                               value))
 
     async def _write(self, snap: Snapshot) -> None:
         started = time.monotonic()
+        for start in range(0, len(snap.changed), ENCODE_SLICE):  # 1. encoded in slices: a big flush is no pause
+            self._encode(snap, start, start + ENCODE_SLICE)
+            await asyncio.sleep(0)
         if snap.deliveries:
             await asyncio.gather(*snap.deliveries)  # 2. changes and dead letters are out
         await self.projection.write_many(snap.projected, snap.clocks)  # 3. Redis
