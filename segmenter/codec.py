@@ -41,7 +41,7 @@ def _unzig(value: int) -> int:
 
 
 def dumps(state: WindowState) -> bytes:
-    return bytes(_header(state) + _buckets(state.buckets, state.first_purchase or 0))
+    return bytes(_buckets(state.buckets, state.first_purchase or 0, _header(state)))
 
 
 def _header(state: WindowState) -> bytearray:
@@ -53,9 +53,11 @@ def _header(state: WindowState) -> bytearray:
     return out
 
 
-def _buckets(buckets: tuple[Bucket, ...], previous: int) -> bytearray:
-    """The buckets' encoding, day deltas starting from ``previous`` (unrolled: the flush's hot loop)."""
-    out = bytearray()
+def _buckets(buckets: tuple[Bucket, ...], previous: int, out: bytearray | None = None) -> bytearray:  # noqa: PLR0912
+    """The buckets' encoding (appended to ``out``), day deltas starting from ``previous`` (unrolled: the
+    flush's hot loop)."""
+    if out is None:
+        out = bytearray()
     append = out.append
     for day, p, a, r, i, c, ref, ss, sc, ids in buckets:
         delta, previous = day - previous, day
@@ -74,21 +76,33 @@ def _buckets(buckets: tuple[Bucket, ...], previous: int) -> bytearray:
             else:
                 _put(out, p)
         if a:
-            _put(out, a << 1 if a >= 0 else ((-a) << 1) - 1)
+            z = a << 1 if a >= 0 else ((-a) << 1) - 1
+            if z < 0x4000:  # most amounts: two bytes at most
+                if z < 0x80:
+                    append(z)
+                else:
+                    append((z & 0x7F) | 0x80)
+                    append(z >> 7)
+            else:
+                _put(out, z)
         if rest:
             for v in (r, i, c, ref, ss, sc):
                 if v:
                     _put(out, v)
         if ids:
             n = len(ids)
-            packer = _PACKERS.get(n)
-            if packer is None:
-                packer = _PACKERS[n] = struct.Struct(f">{n}Q")
-            out += packer.pack(*ids)
+            if n == 1:
+                out += _ONE_ID(ids[0])
+            else:
+                packer = _PACKERS.get(n)
+                if packer is None:
+                    packer = _PACKERS[n] = struct.Struct(f">{n}Q")
+                out += packer.pack(*ids)
     return out
 
 
 _PACKERS: dict[int, struct.Struct] = {}
+_ONE_ID = struct.Struct(">Q").pack
 
 
 class StateEncoder:
@@ -133,7 +147,9 @@ class StateEncoder:
             self._held = 0
         memo[key] = (first, buckets[:last], prefix)
         self._held += held
-        return bytes(_header(state) + prefix + _buckets(buckets[last:], buckets[last - 1].day if last else first))
+        out = _header(state)
+        out += prefix
+        return bytes(_buckets(buckets[last:], buckets[last - 1].day if last else first, out))
 
     def _forget(self, key: str) -> None:
         _, buckets, prefix = self._memo.pop(key)

@@ -58,15 +58,30 @@ def dumps(record: CustomerRecord, state: bytes | None = None) -> bytes:
     out = bytearray((RECORD_FORMAT,))
     codec.put_varint(out, len(state))
     out += state
-    codec.put_text(out, record.ruleset)
-    codec.put_varint(out, len(record.segments))
-    for dimension, segment in record.segments:
-        codec.put_text(out, dimension)
-        codec.put_text(out, segment)
+    out += _classified(record.ruleset, record.segments)
     codec.put_varint(out, 0 if record.due is None else record.due + 1)
     codec.put_varint(out, record.seq)
     codec.put_text(out, orjson.dumps(record.profile).decode() if record.profile else None)
     return bytes(out)
+
+
+_CLASSIFIED: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
+
+
+def _classified(ruleset: str, segments: tuple[tuple[str, str], ...]) -> bytes:
+    """The ruleset and segments part of a record (few distinct values: each encoded once)."""
+    done = _CLASSIFIED.get((ruleset, segments))
+    if done is None:
+        out = bytearray()
+        codec.put_text(out, ruleset)
+        codec.put_varint(out, len(segments))
+        for dimension, segment in segments:
+            codec.put_text(out, dimension)
+            codec.put_text(out, segment)
+        if len(_CLASSIFIED) >= 4096:
+            _CLASSIFIED.clear()
+        done = _CLASSIFIED[(ruleset, segments)] = bytes(out)
+    return done
 
 
 def loads(data: bytes) -> CustomerRecord:
