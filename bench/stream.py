@@ -83,6 +83,10 @@ class Bench:
         self.processes.append(process)
         return process
 
+    def alive(self) -> bool:
+        """Every worker this bench started still runs (one that crashed would leave it waiting)."""
+        return all(process.poll() is None for process in self.processes)
+
     def end(self, process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
         if process.poll() is None:
             os.kill(process.pid, sig)
@@ -268,7 +272,7 @@ def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
     worker = bench.worker(settings, env)
     wait_ready(Path(settings.data_dir), worker, timeout_s=300)
     t0 = time.perf_counter()
-    asyncio.run(wait_caught_up(settings, timeout_s=7200))
+    asyncio.run(wait_caught_up(settings, timeout_s=7200, alive=bench.alive))
     elapsed = time.perf_counter() - t0
     rate = bench.rate = args.events / elapsed
     changes = asyncio.run(end_offsets(settings, names.segment_changes))
@@ -311,7 +315,7 @@ def two_workers(bench: Bench, args: argparse.Namespace) -> None:
     wait_ready(Path(settings.data_dir), first, timeout_s=300)
     wait_ready(bench.root / "two-b", second, timeout_s=300)
     t0 = time.perf_counter()
-    asyncio.run(wait_caught_up(settings, timeout_s=7200))
+    asyncio.run(wait_caught_up(settings, timeout_s=7200, alive=bench.alive))
     rate = args.events / (time.perf_counter() - t0)
     say(f"segmenter, two workers                      {rate:>9,.0f} events/s  ({rate / bench.rate:.2f}x one worker)")
     bench.end(first)
@@ -325,7 +329,7 @@ def big_restart(bench: Bench, args: argparse.Namespace) -> None:
     worker = bench.worker(settings, env)
     wait_ready(Path(settings.data_dir), worker, timeout_s=300)
     t0 = time.perf_counter()
-    asyncio.run(wait_caught_up(settings, timeout_s=7200))
+    asyncio.run(wait_caught_up(settings, timeout_s=7200, alive=bench.alive))
     say(f"  loaded {args.restart_customers:,} customers at "
         f"{args.restart_customers / (time.perf_counter() - t0):,.0f} events/s")
     bench.end(worker)

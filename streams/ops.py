@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -78,10 +79,14 @@ async def latest_rules(settings: Settings) -> dict[str, str]:
     return {key.decode(): value.decode() for key, value in records if key is not None}
 
 
-async def wait_caught_up(settings: Settings, timeout_s: float, actions: bool = False) -> None:
-    """Until the worker group (and with ``actions`` the action group) committed everything produced."""
+async def wait_caught_up(settings: Settings, timeout_s: float, actions: bool = False,
+                         alive: Callable[[], bool] | None = None) -> None:
+    """Until the worker group (and with ``actions`` the action group) committed everything produced;
+    ``alive``: whether the workers being waited for still run (when they stop, waiting ends in an error)."""
     deadline = time.monotonic() + timeout_s
     while True:
+        if alive is not None and not alive():
+            raise OpsError("a worker exited before the group caught up (see its log)")
         lags = await group_lag(settings, actions)
         behind = sum(lag.lag for lag in lags)
         if behind == 0 and lags:

@@ -13,6 +13,7 @@ from typing import Any
 
 import faust
 import orjson
+import redis.exceptions
 
 from streams import collector, faust_compat
 from streams.engine import Engine
@@ -86,7 +87,10 @@ def create_app(settings: Settings) -> faust.App:
     app.timer(0.5, name="segmenter.readiness")(readiness)
 
     async def publish_counters() -> None:
-        await engine.projection.set_counters(f"{socket.gethostname()}:{os.getpid()}", engine.stats)
+        try:
+            await engine.projection.set_counters(f"{socket.gethostname()}:{os.getpid()}", engine.stats)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("counters not published (redis: %s); the next try is in 5 s", exc)  # stats only
 
     app.timer(5.0, name="segmenter.counters")(publish_counters)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from streams.demo import DemoSpec, generate
+from streams.embedded import free_port, start_redis, stop
+from streams.kafka_ops import group_lag
 from tests.integration.helpers import RETAIL, classify_csv, read_csv, row_differences
 
 pytestmark = pytest.mark.integration
@@ -53,3 +57,27 @@ def test_restart_on_same_data_dir_resumes_and_empty_data_dir_recovers(system, tm
     v2.write_text(RETAIL.read_text().replace("version: 1", "version: 2").replace(">= 10000", ">= 8000"))
     assert system.run("rules", "apply", str(v2)) == 0
     _export_equals_classify(system, {"transactions": demo["transactions"]}, "2026-08-31", tmp_path, rules=v2)
+
+
+def test_the_worker_outlasts_its_redis_going_away(system, tmp_path, monkeypatch):
+    """With Redis away the worker holds its commits back (the lag shows it) and stays up, its timers
+    included; with Redis back it catches up and the read model equals the offline classification."""
+    port = free_port()
+    monkeypatch.setenv("SEGMENTER_REDIS_URL", f"redis://127.0.0.1:{port}/0")  # for export
+    redis_a = start_redis(port, tmp_path / "redis-a")
+    worker = system.start_worker(redis_url=f"redis://127.0.0.1:{port}/0", data_dir=tmp_path / "own")
+    stop(redis_a.pid)
+    demo = generate(DemoSpec(customers=200, seed=4), tmp_path / "demo")
+    assert system.run("rules", "apply", str(RETAIL)) == 0
+    assert system.run("import", "transactions", str(demo["transactions"]), "--quiet") == 0
+    time.sleep(8)  # past the counters timer (5 s) and the Redis client's socket timeout (5 s)
+    assert worker.poll() is None, "a worker must not die while Redis is away"
+    assert sum(lag.lag for lag in asyncio.run(group_lag(system.settings))) > 0, "commits wait for Redis"
+    redis_b = start_redis(port, tmp_path / "redis-b")  # empty: everything is written after the outage
+    try:
+        _export_equals_classify(system, {"transactions": demo["transactions"]}, "2026-07-31", tmp_path)
+        log = (tmp_path / "own" / "worker.log").read_text()
+        assert "redis unavailable" in log
+        assert "counters not published" in log
+    finally:
+        stop(redis_b.pid)
