@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from itertools import islice
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from math import floor
@@ -107,21 +108,29 @@ def explain(ruleset: RuleSet, values: dict[str, Value], policy: Policy) -> tuple
     return tuple(explain_dimension(dim, values, policy) for dim in ruleset.dimensions)
 
 
+SCAN = 3  # days at which due_day checks the classification (past them it may answer early, never late)
+
+
 def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy, *,
-            every_window: bool = False) -> int | None:
+            every_window: bool = False, current: tuple[str, ...] | None = None,
+            profile: Profile = NO_PROFILE) -> int | None:
     """The first day after ``as_of_day`` on which the classification may change with no new event.
 
     Candidates: the oldest bucket of each window the rules read leaving that window, a bucket
     dated after ``as_of_day`` entering, and ``days_since_*`` metrics crossing a rule constant. The
     answer may be early (a wake-up that changes nothing) but is never late. ``every_window`` also
-    wakes when a window the rules do not read changes (to keep a projection of all metrics fresh).
+    wakes when the long window changes though the rules do not read it (the projection keeps
+    ``amount_12m``). With ``current`` (the classification as of ``as_of_day``, with ``profile``),
+    short-window departures before the other candidates are checked, up to ``SCAN`` days: one that
+    leaves the classification as it is wakes nobody.
     """
     best: int | None = None
     buckets = state.buckets  # in day order
+    reads_long, reads_short = ruleset.windows_read
     if buckets:
         long_start, short_start, _ = policy.starts(as_of_day)
-        reads_long, reads_short = (True, True) if every_window else ruleset.windows_read
-        for reads, start, which in ((reads_long, long_start, 0), (reads_short, short_start, 1)):
+        for reads, start, which in ((reads_long or every_window, long_start, 0),
+                                    (reads_short and current is None, short_start, 1)):
             if not reads:
                 continue
             i = bisect_left(buckets, (start,))  # the oldest bucket inside the window
@@ -133,10 +142,45 @@ def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy
             first_future = buckets[bisect_right(buckets, (as_of_day, _MAX))][0]
             if best is None or first_future < best:
                 best = first_future  # the first bucket dated after as_of enters then
-    if not ruleset.reads_days_since:
-        return best
-    crossing = _next_crossing(ruleset, state, as_of_day)
-    return crossing if best is None or (crossing is not None and crossing < best) else best
+    if ruleset.reads_days_since:
+        crossing = _next_crossing(ruleset, state, as_of_day)
+        best = crossing if best is None or (crossing is not None and crossing < best) else best
+    if buckets and reads_short and current is not None:
+        changed = _short_change(ruleset, state, as_of_day, policy, current=current, profile=profile, before=best)
+        best = changed if best is None or (changed is not None and changed < best) else best
+    return best
+
+
+def _short_change(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy, *,
+                  current: tuple[str, ...], profile: Profile, before: int | None) -> int | None:
+    """The first day before ``before`` on which buckets leaving the short window change the
+    classification; after ``SCAN`` unchanged days, the next such day (to look again then)."""
+    t = totals_at(state, as_of_day, policy)
+    purchases, amount, interactions, complaints = t.short
+    leave_days, classify_totals, first, last = policy.leave_days, ruleset.classify_totals, state.first_purchase, \
+        state.last_purchase
+    buckets, checked, pending = state.buckets, 0, 0  # pending: the leave day whose buckets are subtracted so far
+    for b in islice(buckets, bisect_left(buckets, (t.short_start,)), None):
+        day = b[0]
+        if day > as_of_day:
+            break
+        leave = leave_days(day)[1]
+        if pending and leave != pending:  # every bucket leaving on ``pending`` is out (month ends can merge days)
+            if classify_totals(t.long, (purchases, amount, interactions, complaints), first, last, pending,
+                               profile) != current:
+                return pending
+            checked += 1
+            if checked == SCAN:
+                return leave if before is None or leave < before else None
+        if before is not None and leave >= before:
+            return None  # the long window, a crossing or a new bucket comes first: it is checked then
+        purchases, amount, interactions, complaints = (purchases - b[1], amount - b[2], interactions - b[4],
+                                                       complaints - b[5])
+        pending = leave
+    if pending and classify_totals(t.long, (purchases, amount, interactions, complaints), first, last, pending,
+                                   profile) != current:
+        return pending
+    return None
 
 
 _MAX = float("inf")  # sorts after any bucket of the same day

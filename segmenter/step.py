@@ -121,7 +121,8 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
     profile = record.profile if profile is record.profile else dict(profile)
     if ruleset is None:
         return record._replace(state=state, profile=profile, seq=record.seq + 1), []
-    segments = ruleset.pairs(classify(ruleset, state, as_of, policy, profile))
+    current = classify(ruleset, state, as_of, policy, profile)
+    segments = ruleset.pairs(current)
     changes = []
     if segments is not record.segments and segments != record.segments:
         values = metric_view(state, as_of, policy, profile)  # the explanations show the values
@@ -130,7 +131,8 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
             if before.get(name) != now:
                 changes.append(Change(name, before.get(name), now, cause[0], cause[1],
                                       explain_dimension(dim, values, policy)))
-    due = due_day(ruleset, state, as_of, policy, every_window=True)  # the projection shows every metric
+    due = due_day(ruleset, state, as_of, policy, every_window=True,  # the projection keeps amount_12m
+                  current=current, profile=profile)
     return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1), changes
 
 

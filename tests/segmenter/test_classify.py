@@ -104,3 +104,16 @@ def test_lifecycle_moves_from_new_to_churned_with_time_alone():
 def test_metrics_of_the_core_feed_the_rules_directly():
     state, _ = apply(EMPTY, purchase("2026-06-01", 6000, "a"), day("2026-06-01"), POLICY)
     assert classify_values(RETAIL, compute(state, day("2026-06-30"), POLICY)) == ("unclassified",)
+
+
+def test_with_the_current_classification_the_due_day_is_the_day_it_changes():
+    """Departures from the six-month window that leave the segment as it is wake nobody."""
+    state = EMPTY
+    for i, when in enumerate(["2025-10-01", "2025-12-15", "2026-01-31"]):
+        state, _ = apply(state, purchase(when, 100, f"e{i}"), day(when), POLICY)
+    as_of = day("2026-02-01")
+    current = classify(RETAIL, state, as_of, POLICY)
+    assert due_day(RETAIL, state, as_of, POLICY, current=current) == day("2026-07-31")  # churn_risk then
+    assert due_day(RETAIL, state, as_of, POLICY, current=current, every_window=True) == day("2026-07-31")
+    assert date.fromordinal(due_day(RETAIL, state, day("2026-08-01"), POLICY, current=("churn_risk",),
+                                    every_window=True)).isoformat() == "2026-10-01"  # amount_12m moves

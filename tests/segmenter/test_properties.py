@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segmenter import codec
-from segmenter.classify import classify, classify_values
+from segmenter.classify import classify, classify_values, due_day
 from segmenter.metrics import compute
 from segmenter.rules import load_ruleset
 from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Outcome, Policy, advance, apply
@@ -148,3 +148,23 @@ def test_state_encoder_writes_what_dumps_writes_flush_after_flush(steps, min_buc
             expected = codec.dumps(state)
             assert encoder.dumps("C1", state) == expected
             assert tiny.dumps("C1", state) == expected  # its memory bound forgets, often
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.lists(step_st, max_size=40),  # and many days inside a short window:
+                 st.lists(fact_st.map(lambda f: f._replace(day=BASE + (f.day - BASE) % 120)), max_size=30)),
+       st.integers(0, 300), st.sampled_from(POLICIES), st.booleans())
+def test_nothing_a_wake_up_would_show_changes_before_the_due_day(steps, later, policy, amounts):
+    """``due_day`` with the current classification (what the worker asks) is never late: neither the
+    segments nor, with ``every_window``, the amount_12m the projection keeps move before it."""
+    now, state = incremental(steps, policy)
+    as_of = now + later
+    for ruleset in RULESETS:
+        current = classify(ruleset, state, as_of, policy)
+        amount = compute(state, as_of, policy)["amount_12m"]
+        due = due_day(ruleset, state, as_of, policy, every_window=amounts, current=current)
+        assert due is None or due > as_of
+        for d in range(as_of + 1, min(due or as_of + 800, as_of + 800)):
+            assert classify(ruleset, state, d, policy) == current, (ruleset.id, d, due)
+            if amounts:
+                assert compute(state, d, policy)["amount_12m"] == amount, (ruleset.id, d, due)
