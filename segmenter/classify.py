@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from itertools import islice
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from math import floor
 
 from segmenter.metrics import NO_PROFILE, Profile, Value, display
