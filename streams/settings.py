@@ -32,7 +32,10 @@ class Settings(BaseSettings):
         "wall", description="wall: stream time also follows the wall clock; event: only events and ticks.")
     tick_interval_s: float = Field(30.0, gt=0, description="How often the wall clock ticks in wall mode.")
     future_skew: str = Field("1d", description="Events further ahead of the wall clock go to dead letters.")
-    session_timeout_s: float = Field(10.0, gt=0, description="Kafka group session timeout.")
+    session_timeout_s: float = Field(
+        6.0, gt=0, description="Kafka group session and rebalance timeout: a dead worker's partitions move after it "
+        "(and on a broker that ignores LeaveGroup, like the embedded one, a stopped worker's too). 6 is Apache "
+        "Kafka's default group.min.session.timeout.ms.")
     consistency_check: bool = Field(
         True, description="faust's recovery offset check; the embedded broker needs it off.")
     fetch_max_wait_ms: int = Field(
