@@ -32,10 +32,6 @@ def _put(out: bytearray, value: int) -> None:
     out.append(value)
 
 
-def _zig(value: int) -> int:
-    return value << 1 if value >= 0 else ((-value) << 1) - 1
-
-
 def _unzig(value: int) -> int:
     return value >> 1 if not value & 1 else -((value + 1) >> 1)
 
@@ -96,7 +92,9 @@ def _buckets(buckets: tuple[Bucket, ...], previous: int, out: bytearray | None =
             else:
                 packer = _PACKERS.get(n)
                 if packer is None:
-                    packer = _PACKERS[n] = struct.Struct(f">{n}Q")
+                    packer = struct.Struct(f">{n}Q")
+                    if n <= 64:  # a very busy day has thousands of ids: those are not kept
+                        _PACKERS[n] = packer
                 out += packer.pack(*ids)
     return out
 
