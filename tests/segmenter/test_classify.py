@@ -63,10 +63,15 @@ def test_a_missing_value_makes_every_comparison_false():
                                        "days_since_last_purchase": None}) == ("prospect",)
 
 
-def test_customer_becomes_churn_risk_on_the_day_its_last_purchase_leaves_six_months():
+def _three_purchases():
     state = EMPTY
     for i, when in enumerate(["2025-10-01", "2025-12-15", "2026-01-31"]):
         state, _ = apply(state, purchase(when, 100, f"e{i}"), day(when), POLICY)
+    return state
+
+
+def test_customer_becomes_churn_risk_on_the_day_its_last_purchase_leaves_six_months():
+    state = _three_purchases()
     as_of = day("2026-02-01")
     due = due_day(RETAIL, state, as_of, POLICY)
     assert date.fromordinal(due).isoformat() == "2026-04-01"  # 2025-10-01 leaves 6m on 04-01
@@ -108,9 +113,7 @@ def test_metrics_of_the_core_feed_the_rules_directly():
 
 def test_with_the_current_classification_the_due_day_is_the_day_it_changes():
     """Departures from the six-month window that leave the segment as it is wake nobody."""
-    state = EMPTY
-    for i, when in enumerate(["2025-10-01", "2025-12-15", "2026-01-31"]):
-        state, _ = apply(state, purchase(when, 100, f"e{i}"), day(when), POLICY)
+    state = _three_purchases()
     as_of = day("2026-02-01")
     current = classify(RETAIL, state, as_of, POLICY)
     assert due_day(RETAIL, state, as_of, POLICY, current=current) == day("2026-07-31")  # churn_risk then
