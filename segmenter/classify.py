@@ -11,7 +11,7 @@ from math import floor
 from segmenter.metrics import NO_PROFILE, Profile, Value, display
 from segmenter.rules.compiler import CompiledDimension, Compiler, RuleSet
 from segmenter.rules.syntax import BoolOp, Node, Not
-from segmenter.state import Policy, WindowState, totals_at
+from segmenter.state import Policy, WindowState, add_short, totals_at
 
 
 def classify_values(ruleset: RuleSet, values: dict[str, Value]) -> tuple[str, ...]:
@@ -112,13 +112,13 @@ SCAN = 3  # days at which due_day checks the classification (past them it may an
 
 
 def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy, *,
-            every_window: bool = False, current: tuple[str, ...] | None = None,
+            track_amount: bool = False, current: tuple[str, ...] | None = None,
             profile: Profile = NO_PROFILE) -> int | None:
     """The first day after ``as_of_day`` on which the classification may change with no new event.
 
     Candidates: the oldest bucket of each window the rules read leaving that window, a bucket
     dated after ``as_of_day`` entering, and ``days_since_*`` metrics crossing a rule constant. The
-    answer may be early (a wake-up that changes nothing) but is never late. ``every_window`` also
+    answer may be early (a wake-up that changes nothing) but is never late. ``track_amount`` also
     wakes when the long window changes though the rules do not read it (the projection keeps
     ``amount_12m``). With ``current`` (the classification as of ``as_of_day``, with ``profile``),
     short-window departures before the other candidates are checked, up to ``SCAN`` days: one that
@@ -129,7 +129,7 @@ def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy
     reads_long, reads_short = ruleset.windows_read
     if buckets:
         long_start, short_start, _ = policy.starts(as_of_day)
-        for reads, start, which in ((reads_long or every_window, long_start, 0),
+        for reads, start, which in ((reads_long or track_amount, long_start, 0),
                                     (reads_short and current is None, short_start, 1)):
             if not reads:
                 continue
@@ -156,7 +156,7 @@ def _short_change(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: 
     """The first day before ``before`` on which buckets leaving the short window change the
     classification; after ``SCAN`` unchanged days, the next such day (to look again then)."""
     t = totals_at(state, as_of_day, policy)
-    purchases, amount, interactions, complaints = t.short
+    short = list(t.short)
     leave_days, classify_totals, first, last = policy.leave_days, ruleset.classify_totals, state.first_purchase, \
         state.last_purchase
     buckets, checked, pending = state.buckets, 0, 0  # pending: the leave day whose buckets are subtracted so far
@@ -166,19 +166,16 @@ def _short_change(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: 
             break
         leave = leave_days(day)[1]
         if pending and leave != pending:  # every bucket leaving on ``pending`` is out (month ends can merge days)
-            if classify_totals(t.long, (purchases, amount, interactions, complaints), first, last, pending,
-                               profile) != current:
+            if classify_totals(t.long, tuple(short), first, last, pending, profile) != current:
                 return pending
             checked += 1
             if checked == SCAN:
                 return leave if before is None or leave < before else None
         if before is not None and leave >= before:
             return None  # the long window, a crossing or a new bucket comes first: it is checked then
-        purchases, amount, interactions, complaints = (purchases - b[1], amount - b[2], interactions - b[4],
-                                                       complaints - b[5])
+        add_short(short, b, -1)
         pending = leave
-    if pending and classify_totals(t.long, (purchases, amount, interactions, complaints), first, last, pending,
-                                   profile) != current:
+    if pending and classify_totals(t.long, tuple(short), first, last, pending, profile) != current:
         return pending
     return None
 

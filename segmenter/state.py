@@ -245,7 +245,8 @@ def _long(lo: list[int], b: Bucket, sign: int) -> None:
     lo[6] += sign * b.sat_count
 
 
-def _short(sh: list[int], b: Bucket, sign: int) -> None:
+def add_short(sh: list[int], b: Bucket, sign: int) -> None:
+    """Add (``sign`` 1) or take out (-1) a bucket from the short window's sums (``Totals.short``)."""
     sh[0] += sign * b.purchases
     sh[1] += sign * b.amount
     sh[2] += sign * b.interactions
@@ -282,7 +283,7 @@ def _summed(buckets: tuple[Bucket, ...], as_of: int, ls: int, ss: int) -> Totals
         if b.day >= ls:
             _long(lo, b, 1)
         if b.day >= ss:
-            _short(sh, b, 1)
+            add_short(sh, b, 1)
     return new_tuple(Totals, (as_of, ls, ss, tuple(lo), tuple(sh)))
 
 
@@ -306,7 +307,7 @@ def _rolled(buckets: tuple[Bucket, ...], t: Totals, as_of: int, ls: int, ss: int
             if d >= ss or d > old:
                 break
             sh = sh or list(t.short)
-            _short(sh, b, -1)
+            add_short(sh, b, -1)
     if buckets[-1].day > old:
         for b in reversed(buckets):
             d = b.day
@@ -318,7 +319,7 @@ def _rolled(buckets: tuple[Bucket, ...], t: Totals, as_of: int, ls: int, ss: int
                     _long(lo, b, 1)
                 if d >= ss:
                     sh = sh or list(t.short)
-                    _short(sh, b, 1)
+                    add_short(sh, b, 1)
     return new_tuple(Totals, (as_of, ls, ss, t.long if lo is None else tuple(lo), t.short if sh is None else tuple(sh)))
 
 

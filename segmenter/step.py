@@ -131,7 +131,7 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
             if before.get(name) != now:
                 changes.append(Change(name, before.get(name), now, cause[0], cause[1],
                                       explain_dimension(dim, values, policy)))
-    due = due_day(ruleset, state, as_of, policy, every_window=True,  # the projection keeps amount_12m
+    due = due_day(ruleset, state, as_of, policy, track_amount=True,  # the projection keeps amount_12m
                   current=current, profile=profile)
     return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1), changes
 

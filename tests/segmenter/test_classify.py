@@ -117,6 +117,6 @@ def test_with_the_current_classification_the_due_day_is_the_day_it_changes():
     as_of = day("2026-02-01")
     current = classify(RETAIL, state, as_of, POLICY)
     assert due_day(RETAIL, state, as_of, POLICY, current=current) == day("2026-07-31")  # churn_risk then
-    assert due_day(RETAIL, state, as_of, POLICY, current=current, every_window=True) == day("2026-07-31")
+    assert due_day(RETAIL, state, as_of, POLICY, current=current, track_amount=True) == day("2026-07-31")
     assert date.fromordinal(due_day(RETAIL, state, day("2026-08-01"), POLICY, current=("churn_risk",),
-                                    every_window=True)).isoformat() == "2026-10-01"  # amount_12m moves
+                                    track_amount=True)).isoformat() == "2026-10-01"  # amount_12m moves

@@ -156,13 +156,13 @@ def test_state_encoder_writes_what_dumps_writes_flush_after_flush(steps, min_buc
        st.integers(0, 300), st.sampled_from(POLICIES), st.booleans())
 def test_nothing_a_wake_up_would_show_changes_before_the_due_day(steps, later, policy, amounts):
     """``due_day`` with the current classification (what the worker asks) is never late: neither the
-    segments nor, with ``every_window``, the amount_12m the projection keeps move before it."""
+    segments nor, with ``track_amount``, the amount_12m the projection keeps move before it."""
     now, state = incremental(steps, policy)
     as_of = now + later
     for ruleset in RULESETS:
         current = classify(ruleset, state, as_of, policy)
         amount = compute(state, as_of, policy)["amount_12m"]
-        due = due_day(ruleset, state, as_of, policy, every_window=amounts, current=current)
+        due = due_day(ruleset, state, as_of, policy, track_amount=amounts, current=current)
         assert due is None or due > as_of
         for d in range(as_of + 1, min(due or as_of + 800, as_of + 800)):
             assert classify(ruleset, state, d, policy) == current, (ruleset.id, d, due)
