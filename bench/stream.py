@@ -9,8 +9,10 @@ retail value rules, a change event on every segment change, durable state with a
    changelog, the segment-changes, time-driven wake-ups, de-duplication and Redis on;
 3. bytes per customer on disk (the RocksDB customers store, compacted) and per stored record;
 4. restart to ready: SIGTERM, start again on the same data dir; ready = a new event's change arrives;
-5. latency at half the measured rate: new customers' first purchases (each makes a change) mixed
-   with one very active customer; produce -> segment-change received, p50/p99;
+5. latency at half the measured rate: events of the same customers dated just after the history,
+   with one very active customer mixed in; produce -> segment-change received, p50/p99 (overall and
+   per 5 s), and the CPU each process used meanwhile; then ``floor``: the same load through a fresh
+   broker alone (produce -> fetch, no worker), the part of the latency that is the broker's;
 6. two workers on a fresh copy of the input: events/s and the ratio to one worker;
 7. restart with ``--restart-customers`` customers (one event each) in the state.
 """
@@ -22,33 +24,31 @@ import asyncio
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import orjson
 import rocksdict
-from aiokafka.partitioner import DefaultPartitioner
 
+from bench.cpu import CpuMeter
+from bench.live import START, WINDOW_S, by_window, latency, percentiles, time_to_first_change
 from segmenter.rules import load_ruleset
 from streams import faust_compat
 from streams.cli_stream import spawn_worker, wait_ready
 from streams.embedded import free_port, start_broker, start_redis, stop
-from streams.kafka_ops import Record, create_topics, produce_records, producer, tail, true_ends
+from streams.kafka_ops import Record, create_topics, produce_records, true_ends
 from streams.names import Names
 from streams.ops import apply_rules, wait_caught_up
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = (ROOT / "examples/rules/retail-value.yaml").read_text()
-START = datetime(2025, 7, 1, tzinfo=UTC)
 
 
 def say(text: str) -> None:
@@ -59,6 +59,7 @@ class Bench:
     def __init__(self, root: Path, bootstrap: str, redis_url: str) -> None:
         self.root, self.bootstrap, self.redis_url = root, bootstrap, redis_url
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.stack: dict[str, int] = {}  # broker and Redis: label -> pid, for the CPU shares
         self.rate = 0.0  # one worker's events/s, once measured
 
     def env(self, prefix: str, data_dir: str) -> dict[str, str]:
@@ -82,6 +83,9 @@ class Bench:
         process = spawn_worker(settings, env)
         self.processes.append(process)
         return process
+
+    def cpu(self, worker: subprocess.Popen[bytes]) -> CpuMeter:
+        return CpuMeter({"worker": worker.pid, **self.stack, "bench": os.getpid()})
 
     def alive(self) -> bool:
         """Every worker this bench started still runs (one that crashed would leave it waiting)."""
@@ -148,97 +152,6 @@ def naive_rate(bench: Bench, env: dict[str, str], seconds: float) -> tuple[float
     return done / elapsed, done
 
 
-async def time_to_first_change(settings: Settings, started: float, timeout_s: float = 120) -> float:
-    """Produce one new customer's purchase now; seconds from ``started`` until its change arrives."""
-    names = Names(settings.topic_prefix)
-    consumer = await tail(settings, names.segment_changes)
-    prod = producer(settings)
-    await prod.start()
-    try:
-        cid = f"P{random.randrange(10**9):09d}"
-        doc = {"event_id": f"probe-{cid}", "customer_id": cid, "occurred_at": (START + timedelta(days=364)).isoformat(),
-               "amount": "1.00", "order_id": cid}
-        await prod.send_and_wait(names.transactions, key=cid.encode(), value=orjson.dumps(doc))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for messages in (await consumer.getmany(timeout_ms=100)).values():
-                if any(orjson.loads(m.value)["customer_id"] == cid for m in messages):
-                    return time.monotonic() - started
-        raise SystemExit("the restarted worker did not answer within the timeout")
-    finally:
-        await prod.stop()
-        await consumer.stop()
-
-
-async def latency(settings: Settings, rate: float, seconds: float, customers: int,
-                  hot_share: float = 0.05) -> tuple[list[float], int]:
-    """Events like the history (same customers, same skew, dated just after it) at ``rate``/s for
-    ``seconds``, with one very active customer mixed in; latency = produce -> the segment-change that
-    names the event. Records go out as one producer batch per partition every few milliseconds, so
-    the load generator itself stays cheap."""
-    names = Names(settings.topic_prefix)
-    consumer = await tail(settings, names.segment_changes)
-    prod = producer(settings)
-    await prod.start()
-    partitioner = DefaultPartitioner()
-    partitions = list(range(settings.partitions))
-    sent: dict[str, float] = {}
-    seen: list[float] = []
-    rng = random.Random(9)
-    total = int(rate * seconds) + 1
-    pool = rng.choices(range(customers), weights=[1 / (i + 1) ** 0.8 for i in range(customers)], k=total)
-    day_one = START + timedelta(days=366)
-
-    async def drain() -> None:
-        await _arrivals(consumer, sent, seen)
-
-    try:
-        t0, n, hot = time.perf_counter(), 0, 0
-        while time.perf_counter() - t0 < seconds:
-            target = min(int((time.perf_counter() - t0) * rate), total)
-            batches: dict[int, Any] = {}
-            now = time.perf_counter()
-            while n < target:
-                if rng.random() < hot_share:
-                    key, hot = b"HOT0000", hot + 1
-                else:
-                    key = f"B{pool[n]:07d}".encode()
-                eid = f"lat-{n}"
-                sent[eid] = now
-                when = (day_one + timedelta(seconds=n * 86400 / total)).isoformat()
-                value = orjson.dumps({"event_id": eid, "customer_id": key.decode(), "occurred_at": when,
-                                      "amount": f"{rng.uniform(10, 3000):.2f}", "order_id": eid})
-                partition = partitioner(key, partitions, partitions)
-                batch = batches.get(partition) or batches.setdefault(partition, prod.create_batch())
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    await prod.send_batch(batch, names.transactions, partition=partition)
-                    batch = batches[partition] = prod.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)
-                n += 1
-            for partition, batch in batches.items():
-                await prod.send_batch(batch, names.transactions, partition=partition)
-            await drain()
-            await asyncio.sleep(0.005)
-        deadline = time.perf_counter() + 5
-        while time.perf_counter() < deadline:  # changes still on their way
-            await drain()
-            await asyncio.sleep(0.01)
-    finally:
-        await prod.stop()
-        await consumer.stop()
-    return seen, hot
-
-
-async def _arrivals(consumer: Any, sent: dict[str, float], seen: list[float]) -> None:
-    """Match arrived segment-changes to the events that caused them."""
-    for messages in (await consumer.getmany(timeout_ms=0)).values():
-        arrived = time.perf_counter()
-        for m in messages:
-            at = sent.pop(orjson.loads(m.value).get("event_id") or "", None)
-            if at is not None:
-                seen.append(arrived - at)
-
-
 def disk_bytes_per_customer(data_dir: Path, compression: str) -> tuple[float, float, int]:
     """(on-disk bytes per customer after compaction, mean stored value bytes, customers)."""
     paths = sorted((data_dir / "faust").rglob("customers-*.db"))
@@ -272,29 +185,56 @@ def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
     worker = bench.worker(settings, env)
     wait_ready(Path(settings.data_dir), worker, timeout_s=300)
     t0 = time.perf_counter()
-    asyncio.run(wait_caught_up(settings, timeout_s=7200, alive=bench.alive))
+    with bench.cpu(worker) as bulk:
+        asyncio.run(wait_caught_up(settings, timeout_s=7200, alive=bench.alive))
     elapsed = time.perf_counter() - t0
     rate = bench.rate = args.events / elapsed
     changes = asyncio.run(end_offsets(settings, names.segment_changes))
     say(f"segmenter, one worker                       {rate:>9,.0f} events/s  ({elapsed:.1f}s; "
         f"{changes:,} segment-changes, Redis projection on)")
+    say(f"  CPU: {bulk.line()}")
     if naive:
         say(f"  ratio segmenter / naive faust             {rate / naive:>9.1f}x")
     if "latency" not in skip:
         lat_rate = args.latency_rate or rate / 2
-        lat, hot = asyncio.run(latency(settings, lat_rate, args.latency_seconds, args.customers,
-                                         args.hot_share))
-        lat.sort()
-        if lat:
-            p50, p99 = statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-            say(f"latency at {lat_rate:,.0f} events/s".ljust(44) + f"p50 {p50 * 1000:.1f} ms  "
-                f"p99 {p99 * 1000:.1f} ms  ({len(lat):,} events that changed a segment; {hot:,} events of "
-                "one hot customer mixed in)")
+        with bench.cpu(worker) as live:
+            seen, hot = asyncio.run(latency(settings, lat_rate, args.latency_seconds, args.customers,
+                                              args.hot_share))
+        report_latency(f"latency at {lat_rate:,.0f} events/s", seen, live,
+                       f"events that changed a segment; {hot:,} events of one hot customer mixed in")
+        if "floor" not in skip:
+            broker_floor(bench, lat_rate, args)
     bench.end(worker)
     per_disk, per_value, stored = disk_bytes_per_customer(Path(settings.data_dir), settings.store_compression)
     say(f"state on disk                               {per_disk:>9.1f} bytes/customer  "
         f"(RocksDB after compaction; stored record {per_value:.1f} bytes; {stored:,} customers)")
     restart(bench, settings, env, stored)
+
+
+def report_latency(title: str, seen: list[tuple[float, float]], cpu: CpuMeter, what: str) -> None:
+    if seen:
+        p50, p99 = percentiles([took for _, took in seen])
+        say(title.ljust(44) + f"p50 {p50 * 1000:.1f} ms  p99 {p99 * 1000:.1f} ms  ({len(seen):,} {what})")
+        say(f"    p99 per {WINDOW_S:.0f} s: " + ", ".join(f"{w * 1000:.0f}" for w in by_window(seen)) + " ms")
+    else:
+        say(title.ljust(44) + "nothing arrived")
+    say(f"    CPU: {cpu.line()} (bench: the load generator and its consumer)")
+
+
+def broker_floor(bench: Bench, rate: float, args: argparse.Namespace) -> None:
+    """The latency phase's load through a fresh broker of its own with nothing else on it: produce ->
+    fetch, one hop (the worker's path has two, the input in and the change out). Its best case."""
+    port = free_port()
+    broker = start_broker(port, bench.root / "floor")
+    try:
+        settings = Settings(kafka_bootstrap=f"127.0.0.1:{port}", topic_prefix="floor.", partitions=8)
+        with CpuMeter({"broker": broker.pid, "bench": os.getpid()}) as cpu:
+            seen, _ = asyncio.run(latency(settings, rate, args.latency_seconds, args.customers, args.hot_share,
+                                          floor=True))
+        report_latency("  a fresh broker alone, same load, one hop", seen, cpu,
+                       "events produce -> fetch on a topic no worker reads")
+    finally:
+        stop(broker.pid)
 
 
 def restart(bench: Bench, settings: Settings, env: dict[str, str], customers: int) -> None:
@@ -345,7 +285,7 @@ def main() -> None:
     parser.add_argument("--hot-share", type=float, default=0.05, help="share of latency events of one customer")
     parser.add_argument("--latency-rate", type=float, default=0.0, help="events/s (default: half the measured rate)")
     parser.add_argument("--restart-customers", type=int, default=int(os.environ.get("BENCH_RESTART", "1000000")))
-    parser.add_argument("--skip", default="", help="comma-separated phases to skip: naive,latency,two,restart")
+    parser.add_argument("--skip", default="", help="comma-separated phases to skip: naive,latency,floor,two,restart")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     with embedded_stack("segmenter-bench-") as bench:
@@ -366,6 +306,7 @@ def embedded_stack(prefix: str) -> Iterator[Bench]:
     bport, rport = free_port(), free_port()
     broker, redis_proc = start_broker(bport, root / "logs"), start_redis(rport, root / "redis")
     bench = Bench(root, f"127.0.0.1:{bport}", f"redis://127.0.0.1:{rport}/0")
+    bench.stack = {"broker": broker.pid, "redis": redis_proc.pid}
     try:
         yield bench
     finally:
