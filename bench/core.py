@@ -22,7 +22,7 @@ from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Policy, 
 from streams import collector
 
 ROOT = Path(__file__).resolve().parent.parent
-FLUSH_EVERY = 5000  # events between the worker's flushes, roughly (2,000 changed customers or 0.5 s)
+FLUSH_EVERY = 5000  # events between the worker's flushes, roughly (SEGMENTER_FLUSH_MAX_DIRTY customers or 0.5 s)
 START = date(2025, 7, 1).toordinal()
 
 

