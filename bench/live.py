@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.kafka_ops import producer, tail
@@ -53,14 +52,11 @@ async def latency(settings: Settings, rate: float, seconds: float, customers: in
     the load generator itself stays cheap. Returns ((seconds into the phase, latency) of every event
     whose change arrived, the hot customer's event count).
 
-    ``floor``: the same records into a new topic that no worker reads, tailed by the same kind of
-    consumer: the broker's own produce -> fetch latency under this load, one hop (the worker's path
-    has two: the input in, the change out)."""
+    ``floor``: the input topic itself is tailed (for a broker no worker reads from): the broker's own
+    produce -> fetch latency under this load, one hop (the worker's path has two: the input in, the
+    change out)."""
     names = Names(settings.topic_prefix)
-    into, out = names.transactions, names.segment_changes
-    if floor:
-        into = out = await new_topic(settings, f"{settings.topic_prefix}bench.floor")
-    consumer = await tail(settings, out)
+    consumer = await tail(settings, names.transactions if floor else names.segment_changes)
     prod = producer(settings)
     await prod.start()
     partitioner = DefaultPartitioner()
@@ -87,12 +83,12 @@ async def latency(settings: Settings, rate: float, seconds: float, customers: in
                 partition = partitioner(key, partitions, partitions)
                 batch = batches.get(partition) or batches.setdefault(partition, prod.create_batch())
                 if batch.append(key=key, value=value, timestamp=None) is None:
-                    await prod.send_batch(batch, into, partition=partition)
+                    await prod.send_batch(batch, names.transactions, partition=partition)
                     batch = batches[partition] = prod.create_batch()
                     batch.append(key=key, value=value, timestamp=None)
                 n += 1
             for partition, batch in batches.items():
-                await prod.send_batch(batch, into, partition=partition)
+                await prod.send_batch(batch, names.transactions, partition=partition)
             await drain()
             await asyncio.sleep(0.005)
         deadline = time.perf_counter() + 5
@@ -119,17 +115,6 @@ def _events(total: int, customers: int, hot_share: float) -> Callable[[int], tup
                                        "amount": f"{rng.uniform(10, 3000):.2f}", "order_id": eid})
 
     return event
-
-
-async def new_topic(settings: Settings, name: str) -> str:
-    """``name``, created with the data topics' partition count."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, settings.partitions, 1)])
-    finally:
-        await admin.close()
-    return name
 
 
 async def _arrivals(consumer: Any, sent: dict[str, float], seen: list[tuple[float, float]], t0: float) -> None:

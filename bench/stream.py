@@ -228,11 +228,12 @@ def broker_floor(bench: Bench, rate: float, args: argparse.Namespace) -> None:
     broker = start_broker(port, bench.root / "floor")
     try:
         settings = Settings(kafka_bootstrap=f"127.0.0.1:{port}", topic_prefix="floor.", partitions=8)
+        asyncio.run(create_topics(settings))
         with CpuMeter({"broker": broker.pid, "bench": os.getpid()}) as cpu:
             seen, _ = asyncio.run(latency(settings, rate, args.latency_seconds, args.customers, args.hot_share,
                                           floor=True))
         report_latency("  a fresh broker alone, same load, one hop", seen, cpu,
-                       "events produce -> fetch on a topic no worker reads")
+                       "events, produce -> fetch, no worker")
     finally:
         stop(broker.pid)
 

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         0.5, gt=0, description="Longest time between state flushes (changelog, store, Redis, offset commit).")
     flush_max_dirty: int = Field(
         8000, ge=1, description="Flush early once this many customers changed (bigger flushes write a busy customer "
-        "fewer times; 8000 ran about 9 % faster than 2000 in bench.stream).")
+        "fewer times: in bench.engine 200,010 customer writes per 300,000 records with 8000, 254,113 with 2000).")
     store_compression: Literal["zstd", "snappy"] = Field(
         "zstd", description="Compression of the worker's RocksDB stores: zstd on 16 KiB blocks (smaller on disk) "
         "or snappy on 4 KiB blocks (faust's and RocksDB's default; a little less CPU).")
