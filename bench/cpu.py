@@ -45,7 +45,7 @@ class CpuMeter:
                 self.shares[label] = (after - before) / elapsed
 
     def line(self) -> str:
-        """'worker 98 %, broker 21 %, ... of one core each; 2 cores' (empty when nothing was read)."""
+        """'worker 98 %, broker 21 %, ... of one core (2 cores)' (empty when nothing was read)."""
         if not self.shares:
             return ""
         parts = ", ".join(f"{label} {share * 100:.0f} %" for label, share in self.shares.items())
