@@ -39,8 +39,8 @@ class Settings(BaseSettings):
     consistency_check: bool = Field(
         True, description="faust's recovery offset check; the embedded broker needs it off.")
     fetch_max_wait_ms: int = Field(
-        10, ge=1, le=5000, description="Longest a fetch waits for data. Brokers that hold a fetch this long even when "
-        "data arrives (the embedded one) add it to latency; on Apache Kafka 500 is fine.")
+        10, ge=1, le=5000, description="Longest a fetch waits for data. On the embedded broker it adds to latency (one "
+        "hop at 4,500 records/s: p50 9 ms with 2, 14 ms with 10, 33 ms with 100); on Apache Kafka 500 is fine.")
     flush_interval_s: float = Field(
         0.5, gt=0, description="Longest time between state flushes (changelog, store, Redis, offset commit).")
     flush_max_dirty: int = Field(
