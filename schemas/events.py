@@ -14,6 +14,11 @@ from pydantic import AwareDatetime, Field, TypeAdapter, field_validator
 from schemas.base import InboundModel
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+Label = Annotated[str, Field(max_length=256)]  # free text a worker stores or logs: bounded like the ids
+
+AMOUNT_LIMIT = Decimal(10) ** 15
+"""The contract's ceiling on one ``amount`` (major units). Operators set a lower one, ``max_amount`` (10^12 by
+default): past it a transaction goes to dead letters, so sums stay exact integers in every store."""
 
 
 class Transaction(InboundModel):
@@ -24,12 +29,13 @@ class Transaction(InboundModel):
     customer_id: NonEmpty
     occurred_at: AwareDatetime
     kind: Literal["purchase", "refund"] = "purchase"
-    amount: Decimal = Field(description="Money moved, never negative; a refund is kind=refund.")
+    amount: Decimal = Field(description="Money moved in major units, never negative, below 10^15 (the operator's "
+                            "max_amount setting is lower: 10^12 by default); a refund is kind=refund.")
     currency: Annotated[str, Field(min_length=3, max_length=3)] = "CNY"
     order_id: NonEmpty
-    category: str | None = None
-    channel: str | None = None
-    profit: Decimal | None = None
+    category: Label | None = None
+    channel: Label | None = None
+    profit: Annotated[Decimal, Field(ge=-AMOUNT_LIMIT, le=AMOUNT_LIMIT)] | None = None
 
     @field_validator("amount")
     @classmethod
@@ -38,6 +44,8 @@ class Transaction(InboundModel):
             raise ValueError("amount must be a finite number")
         if value < 0:
             raise ValueError("amount must not be negative; a refund is kind=refund with a positive amount")
+        if value >= AMOUNT_LIMIT:
+            raise ValueError("amount must be below 10^15")
         return value
 
 
@@ -49,7 +57,7 @@ class Interaction(InboundModel):
     customer_id: NonEmpty
     occurred_at: AwareDatetime
     kind: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
-    channel: str | None = None
+    channel: Label | None = None
     satisfaction: Annotated[int, Field(ge=1, le=5)] | None = None
 
 
@@ -60,9 +68,9 @@ class Profile(InboundModel):
     customer_id: NonEmpty
     event_id: str | None = None
     customer_type: Literal["individual", "enterprise"] | None = None
-    industry: str | None = None
-    region: str | None = None
-    size: str | None = None
+    industry: Label | None = None
+    region: Label | None = None
+    size: Label | None = None
     created_at: AwareDatetime | None = None
 
 

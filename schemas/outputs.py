@@ -102,4 +102,7 @@ class DeadLetter(OutboundModel):
     value_b64: str = Field(description="The original bytes, base64.")
     error_class: str
     error_message: str
+    reason: Literal["bad_input", "processing_error"] = Field(
+        "bad_input", description="bad_input: the record breaks the contract; processing_error: applying it raised "
+        "(a defect of segmenter: report it with this record; the rest of the partition went on).")
     failed_at: AwareDatetime

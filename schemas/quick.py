@@ -21,7 +21,8 @@ import orjson
 
 _INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
                       r"(?:Z|[+-][0-9]{2}:[0-9]{2})")
-_AMOUNT = re.compile(r"([0-9]{1,18})(?:\.([0-9]{1,18}))?")
+_AMOUNT = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,18}))?")  # 15 digits: below AMOUNT_LIMIT
+_LIMIT = 10**15  # schemas.events.AMOUNT_LIMIT
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 # (customer_id, event_id, occurred_at, refund, amount in minor units)
@@ -53,14 +54,15 @@ def _instant(value: Any) -> datetime | None:
 
 
 def _plain(value: Any) -> bool:
-    return value is None or type(value) is str
+    """An optional ``Label``: absent, null or a string of at most 256 characters."""
+    return value is None or (type(value) is str and len(value) <= 256)
 
 
 def _minor(value: Any, scale: int) -> int | None:
     """A non-negative amount in minor units, when it is exactly representable at ``scale``."""
     unit: int = 10**scale
     if type(value) is int:
-        return value * unit if value >= 0 else None
+        return value * unit if 0 <= value < _LIMIT else None
     if type(value) is not str or (match := _AMOUNT.fullmatch(value)) is None:
         return None
     whole, fraction = match.groups()

@@ -9,8 +9,8 @@ that caused it and the action, so any copy of a grant is recognisably the same g
   a grant at ``t`` suppresses entries in ``[t, t + cooldown)``.
 - **min_dwell** turns an entry at ``t`` into a ``Pending`` due at ``t + min_dwell``; it fires at its
   due time (the cooldown is checked then), or is cancelled if the customer leaves first.
-- **Replay**: a change whose stream time is older than the horizon behind the wall clock, or any
-  change while actions are switched off, grants nothing.
+- **Replay**: a change whose stream time is older than the horizon behind the wall clock at the moment
+  the change was emitted, or any change while actions are switched off, grants nothing.
 """
 
 from __future__ import annotations

@@ -98,20 +98,28 @@ class Outcome(Enum):
     TOO_OLD = "too_old"
 
 
+MAX_AMOUNT = Decimal(10) ** 12
+"""The default largest amount of one event, in major units: sums of many such events stay exact integers in
+every store (the state's varints, Redis' 64-bit counters)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """How time and money are counted: timezone, the two windows, minor-unit scale."""
+    """How time and money are counted: timezone, the two windows, minor-unit scale, largest amount."""
 
     timezone: tzinfo = UTC
     long_window: WindowSpec = field(default_factory=lambda: WindowSpec(12, "m"))
     short_window: WindowSpec = field(default_factory=lambda: WindowSpec(6, "m"))
     money_scale: int = 2
+    max_amount: Decimal = MAX_AMOUNT
     calendar: Calendar = field(init=False, repr=False, compare=False)
+    max_minor: int = field(init=False, repr=False, compare=False)
     _starts: dict[int, tuple[int, int, int]] = field(init=False, repr=False, compare=False)
     _leaves: dict[int, tuple[int, int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "calendar", Calendar(self.timezone))
+        object.__setattr__(self, "max_minor", int(self.max_amount.scaleb(self.money_scale)))
         object.__setattr__(self, "_starts", {})
         object.__setattr__(self, "_leaves", {})
 
@@ -145,10 +153,19 @@ class Policy:
         return self.starts(as_of_day)[2]
 
     def to_minor(self, amount: Decimal) -> int:
+        if not amount.is_finite() or not -self.max_amount <= amount <= self.max_amount:  # 1e400 is never expanded
+            raise InvalidEventError(f"amount {amount} is above the maximum {self.max_amount} (the max_amount setting)")
         scaled = amount.scaleb(self.money_scale)
         if scaled != scaled.to_integral_value():
             raise InvalidEventError(f"amount {amount} has more than {self.money_scale} decimal places")
         return int(scaled)
+
+    def check_minor(self, minor: int) -> int:
+        """``minor`` (an amount in minor units), when it is within ``max_amount``."""
+        if minor > self.max_minor:
+            raise InvalidEventError(f"amount {self.from_minor(minor)} is above the maximum {self.max_amount} "
+                                    "(the max_amount setting)")
+        return minor
 
     def from_minor(self, minor: int) -> Decimal:
         return Decimal(minor).scaleb(-self.money_scale)

@@ -65,6 +65,7 @@ from streams.action_store import ActionStore
 from streams.durability import Failpoints, dead_letter
 from streams.names import Names
 from streams.settings import Settings
+from streams.text import clip
 
 log = logging.getLogger("segmenter.actions")
 
@@ -199,15 +200,20 @@ class Actor:
             await self._settle(part, [], {}, None)
             return
         ledger = self._ledger(view.customer_id)
-        out = decide(ledger, view, actions, waiting, replay_before_s=self._replay_before())
+        out = decide(ledger, view, actions, waiting, replay_before_s=self._replay_before(message.timestamp))
         if not out.effective and change.change_id in ledger.seen:
             self.stats["duplicates"] += 1
         await self._settle(part, [out], {view.customer_id: ledger}, offset if out.effective else None)
 
-    def _replay_before(self) -> float | None:
+    def _replay_before(self, emitted_s: float | None) -> float | None:
+        """Changes whose stream time is older than this are history. Measured back from when the change was
+        emitted (its record's timestamp), not from when it is read: a change that waited in the topic while
+        the action worker was down or behind is as live as it was then."""
         if not self.settings.actions_enabled:
             return float("inf")
-        return None if self.horizon_s is None else time.time() - self.horizon_s
+        if self.horizon_s is None:
+            return None
+        return (emitted_s if emitted_s and emitted_s > 0 else time.time()) - self.horizon_s
 
     def _ledger(self, customer: str) -> Ledger:
         raw = self.ledger.get(customer.encode())
@@ -248,7 +254,7 @@ class Actor:
             await future
             await self.store.record(s.key, s.action.target, s.action.id, s.reason, self._audit(s))
             self.stats[f"suppressed_{s.reason}"] += 1
-            log.info("suppressed %s for %s (%s): %s", s.action.id, s.change.customer_id, s.change.change_id,
+            log.info("suppressed %s for %s (%s): %s", s.action.id, clip(s.change.customer_id), s.change.change_id,
                      s.reason)
         for customer, ledger in ledgers.items():
             self.ledger[customer.encode()] = orjson.dumps(ledger.to_dict())
@@ -359,10 +365,11 @@ class Actor:
         known = sorted((v, r) for (i, v), r in self.rulesets.items() if i == ruleset_id)
         if known:  # the topic is compacted: an older version may be gone; its successor's actions apply
             self.rulesets[ruleset_id, version] = known[-1][1]
-            log.warning("ruleset %s v%d is unknown here; using v%d's actions", ruleset_id, version, known[-1][0])
+            log.warning("ruleset %s v%d is unknown here; using v%d's actions", clip(ruleset_id), version,
+                        known[-1][0])
             return known[-1][1]
         log.error("ruleset %s v%d is unknown (not on the rules topic): its changes trigger no actions",
-                  ruleset_id, version)
+                  clip(ruleset_id), version)
         empty = RuleSet(ruleset_id, version, "", (), "")
         self.rulesets[ruleset_id, version] = empty
         return empty

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from segmenter.errors import SegmenterError
+
+SERVICES = ("up", "worker", "actions", "demo")  # long-running commands: their logs are kept whole
 
 
 class CliError(Exception):
@@ -23,7 +26,8 @@ def _settings():  # type: ignore[no-untyped-def]
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise CliError(f"bad setting SEGMENTER_{str(first['loc'][0]).upper()}: {first['msg']}") from None
+        where = f"setting SEGMENTER_{str(first['loc'][0]).upper()}" if first["loc"] else "settings"
+        raise CliError(f"bad {where}: {first['msg']}") from None
 
 
 def _load_rules(path: Path, money_scale: int):  # type: ignore[no-untyped-def]
@@ -190,13 +194,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unreachable(exc: BaseException) -> str | None:
+    """One sentence when ``exc`` says the Kafka broker or Redis could not be reached, naming the address tried
+    and the way to fix it; None for any other error. (The client libraries are looked up only if loaded.)"""
+    redis_errors, kafka_errors = sys.modules.get("redis.exceptions"), sys.modules.get("aiokafka.errors")
+    fix = "start the embedded stack with `segmenter up --detach`, or set {} to where yours runs"
+    if redis_errors is not None and isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError):
+        url = _settings().redis_url
+        return f"cannot reach Redis at {url} ({exc}): " + fix.format("SEGMENTER_REDIS_URL")
+    if kafka_errors is not None and isinstance(exc, kafka_errors.KafkaConnectionError | kafka_errors.KafkaTimeoutError
+                                               | kafka_errors.NoBrokersAvailable):
+        servers = _settings().kafka_bootstrap
+        return f"cannot reach the Kafka broker at {servers} ({exc}): " + fix.format("SEGMENTER_KAFKA_BOOTSTRAP")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    if args.command not in SERVICES:  # a failed connection is said once, below, not also by aiokafka's log
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return func(args)
     except (CliError, SegmenterError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        sentence = unreachable(exc)
+        if sentence is None:
+            raise
+        print(f"error: {sentence}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

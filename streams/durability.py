@@ -10,7 +10,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from schemas import first_error
 from schemas.outputs import DeadLetter
 from streams import faust_compat
 from streams.projection import ProjectedCustomer
+from streams.text import clip
 
 log = logging.getLogger("segmenter.worker")
 
@@ -65,8 +66,9 @@ async def persist(producer: AIOKafkaProducer, table: Any, groups: Mapping[int, l
         faust_compat.set_persisted_offset(table, partition, results[-1].offset + sent[-1][1] - 1)
 
 
-def dead_letter(tp: Any, record: Any, exc: Exception) -> tuple[bytes | None, bytes]:
-    """The dead-letter record of a bad input record (the original bytes, where it was, why), logged."""
+def dead_letter(tp: Any, record: Any, exc: Exception,
+                reason: Literal["bad_input", "processing_error"] = "bad_input") -> tuple[bytes | None, bytes]:
+    """The dead-letter record of an input record (the original bytes, where it was, why), logged."""
     key = record.key if isinstance(record.key, bytes) else None
     error = first_error(exc) if isinstance(exc, ValidationError) else (
         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -74,18 +76,25 @@ def dead_letter(tp: Any, record: Any, exc: Exception) -> tuple[bytes | None, byt
         source_topic=tp.topic, partition=tp.partition, offset=record.offset,
         key_b64=base64.b64encode(key).decode() if key is not None else None,
         value_b64=base64.b64encode(record.value or b"").decode(), error_class=type(exc).__name__,
-        error_message=error, failed_at=datetime.now(UTC))
-    log.warning("%s[%d] offset=%d customer=%s error=%s", tp.topic, tp.partition, record.offset,
-                key.decode(errors="replace") if key else "-", error)
+        error_message=clip(error, 1000), reason=reason, failed_at=datetime.now(UTC))
+    if reason == "bad_input":
+        log.warning("%s[%d] offset=%d customer=%s error=%s", tp.topic, tp.partition, record.offset,
+                    clip(key) if key else "-", clip(error, 200))
+    else:
+        log.error("%s[%d] offset=%d customer=%s: processing the record raised %s: %s (sent to dead letters as a "
+                  "processing_error; the partition goes on)", tp.topic, tp.partition, record.offset,
+                  clip(key) if key else "-", type(exc).__name__, clip(error, 200), exc_info=exc)
     return key, letter.model_dump_json().encode()
 
 
 class Failpoints:
     """Crash tests: die the hard way at a chosen point (the ``failpoint`` setting: ``mid-batch:N``,
     ``before-persist:N`` or ``before-commit:N`` in the segmenter worker, ``after-grant:N`` in the action
-    worker: after its Nth acknowledged grant, before the ledger write; several joined by commas)."""
+    worker: after its Nth acknowledged grant, before the ledger write; ``process-error:N`` raises while
+    applying the Nth record instead, as a defect would; several joined by commas)."""
 
-    POINTS = ("mid-batch", "before-persist", "before-commit", "after-grant")
+    POINTS = ("mid-batch", "before-persist", "before-commit", "after-grant", "process-error")
+    RAISES = ("process-error",)  # raises FailpointError once, at the Nth record, instead of killing
 
     def __init__(self, spec: str) -> None:
         self.left: dict[str, int] = {}
@@ -102,5 +111,12 @@ class Failpoints:
         if point in self.left:
             self.left[point] -= 1
             if self.left[point] <= 0:
+                if point in self.RAISES:
+                    del self.left[point]
+                    raise FailpointError(f"failpoint {point} reached")
                 log.warning("failpoint %s reached: SIGKILL", point)
                 os.kill(os.getpid(), signal.SIGKILL)
+
+
+class FailpointError(RuntimeError):
+    """Raised by a test's failpoint where a defect would raise."""

@@ -27,6 +27,7 @@ from segmenter.rules import load_ruleset
 from segmenter.state import Policy
 from streams.names import Names
 from streams.settings import Settings
+from streams.text import clip
 
 BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
 FACT, PROFILE, TICK, RULES = "fact", "profile", "tick", "rules"
@@ -54,6 +55,7 @@ class Edge:
             return FACT, (tx.customer_id, tx.event_id, tx.occurred_at, fact_of_transaction(tx, self.policy))
         customer, event_id, occurred, refund, minor = quick
         self._check(record, customer, occurred)
+        minor = self.policy.check_minor(minor)
         return FACT, (customer, event_id, occurred, transaction_fact(event_id, occurred, refund, minor, self.policy))
 
     def interaction(self, record: Any) -> Decoded:
@@ -83,8 +85,8 @@ class Edge:
 
     def _check(self, record: Any, customer: str, occurred: datetime | None) -> None:
         if record.key != customer.encode():
-            shown = record.key.decode(errors="replace") if isinstance(record.key, bytes) else record.key
-            raise ValueError(f"record key {shown!r} is not its customer_id {customer!r}")
+            raise ValueError(f"record key {clip(record.key) if record.key is not None else None!r} is not its "
+                             f"customer_id {clip(customer)!r}")
         if occurred is not None and occurred > self._latest_allowed:
             raise ValueError(f"occurred_at {occurred.isoformat()} is more than {self.future_skew} "
                              "ahead of the wall clock")

@@ -84,6 +84,7 @@ class Engine:
         self._last_flush = time.monotonic()
         self._dirty_count = 0
         self._failpoints = Failpoints(settings.failpoint)
+        self._quarantined: set[str] | None = None  # customers Redis refused (loaded at the first flush)
         self.collector = Collector(settings.gc_full_every_s)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ class Engine:
                 await self._start_flush()
 
     def _run(self, part: Partition, tp: Any, records: Sequence[Any]) -> None:
-        decode, ops = self.edge.decoders[tp.topic], self._ops
+        decode, ops, failpoints = self.edge.decoders[tp.topic], self._ops, self._failpoints
         for record in records:
             try:
                 op, args = decode(record)
@@ -135,9 +136,18 @@ class Engine:
                 self._dead.append(dead_letter(tp, record, exc))
                 self.stats["dead_letters"] += 1
                 continue
-            ops[op](part, *args)  # our own failures are bugs: they crash the worker, nothing is skipped
-            if self._failpoints:
-                self._failpoints.hit("mid-batch")
+            try:
+                if failpoints:
+                    failpoints.hit("process-error")
+                ops[op](part, *args)
+            except Exception as exc:  # a defect met by one record: it must not stop the partition
+                if self.settings.on_error == "crash":
+                    raise
+                self._dead.append(dead_letter(tp, record, exc, reason="processing_error"))
+                self.stats["processing_errors"] += 1
+                continue
+            if failpoints:
+                failpoints.hit("mid-batch")
         part.offsets[tp] = records[-1].offset + 1
 
     def _hold(self, part: Partition, tp: Any, records: Sequence[Any]) -> None:
@@ -358,7 +368,7 @@ class Engine:
             await asyncio.sleep(0)
         if snap.deliveries:
             await asyncio.gather(*snap.deliveries)  # 2. changes and dead letters are out
-        await self.projection.write_many(snap.projected, snap.clocks)  # 3. Redis
+        await self._project(snap)  # 3. Redis
         if self._failpoints:
             self._failpoints.hit("before-persist")
         await persist(await self._producer_started(), self.customers, snap.customers)  # 4. + 5.
@@ -372,6 +382,20 @@ class Engine:
         log.debug("flush: %d customers, %d offsets in %.3fs", len(snap.projected), len(snap.offsets),
                   time.monotonic() - started)
         self._evict()
+
+    async def _project(self, snap: Snapshot) -> None:
+        """Redis; rows it refuses for good are quarantined (the rest written), earlier ones released."""
+        if self._quarantined is None:
+            self._quarantined = await self.projection.quarantined()
+        written = await self.projection.write_many(snap.projected, snap.clocks)
+        refused = {c.customer_id for c, _ in written.quarantined}
+        self.stats["quarantined"] += len(refused)
+        if self._quarantined:
+            released = [c.customer_id for c in snap.projected
+                        if c.customer_id in self._quarantined and c.customer_id not in refused]
+            await self.projection.release(released)
+            self._quarantined.difference_update(released)
+        self._quarantined |= refused
 
     async def _persist_meta(self, values: Mapping[int, bytes]) -> None:
         groups = {p: [(f"p{p}".encode(), value)] for p, value in values.items()}

@@ -14,6 +14,17 @@ from streams.progress import Progress
 from streams.settings import Settings
 
 
+async def started(client: Any) -> Any:
+    """``client`` (a consumer, producer or admin client) started; closed again when it cannot start (no broker),
+    so a failed command leaves no "Unclosed" warning behind."""
+    try:
+        await client.start()
+    except BaseException:
+        await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+        raise
+    return client
+
+
 def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     n, names = settings.partitions, Names(settings.topic_prefix)
     compact = {"cleanup.policy": "compact"}
@@ -31,7 +42,7 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
 async def create_topics(settings: Settings) -> list[str]:
     """Create the topics that are missing, with their partition counts. Returns those created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
+    await started(admin)
     try:
         existing = set(await admin.list_topics())
         missing = [NewTopic(name, parts, 1, topic_configs=configs)
@@ -55,7 +66,7 @@ Record = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, parti
 async def produce_records(settings: Settings, records: Iterable[Record], progress: Progress | None = None) -> int:
     """Send records with one producer and wait until all are acknowledged; returns how many."""
     prod = producer(settings)
-    await prod.start()
+    await started(prod)
     count = 0
     try:
         for topic, key, value, partition in records:
@@ -90,7 +101,7 @@ async def read_from(settings: Settings, starts: Mapping[TopicPartition, int],
     if not pending:
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    await started(consumer)
     found: list[tuple[TopicPartition, int, bytes | None, bytes]] = []
     try:
         consumer.assign(sorted(pending))
@@ -115,7 +126,7 @@ async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[An
     if not wanted:
         return ends
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50)
-    await probe.start()
+    await started(probe)
     try:
         probe.assign(wanted)
         for tp in wanted:
@@ -136,7 +147,7 @@ async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[An
 async def true_ends(settings: Settings, topics: Iterable[str]) -> dict[TopicPartition, int]:
     """Each partition's end offset, taken from a fetch (see ``fetched_ends``)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    await started(consumer)
     try:
         await consumer.topics()
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
@@ -151,7 +162,7 @@ async def tail(settings: Settings, topic: str, fetch_max_wait_ms: int = 10) -> A
     ends = await true_ends(settings, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
                                 fetch_max_wait_ms=fetch_max_wait_ms)
-    await consumer.start()
+    await started(consumer)
     consumer.assign(list(ends))
     for tp, end in ends.items():
         consumer.seek(tp, end)
@@ -184,7 +195,7 @@ async def group_lag(settings: Settings, actions: bool = True, only: str | None =
     wanted = {g: topics for g, topics in groups(settings, actions).items() if only is None or g == only}
     ends = await true_ends(settings, sorted({t for topics in wanted.values() for t in topics}))
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
+    await started(admin)
     out = []
     try:
         for group, topics in wanted.items():

@@ -7,6 +7,7 @@ Keys under the prefix ``P`` (the topic prefix without its dot)::
     P:amt:<dim>             hash: segment -> summed amount_12m in minor units (exact)
     P:customers             set of every customer id
     P:clock                 hash: partition -> [stream time, business day]
+    P:quarantine            hash: customer -> why Redis refused its row (JSON), until a write is accepted
 
 The worker writes whole flushes: one Lua call applies up to ``CHUNK`` customers atomically, each only
 when its (epoch, seq) is newer than what Redis holds: the epoch is its partition's (taken anew each
@@ -21,11 +22,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
+
+from streams.text import clip
 
 log = logging.getLogger("segmenter.projection")
 T = TypeVar("T")
@@ -35,26 +40,48 @@ _APPLY = """
 local prefix = ARGV[1]
 local rows = cjson.decode(ARGV[2])
 local applied = 0
+-- amounts stay text: Lua's numbers are doubles, Redis' counters 64-bit integers
+local function negated(text)
+  if string.sub(text, 1, 1) == '-' then return string.sub(text, 2) end
+  if text == '0' then return text end
+  return '-' .. text
+end
 for i, row in ipairs(rows) do
-  local customer, epoch, seq, segs, amount = row[1], tonumber(row[2]), tonumber(row[3]), row[4], tonumber(row[5])
+  local customer, epoch, seq, segs, amount = row[1], tonumber(row[2]), tonumber(row[3]), row[4], row[5]
   local key = prefix .. ':c:' .. customer
   local cur = redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor')
   local cur_epoch, cur_seq = tonumber(cur[1] or '-1'), tonumber(cur[2] or '-1')
   if epoch > cur_epoch or (epoch == cur_epoch and seq > cur_seq) then
-    local old, old_amount = cur[3], tonumber(cur[4] or '0')
+    local old, old_amount = cur[3], cur[4] or '0'
     if old ~= segs or old_amount ~= amount then
+      -- the segment sums first, all or nothing for this row: a sum Redis refuses (64-bit overflow, a
+      -- foreign value) undoes the row's earlier increments and fails the call before anything else moved
+      local moves = {}
       if old then
         for dim, seg in pairs(cjson.decode(old)) do
-          if old ~= segs then redis.call('SREM', prefix .. ':m:' .. dim .. ':' .. seg, customer) end
-          redis.call('HINCRBY', prefix .. ':amt:' .. dim, seg, 0 - old_amount)
+          moves[#moves + 1] = {prefix .. ':amt:' .. dim, seg, negated(old_amount)}
         end
       end
-      for dim, seg in pairs(cjson.decode(segs)) do
-        if old ~= segs then redis.call('SADD', prefix .. ':m:' .. dim .. ':' .. seg, customer) end
-        redis.call('HINCRBY', prefix .. ':amt:' .. dim, seg, amount)
+      for dim, seg in pairs(cjson.decode(segs)) do moves[#moves + 1] = {prefix .. ':amt:' .. dim, seg, amount} end
+      for k, move in ipairs(moves) do
+        local done = redis.pcall('HINCRBY', move[1], move[2], move[3])
+        if type(done) == 'table' and done.err then
+          for u = k - 1, 1, -1 do redis.call('HINCRBY', moves[u][1], moves[u][2], negated(moves[u][3])) end
+          return redis.error_reply('ROW ' .. i .. ' ' .. done.err)
+        end
+      end
+      if old ~= segs then
+        if old then
+          for dim, seg in pairs(cjson.decode(old)) do
+            redis.call('SREM', prefix .. ':m:' .. dim .. ':' .. seg, customer)
+          end
+        end
+        for dim, seg in pairs(cjson.decode(segs)) do
+          redis.call('SADD', prefix .. ':m:' .. dim .. ':' .. seg, customer)
+        end
       end
     end
-    redis.call('HSET', key, 'epoch', row[2], 'seq', row[3], 'segments', segs, 'amount_minor', row[5],
+    redis.call('HSET', key, 'epoch', row[2], 'seq', row[3], 'segments', segs, 'amount_minor', amount,
                'partition', row[6], 'state', ARGV[i + 2])
     if not cur[2] then redis.call('SADD', prefix .. ':customers', customer) end
     applied = applied + 1
@@ -63,17 +90,38 @@ end
 return applied
 """
 
+# Refusals that go away by themselves: retried like a connection error. Any other ResponseError is about the
+# rows written (a sum past 64 bits, a key holding a foreign value): retrying cannot cure it.
+TRANSIENT = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
+
+
+def transient(exc: Exception) -> bool:
+    return isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError) or (
+        isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(TRANSIENT))
+
 
 async def retrying(call: Callable[[], Awaitable[T]]) -> T:
-    """Run a Redis call until it succeeds: while Redis is away the caller waits (and its lag grows)."""
+    """Run a Redis call until it succeeds: while Redis is away the caller waits (and its lag grows).
+    A refusal that retrying cannot cure is raised."""
     delay = 0.1
     while True:
         try:
             return await call()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        except redis.exceptions.RedisError as exc:
+            if not transient(exc):
+                raise
             log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+@dataclass
+class Written:
+    """What a flush did in Redis: rows newer than what it held (not counting those of a chunk that was
+    refused part way, which are written all the same), and rows it refused (with its reason)."""
+
+    applied: int = 0
+    quarantined: list[tuple[ProjectedCustomer, str]] = field(default_factory=list)
 
 
 class ProjectedCustomer(NamedTuple):
@@ -105,16 +153,50 @@ class Projection:
         self._script = self.client.register_script(_APPLY)
 
     async def write_many(self, customers: Sequence[ProjectedCustomer],
-                         clocks: Mapping[int, tuple[str, int]] | None = None) -> int:
-        """Apply a flush; returns how many customers were newer than what Redis held."""
-        applied = 0
+                         clocks: Mapping[int, tuple[str, int]] | None = None) -> Written:
+        """Apply a flush. A chunk Redis refuses for good is written again row by row: the rows it still
+        refuses are quarantined (left out, listed under ``P:quarantine``), the others written."""
+        written = Written()
         for start in range(0, len(customers), CHUNK):
-            args = script_args(self.prefix, customers[start : start + CHUNK])
-            applied += int(await retrying(lambda a=args: self._script(keys=[], args=a)))
+            chunk = customers[start : start + CHUNK]
+            try:
+                written.applied += await self._apply(chunk)
+            except redis.exceptions.ResponseError as exc:
+                log.error("redis refused a flush chunk of %d customers (%s); writing them one by one",  # noqa: TRY400
+                          len(chunk), clip(str(exc)))
+                for customer in chunk:
+                    try:
+                        written.applied += await self._apply([customer])
+                    except redis.exceptions.ResponseError as row_exc:
+                        written.quarantined.append((customer, str(row_exc).removeprefix("ROW 1 ")))
+        if written.quarantined:
+            await self._quarantine(written.quarantined)
         if clocks:
             mapping = {str(p): orjson.dumps(list(v)) for p, v in clocks.items()}
             await retrying(lambda: self.client.hset(f"{self.prefix}:clock", mapping=mapping))
-        return applied
+        return written
+
+    async def _apply(self, customers: Sequence[ProjectedCustomer]) -> int:
+        args = script_args(self.prefix, customers)
+        return int(await retrying(lambda: self._script(keys=[], args=args)))
+
+    async def _quarantine(self, rows: Sequence[tuple[ProjectedCustomer, str]]) -> None:
+        """Each left-out customer with why and when (its state is safe in the changelog: a later write of
+        the customer that Redis accepts replaces it, and the entry goes)."""
+        for customer, error in rows:
+            log.error("quarantined customer %s (partition %d, seq %d): redis refused its row: %s",
+                      clip(customer.customer_id), customer.partition, customer.seq, clip(error))
+        mapping = {c.customer_id: orjson.dumps({"error": error, "partition": c.partition, "seq": c.seq,
+                                                "at": datetime.now(UTC).isoformat()}) for c, error in rows}
+        await retrying(lambda: self.client.hset(f"{self.prefix}:quarantine", mapping=mapping))
+
+    async def release(self, customer_ids: Sequence[str]) -> None:
+        """Customers written since they were quarantined: no longer left out."""
+        if customer_ids:
+            await retrying(lambda: self.client.hdel(f"{self.prefix}:quarantine", *customer_ids))
+
+    async def quarantined(self) -> set[str]:
+        return {k.decode() for k in await retrying(lambda: self.client.hkeys(f"{self.prefix}:quarantine"))}
 
     async def set_counters(self, worker: str, counters: Mapping[str, int]) -> None:
         """This worker's running totals (applied, duplicate, too_old, dead_letters, changes …)."""

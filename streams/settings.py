@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.events import AMOUNT_LIMIT
 from segmenter.actions import duration_s
-from segmenter.state import Policy
+from segmenter.state import MAX_AMOUNT, Policy
 from segmenter.timebase import WindowSpec
+
+MAX_MINOR = 10**16  # one amount in minor units: 922 of them still fit a signed 64-bit counter
 
 
 class Settings(BaseSettings):
@@ -23,6 +27,9 @@ class Settings(BaseSettings):
     long_window: str = Field("12m", description="Window behind the *_12m metrics: 12m or 365d style.")
     short_window: str = Field("6m", description="Window behind the *_6m metrics.")
     money_scale: int = Field(2, ge=0, le=6, description="Decimal places of the currency's minor unit.")
+    max_amount: Decimal = Field(
+        MAX_AMOUNT, gt=0, lt=AMOUNT_LIMIT, description="Largest amount of one transaction (major units); larger "
+        "ones go to dead letters, so per-customer and per-segment sums stay exact 64-bit integers.")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis of the read model.")
     data_dir: Path = Field(Path("var"), description="Worker state (RocksDB) and embedded stack files.")
@@ -57,17 +64,29 @@ class Settings(BaseSettings):
     gc_full_every_s: float = Field(
         0.0, ge=0, description="How often the worker runs a full garbage collection; 0: never (see "
         "streams/collector.py: each one paused the worker 0.5-0.9 s with 40,000 customers in bench.stream).")
+    on_error: Literal["dead-letter", "crash"] = Field(
+        "dead-letter", description="When applying a record raises (a defect, not bad input): dead-letter sends it "
+        "to dead letters as a processing_error and goes on; crash stops the worker there (for debugging).")
     failpoint: str = Field(
         "", description="Tests only: 'mid-batch:N', 'before-persist:N' or 'before-commit:N' makes the worker "
-        "SIGKILL itself after N records, or at its Nth flush after Redis / after the changelog.")
+        "SIGKILL itself after N records, or at its Nth flush after Redis / after the changelog; 'process-error:N' "
+        "makes applying the Nth record raise.")
     actions_enabled: bool = Field(
         True, description="false: the action worker records transitions but grants nothing (for backfills).")
     actions_replay_horizon: str = Field(
-        "3d", description="Changes whose stream time is older than this behind the wall clock grant nothing "
-        "(history being imported); 0d switches the horizon off.")
+        "3d", description="Changes whose stream time was older than this behind the wall clock when the worker "
+        "emitted them grant nothing (history being imported); a change that waits in the topic while the action "
+        "worker is down keeps its grant. 0d switches the horizon off.")
     actions_key_ttl_s: int = Field(
         400 * 86400, ge=60, description="How long Redis keeps each action's idempotency key.")
     web_port: int = Field(6066, description="faust's web port, bound to 127.0.0.1.")
+
+    @model_validator(mode="after")
+    def _amounts_fit(self) -> Settings:
+        if self.max_amount.scaleb(self.money_scale) > MAX_MINOR:
+            raise ValueError(f"max_amount {self.max_amount} at money_scale {self.money_scale} is more than 10^16 "
+                             "minor units: a segment's sum could overflow Redis' 64-bit counters; lower max_amount")
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -101,4 +120,5 @@ class Settings(BaseSettings):
             long_window=WindowSpec.parse(self.long_window),
             short_window=WindowSpec.parse(self.short_window),
             money_scale=self.money_scale,
+            max_amount=self.max_amount,
         )

@@ -27,6 +27,7 @@ def create_app(settings: Settings) -> faust.App:
     names = Names(settings.topic_prefix)
     n = settings.partitions
     data_dir = Path(settings.data_dir).resolve()
+    (data_dir / "faust").mkdir(parents=True, exist_ok=True)  # a fresh node: nothing there yet
     scheme = faust_compat.register(settings.fetch_max_wait_ms, settings.store_compression)
     app = faust.App(
         names.app_id,

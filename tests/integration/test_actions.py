@@ -251,3 +251,29 @@ def test_two_action_workers_split_the_work_and_one_dying_mid_stream_doubles_noth
     assert_exactly_once(system.settings)
     survivor_log = (tmp_path / "b" / "actions.log").read_text()
     assert survivor_log.count("taken") > 2, "the survivor must have taken the dead worker's partitions"
+
+
+def test_changes_that_wait_past_the_horizon_while_the_action_worker_is_down_are_still_granted(system, tmp_path):
+    """The horizon is measured from when a change was emitted, not from when it is read: live transitions
+    that waited in the topic longer than the horizon get their grants once; history still gets none."""
+    assert system.run("rules", "apply", str(RETAIL)) == 0
+    system.start_worker()
+    actions = system.start_actions(actions_replay_horizon="5s")
+    system.kill_worker(actions)  # the action worker is down while changes arrive
+    settings, names = system.settings, Names(system.settings.topic_prefix)
+    history = datetime.now(UTC) - timedelta(days=400)
+    backfill = [(f"B{i:02d}", None, "high_value", history) for i in range(6)]
+    now = datetime.now(UTC)
+    live = ([(f"H{i:02d}", "mid_value", "high_value", now) for i in range(8)]
+            + [(f"R{i:02d}", "low_value", "churn_risk", now) for i in range(8)])
+    docs = [(names.segment_changes, c.encode(), change_doc(n, c, b, a, t), None)
+            for n, (c, b, a, t) in enumerate(backfill + live)]
+    asyncio.run(produce_records(settings, docs))
+    time.sleep(8)  # longer than the horizon (and the dead member's session)
+    system.start_actions(actions_replay_horizon="5s")
+    wait_actions(system)
+    coupons, alerts = granted(settings)
+    assert sorted(a.customer_id for a in alerts) == [f"H{i:02d}" for i in range(8)]
+    assert sorted(c.customer_id for c in coupons) == [f"R{i:02d}" for i in range(8)]
+    audits = [ActionSuppressed.model_validate_json(v) for _, v in consume_all(settings, names.action_audit)]
+    assert sorted(s.customer_id for s in audits if s.reason == "replay") == [f"B{i:02d}" for i in range(6)]

@@ -1,9 +1,10 @@
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest
 
 from segmenter import codec
-from segmenter.errors import InvalidStateError
+from segmenter.errors import InvalidEventError, InvalidStateError
 from segmenter.metrics import compute
 from segmenter.state import EMPTY, Outcome, Policy, advance, apply, totals_at
 from tests.segmenter.helpers import day, interaction, purchase, refund
@@ -92,3 +93,15 @@ def test_corrupt_state_is_refused(data, message):
 def test_trailing_bytes_are_refused():
     with pytest.raises(InvalidStateError, match="trailing"):
         codec.loads(codec.dumps(EMPTY) + b"\x00")
+
+
+def test_amounts_above_the_maximum_are_refused_before_they_are_expanded():
+    policy = Policy(max_amount=Decimal(1000))
+    assert policy.to_minor(Decimal("1000.00")) == 100_000
+    assert policy.check_minor(100_000) == 100_000
+    for amount in ("1000.01", "1e400", "1e999999999", "-1e400"):
+        with pytest.raises(InvalidEventError, match="above the maximum 1000"):
+            policy.to_minor(Decimal(amount))
+    with pytest.raises(InvalidEventError, match="above the maximum"):
+        policy.check_minor(100_001)
+    assert Policy().max_minor == 10**14  # 10^12 in major units, cents

@@ -1,0 +1,140 @@
+"""Money at its bounds against the real Redis: whatever amount the edge accepts sums, stores, projects and
+reads back exactly; a row Redis refuses for good is quarantined and the rest of the flush written."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import orjson
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segmenter import step
+from segmenter.rules import load_ruleset
+from segmenter.state import totals_at
+from streams.edge import BAD_INPUT, Edge
+from streams.names import Names
+from streams.projection import ProjectedCustomer, Projection
+from streams.readmodel import ReadModel
+from streams.settings import Settings
+from streams.stored import pack
+from tests.integration.helpers import RETAIL
+
+pytestmark = pytest.mark.integration
+
+D0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+
+
+class Raw(NamedTuple):
+    key: bytes
+    value: bytes
+    offset: int
+
+
+def url(stack: Any) -> str:
+    return f"redis://127.0.0.1:{stack.redis_port}/15"
+
+
+amounts = st.one_of(
+    st.decimals(min_value=0, max_value=Decimal(10) ** 13, places=2),
+    st.integers(0, 10**13),
+    st.sampled_from([Decimal(10) ** 12, Decimal("999999999999.99"), Decimal("1000000000000.01"), Decimal("1e400"),
+                     Decimal("0.01"), Decimal(0)]),
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(amounts, st.booleans()), min_size=1, max_size=80))
+def test_any_amount_the_edge_accepts_sums_projects_and_reads_back(stack, events):
+    config = Settings(redis_url=url(stack), topic_prefix=f"b{uuid.uuid4().hex[:8]}.")
+    names, policy = Names(config.topic_prefix), config.policy()
+    edge = Edge(config, names, policy)
+    ruleset = load_ruleset(RETAIL.read_text(), "retail", policy.money_scale)
+    record, total, day = step.CustomerRecord(), 0, policy.calendar.day(D0)
+    for n, (amount, refund) in enumerate(events):
+        doc = {"event_id": f"e{n}", "customer_id": "C1", "order_id": f"o{n}",
+               "kind": "refund" if refund else "purchase", "occurred_at": (D0 + timedelta(minutes=n)).isoformat(),
+               "amount": amount if isinstance(amount, int) else str(amount)}
+        try:
+            _, (_, event_id, _, fact) = edge.transaction(Raw(b"C1", orjson.dumps(doc), n))
+        except BAD_INPUT:
+            assert Decimal(amount) > config.max_amount, f"refused an amount within the bounds: {amount}"
+            continue
+        assert Decimal(amount) <= config.max_amount
+        record, _, _ = step.on_fact(record, fact, event_id=event_id, now_day=day, ruleset=ruleset, policy=policy)
+        total += -fact.amount if refund else fact.amount
+    amount_12m = totals_at(record.state, day, policy).long[1]
+    assert amount_12m == total
+    row = ProjectedCustomer("C1", 1, record.seq + 1, dict(record.segments), amount_12m, 0, pack(0, record))
+
+    async def write() -> Any:
+        projection = Projection(config.redis_url, names.redis)
+        try:
+            return await projection.write_many([row], {0: (D0.isoformat(), day)})
+        finally:
+            await projection.close()
+
+    written = asyncio.run(write())
+    assert (written.applied, written.quarantined) == (1, [])
+    model = ReadModel.of(config)
+    view = model.customer("C1")
+    assert view is not None
+    if total or record.segments:
+        assert Decimal(view.doc["metrics"]["amount_12m"] or 0) == policy.from_minor(total)
+    report = {(dim, seg): amount for dim, seg, _, amount in model.report(policy.money_scale)}
+    for dim, seg in record.segments:
+        assert report[dim, seg] == policy.from_minor(total)
+
+
+def test_a_row_redis_refuses_is_quarantined_whole_and_the_rest_written(stack):
+    prefix = f"q{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(url(stack))
+    near_max = 2**63 - 10
+    client.hset(f"{prefix}:amt:value", "high_value", str(near_max))  # the next customer in there overflows it
+
+    def row(customer: str, seq: int, segments: dict[str, str], amount: int) -> ProjectedCustomer:
+        return ProjectedCustomer(customer, 1, seq, segments, amount, 0, pack(0, step.CustomerRecord()))
+
+    async def write(rows: list[ProjectedCustomer]) -> Any:
+        projection = Projection(url(stack), prefix)
+        try:
+            return await projection.write_many(rows), await projection.quarantined()
+        finally:
+            await projection.close()
+
+    rows = [row("A", 1, {"tier": "gold", "value": "low_value"}, 500),
+            row("B", 1, {"tier": "gold", "value": "high_value"}, 100),  # both sums move; the second overflows
+            row("C", 1, {"tier": "gold", "value": "mid_value"}, 700)]
+    written, quarantined = asyncio.run(write(rows))
+    assert [c.customer_id for c, _ in written.quarantined] == ["B"]
+    assert written.quarantined[0][1] == "ERR increment or decrement would overflow"
+    assert quarantined == {"B"}
+    # B moved nothing: not the overflowing sum, not the other dimension's sum, no membership, no hash
+    assert int(client.hget(f"{prefix}:amt:value", "high_value")) == near_max
+    assert int(client.hget(f"{prefix}:amt:tier", "gold")) == 1200
+    assert client.smembers(f"{prefix}:m:tier:gold") == {b"A", b"C"}
+    assert not client.exists(f"{prefix}:c:B")
+    assert client.smembers(f"{prefix}:customers") == {b"A", b"C"}
+
+    # Once the sum is repaired, B's next write goes through and it leaves the quarantine.
+    client.hset(f"{prefix}:amt:value", "high_value", "0")
+
+    async def again() -> set[str]:
+        projection = Projection(url(stack), prefix)
+        try:
+            done = await projection.write_many([row("B", 2, {"tier": "gold", "value": "high_value"}, 100)])
+            assert (done.applied, done.quarantined) == (1, [])
+            await projection.release(["B"])
+            return await projection.quarantined()
+        finally:
+            await projection.close()
+
+    assert asyncio.run(again()) == set()
+    assert int(client.hget(f"{prefix}:amt:tier", "gold")) == 1300
+    assert int(client.hget(f"{prefix}:amt:value", "high_value")) == 100
