@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test check bench schemas clean
+.PHONY: install run test check bench soak schemas clean
 
 install: $(STAMP)
 
@@ -30,6 +30,9 @@ bench: install
 	$(PY) -m bench.engine
 	$(PY) -m bench.stream
 	$(PY) -m bench.actions
+
+soak: install
+	$(PY) -m bench.soak
 
 schemas: install
 	$(PY) -m streams.cli schemas export schemas/json

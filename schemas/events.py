@@ -6,15 +6,28 @@ on every topic) and ``occurred_at`` (event time, timezone-aware).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, AwareDatetime, Field, TypeAdapter, field_validator
 
 from schemas.base import InboundModel
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
 Label = Annotated[str, Field(max_length=256)]  # free text a worker stores or logs: bounded like the ids
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _not_ancient(value: datetime) -> datetime:
+    if value < EARLIEST:
+        raise ValueError("must be in 1970 or later")
+    return value
+
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_not_ancient)]
+"""An event time: with its offset, from 1970 on (workers refuse times far ahead of the wall clock too)."""
 
 AMOUNT_LIMIT = Decimal(10) ** 15
 """The contract's ceiling on one ``amount`` (major units). Operators set a lower one, ``max_amount`` (10^12 by
@@ -27,7 +40,7 @@ class Transaction(InboundModel):
     type: Literal["transaction"] = "transaction"
     event_id: NonEmpty
     customer_id: NonEmpty
-    occurred_at: AwareDatetime
+    occurred_at: EventTime
     kind: Literal["purchase", "refund"] = "purchase"
     amount: Decimal = Field(description="Money moved in major units, never negative, below 10^15 (the operator's "
                             "max_amount setting is lower: 10^12 by default); a refund is kind=refund.")
@@ -55,7 +68,7 @@ class Interaction(InboundModel):
     type: Literal["interaction"] = "interaction"
     event_id: NonEmpty
     customer_id: NonEmpty
-    occurred_at: AwareDatetime
+    occurred_at: EventTime
     kind: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
     channel: Label | None = None
     satisfaction: Annotated[int, Field(ge=1, le=5)] | None = None
@@ -71,7 +84,7 @@ class Profile(InboundModel):
     industry: Label | None = None
     region: Label | None = None
     size: Label | None = None
-    created_at: AwareDatetime | None = None
+    created_at: EventTime | None = None
 
 
 class Override(InboundModel):
@@ -84,7 +97,7 @@ class Override(InboundModel):
     segment: str | None = Field(None, description="None clears the pin.")
     by: NonEmpty
     reason: NonEmpty
-    occurred_at: AwareDatetime
+    occurred_at: EventTime
     expires_at: AwareDatetime | None = None
 
 

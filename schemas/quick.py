@@ -19,6 +19,8 @@ from typing import Any, TypeGuard
 
 import orjson
 
+from schemas.events import EARLIEST
+
 _INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
                       r"(?:Z|[+-][0-9]{2}:[0-9]{2})")
 _AMOUNT = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,18}))?")  # 15 digits: below AMOUNT_LIMIT
@@ -48,9 +50,10 @@ def _instant(value: Any) -> datetime | None:
     if type(value) is not str or not _INSTANT.fullmatch(value):
         return None
     try:
-        return datetime.fromisoformat(value)
+        when = datetime.fromisoformat(value)
     except ValueError:  # an impossible date or time: the model says which
         return None
+    return when if when >= EARLIEST else None
 
 
 def _plain(value: Any) -> bool:

@@ -384,7 +384,10 @@ class Engine:
         self._evict()
 
     async def _project(self, snap: Snapshot) -> None:
-        """Redis; rows it refuses for good are quarantined (the rest written), earlier ones released."""
+        """Redis; rows it refuses for good are quarantined (the rest written), earlier ones released. A
+        partition Redis holds nothing of (it restarted empty) is projected whole from the store first."""
+        for number in await self.projection.unprojected(sorted(self.parts)):
+            await self._reproject(number)
         if self._quarantined is None:
             self._quarantined = await self.projection.quarantined()
         written = await self.projection.write_many(snap.projected, snap.clocks)
@@ -396,6 +399,31 @@ class Engine:
             await self.projection.release(released)
             self._quarantined.difference_update(released)
         self._quarantined |= refused
+
+    async def _reproject(self, number: int) -> None:
+        """Every customer the store holds for partition ``number``, into Redis (in the flush task: nothing
+        writes the store meanwhile). Newer rows already there, or written by later flushes, win by seq."""
+        part = self.parts.get(number)
+        if part is None:
+            return
+        started, count, day, rows = time.monotonic(), 0, part.day, []
+        policy = self.policy
+        for key, value in faust_compat.stored_items(self.customers, number):
+            record = unpack(value)
+            amount = totals_at(record.state, day, policy).long[1] if day is not None else 0
+            rows.append(ProjectedCustomer(key.decode(), part.epoch, record.seq, dict(record.segments), amount, number,
+                                          value))
+            if len(rows) >= ENCODE_SLICE * 8:
+                count += len(rows)
+                await self.projection.write_many(rows)
+                rows = []
+        count += len(rows)
+        clocks = {number: (part.stream_time.isoformat(), day)} if part.stream_time and day is not None else None
+        await self.projection.write_many(rows, clocks)
+        await self.projection.mark_projected(number, part.epoch)
+        if count:
+            log.warning("partition %d: redis held none of it (restarted empty?); projected its %d stored customers "
+                        "again in %.1fs", number, count, time.monotonic() - started)
 
     async def _persist_meta(self, values: Mapping[int, bytes]) -> None:
         groups = {p: [(f"p{p}".encode(), value)] for p, value in values.items()}

@@ -8,6 +8,7 @@ Keys under the prefix ``P`` (the topic prefix without its dot)::
     P:customers             set of every customer id
     P:clock                 hash: partition -> [stream time, business day]
     P:quarantine            hash: customer -> why Redis refused its row (JSON), until a write is accepted
+    P:projected             hash: partition -> epoch, once every stored customer of it is projected
 
 The worker writes whole flushes: one Lua call applies up to ``CHUNK`` customers atomically, each only
 when its (epoch, seq) is newer than what Redis holds: the epoch is its partition's (taken anew each
@@ -15,6 +16,8 @@ time a worker opens the partition), the seq its record's; retries never move the
 a worker that restarts or takes over a partition always overrides what the previous owner wrote. Readers
 (``streams.readmodel``) compute a customer's metrics from ``state`` as of its partition's clock.
 (The script touches keys it derives, which standalone Redis allows; Redis Cluster would need hash tags.)
+When Redis comes back empty (or a partition was never projected), the worker projects the partition's
+whole store again before its next flush: ``P:projected`` says which partitions are whole.
 """
 
 from __future__ import annotations
@@ -189,6 +192,17 @@ class Projection:
         mapping = {c.customer_id: orjson.dumps({"error": error, "partition": c.partition, "seq": c.seq,
                                                 "at": datetime.now(UTC).isoformat()}) for c, error in rows}
         await retrying(lambda: self.client.hset(f"{self.prefix}:quarantine", mapping=mapping))
+
+    async def unprojected(self, partitions: Sequence[int]) -> list[int]:
+        """The partitions Redis holds no projection of: never written, or Redis lost its data (restarted
+        empty, flushed). ``P:projected`` has a field per partition once it is whole."""
+        if not partitions:
+            return []
+        found = await retrying(lambda: self.client.hmget(f"{self.prefix}:projected", [str(p) for p in partitions]))
+        return [p for p, mark in zip(partitions, found, strict=True) if mark is None]
+
+    async def mark_projected(self, partition: int, epoch: int) -> None:
+        await retrying(lambda: self.client.hset(f"{self.prefix}:projected", str(partition), str(epoch)))
 
     async def release(self, customer_ids: Sequence[str]) -> None:
         """Customers written since they were quarantined: no longer left out."""

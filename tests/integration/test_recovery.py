@@ -81,3 +81,25 @@ def test_the_worker_outlasts_its_redis_going_away(system, tmp_path, monkeypatch)
         assert "counters not published" in log
     finally:
         stop(redis_b.pid)
+
+
+def test_a_redis_that_comes_back_empty_is_projected_again_from_the_store(system, tmp_path, monkeypatch):
+    """Redis loses everything (restarted without its data): the worker notices at its next flush and projects
+    every stored customer again, so the read model is whole with no new event for most customers."""
+    port = free_port()
+    monkeypatch.setenv("SEGMENTER_REDIS_URL", f"redis://127.0.0.1:{port}/0")  # for export
+    redis_a = start_redis(port, tmp_path / "redis-a")
+    worker = system.start_worker(redis_url=f"redis://127.0.0.1:{port}/0", data_dir=tmp_path / "own")
+    demo = generate(DemoSpec(customers=300, seed=5), tmp_path / "demo")
+    assert system.run("rules", "apply", str(RETAIL)) == 0
+    assert system.run("import", "transactions", str(demo["transactions"]), "--quiet") == 0
+    _export_equals_classify(system, {"transactions": demo["transactions"]}, "2026-07-31", tmp_path)
+    stop(redis_a.pid)
+    redis_b = start_redis(port, tmp_path / "redis-b")  # empty
+    try:
+        _export_equals_classify(system, {"transactions": demo["transactions"]}, "2026-07-31", tmp_path)
+        assert worker.poll() is None
+        log = (tmp_path / "own" / "worker.log").read_text()
+        assert "redis held none of it (restarted empty?)" in log
+    finally:
+        stop(redis_b.pid)
