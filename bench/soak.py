@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import io
 import os
@@ -166,6 +167,8 @@ class Soak:
         return sum(lag.committed for lag in lags), sum(lag.end for lag in lags)
 
     def redis_outage(self, after_s: float) -> None:
+        if self.args.redis_outage_s <= 0:
+            return
         time.sleep(after_s)
         assert self.redis is not None
         os.kill(self.redis.pid, signal.SIGKILL)
@@ -183,8 +186,9 @@ class Soak:
             return self._scenario()
         finally:
             self.peak.running = False
-            for pid in list(self.peak.pids):
-                stop(pid)
+            for pid in list(self.peak.pids):  # workers are disposable here: no graceful stop to wait for
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             stop(self.redis.pid if self.redis else None)
             stop(broker.pid)
 
@@ -214,7 +218,7 @@ class Soak:
             data_dir = self.root / ("own" if n % 2 == 0 else f"empty-{n}")
             worker = self.worker(data_dir)
             self.restarts += n > 0
-            life = random.Random(n).uniform(20, 30)
+            life = random.Random(n).uniform(*args.kill_life_s)
             deadline = time.monotonic() + life
             done = False
             while time.monotonic() < deadline:
@@ -313,8 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--hostile", type=int, default=1_050)
     parser.add_argument("--kill-seconds", type=float, default=600.0, help="stop killing after this long")
+    parser.add_argument("--kill-life-s", type=lambda t: tuple(float(x) for x in t.split(",")), default=(20.0, 30.0),
+                        help="each worker lives a random time in this range before its SIGKILL (default 20,30)")
     parser.add_argument("--redis-after-s", type=float, default=45.0, help="when Redis is killed")
-    parser.add_argument("--redis-outage-s", type=float, default=30.0)
+    parser.add_argument("--redis-outage-s", type=float, default=30.0, help="0: no outage")
     parser.add_argument("--grant-kill", type=int, default=25, help="the action worker dies after this grant")
     parser.add_argument("--finish-timeout-s", type=float, default=900.0)
     parser.add_argument("--seed", type=int, default=5)

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from streams.embedded import StackError
 from streams.settings import Settings
+from streams.text import clip
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -244,6 +245,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"{'dimension':<14} {'segment':<16} {'customers':>10} {'share':>7} {'amount_12m':>16}")
     for dim, seg, count, amount in rows:
         print(f"{dim:<14} {seg:<16} {count:>10,} {100 * count / totals[dim]:>6.1f}% {amount:>16,.2f}")
+    quarantined = ReadModel.of(settings).quarantined()
+    if quarantined:
+        print(f"\n{len(quarantined):,} customer(s) quarantined: Redis refused their rows, so they are missing above "
+              f"(their state is safe; their next accepted write brings them back):")
+        for customer, why in sorted(quarantined.items())[:10]:
+            print(f"  {clip(customer)}: {clip(why.get('error'), 120)} (partition {why.get('partition')}, "
+                  f"since {why.get('at')})")
     actions = ReadModel.of(settings).action_counts()
     if actions:
         print(f"\n{'segment':<30} {'action':<20} {'issued':>8} {'cooldown':>9} {'replay':>8} {'dwell':>7}")

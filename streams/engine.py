@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import time
 from collections import Counter
@@ -60,6 +61,7 @@ from streams.settings import Settings
 from streams.stored import due_of, pack, unpack
 
 log = logging.getLogger("segmenter.worker")
+SLOW_FLUSH_S = 2.0  # a flush that took longer is logged with where its time went
 ENCODE_SLICE = 256  # customers encoded between two looks at the event loop (a few ms)
 
 
@@ -114,6 +116,7 @@ class Engine:
         """``current(tp)``: the partition is still assigned to us in the generation it was fetched in
         (checked under the lock: a rebalance may have flushed and dropped it while we waited)."""
         async with self._lock:
+            await self._backpressure()
             self.edge.new_batch()
             for tp, records in batch.items():
                 if not current(tp):
@@ -167,6 +170,15 @@ class Engine:
         held, part.held = part.held, []
         for tp, records in held:
             self._run(part, tp, records)
+
+    async def _backpressure(self) -> None:
+        """With a flush in flight and the next one already due, wait for it: what a kill can lose (applied,
+        not committed) stays within about two flushes, and flushes stay their configured size instead of
+        growing with everything processed while the one before was writing."""
+        flushing = self._flushing
+        if flushing is not None and not flushing.done() and self._dirty_count >= self.settings.flush_max_dirty:
+            self.stats["flush_waits"] += 1
+            await asyncio.shield(flushing)
 
     def _flush_due(self) -> bool:
         return (self._dirty_count >= self.settings.flush_max_dirty
@@ -362,25 +374,35 @@ class Engine:
                                                value))
 
     async def _write(self, snap: Snapshot) -> None:
-        started = time.monotonic()
+        marks = [time.monotonic()]
         for start in range(0, len(snap.changed), ENCODE_SLICE):  # 1. encoded in slices: a big flush is no pause
             self._encode(snap, start, start + ENCODE_SLICE)
             await asyncio.sleep(0)
+        marks.append(time.monotonic())
         if snap.deliveries:
             await asyncio.gather(*snap.deliveries)  # 2. changes and dead letters are out
+        marks.append(time.monotonic())
         await self._project(snap)  # 3. Redis
+        marks.append(time.monotonic())
         if self._failpoints:
             self._failpoints.hit("before-persist")
         await persist(await self._producer_started(), self.customers, snap.customers)  # 4. + 5.
         await self._persist_meta(snap.meta)
+        marks.append(time.monotonic())
         if self._failpoints:
             self._failpoints.hit("before-commit")
-        if snap.offsets:
-            await faust_compat.commit(self.app, snap.offsets)  # 6.
+        if snap.offsets and not await faust_compat.commit(self.app, snap.offsets):  # 6.
+            self.stats["commits_refused"] += 1
+            log.warning("the commit of %d input offsets was refused (a rebalance?); the next flush commits past them",
+                        len(snap.offsets))
+        marks.append(time.monotonic())
         self.stats["flushes"] += 1
         self.stats["stored"] += sum(len(w) for w in snap.customers.values())
-        log.debug("flush: %d customers, %d offsets in %.3fs", len(snap.projected), len(snap.offsets),
-                  time.monotonic() - started)
+        took = marks[-1] - marks[0]
+        (log.warning if took >= SLOW_FLUSH_S else log.debug)(
+            "flush: %d customers, %d offsets in %.2fs (encode %.2f, changes acked %.2f, redis %.2f, changelog "
+            "%.2f, commit %.2f)", len(snap.projected), len(snap.offsets), took,
+            *(b - a for a, b in itertools.pairwise(marks)))
         self._evict()
 
     async def _project(self, snap: Snapshot) -> None:

@@ -88,6 +88,10 @@ class ReadModel:
             out[worker] = {k.decode(): int(v) for k, v in self.client.hgetall(key).items()}
         return out
 
+    def quarantined(self) -> dict[str, dict[str, Any]]:
+        """Customers whose rows Redis refused (see ``streams.projection``): id -> why, partition, seq, when."""
+        return {k.decode(): orjson.loads(v) for k, v in self.client.hgetall(f"{self.prefix}:quarantine").items()}
+
     def action_counts(self) -> dict[tuple[str, str], dict[str, int]]:
         """(dimension.segment, action) -> outcome (issued, cooldown, replay, dwell) -> count."""
         out: dict[tuple[str, str], dict[str, int]] = {}

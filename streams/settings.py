@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     flush_max_dirty: int = Field(
         8000, ge=1, description="Flush early once this many customers changed (bigger flushes write a busy customer "
         "fewer times: in bench.engine 200,010 customer writes per 300,000 records with 8000, 254,113 with 2000).")
+    max_poll_records: int = Field(
+        4000, ge=100, description="Most input records the worker takes in one fetched batch. Smaller batches let a "
+        "worker wait for its flush in flight sooner (bounding what a kill loses and each flush's size); a fetch "
+        "left unbounded handed over some 40,000 records at once on the embedded broker.")
     store_compression: Literal["zstd", "snappy"] = Field(
         "zstd", description="Compression of the worker's RocksDB stores: zstd on 16 KiB blocks (smaller on disk) "
         "or snappy on 4 KiB blocks (faust's and RocksDB's default; a little less CPU).")

@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> faust.App:
         recovery_consistency_check=settings.consistency_check,
         producer_linger=0.005,
         stream_wait_empty=False,
+        broker_max_poll_records=settings.max_poll_records,
     )
     inputs = app.topic(*names.inputs, partitions=n, **RAW)
     tables = {name: app.Table(name, partitions=n, key_type=bytes, value_type=bytes)

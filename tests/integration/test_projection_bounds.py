@@ -115,6 +115,9 @@ def test_a_row_redis_refuses_is_quarantined_whole_and_the_rest_written(stack):
     assert [c.customer_id for c, _ in written.quarantined] == ["B"]
     assert written.quarantined[0][1] == "ERR increment or decrement would overflow"
     assert quarantined == {"B"}
+    shown = ReadModel(url(stack), prefix, Settings().policy()).quarantined()  # what `segmenter report` lists
+    assert set(shown) == {"B"}
+    assert (shown["B"]["error"], shown["B"]["seq"]) == ("ERR increment or decrement would overflow", 1)
     # B moved nothing: not the overflowing sum, not the other dimension's sum, no membership, no hash
     assert int(client.hget(f"{prefix}:amt:value", "high_value")) == near_max
     assert int(client.hget(f"{prefix}:amt:tier", "gold")) == 1200
