@@ -239,10 +239,18 @@ def broker_floor(bench: Bench, rate: float, args: argparse.Namespace) -> None:
 
 
 def restart(bench: Bench, settings: Settings, env: dict[str, str], customers: int) -> None:
+    """On the same data dir, then on an empty one (every customer recovered from the changelog)."""
     started = time.monotonic()
     worker = bench.worker(settings, env)
     ready = asyncio.run(time_to_first_change(settings, started))
     say(f"restart to ready ({customers:,} customers)".ljust(44) + f"{ready:>9.1f} s  (start -> a new event's change)")
+    bench.end(worker)
+    empty = {**env, "SEGMENTER_DATA_DIR": str(Path(env["SEGMENTER_DATA_DIR"]) / "empty")}
+    started = time.monotonic()
+    worker = bench.worker(bench.settings(empty), empty)
+    ready = asyncio.run(time_to_first_change(settings, started, timeout_s=600))
+    say("  from an empty data dir".ljust(44) + f"{ready:>9.1f} s  ({customers / ready:,.0f} customers/s recovered "
+        "from the changelog, start -> a new event's change)")
     bench.end(worker)
 
 

@@ -25,6 +25,8 @@ the compression per block.
 
 from __future__ import annotations
 
+import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -96,6 +98,8 @@ class Consumer(driver.Consumer):  # type: ignore[misc]
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
         records, active = await super()._wait_next_records(timeout)
+        if records:
+            records = recover_batches(self.app, records)
         fast = FAST_PATHS.get(self.app)
         if not records or fast is None or not self.flow_active or self.should_stop:
             return records, active  # faust's getmany seeks back when the flow is stopped
@@ -145,6 +149,56 @@ def store_write(table: Any, partition: int, items: Sequence[tuple[bytes, bytes]]
 def set_persisted_offset(table: Any, partition: int, offset: int) -> None:
     """Where faust's recovery resumes reading this table's changelog partition."""
     table.data.set_persisted_offset(TP(table.changelog_topic.get_topic_name(), partition), offset)
+
+
+RECOVERED: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # recovery -> records written
+log = logging.getLogger("segmenter.worker")
+
+
+def recover_batches(app: Any, records: Mapping[Any, Sequence[Any]]) -> Mapping[Any, Sequence[Any]]:
+    """Changelog records of this module's stores, written into RocksDB as whole fetched batches; the rest
+    of ``records`` is returned for faust.
+
+    faust's recovery turns every changelog record into an event that goes through a queue one by one
+    (an ``asyncio.wait_for`` each): about 11,000 customers/s from an empty data directory. Here a
+    fetched batch is one RocksDB write batch. The recovery's offsets and the store's persisted offset
+    move exactly as faust's ``apply_changelog_batch`` moves them, and when every active partition has
+    reached its end the recovery is told so, as its own loop would after its next (5 s) wait."""
+    recovery = app.tables.recovery
+    tables = recovery.tp_to_table
+    taken = set()
+
+    for tp, batch in records.items():
+        table = tables.get(tp)
+        if table is None or not batch or not isinstance(table.data, Store):
+            continue
+        offsets = (recovery.active_offsets if tp in recovery.active_tps else
+                   recovery.standby_offsets if tp in recovery.standby_tps else None)
+        if offsets is None:
+            continue
+        seen = offsets.get(tp)
+        fresh = [r for r in batch if seen is None or r.offset > seen]
+        if fresh:
+            write = rocksdict.WriteBatch(raw_mode=True)
+            for record in fresh:
+                if record.value is None:
+                    write.delete(record.key)
+                else:
+                    write.put(record.key, record.value)
+            _db(table, tp.partition).write(write)
+            table.data.set_persisted_offset(tp, fresh[-1].offset)
+            offsets[tp] = fresh[-1].offset
+            RECOVERED[recovery] = RECOVERED.get(recovery, 0) + len(fresh)
+        taken.add(tp)
+    if not taken:
+        return records
+    if recovery.in_recovery and not recovery.need_recovery():
+        count, started = RECOVERED.pop(recovery, 0), recovery._recovery_started_at
+        log.warning("recovered %d changelog records in %.2fs", count, time.monotonic() - (started or time.monotonic()))
+        recovery.flush_buffers()
+        recovery._set_recovery_ended()
+        recovery.signal_recovery_end.set()
+    return {tp: batch for tp, batch in records.items() if tp not in taken}
 
 
 class Transport(driver.Transport):  # type: ignore[misc]

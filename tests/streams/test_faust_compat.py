@@ -121,3 +121,19 @@ def test_our_store_scheme_resolves_to_the_compressed_rocksdb_store(tmp_path):
     faust_compat.register()
     assert 0 < sizes["ours"] < sizes["faust"] * 0.9, sizes
     assert abs(sizes["snappy"] - sizes["faust"]) < sizes["faust"] * 0.02, sizes  # snappy: faust's own options
+
+
+def test_recovery_still_keeps_what_the_batched_changelog_path_moves():
+    """recover_batches writes changelog batches itself and moves what faust's own loop would move."""
+    slurp = inspect.getsource(recovery.Recovery._slurp_changelogs.fun)
+    for name in ("active_offsets", "standby_offsets", "tp_to_table", "buffers"):
+        assert f"self.{name}" in slurp
+    assert "offsets[tp] = offset" in slurp  # the last applied offset, as recover_batches sets it
+    assert "self.flush_buffers()" in slurp
+    assert "self._set_recovery_ended()" in slurp
+    assert "self.signal_recovery_end.set()" in slurp
+    assert "self._recovery_started_at = monotonic()" in inspect.getsource(recovery.Recovery._set_recovery_started)
+    assert "value - 1" in inspect.getsource(recovery.Recovery._build_highwaters)  # highwaters: last offsets
+    apply = inspect.getsource(rocksdb_store.Store.apply_changelog_batch)
+    assert "batches[msg.partition].put(msg.key, msg.value)" in apply  # raw bytes, as recover_batches writes
+    assert "self.set_persisted_offset(tp, offset)" in apply
