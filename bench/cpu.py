@@ -50,3 +50,14 @@ class CpuMeter:
             return ""
         parts = ", ".join(f"{label} {share * 100:.0f} %" for label, share in self.shares.items())
         return f"{parts} of one core ({os.cpu_count()} cores)"
+
+
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of ``pid`` in MiB (``VmHWM``: its peak so far); 0 when it cannot be read."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0

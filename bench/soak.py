@@ -38,6 +38,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from bench.cpu import rss_mib
 from bench.hostile import corpus
 from schemas.outputs import ActionSuppressed, Alert, Coupon, DeadLetter, SegmentChange
 from segmenter.rules import load_ruleset
@@ -57,16 +58,6 @@ AS_OF = "2025-12-31"
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 class Peak(threading.Thread):

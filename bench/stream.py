@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from pathlib import Path
 import orjson
 import rocksdict
 
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, rss_mib
 from bench.live import START, WINDOW_S, by_window, latency, percentiles, time_to_first_change
 from segmenter.rules import load_ruleset
 from streams import faust_compat
@@ -48,6 +49,7 @@ from streams.ops import apply_rules, wait_caught_up
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+RECOVERED = re.compile(r"recovered (\d+) changelog records in ([0-9.]+)s")  # the worker's log line
 RULES = (ROOT / "examples/rules/retail-value.yaml").read_text()
 
 
@@ -193,6 +195,7 @@ def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
     say(f"segmenter, one worker                       {rate:>9,.0f} events/s  ({elapsed:.1f}s; "
         f"{changes:,} segment-changes, Redis projection on)")
     say(f"  CPU: {bulk.line()}")
+    say(f"  worker RSS after it: {rss_mib(worker.pid):,.0f} MiB (peak {rss_mib(worker.pid, 'VmHWM'):,.0f} MiB)")
     if naive:
         say(f"  ratio segmenter / naive faust             {rate / naive:>9.1f}x")
     if "latency" not in skip:
@@ -249,9 +252,12 @@ def restart(bench: Bench, settings: Settings, env: dict[str, str], customers: in
     started = time.monotonic()
     worker = bench.worker(bench.settings(empty), empty)
     ready = asyncio.run(time_to_first_change(settings, started, timeout_s=600))
-    say("  from an empty data dir".ljust(44) + f"{ready:>9.1f} s  ({customers / ready:,.0f} customers/s recovered "
-        "from the changelog, start -> a new event's change)")
     bench.end(worker)
+    found = RECOVERED.findall((Path(empty["SEGMENTER_DATA_DIR"]) / "worker.log").read_text())
+    records, seconds = (int(found[-1][0]), float(found[-1][1])) if found else (0, 0.0)
+    rate = f"{customers / seconds:,.0f} customers/s" if seconds else "rate not logged"
+    say("  from an empty data dir".ljust(44) + f"{ready:>9.1f} s  (recovery: {records:,} changelog records in "
+        f"{seconds:.2f} s, {rate})")
 
 
 def two_workers(bench: Bench, args: argparse.Namespace) -> None:

@@ -260,7 +260,9 @@ class Engine:
     def _put(self, part: Partition, customer: str, old: step.CustomerRecord | None, record: step.CustomerRecord,
              changes: list[step.Change]) -> None:
         """``old``: the record this replaces, whose heap entry (if any) is still queued."""
-        part.records[customer] = record
+        records = part.records
+        records.pop(customer, None)  # to the end: the least recently changed customers are evicted first
+        records[customer] = record
         if customer not in part.dirty:
             part.dirty.add(customer)
             self._dirty_count += 1
@@ -452,16 +454,17 @@ class Engine:
         await persist(await self._producer_started(), self.meta, groups)
 
     def _evict(self) -> None:
-        """Keep at most ``state_cache_customers`` decoded records; persisted ones can be read back."""
-        excess = sum(len(p.records) for p in self.parts.values()) - self.settings.state_cache_customers
+        """Keep at most ``state_cache_customers`` decoded records, dropping each partition's least recently
+        changed ones (``_put`` moves a changed customer to the end); persisted ones are read back when needed."""
+        total = sum(len(p.records) for p in self.parts.values())
+        excess = total - self.settings.state_cache_customers
         if excess <= 0:
             return
         for part in self.parts.values():
-            for customer in [c for c in part.records if c not in part.dirty][:excess]:
-                del part.records[customer]
-                excess -= 1
-            if excess <= 0:
-                break
+            records, dirty = part.records, part.dirty
+            share = -(-excess * len(records) // total)  # this partition's part of the excess, rounded up
+            for customer in list(itertools.islice((c for c in records if c not in dirty), share)):
+                del records[customer]
 
     async def tick_all(self, when: datetime) -> None:
         """The wall clock, into every partition through the control topic (in order with events)."""
