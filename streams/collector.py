@@ -19,6 +19,8 @@ the group's session timeout), which is why it is off unless configured.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
 import time
@@ -69,3 +71,19 @@ class Collector:
         self._last_full = time.monotonic()
         log.warning("full garbage collection: %d objects kept, %d unreachable freed, %.0f ms",
                     gc.get_freeze_count(), found, (self._last_full - started) * 1000)
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """At most ``arenas`` glibc malloc arenas in this process (glibc's default is eight per core: RocksDB's
+    background threads each took one and kept its freed memory). Like ``MALLOC_ARENA_MAX``, set from inside.
+    False where there is no glibc."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        return bool(ctypes.CDLL(name).mallopt(M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):
+        return False

@@ -25,8 +25,10 @@ same ``change_id``). Redis may briefly hold a state the replay is about to rebui
 ordered by (partition epoch, record seq), and each opening of a partition durably takes a new epoch
 before it writes, so the rebuilt state always wins over whatever a dead or stale owner wrote.
 
-Per partition the engine keeps the stream time and a heap of (due day, customer), so time-driven
-changes wake exactly the customers that are due; both are rebuilt from the store on assignment.
+Per partition the engine keeps the stream time, each customer's due day and a heap of (due day, customer),
+so time-driven changes wake exactly the customers that are due (an entry a later event superseded is
+skipped, and the heap is rebuilt from the due days when such entries outnumber the live ones); all are
+rebuilt from the store on assignment.
 """
 
 from __future__ import annotations
@@ -222,12 +224,12 @@ class Engine:
         if day == part.day:
             return
         part.day, part.meta_dirty, part.clock_dirty = day, True, True
-        heap = part.heap
+        heap, dues = part.heap, part.dues
         while heap and heap[0][0] <= day:
             due, customer = heapq.heappop(heap)
-            record = self._get(part, customer)
-            if record.due != due:
+            if dues.get(customer) != due:
                 continue  # superseded by a later event
+            record = self._get(part, customer)
             new, changes = step.on_time(record, day, part.ruleset, self.policy)
             self.stats["time_wakeups"] += 1
             self._put(part, customer, None, new, changes)  # its heap entry was just popped
@@ -266,8 +268,16 @@ class Engine:
         if customer not in part.dirty:
             part.dirty.add(customer)
             self._dirty_count += 1
-        if record.due is not None and (old is None or old.due != record.due):
-            heapq.heappush(part.heap, (record.due, customer))  # an unchanged due is already queued
+        due = record.due
+        if due is None:
+            part.dues.pop(customer, None)
+        elif old is None or old.due != due:
+            part.dues[customer] = due
+            heap = part.heap
+            heapq.heappush(heap, (due, customer))  # an unchanged due is already queued
+            if len(heap) > 2 * len(part.dues) + 1024:  # superseded entries: rebuild from the current dues
+                part.heap = [(d, c) for c, d in part.dues.items()]
+                heapq.heapify(part.heap)
         if changes:
             ruleset = part.ruleset
             assert ruleset is not None
@@ -305,7 +315,9 @@ class Engine:
             count += 1
             due = due_of(value)
             if due:
-                part.heap.append((due, key.decode()))
+                customer = key.decode()
+                part.heap.append((due, customer))
+                part.dues[customer] = due
         heapq.heapify(part.heap)
         log.warning("partition %d opened (epoch %d): %d customers, %d due", number, part.epoch, count,
                     len(part.heap))

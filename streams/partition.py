@@ -23,6 +23,7 @@ class Partition:
     next_day_at: datetime | None = None  # the first instant after ``day``: earlier stream times keep the day
     ruleset: RuleSet | None = None
     heap: list[tuple[int, str]] = field(default_factory=list)
+    dues: dict[str, int] = field(default_factory=dict)  # customer -> its current due day (the heap's live entries)
     records: dict[str, step.CustomerRecord] = field(default_factory=dict)  # decoded, the truth
     dirty: set[str] = field(default_factory=set)  # changed since the last snapshot
     meta_dirty: bool = False

@@ -108,6 +108,7 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     """Run one worker in the foreground until SIGINT/SIGTERM."""
     from streams.kafka_ops import create_topics  # noqa: PLC0415
 
+    collector.limit_malloc_arenas()  # before RocksDB's and the event loop's threads exist
     (Path(settings.data_dir) / "worker.ready").unlink(missing_ok=True)
     created = asyncio.run(create_topics(settings))
     if created:
