@@ -302,6 +302,63 @@ class Soak:
         return 1 if failed else 0
 
 
+def steady(args: argparse.Namespace, root: Path) -> int:
+    """One worker under a steady load for ``--steady-minutes``: its RSS each minute, flat or not."""
+    soak = Soak(args, root)
+    broker = start_broker(soak.broker_port, root / "logs")
+    soak.redis = start_redis(soak.redis_port, root / "redis-1")
+    worker = None
+    try:
+        asyncio.run(create_topics(soak.settings))
+        asyncio.run(apply_rules(soak.settings, load_ruleset(RULES.read_text(), str(RULES)), str(RULES)))
+        worker = soak.worker(root / "own")
+        wait_ready(root / "own", worker, timeout_s=120)
+        samples = asyncio.run(_steady_load(soak, worker, args))
+    finally:
+        if worker is not None and worker.poll() is None:
+            stop(worker.pid)
+        stop(soak.redis.pid)
+        stop(broker.pid)
+    say(f"\nRSS at start {samples[0]:,.0f} MiB, middle {samples[len(samples) // 2]:,.0f} MiB, "
+        f"end {samples[-1]:,.0f} MiB ({len(samples)} samples, one a minute)")
+    return 0 if worker is not None and worker.returncode in (None, 0, -signal.SIGTERM) else 1
+
+
+async def _steady_load(soak: Soak, worker: subprocess.Popen[bytes], args: argparse.Namespace) -> list[float]:
+    producer = AIOKafkaProducer(bootstrap_servers=soak.settings.kafka_bootstrap, linger_ms=50, acks="all")
+    await producer.start()
+    rng, samples = random.Random(args.seed), [rss_mib(worker.pid)]
+    weights = [1 / (i + 1) ** 0.8 for i in range(args.customers)]
+    started, sent, minute = time.monotonic(), 0, 1
+    try:
+        while (elapsed := time.monotonic() - started) < args.steady_minutes * 60:
+            if worker.poll() is not None:
+                say(f"  the worker exited with {worker.returncode}")
+                break
+            due = int(elapsed * args.rate) - sent
+            for c in rng.choices(range(args.customers), weights=weights, k=max(due, 0)):
+                when = START + timedelta(seconds=sent * 10)  # stream time: 10 s per event, a year in 3.2M
+                doc = {"event_id": f"t{sent}", "customer_id": f"S{c:06d}", "occurred_at": when.isoformat(),
+                       "amount": f"{rng.uniform(10, 3000):.2f}", "order_id": f"o{sent}"}
+                await producer.send(soak.names.transactions, key=doc["customer_id"].encode(), value=orjson.dumps(doc))
+                sent += 1
+            if elapsed >= minute * 60:
+                samples.append(rss_mib(worker.pid))
+                committed = await _committed(soak.settings)
+                say(f"  {minute:3d} min: {sent:,} events sent, {committed:,} committed, worker RSS "
+                    f"{samples[-1]:,.0f} MiB")
+                minute += 1
+            await asyncio.sleep(0.05)
+    finally:
+        await producer.stop()
+    samples.append(rss_mib(worker.pid))
+    return samples
+
+
+async def _committed(settings: Settings) -> int:
+    return sum(lag.committed for lag in await group_lag(settings, actions=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=500_000)
@@ -316,12 +373,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finish-timeout-s", type=float, default=900.0)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
+    parser.add_argument("--steady-minutes", type=float, default=0.0,
+                        help="instead: one worker under a steady --rate for this long, its RSS each minute")
+    parser.add_argument("--rate", type=float, default=2000.0, help="events/s of --steady-minutes")
     args = parser.parse_args(argv)
+    run = (lambda root: steady(args, root)) if args.steady_minutes else (lambda root: Soak(args, root).run())
     if args.dir:
         args.dir.mkdir(parents=True, exist_ok=True)
-        return Soak(args, args.dir).run()
+        return run(args.dir)
     with tempfile.TemporaryDirectory(prefix="segmenter-soak-") as root:
-        return Soak(args, Path(root)).run()
+        return run(Path(root))
 
 
 if __name__ == "__main__":
