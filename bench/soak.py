@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "examples/rules/retail-value.yaml"
 START = datetime(2025, 1, 1, 8, 0, tzinfo=UTC)
 AS_OF = "2025-12-31"
+STEADY_START = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 def say(text: str) -> None:
@@ -200,7 +201,8 @@ class Soak:
             f"{len(stream) - len(events) - len(hostile):,} copies, {len(hostile):,} hostile of "
             f"{len({k for k, _, _ in hostile})} kinds")
 
-        actions = self.worker(self.root / "actions", role="actions", failpoint=f"after-grant:{args.grant_kill}")
+        actions = (self.worker(self.root / "actions", role="actions", failpoint=f"after-grant:{args.grant_kill}")
+                   if args.action_worker else None)
         outage = threading.Thread(target=self.redis_outage, args=(args.redis_after_s,), daemon=True)
         started = time.monotonic()
         outage.start()
@@ -217,7 +219,7 @@ class Soak:
                 if worker.poll() is not None:
                     self.unexpected.append(f"worker {n} exited with {worker.returncode}")
                     break
-                if actions.poll() is not None:
+                if actions is not None and actions.poll() is not None:
                     died = actions.returncode
                     self.unexpected += [] if died == -signal.SIGKILL else [f"action worker exited with {died}"]
                     say(f"  action worker died ({died}, its failpoint after a grant); restarted")
@@ -244,8 +246,8 @@ class Soak:
             self.restarts += 1
         wait_ready(self.root / "own" if n % 2 == 0 else self.root / f"empty-{n}", worker, timeout_s=300)
         assert cli(["tick", "--to", f"{AS_OF}T23:59:59+00:00"]) == 0
-        asyncio.run(wait_caught_up(settings, args.finish_timeout_s, actions=True,
-                                   alive=lambda: worker.poll() is None and actions.poll() is None))
+        asyncio.run(wait_caught_up(settings, args.finish_timeout_s, actions=actions is not None,
+                                   alive=lambda: worker.poll() is None and (actions is None or actions.poll() is None)))
         elapsed = time.monotonic() - started
         self.unexpected += [f"worker exited with {worker.returncode}"] if worker.poll() is not None else []
         return self._verdict(hostile, good_csv, elapsed, len(stream))
@@ -279,7 +281,7 @@ class Soak:
         audits = {ActionSuppressed.model_validate_json(v).change_id
                   for _, v in asyncio.run(read_topic(settings, names.action_audit))}
         twice = sum(1 for _, count in Counter(grants).items() if count > 1)
-        missing_grants = len(entries - set(grants) - audits)
+        missing_grants = len(entries - set(grants) - audits) if self.args.action_worker else 0
 
         rows = [("records sent (good + copies + hostile)", f"{records:,}"),
                 ("good events", f"{self.args.events:,}"),
@@ -291,7 +293,9 @@ class Soak:
                 ("dead letters / hostile records sent", f"{len(at):,} / {len(sent):,} (missing {missing_letters}, "
                                                         f"extra {extra_letters})"),
                 ("entries into churn_risk / high_value", f"{len(entries):,}"),
-                ("grants issued twice", f"{twice}"), ("entries with no grant and no suppression", f"{missing_grants}"),
+                ("grants issued twice", f"{twice}" if self.args.action_worker else "(no action worker)"),
+                ("entries with no grant and no suppression",
+                 f"{missing_grants}" if self.args.action_worker else "(no action worker)"),
                 ("peak worker RSS", f"{self.peak.peak:,.0f} MiB")]
         say("")
         width = max(len(k) for k, _ in rows)
@@ -337,7 +341,9 @@ async def _steady_load(soak: Soak, worker: subprocess.Popen[bytes], args: argpar
                 break
             due = int(elapsed * args.rate) - sent
             for c in rng.choices(range(args.customers), weights=weights, k=max(due, 0)):
-                when = START + timedelta(seconds=sent * 10)  # stream time: 10 s per event, a year in 3.2M
+                # stream time: 60 s per event from 2020 on, so the windows are full (a year) after ~525,000 events
+                # and the state stops growing; 20 minutes at 2,000/s end in mid-2024
+                when = STEADY_START + timedelta(seconds=sent * 60)
                 doc = {"event_id": f"t{sent}", "customer_id": f"S{c:06d}", "occurred_at": when.isoformat(),
                        "amount": f"{rng.uniform(10, 3000):.2f}", "order_id": f"o{sent}"}
                 await producer.send(soak.names.transactions, key=doc["customer_id"].encode(), value=orjson.dumps(doc))
@@ -370,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-after-s", type=float, default=45.0, help="when Redis is killed")
     parser.add_argument("--redis-outage-s", type=float, default=30.0, help="0: no outage")
     parser.add_argument("--grant-kill", type=int, default=25, help="the action worker dies after this grant")
+    parser.add_argument("--no-action-worker", dest="action_worker", action="store_false",
+                        help="run no action worker (and check no grants)")
     parser.add_argument("--finish-timeout-s", type=float, default=900.0)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")

@@ -1,9 +1,11 @@
-"""A short ``make soak``: every part of it (kills on own and empty data dirs, Redis killed and restarted empty,
-the action worker killed between a grant and its ledger write, copies, late records, the whole hostile corpus),
-on a small stream. The command's own checks decide: export equals classify, dead letters equal the hostile
-records, no grant missing or twice, no worker stopped unless killed."""
+"""A short ``make soak``: kills on own and empty data dirs, Redis killed and restarted empty, copies, late records
+and the whole hostile corpus, on a small stream. The command's own checks decide: export equals classify, dead
+letters equal the hostile records, no worker stopped unless killed. (The action worker killed between a grant
+and its ledger write is tests/integration/test_actions.py's; the full ``make soak`` runs it too.)"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -13,10 +15,16 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_short_soak_passes(tmp_path, capsys):
-    status = main(["--events", "40000", "--customers", "4000", "--hostile", "210", "--kill-seconds", "45",
-                   "--kill-life-s", "8,12", "--redis-after-s", "5", "--redis-outage-s", "8", "--grant-kill", "10",
-                   "--finish-timeout-s", "300", "--dir", str(tmp_path / "soak")])
+    saved = dict(os.environ)  # the soak points SEGMENTER_* at its own stack; later tests must not see it
+    try:
+        status = main(["--events", "150000", "--customers", "10000", "--hostile", "210", "--kill-seconds", "40",
+                       "--kill-life-s", "4,7", "--redis-after-s", "5", "--redis-outage-s", "8", "--no-action-worker",
+                       "--finish-timeout-s", "300", "--dir", str(tmp_path / "soak")])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     out = capsys.readouterr().out
     assert "dead letters / hostile records sent       210 / 210 (missing 0, extra 0)" in out, out
-    assert "worker kills (SIGKILL)" in out
+    kills = int(next(line for line in out.splitlines() if line.startswith("worker kills (SIGKILL)")).split()[-1])
+    assert kills >= 2, out
     assert status == 0, out
