@@ -64,6 +64,7 @@ from streams.stored import due_of, pack, unpack
 
 log = logging.getLogger("segmenter.worker")
 SLOW_FLUSH_S = 2.0  # a flush that took longer is logged with where its time went
+STUCK_FLUSH_S = 30.0  # a flush in flight this long at one stage is logged (again every 30 s)
 ENCODE_SLICE = 256  # customers encoded between two looks at the event loop (a few ms)
 
 
@@ -89,6 +90,8 @@ class Engine:
         self._dirty_count = 0
         self._failpoints = Failpoints(settings.failpoint)
         self._quarantined: set[str] | None = None  # customers Redis refused (loaded at the first flush)
+        self._stage: tuple[str, float] = ("idle", time.monotonic())  # where the flush in flight is, since when
+        self._stuck_said = 0.0
         self.collector = Collector(settings.gc_full_every_s)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -117,8 +120,8 @@ class Engine:
     async def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> None:
         """``current(tp)``: the partition is still assigned to us in the generation it was fetched in
         (checked under the lock: a rebalance may have flushed and dropped it while we waited)."""
+        await self._backpressure()  # not under the lock: a rebalance's revocation must be able to take it
         async with self._lock:
-            await self._backpressure()
             self.edge.new_batch()
             for tp, records in batch.items():
                 if not current(tp):
@@ -187,7 +190,12 @@ class Engine:
                 or time.monotonic() - self._last_flush >= self.settings.flush_interval_s)
 
     async def tick(self) -> None:
-        """Called by a timer: a quiet worker still flushes what it has."""
+        """Called by a timer: a quiet worker still flushes what it has; a flush stuck somewhere is told."""
+        flushing, (stage, since), now = self._flushing, self._stage, time.monotonic()
+        stuck = flushing is not None and not flushing.done() and now - since >= STUCK_FLUSH_S
+        if stuck and now - self._stuck_said >= STUCK_FLUSH_S:
+            self._stuck_said = now
+            log.warning("a flush has waited %.0fs at '%s' (nothing is committed meanwhile)", now - since, stage)
         if self._flush_due() and any(p.dirty or p.meta_dirty or p.offsets for p in self.parts.values()):
             async with self._lock:
                 await self._start_flush()
@@ -389,20 +397,25 @@ class Engine:
 
     async def _write(self, snap: Snapshot) -> None:
         marks = [time.monotonic()]
+        self._stage = ("encode", marks[0])
         for start in range(0, len(snap.changed), ENCODE_SLICE):  # 1. encoded in slices: a big flush is no pause
             self._encode(snap, start, start + ENCODE_SLICE)
             await asyncio.sleep(0)
         marks.append(time.monotonic())
+        self._stage = ("segment changes acknowledged", marks[-1])
         if snap.deliveries:
             await asyncio.gather(*snap.deliveries)  # 2. changes and dead letters are out
         marks.append(time.monotonic())
+        self._stage = ("redis", marks[-1])
         await self._project(snap)  # 3. Redis
         marks.append(time.monotonic())
+        self._stage = ("changelog", marks[-1])
         if self._failpoints:
             self._failpoints.hit("before-persist")
         await persist(await self._producer_started(), self.customers, snap.customers)  # 4. + 5.
         await self._persist_meta(snap.meta)
         marks.append(time.monotonic())
+        self._stage = ("commit", marks[-1])
         if self._failpoints:
             self._failpoints.hit("before-commit")
         if snap.offsets and not await faust_compat.commit(self.app, snap.offsets):  # 6.
