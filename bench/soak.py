@@ -45,7 +45,7 @@ from segmenter.rules import load_ruleset
 from streams.cli import main as cli
 from streams.cli_stream import EMBEDDED_ENV, spawn_worker, wait_ready
 from streams.embedded import free_port, start_broker, start_redis, stop
-from streams.kafka_ops import create_topics, group_lag, read_topic
+from streams.kafka_ops import create_topics, group_lag, read_topic, true_ends
 from streams.names import Names
 from streams.ops import apply_rules, export, wait_caught_up
 from streams.settings import Settings
@@ -271,7 +271,10 @@ class Soak:
         extra_letters = len(at - sent)
 
         entries: set[str] = set()
-        for _, value in asyncio.run(read_topic(settings, names.segment_changes)):
+        changes = asyncio.run(read_topic(settings, names.segment_changes))
+        on_topic = sum(asyncio.run(true_ends(settings, [names.segment_changes])).values())
+        unread = on_topic - len(changes)  # the checks below are only as good as this read
+        for _, value in changes:
             change = SegmentChange.model_validate_json(value)
             if change.dimension == "value" and change.from_segment != change.to_segment and change.to_segment in (
                     "churn_risk", "high_value"):
@@ -292,6 +295,7 @@ class Soak:
                 ("customers: export vs classify mismatched", f"{mismatched:,} of {len(expected):,}"),
                 ("dead letters / hostile records sent", f"{len(at):,} / {len(sent):,} (missing {missing_letters}, "
                                                         f"extra {extra_letters})"),
+                ("segment changes read / on the topic", f"{len(changes):,} / {on_topic:,}"),
                 ("entries into churn_risk / high_value", f"{len(entries):,}"),
                 ("grants issued twice", f"{twice}" if self.args.action_worker else "(no action worker)"),
                 ("entries with no grant and no suppression",
@@ -301,7 +305,7 @@ class Soak:
         width = max(len(k) for k, _ in rows)
         for key, value in rows:
             say(f"{key:<{width}}  {value}")
-        failed = mismatched or missing_letters or extra_letters or twice or missing_grants or self.unexpected
+        failed = unread or mismatched or missing_letters or extra_letters or twice or missing_grants or self.unexpected
         say("\nsoak: " + ("FAILED" if failed else "passed"))
         return 1 if failed else 0
 

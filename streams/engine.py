@@ -232,9 +232,9 @@ class Engine:
         if day == part.day:
             return
         part.day, part.meta_dirty, part.clock_dirty = day, True, True
-        heap, dues = part.heap, part.dues
-        while heap and heap[0][0] <= day:
-            due, customer = heapq.heappop(heap)
+        dues = part.dues
+        while part.heap and part.heap[0][0] <= day:  # part.heap: _put may rebuild it while we go
+            due, customer = heapq.heappop(part.heap)
             if dues.get(customer) != due:
                 continue  # superseded by a later event
             record = self._get(part, customer)
