@@ -47,10 +47,13 @@ def test_sigkill_mid_batch_and_before_commit_then_restart_counts_every_event_onc
 
     # 2. Killed at a flush after its changelog is written and before its offsets are committed: the
     #    restarted worker replays events its restored state already holds.
-    worker = system.start_worker(failpoint="before-commit:2", flush_max_dirty="300", flush_interval_s="30")
+    # (not waited for: with a backlog it may reach its failpoint before it writes its ready file)
+    worker = system.start_worker(failpoint="before-commit:2", flush_max_dirty="300", flush_interval_s="30",
+                                 wait=False)
     _died_of_sigkill(worker)
     # 3. Killed after projecting into Redis and before the changelog: Redis is ahead of the state.
-    worker = system.start_worker(failpoint="before-persist:2", flush_max_dirty="300", flush_interval_s="30")
+    worker = system.start_worker(failpoint="before-persist:2", flush_max_dirty="300", flush_interval_s="30",
+                                 wait=False)
     _died_of_sigkill(worker)
 
     # 4. A clean restart on the same data dir finishes the job.
