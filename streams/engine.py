@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
 import logging
 import time
 from collections import Counter
@@ -50,25 +49,23 @@ from aiokafka import AIOKafkaProducer
 from segmenter import step
 from segmenter.codec import StateEncoder
 from segmenter.rules import RuleSet
-from segmenter.state import Fact, totals_at
+from segmenter.state import Fact
 from streams import faust_compat
 from streams.collector import Collector
-from streams.durability import Failpoints, Snapshot, dead_letter, persist, send_batches
+from streams.durability import Failpoints, dead_letter, send_batches
 from streams.edge import BAD_INPUT, FACT, PROFILE, RULES, TICK, Edge
+from streams.flush import STUCK_FLUSH_S, Flushing
 from streams.kafka_ops import producer as kafka_producer
 from streams.names import Names
 from streams.partition import Partition
-from streams.projection import ProjectedCustomer, Projection
+from streams.projection import Projection
 from streams.settings import Settings
-from streams.stored import due_of, pack, unpack
+from streams.stored import due_of, unpack
 
 log = logging.getLogger("segmenter.worker")
-SLOW_FLUSH_S = 2.0  # a flush that took longer is logged with where its time went
-STUCK_FLUSH_S = 30.0  # a flush in flight this long at one stage is logged (again every 30 s)
-ENCODE_SLICE = 256  # customers encoded between two looks at the event loop (a few ms)
 
 
-class Engine:
+class Engine(Flushing):
     def __init__(self, app: faust.App, settings: Settings, names: Names, tables: Mapping[str, Any]) -> None:
         self.app, self.settings, self.names = app, settings, names
         self.policy = settings.policy()
@@ -175,15 +172,6 @@ class Engine:
         held, part.held = part.held, []
         for tp, records in held:
             self._run(part, tp, records)
-
-    async def _backpressure(self) -> None:
-        """With a flush in flight and the next one already due, wait for it: what a kill can lose (applied,
-        not committed) stays within about two flushes, and flushes stay their configured size instead of
-        growing with everything processed while the one before was writing."""
-        flushing = self._flushing
-        if flushing is not None and not flushing.done() and self._dirty_count >= self.settings.flush_max_dirty:
-            self.stats["flush_waits"] += 1
-            await asyncio.shield(flushing)
 
     def _flush_due(self) -> bool:
         return (self._dirty_count >= self.settings.flush_max_dirty
@@ -344,152 +332,6 @@ class Engine:
             sent = await send_batches(producer, self.names.dead_letters, 0, self._dead)
             self._deliveries.extend(f for f, _ in sent)
             self._dead = []
-
-    # -- flushing ----------------------------------------------------------------------------------
-    async def _start_flush(self) -> None:
-        """Under the lock: snapshot now, do the I/O in the background (one flush in flight)."""
-        if self._flushing is not None:
-            if not self._flushing.done():
-                return  # the next batch tries again
-            self._flushing.result()  # a failed flush crashes the worker here
-        self._flushing = asyncio.create_task(self._write(self._snapshot()), name="segmenter.flush")
-        self.collector.freeze()
-
-    async def _flush_now(self) -> None:
-        """Under the lock: wait for the flush in flight, then flush everything left."""
-        if self._flushing is not None:
-            await self._flushing
-            self._flushing = None
-        await self._send_outputs()
-        await self._write(self._snapshot())
-
-    def _snapshot(self) -> Snapshot:
-        changed: list[tuple[int, int, int | None, str, step.CustomerRecord]] = []
-        meta: dict[int, bytes] = {}
-        clocks: dict[int, tuple[str, int]] = {}
-        offsets: dict[Any, int] = {}
-        for part in self.parts.values():
-            number, epoch, day, records = part.number, part.epoch, part.day, part.records
-            changed += [(number, epoch, day, customer, records[customer]) for customer in part.dirty]
-            part.dirty = set()
-            if part.meta_dirty:
-                meta[part.number] = part.meta_value()
-                part.meta_dirty = False
-            if part.clock_dirty and part.stream_time is not None and day is not None:
-                clocks[part.number] = (part.stream_time.isoformat(), day)
-                part.clock_dirty = False
-            offsets.update(part.offsets)
-            part.offsets = {}
-        deliveries, self._deliveries = self._deliveries, []
-        self._dirty_count = 0
-        self._last_flush = time.monotonic()
-        return Snapshot(changed, meta, clocks, offsets, deliveries)
-
-    def _encode(self, snap: Snapshot, start: int, stop: int) -> None:
-        """The snapshot's changed customers ``start:stop``, encoded for the changelog, store and Redis."""
-        policy, encoder, customers, projected = self.policy, self.encoder, snap.customers, snap.projected
-        for number, epoch, day, customer, record in snap.changed[start:stop]:
-            value = pack(number, record, encoder.dumps(customer, record.state))
-            customers.setdefault(number, []).append((customer.encode(), value))
-            amount = totals_at(record.state, day, policy).long[1] if day is not None else 0  # amount_12m
-            projected.append(ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), amount, number,
-                                               value))
-
-    async def _write(self, snap: Snapshot) -> None:
-        marks = [time.monotonic()]
-        self._stage = ("encode", marks[0])
-        for start in range(0, len(snap.changed), ENCODE_SLICE):  # 1. encoded in slices: a big flush is no pause
-            self._encode(snap, start, start + ENCODE_SLICE)
-            await asyncio.sleep(0)
-        marks.append(time.monotonic())
-        self._stage = ("segment changes acknowledged", marks[-1])
-        if snap.deliveries:
-            await asyncio.gather(*snap.deliveries)  # 2. changes and dead letters are out
-        marks.append(time.monotonic())
-        self._stage = ("redis", marks[-1])
-        await self._project(snap)  # 3. Redis
-        marks.append(time.monotonic())
-        self._stage = ("changelog", marks[-1])
-        if self._failpoints:
-            self._failpoints.hit("before-persist")
-        await persist(await self._producer_started(), self.customers, snap.customers)  # 4. + 5.
-        await self._persist_meta(snap.meta)
-        marks.append(time.monotonic())
-        self._stage = ("commit", marks[-1])
-        if self._failpoints:
-            self._failpoints.hit("before-commit")
-        if snap.offsets and not await faust_compat.commit(self.app, snap.offsets):  # 6.
-            self.stats["commits_refused"] += 1
-            log.warning("the commit of %d input offsets was refused (a rebalance?); the next flush commits past them",
-                        len(snap.offsets))
-        marks.append(time.monotonic())
-        self.stats["flushes"] += 1
-        self.stats["stored"] += sum(len(w) for w in snap.customers.values())
-        took = marks[-1] - marks[0]
-        (log.warning if took >= SLOW_FLUSH_S else log.debug)(
-            "flush: %d customers, %d offsets in %.2fs (encode %.2f, changes acked %.2f, redis %.2f, changelog "
-            "%.2f, commit %.2f)", len(snap.projected), len(snap.offsets), took,
-            *(b - a for a, b in itertools.pairwise(marks)))
-        self._evict()
-
-    async def _project(self, snap: Snapshot) -> None:
-        """Redis; rows it refuses for good are quarantined (the rest written), earlier ones released. A
-        partition Redis holds nothing of (it restarted empty) is projected whole from the store first."""
-        for number in await self.projection.unprojected(sorted(self.parts)):
-            await self._reproject(number)
-        if self._quarantined is None:
-            self._quarantined = await self.projection.quarantined()
-        written = await self.projection.write_many(snap.projected, snap.clocks)
-        refused = {c.customer_id for c, _ in written.quarantined}
-        self.stats["quarantined"] += len(refused)
-        if self._quarantined:
-            released = [c.customer_id for c in snap.projected
-                        if c.customer_id in self._quarantined and c.customer_id not in refused]
-            await self.projection.release(released)
-            self._quarantined.difference_update(released)
-        self._quarantined |= refused
-
-    async def _reproject(self, number: int) -> None:
-        """Every customer the store holds for partition ``number``, into Redis (in the flush task: nothing
-        writes the store meanwhile). Newer rows already there, or written by later flushes, win by seq."""
-        part = self.parts.get(number)
-        if part is None:
-            return
-        started, count, day, rows = time.monotonic(), 0, part.day, []
-        policy = self.policy
-        for key, value in faust_compat.stored_items(self.customers, number):
-            record = unpack(value)
-            amount = totals_at(record.state, day, policy).long[1] if day is not None else 0
-            rows.append(ProjectedCustomer(key.decode(), part.epoch, record.seq, dict(record.segments), amount, number,
-                                          value))
-            if len(rows) >= ENCODE_SLICE * 8:
-                count += len(rows)
-                await self.projection.write_many(rows)
-                rows = []
-        count += len(rows)
-        clocks = {number: (part.stream_time.isoformat(), day)} if part.stream_time and day is not None else None
-        await self.projection.write_many(rows, clocks)
-        await self.projection.mark_projected(number, part.epoch)
-        if count:
-            log.warning("partition %d: redis held none of it (restarted empty?); projected its %d stored customers "
-                        "again in %.1fs", number, count, time.monotonic() - started)
-
-    async def _persist_meta(self, values: Mapping[int, bytes]) -> None:
-        groups = {p: [(f"p{p}".encode(), value)] for p, value in values.items()}
-        await persist(await self._producer_started(), self.meta, groups)
-
-    def _evict(self) -> None:
-        """Keep at most ``state_cache_customers`` decoded records, dropping each partition's least recently
-        changed ones (``_put`` moves a changed customer to the end); persisted ones are read back when needed."""
-        total = sum(len(p.records) for p in self.parts.values())
-        excess = total - self.settings.state_cache_customers
-        if excess <= 0:
-            return
-        for part in self.parts.values():
-            records, dirty = part.records, part.dirty
-            share = -(-excess * len(records) // total)  # this partition's part of the excess, rounded up
-            for customer in list(itertools.islice((c for c in records if c not in dirty), share)):
-                del records[customer]
 
     async def tick_all(self, when: datetime) -> None:
         """The wall clock, into every partition through the control topic (in order with events)."""
