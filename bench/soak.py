@@ -146,6 +146,9 @@ class Soak:
         self.kills = self.restarts = 0
         self.unexpected: list[str] = []
         self.redis: subprocess.Popen[bytes] | None = None
+        # Each restart is the same worker again (like a StatefulSet pod): with a static group member id it
+        # takes its partitions back at once instead of waiting out its dead predecessor's session.
+        self.static = {"instance_id": "soak-worker-0"} if args.static else {}
 
     def worker(self, data_dir: Path, role: str = "worker", **extra: str) -> subprocess.Popen[bytes]:
         env = {**self.env, "SEGMENTER_DATA_DIR": str(data_dir),
@@ -210,7 +213,7 @@ class Soak:
         n = 0
         while True:
             data_dir = self.root / ("own" if n % 2 == 0 else f"empty-{n}")
-            worker = self.worker(data_dir)
+            worker = self.worker(data_dir, **self.static)
             self.restarts += n > 0
             life = random.Random(n).uniform(*args.kill_life_s)
             deadline = time.monotonic() + life
@@ -243,7 +246,7 @@ class Soak:
             n += 1
         outage.join()
         if worker.poll() is not None:  # the last one was killed: one more, left alone
-            worker = self.worker(self.root / "own")
+            worker = self.worker(self.root / "own", **self.static)
             self.restarts += 1
         wait_ready(self.root / "own" if n % 2 == 0 else self.root / f"empty-{n}", worker, timeout_s=300)
         assert cli(["tick", "--to", f"{AS_OF}T23:59:59+00:00"]) == 0
@@ -387,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grant-kill", type=int, default=25, help="the action worker dies after this grant")
     parser.add_argument("--no-action-worker", dest="action_worker", action="store_false",
                         help="run no action worker (and check no grants)")
+    parser.add_argument("--no-static", dest="static", action="store_false",
+                        help="restart workers without a static group member id (SEGMENTER_INSTANCE_ID)")
     parser.add_argument("--finish-timeout-s", type=float, default=900.0)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")

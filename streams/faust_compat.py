@@ -205,18 +205,31 @@ class Transport(driver.Transport):  # type: ignore[misc]
     Consumer = Consumer
 
 
-# Memory per store (one per table partition): faust's defaults are 64 MiB memtables, three of them, and a
-# 2 GiB block cache, so a worker's RSS grew with everything it wrote (698 MiB after bench.stream's bulk phase
-# of 1,000,000 events). The worker keeps its hot customers decoded in Python: RocksDB needs little cache.
+# Memory: faust gives every store (one per table partition: 16 for two tables of 8 partitions) 64 MiB
+# memtables, three of them, and its own 2 GiB block cache, so a worker's RSS grew with everything it wrote
+# (698 MiB after bench.stream's bulk phase of 1,000,000 events). The worker keeps its hot customers decoded in
+# Python and RocksDB needs little cache: every store of the process shares one block cache, and the memtables
+# of all of them are charged to it through one write-buffer manager, so RocksDB's memory has one bound
+# (ROCKSDB_MEMORY) however many partitions a worker holds.
 WRITE_BUFFER = 4 << 20
 WRITE_BUFFERS = 2
-BLOCK_CACHE = 8 << 20
+ROCKSDB_MEMORY = 48 << 20
+_SHARED: dict[str, Any] = {}
+
+
+def shared_memory() -> tuple[Any, Any]:
+    """The process's one RocksDB block cache and the write-buffer manager that charges memtables to it."""
+    if not _SHARED:
+        cache = rocksdict.Cache(ROCKSDB_MEMORY)
+        _SHARED.update(cache=cache, writes=rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+            ROCKSDB_MEMORY // 2, False, cache))
+    return _SHARED["cache"], _SHARED["writes"]
 
 
 class CompressedRocksDBOptions(rocksdb_store.RocksDBOptions):  # type: ignore[misc]
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**{"write_buffer_size": WRITE_BUFFER, "max_write_buffer_number": WRITE_BUFFERS,
-                            "block_cache_size": BLOCK_CACHE, **kwargs})
+                            **kwargs})
 
     def as_options(self) -> Any:
         options = super().as_options()
@@ -229,7 +242,9 @@ class CompressedRocksDBOptions(rocksdb_store.RocksDBOptions):  # type: ignore[mi
         # faust's table factory again (bloom filter, block cache, binary-search index), bigger blocks with zstd
         table = rocksdict.BlockBasedOptions()
         table.set_bloom_filter(self.bloom_filter_size, block_based=True)
-        table.set_block_cache(rocksdict.Cache(self.block_cache_size))
+        cache, writes = shared_memory()
+        options.set_write_buffer_manager(writes)
+        table.set_block_cache(cache)
         table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
         if zstd:
             table.set_block_size(BLOCK_SIZE)

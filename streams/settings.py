@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         6.0, gt=0, description="Kafka group session and rebalance timeout: a dead worker's partitions move after it "
         "(and on a broker that ignores LeaveGroup, like the embedded one, a stopped worker's too). 6 is Apache "
         "Kafka's default group.min.session.timeout.ms.")
+    instance_id: str | None = Field(
+        None, min_length=1, max_length=249, description="Static group membership (Kafka's group.instance.id, "
+        "KIP-345): a worker restarted with the same id takes its partitions back at once instead of waiting out "
+        "its dead predecessor's session. Give each worker its own stable id (a StatefulSet pod name); never two "
+        "live workers the same one.")
     consistency_check: bool = Field(
         True, description="faust's recovery offset check; the embedded broker needs it off.")
     fetch_max_wait_ms: int = Field(

@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_rebalance_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=1.0,
+        consumer_group_instance_id=settings.instance_id,
         recovery_consistency_check=settings.consistency_check,
         producer_linger=0.005,
         stream_wait_empty=False,

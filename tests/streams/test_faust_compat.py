@@ -3,6 +3,7 @@
 import inspect
 
 import faust
+import rocksdict
 from faust import stores
 from faust.stores import rocksdb as rocksdb_store
 from faust.tables import recovery
@@ -137,3 +138,23 @@ def test_recovery_still_keeps_what_the_batched_changelog_path_moves():
     apply = inspect.getsource(rocksdb_store.Store.apply_changelog_batch)
     assert "batches[msg.partition].put(msg.key, msg.value)" in apply  # raw bytes, as recover_batches writes
     assert "self.set_persisted_offset(tp, offset)" in apply
+
+
+def test_a_static_member_id_reaches_the_consumer_and_rocksdb_memory_is_shared(tmp_path):
+    app = create_app(Settings(data_dir=tmp_path, kafka_bootstrap="127.0.0.1:1", instance_id="worker-0"))
+    assert app.conf.consumer_group_instance_id == "worker-0"
+    assert "group_instance_id=conf.consumer_group_instance_id" in inspect.getsource(
+        driver.AIOKafkaConsumerThread._create_worker_consumer)
+    cache, writes = faust_compat.shared_memory()
+    before = writes.get_usage()
+    stores = [rocksdict.Rdict(str(tmp_path / f"db{i}"), faust_compat.CompressedRocksDBOptions(
+        use_rocksdict=True).as_options()) for i in range(2)]
+    for i, store in enumerate(stores):
+        store[b"k%d" % i] = b"v" * 100_000
+    assert writes.get_usage() > before  # both stores' memtables are charged to the one manager
+    for store in stores:
+        store.close()
+    assert faust_compat.shared_memory() == (cache, writes)
+    assert writes.get_buffer_size() == faust_compat.ROCKSDB_MEMORY // 2
+    assert create_app(Settings(data_dir=tmp_path / "b", kafka_bootstrap="127.0.0.1:1")).conf \
+        .consumer_group_instance_id is None
