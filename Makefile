@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 run: install
 	$(PY) -m streams.cli demo run
 
-test: install
+test: check
 	@$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 check: install

@@ -19,10 +19,12 @@ from pathlib import Path
 
 from bench.stream import Bench, embedded_stack, say
 from schemas.outputs import SegmentChange
-from streams.cli_stream import spawn_worker, wait_ready
-from streams.kafka_ops import Record, group_lag, true_ends
+from streams.kafka.lag import group_lag
+from streams.kafka.reading import true_ends
+from streams.kafka.topics import Record
 from streams.names import Names
 from streams.settings import Settings
+from streams.stack.processes import spawn_worker, wait_ready
 
 REGIONS = ("north", "east", "south", "west")
 

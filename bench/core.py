@@ -19,7 +19,7 @@ from segmenter import codec
 from segmenter.classify import classify
 from segmenter.rules import load_ruleset
 from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Policy, WindowState, apply
-from streams import collector
+from streams.worker import collector
 
 ROOT = Path(__file__).resolve().parent.parent
 FLUSH_EVERY = 5000  # events between the worker's flushes, roughly (SEGMENTER_FLUSH_MAX_DIRTY customers or 0.5 s)

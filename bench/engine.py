@@ -26,12 +26,12 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from bench.stream import RULES, history
 from segmenter.rules import load_ruleset
-from streams import collector
-from streams.engine import Engine
 from streams.names import Names
-from streams.partition import Partition
-from streams.projection import script_args
+from streams.readmodel.writer import script_args
 from streams.settings import Settings
+from streams.worker import collector
+from streams.worker.engine import Engine
+from streams.worker.partition import Partition
 
 
 class _EmptyStore:

@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.kafka_ops import producer, tail
+from streams.kafka.reading import tail
+from streams.kafka.topics import producer
 from streams.names import Names
 from streams.settings import Settings
 

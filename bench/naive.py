@@ -21,7 +21,7 @@ from schemas.events import TRANSACTION_ADAPTER
 from segmenter import step
 from segmenter.facts import fact_of_transaction
 from segmenter.rules import load_ruleset
-from streams import faust_compat
+from streams.kafka import faust_compat
 from streams.names import RAW, Names
 from streams.settings import Settings
 from streams.stored import pack, unpack

@@ -43,13 +43,16 @@ from bench.cpu import rss_mib
 from bench.hostile import corpus
 from schemas.outputs import ActionSuppressed, Alert, Coupon, DeadLetter, SegmentChange
 from segmenter.rules import load_ruleset
-from streams.cli import main as cli
-from streams.cli_stream import EMBEDDED_ENV, spawn_worker, wait_ready
-from streams.embedded import free_port, start_broker, start_redis, stop
-from streams.kafka_ops import create_topics, group_lag, read_topic, true_ends
+from streams.cli.main import main as cli
+from streams.cli.ops import export, wait_caught_up
+from streams.kafka.control import apply_rules
+from streams.kafka.lag import group_lag
+from streams.kafka.reading import read_topic, true_ends
+from streams.kafka.topics import create_topics
 from streams.names import Names
-from streams.ops import apply_rules, export, wait_caught_up
 from streams.settings import Settings
+from streams.stack.embedded import free_port, start_broker, start_redis, stop
+from streams.stack.processes import EMBEDDED_ENV, spawn_worker, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "examples/rules/retail-value.yaml"

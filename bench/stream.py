@@ -40,13 +40,15 @@ import rocksdict
 from bench.cpu import CpuMeter, rss_mib
 from bench.live import START, WINDOW_S, by_window, latency, percentiles, time_to_first_change
 from segmenter.rules import load_ruleset
-from streams import faust_compat
-from streams.cli_stream import spawn_worker, wait_ready
-from streams.embedded import free_port, start_broker, start_redis, stop
-from streams.kafka_ops import Record, create_topics, produce_records, true_ends
+from streams.cli.ops import wait_caught_up
+from streams.kafka import faust_compat
+from streams.kafka.control import apply_rules
+from streams.kafka.reading import true_ends
+from streams.kafka.topics import Record, create_topics, produce_records
 from streams.names import Names
-from streams.ops import apply_rules, wait_caught_up
 from streams.settings import Settings
+from streams.stack.embedded import free_port, start_broker, start_redis, stop
+from streams.stack.processes import spawn_worker, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 RECOVERED = re.compile(r"recovered (\d+) changelog records in ([0-9.]+)s")  # the worker's log line

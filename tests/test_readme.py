@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from streams.cli import main
+from streams.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

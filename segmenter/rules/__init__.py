@@ -1,4 +1,5 @@
-"""Rules: a small condition language, parsed (never eval'd) and compiled to closures."""
+"""Rules: a small condition language, parsed by its own parser (the text is never run) and compiled to functions
+from the parsed tree (see ``compiler``)."""
 
 from segmenter.rules.compiler import CompiledDimension, CompiledSegment, RuleSet
 from segmenter.rules.loader import load_ruleset, ruleset_from_document

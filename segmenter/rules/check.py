@@ -139,7 +139,7 @@ class DimensionReport:
     skipped: str | None = None
 
 
-def check_dimension(dim: CompiledDimension) -> DimensionReport:
+def check_dimension(dim: CompiledDimension, money_scale: int = 2) -> DimensionReport:
     report = DimensionReport(dim.name)
     if any(s.cross_metric for s in dim.segments):
         report.skipped = "a condition compares two metrics; gap analysis needs metric-vs-constant"
@@ -174,7 +174,7 @@ def check_dimension(dim: CompiledDimension) -> DimensionReport:
         else:
             names = ", ".join(repr(dim.segments[w].name) for w in sorted(winners[i]))
             report.unreachable.append(f"{seg.name}: never wins, an earlier segment ({names}) always matches first")
-    report.gaps = [_describe(axes, box) for box in _boxes(axes, result)]
+    report.gaps = [_describe(axes, box, money_scale) for box in _boxes(axes, result)]
     return report
 
 
@@ -229,13 +229,13 @@ def _slab_kind(box: list[tuple[int, int]], k: int, index: int, result: dict[tupl
     return "gap" if outcomes <= {GAP, INFEASIBLE} else None
 
 
-def _describe(axes: list[Axis], box: list[tuple[int, int]]) -> str:
-    parts = [_describe_axis(axis, lo, hi) for axis, (lo, hi) in zip(axes, box, strict=True)
+def _describe(axes: list[Axis], box: list[tuple[int, int]], scale: int) -> str:
+    parts = [_describe_axis(axis, lo, hi, scale) for axis, (lo, hi) in zip(axes, box, strict=True)
              if (lo, hi) != (0, len(axis.cells) - 1)]
     return " and ".join(parts) or "every customer"
 
 
-def _describe_axis(axis: Axis, lo: int, hi: int) -> str:
+def _describe_axis(axis: Axis, lo: int, hi: int, scale: int) -> str:
     cells = axis.cells[lo : hi + 1]
     m = axis.metric
     no_value = cells[-1].none
@@ -249,29 +249,29 @@ def _describe_axis(axis: Axis, lo: int, hi: int) -> str:
         elif named:
             words.append(f"{m} == {named[0]}" if len(named) == 1 else f"{m} in [{', '.join(named)}]")
     elif cells:
-        words.append(_interval(m, cells[0], cells[-1]))
+        words.append(_interval(m, cells[0], cells[-1], scale))
     if no_value:
         words.append(f"{m} has no value")
     return " or ".join(words) if len(words) < 2 else f"({' or '.join(words)})"
 
 
-def _interval(m: str, first: Cell, last: Cell) -> str:  # noqa: PLR0911 - one return per shape of interval
+def _interval(m: str, first: Cell, last: Cell, scale: int) -> str:  # noqa: PLR0911 - one return per shape of interval
     money = METRICS[m].kind == "money"
     if m not in _CONTINUOUS:  # integer cells are closed [lo, hi]
         lo, hi = first.lo, last.hi
         if lo is not None and lo == hi:
-            return f"{m} == {_num(lo, money)}"
-        low = None if lo is None or (lo == 0 and not money) else _num(lo, money)
-        up = None if hi is None else (f"< {_num(hi + 1, money)}" if money else f"<= {hi}")
+            return f"{m} == {_num(lo, money, scale)}"
+        low = None if lo is None or (lo == 0 and not money) else _num(lo, money, scale)
+        up = None if hi is None else (f"< {_num(hi + 1, money, scale)}" if money else f"<= {hi}")
         if low and up:
             return f"{low} <= {m} {up}"
         if low:
             return f"{m} >= {low}"
         return f"{m} {up}" if up else f"{m} has a value"
     if first.lo is not None and first.lo == last.hi:
-        return f"{m} == {_num(first.lo, money)}"
-    low = None if first.lo is None else _num(first.lo, money)
-    high = None if last.hi is None else _num(last.hi, money)
+        return f"{m} == {_num(first.lo, money, scale)}"
+    low = None if first.lo is None else _num(first.lo, money, scale)
+    high = None if last.hi is None else _num(last.hi, money, scale)
     lo_op, hi_op = ("<" if first.lo_open else "<="), ("<" if last.hi_open else "<=")
     if low and high:
         return f"{low} {lo_op} {m} {hi_op} {high}"
@@ -280,10 +280,11 @@ def _interval(m: str, first: Cell, last: Cell) -> str:  # noqa: PLR0911 - one re
     return f"{m} {hi_op} {high}" if high else f"{m} has a value"
 
 
-def _num(value: Number, money: bool) -> str:
-    v = Fraction(value) / 100 if money else Fraction(value)
+def _num(value: Number, money: bool, scale: int) -> str:
+    """A constant as the rule author wrote it: money back from minor units (``scale`` decimals) to major."""
+    v = Fraction(value) / 10**scale if money else Fraction(value)
     return str(v.numerator) if v.denominator == 1 else f"{float(v):g}"
 
 
 def check_ruleset(ruleset: RuleSet) -> list[DimensionReport]:
-    return [check_dimension(dim) for dim in ruleset.dimensions]
+    return [check_dimension(dim, ruleset.money_scale) for dim in ruleset.dimensions]

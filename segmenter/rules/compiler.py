@@ -1,5 +1,15 @@
 """Type-check a parsed condition against the metric registry and compile it to closures.
 
+How: each condition's tree becomes one Python expression, and a ruleset's dimensions one fused function, made
+by ``eval`` of generated source (one call per event instead of a call per comparison). The generated text
+holds no text an operator wrote: metric names are checked against ``METRICS`` and written with ``repr``,
+segment names with ``repr``, operators come from a fixed table, constants are converted first and passed as
+bound values (``c17``), never as text. The rule text itself is refused with its column before anything is
+generated when it holds anything else (``syntax``: unknown characters, calls, attribute access, dunder or
+unknown names, numbers past 24 digits, nesting past 32, conditions past 4,000 characters). Last, ``_checked``
+parses the generated source and refuses any construct outside the few the generator makes (no attribute but
+``p.get``, no call but ``p.get`` and ``_Fraction``, no name it did not bind), and ``eval`` runs with no builtins.
+
 Constants are converted once, at compile time, into the metric's unit (money to minor units, so
 ``amount_12m >= 10000`` compares integers of cents). A metric with no value makes any comparison
 false. Each comparison is also kept in a normalised form (``Atom``) for gap analysis and due times.
@@ -7,6 +17,7 @@ false. Each comparison is also kept in a normalised form (``Atom``) for gap anal
 
 from __future__ import annotations
 
+import ast
 import difflib
 import itertools
 import operator
@@ -77,6 +88,7 @@ class RuleSet:
     source: str  # the YAML text it was loaded from
     actions: tuple[ActionSpec, ...] = field(default=(), compare=False)
     rosters: Mapping[str, RosterSpec] = field(default_factory=dict, compare=False)
+    money_scale: int = field(default=2, compare=False)  # money constants are held in 10**-money_scale units
     # derived once (the hot path asks for them on every event)
     metrics: frozenset[str] = field(init=False, compare=False, repr=False)
     _day_constants: dict[str, tuple[Number, ...]] = field(init=False, compare=False, repr=False)
@@ -141,7 +153,33 @@ def _fuse(dimensions: tuple[CompiledDimension, ...], over_totals: bool = False) 
         chains.append(chain)
     args = TOTALS_ARGS if over_totals else "v"
     return cast(Callable[..., tuple[str, ...]],
-                eval(f"lambda {args}: ({''.join(c + ', ' for c in chains)})", {**SOURCE_GLOBALS, **bound}))  # noqa: S307
+                eval(_checked(f"lambda {args}: ({''.join(c + ', ' for c in chains)})", bound),  # noqa: S307
+                     {**SOURCE_GLOBALS, **bound}))
+
+
+_SAFE_NODES = (ast.Expression, ast.Lambda, ast.arguments, ast.arg, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp,
+               ast.Not, ast.USub, ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In,
+               ast.NotIn, ast.Is, ast.IsNot, ast.Name, ast.Load, ast.Store, ast.NamedExpr, ast.Constant,
+               ast.Subscript, ast.IfExp, ast.Tuple, ast.Call, ast.Attribute, ast.BinOp, ast.Sub)
+_LOCALS = {"v", "x", "y", *(a.strip() for a in TOTALS_ARGS.split(","))}
+
+
+def _checked(source: str, bound: Mapping[str, object]) -> str:
+    """``source`` when it holds only what the generator makes; a ValueError (a defect here, never the rule
+    author's) otherwise."""
+    allowed = _LOCALS | set(bound) | set(SOURCE_GLOBALS)
+    for node in ast.walk(ast.parse(source, mode="eval")):
+        bad = not isinstance(node, _SAFE_NODES) or (
+            isinstance(node, ast.Name) and node.id not in allowed) or (
+            isinstance(node, ast.Attribute) and (node.attr != "get" or not isinstance(node.value, ast.Name)
+                                                 or node.value.id != "p")) or (
+            isinstance(node, ast.Call) and not (isinstance(node.func, ast.Attribute) or (
+                isinstance(node.func, ast.Name) and node.func.id == "_Fraction"))) or (
+            isinstance(node, ast.Constant) and not isinstance(node.value, str | int | type(None))) or (
+            isinstance(node, ast.Name) and node.id.startswith("__"))
+        if bad:
+            raise ValueError(f"generated rule code refused at {ast.dump(node)[:80]}: {source[:200]}")
+    return source
 
 
 def _unknown(name: Name) -> RuleSyntaxError:
@@ -186,7 +224,8 @@ class Compiler:
         evaluation is one call instead of a call per comparison."""
         self.constants = {}
         self.source = self._source(node, self.constants)
-        return cast(Predicate, eval(f"lambda v: {self.source}", {"__builtins__": {}, **self.constants}))  # noqa: S307
+        source = _checked(f"lambda v: {self.source}", self.constants)
+        return cast(Predicate, eval(source, {"__builtins__": {}, **self.constants}))  # noqa: S307
 
     def _source(self, node: Node, constants: dict[str, object]) -> str:
         if isinstance(node, BoolOp):

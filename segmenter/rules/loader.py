@@ -92,7 +92,8 @@ def ruleset_from_document(doc: RuleSetDocument, source: str = "<rules>", money_s
     actions = _actions(doc, rosters, problems, lambda path: _where(tree, path, source))
     if problems:
         raise InvalidRuleError("\n".join(problems))
-    return RuleSet(doc.id, doc.version, doc.description, tuple(dimensions), text, tuple(actions), rosters)
+    return RuleSet(doc.id, doc.version, doc.description, tuple(dimensions), text, tuple(actions), rosters,
+                   money_scale)
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:

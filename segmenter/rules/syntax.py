@@ -83,6 +83,11 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 KEYWORDS = {"and", "or", "not", "in"}
+# Bounds on what an operator may write (a condition is a few comparisons): past them the text is refused with its
+# column, before anything is compiled, instead of exhausting the parser's recursion or the compiler.
+MAX_LENGTH = 4000  # characters of one condition
+MAX_DEPTH = 32  # nested parentheses and 'not'
+MAX_DIGITS = 24  # digits of one number (amounts are below 10^15)
 OPS = {"==", "!=", "<", "<=", ">", ">="}
 
 
@@ -94,12 +99,18 @@ class Token:
 
 
 def tokenize(text: str) -> list[Token]:
+    if len(text) > MAX_LENGTH:
+        raise RuleSyntaxError(MAX_LENGTH + 1, f"a condition is at most {MAX_LENGTH:,} characters; this one has "
+                                              f"{len(text):,}")
     tokens, pos = [], 0
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
             raise RuleSyntaxError(pos + 1, f"unexpected character {text[pos]!r}")
         kind = match.lastgroup or ""
+        if kind == "number" and len(match.group()) > MAX_DIGITS + 1:
+            raise RuleSyntaxError(pos + 1, f"a number of {len(match.group()):,} characters; at most "
+                                           f"{MAX_DIGITS} digits")
         if kind != "ws":
             word = match.group()
             if kind == "name" and word in KEYWORDS:
@@ -115,6 +126,7 @@ class Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
 
     @property
     def tok(self) -> Token:
@@ -157,14 +169,23 @@ class Parser:
 
     def unary(self) -> Node:
         if self.tok.kind == "keyword" and self.tok.text == "not":
+            self._deeper()
             self.take()
-            return Not(self.unary())
-        if self.tok.text == "(":
+            node: Node = Not(self.unary())
+        elif self.tok.text == "(":
+            self._deeper()
             self.take()
             node = self.expr()
             self.expect(")", "')'")
-            return node
-        return self.compare()
+        else:
+            return self.compare()
+        self.depth -= 1
+        return node
+
+    def _deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise RuleSyntaxError(self.tok.col, f"nested more than {MAX_DEPTH} deep (parentheses and 'not')")
 
     def value(self) -> Name | Const:
         token = self.tok

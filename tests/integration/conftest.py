@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
-from streams.cli_stream import spawn_worker, wait_ready
-from streams.embedded import free_port, start_broker, start_redis, stop
+from streams.cli.main import main
 from streams.settings import Settings
+from streams.stack.embedded import free_port, start_broker, start_redis, stop
+from streams.stack.processes import spawn_worker, wait_ready
 
 pytestmark = pytest.mark.integration
 

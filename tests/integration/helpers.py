@@ -8,7 +8,8 @@ import io
 from pathlib import Path
 
 from schemas.outputs import SegmentChange
-from streams.kafka_ops import produce_records, read_topic
+from streams.kafka.reading import read_topic
+from streams.kafka.topics import produce_records
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,9 +16,10 @@ import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.outputs import ActionSuppressed, Alert, Coupon, SegmentChange
-from streams.embedded import free_port, start_redis, stop
-from streams.kafka_ops import group_lag, produce_records
+from streams.kafka.lag import group_lag
+from streams.kafka.topics import produce_records
 from streams.names import Names
+from streams.stack.embedded import free_port, start_redis, stop
 from tests.integration.helpers import RETAIL, consume_all
 
 pytestmark = pytest.mark.integration
@@ -149,7 +150,7 @@ def test_sigkill_between_grant_and_ledger_then_a_replay_from_zero_issue_nothing_
         assert doomed.wait(timeout=180) == -signal.SIGKILL
         # Let the group forget the dead member first (its session timeout), so the next worker joins
         # alone. When faust leaves a just-taken partition's first records unprocessed, the stall guard
-        # (streams/stall.py, tests/integration/test_stall.py) re-reads them: this wait still passes.
+        # (streams/actions/stall.py, tests/integration/test_stall.py) re-reads them: this wait still passes.
         time.sleep(float(system.settings.session_timeout_s) + 1)
     actions = system.start_actions(actions_replay_horizon="0d")
     wait_actions(system)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from streams.demo import DemoSpec, generate
+from streams.cli.demo_data import DemoSpec, generate
 from streams.names import Names
 from tests.integration.helpers import (
     RETAIL,

@@ -11,9 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.demo import DemoSpec, generate
+from streams.cli.demo_data import DemoSpec, generate
 from streams.names import Names
-from streams.readmodel import ReadModel
+from streams.readmodel.reader import ReadModel
 from tests.integration.helpers import (
     RETAIL,
     changes_by_customer,

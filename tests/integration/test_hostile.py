@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from schemas.outputs import DeadLetter
-from streams.kafka_ops import produce_records
+from streams.kafka.topics import produce_records
 from streams.names import Names
 from tests.integration.helpers import RETAIL, classify_csv, consume_all, read_csv, row_differences
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
-from streams.embedded import StackInfo, free_port, port_open
+from streams.cli.main import main
 from streams.names import Names
+from streams.stack.embedded import StackInfo, free_port, port_open
 from tests.integration.helpers import RETAIL, consume_all, read_csv
 
 pytestmark = pytest.mark.integration

@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 from segmenter import step
 from segmenter.rules import load_ruleset
 from segmenter.state import totals_at
-from streams.edge import BAD_INPUT, Edge
 from streams.names import Names
-from streams.projection import ProjectedCustomer, Projection
-from streams.readmodel import ReadModel
+from streams.readmodel.reader import ReadModel
+from streams.readmodel.writer import ProjectedCustomer, Projection
 from streams.settings import Settings
 from streams.stored import pack
+from streams.worker.edge import BAD_INPUT, Edge
 from tests.integration.helpers import RETAIL
 
 pytestmark = pytest.mark.integration

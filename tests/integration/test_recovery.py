@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.demo import DemoSpec, generate
-from streams.embedded import free_port, start_redis, stop
-from streams.kafka_ops import group_lag
+from streams.cli.demo_data import DemoSpec, generate
+from streams.kafka.lag import group_lag
+from streams.stack.embedded import free_port, start_redis, stop
 from tests.integration.helpers import RETAIL, classify_csv, read_csv, row_differences
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.kafka_ops import create_topics, produce_records
+from streams.actions.stall import StallGuard
+from streams.kafka.topics import create_topics, produce_records
 from streams.names import Names
-from streams.stall import StallGuard
 
 pytestmark = pytest.mark.integration
 

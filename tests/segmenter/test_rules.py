@@ -1,3 +1,5 @@
+import json
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -7,7 +9,7 @@ from hypothesis import strategies as st
 
 from segmenter.errors import InvalidRuleError
 from segmenter.metrics import METRICS
-from segmenter.rules import load_ruleset
+from segmenter.rules import compiler, load_ruleset
 from segmenter.rules.check import check_ruleset
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rules"
@@ -90,6 +92,13 @@ def test_retail_check_reports_the_uncovered_regions():
         "purchases_6m >= 1 and 5 <= purchases_12m <= 9 and amount_12m >= 10000",
     ]
     assert report.unreachable == []
+
+
+@pytest.mark.parametrize("scale", [0, 3])
+def test_check_speaks_in_major_units_at_any_money_scale(scale):
+    (report,) = check_ruleset(load_ruleset(RETAIL, "retail.yaml", scale))
+    assert "purchases_6m >= 1 and 1 <= purchases_12m <= 4 and amount_12m >= 5000" in report.gaps
+    assert "purchases_6m >= 1 and 5 <= purchases_12m <= 9 and amount_12m < 5000" in report.gaps
 
 
 def test_check_reports_shadowed_and_impossible_segments():
@@ -175,3 +184,41 @@ def test_the_classifier_over_window_totals_agrees_with_the_one_over_metric_value
     }
     assert values.keys() == METRICS.keys()
     assert ruleset.classify_totals(lo, sh, first, last, as_of, profile) == ruleset.classify_all(values)
+
+
+@pytest.mark.parametrize(("when", "message"), [
+    ("__class__ == 1", "unknown metric '__class__'"),
+    ("amount_12m.__class__ > 1", "unknown metric 'amount_12m.__class__'"),
+    ("profile.__dict__ == 'x'", "unknown metric 'profile.__dict__'"),
+    ("len(amount_12m) > 1", "column 4: expected a comparison"),
+    ("__import__('os').system('ls') == 0", "column 17: unexpected character '.'"),
+    ("amount_12m > 1; import os", "column 15: unexpected character ';'"),
+    ("lambda: 1", "unexpected character ':'"),
+    ("amount_12m > 1" + "0" * 100_000, "at most 4,000 characters"),
+    ("amount_12m > 1" + "0" * 30, "column 14: a number of 31 characters; at most 24 digits"),
+    ("(" * 40 + "amount_12m > 1" + ")" * 40, "nested more than 32 deep"),
+    ("not " * 40 + "amount_12m > 1", "nested more than 32 deep"),
+], ids=["dunder", "attribute", "profile-dunder", "call", "import", "statement", "lambda", "long", "huge-number",
+        "parentheses", "not"])
+def test_hostile_rule_text_is_refused_with_its_column_before_any_code_is_generated(when, message, monkeypatch):
+    generated = []
+    monkeypatch.setattr(compiler, "_checked", lambda source, bound: generated.append(source) or source)
+    with pytest.raises(InvalidRuleError, match=re.escape(message)):
+        load_ruleset(ruleset_with(json.dumps(when)), "r.yaml")
+    assert generated == []
+
+
+@pytest.mark.parametrize("source", [
+    "lambda v: v.__class__", "lambda v: __import__('os')", "lambda v: open('f')", "lambda v: [c for c in v]",
+    "lambda v: p.system('x')", "lambda v: 1.5", "lambda v: (lambda: 1)()",
+])
+def test_generated_code_outside_what_the_generator_makes_is_refused(source):
+    with pytest.raises(ValueError, match="generated rule code refused"):
+        compiler._checked(source, {})
+
+
+def test_the_generated_code_of_every_example_passes_the_check():
+    for ruleset in _EXAMPLE_RULESETS:
+        for dim in ruleset.dimensions:
+            for segment in dim.segments:
+                assert compiler._checked(f"lambda v: {segment.source}", segment.constants)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import main
+from streams.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 RETAIL = ROOT / "examples" / "rules" / "retail-value.yaml"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.embedded import free_port
+from streams.stack.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = str(ROOT / "examples" / "rules" / "retail-value.yaml")

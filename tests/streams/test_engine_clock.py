@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from streams.engine import Engine
 from streams.names import Names
-from streams.partition import Partition
 from streams.settings import Settings
+from streams.worker.engine import Engine
+from streams.worker.partition import Partition
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "America/Santiago", "Europe/Berlin"])

@@ -14,10 +14,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from streams.engine import Engine
 from streams.names import Names
-from streams.partition import Partition
 from streams.settings import Settings
+from streams.worker.engine import Engine
+from streams.worker.partition import Partition
 
 RULES = (Path(__file__).parents[2] / "examples/rules/retail-value.yaml").read_text()
 

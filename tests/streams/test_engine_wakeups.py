@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import orjson
 
 from segmenter.rules import load_ruleset
-from streams.engine import Engine
 from streams.names import Names
-from streams.partition import Partition
 from streams.settings import Settings
+from streams.worker.engine import Engine
+from streams.worker.partition import Partition
 from tests.streams.test_engine_hold import RULES, _EmptyStore
 
 

@@ -10,13 +10,29 @@ from faust.tables import recovery
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as driver
 
-from streams import faust_compat
+from streams.kafka import faust_compat
 from streams.settings import Settings
-from streams.worker import create_app
+from streams.worker.app import create_app
 
 
 def test_faust_version_is_the_one_we_checked():
     assert faust.__version__ == "0.15.3", "re-check streams/faust_compat.py against this faust release"
+
+
+def test_aiokafka_version_is_the_one_we_checked():
+    import aiokafka  # noqa: PLC0415
+
+    assert aiokafka.__version__ == "0.14.0", "re-check streams/kafka/faust_compat.py against this aiokafka release"
+
+
+def test_the_aiokafka_private_attributes_we_set_are_still_read_where_we_expect():
+    from aiokafka.consumer import fetcher  # noqa: PLC0415
+
+    # faust_compat sets consumer._fetch_max_wait_ms before start() builds the fetcher from it ...
+    start = inspect.getsource(__import__("aiokafka").AIOKafkaConsumer.start)
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in start
+    # ... and the fetcher's _prefetch_backoff, which its constructor sets and its fetch loop reads
+    assert "self._prefetch_backoff = prefetch_backoff" in inspect.getsource(fetcher.Fetcher.__init__)
 
 
 def test_the_consumer_thread_still_has_the_hooks_we_override():

@@ -1,4 +1,4 @@
-"""The faust worker: ``create_app(settings)`` builds it; nothing is registered at import time."""
+"""The segmenter worker's faust app: ``create_app(settings)`` builds it; nothing is registered at import time."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import socket
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,13 @@ import faust
 import orjson
 import redis.exceptions
 
-from streams import collector, faust_compat
-from streams.engine import Engine
+from streams.kafka import faust_compat
+from streams.kafka.runner import run_faust
+from streams.kafka.topics import create_topics
 from streams.names import RAW, Names
 from streams.settings import Settings
+from streams.worker import collector
+from streams.worker.engine import Engine
 
 log = logging.getLogger("segmenter.worker")
 
@@ -107,24 +109,11 @@ def create_app(settings: Settings) -> faust.App:
 
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     """Run one worker in the foreground until SIGINT/SIGTERM."""
-    from streams.kafka_ops import create_topics  # noqa: PLC0415
-
     collector.limit_malloc_arenas()  # before RocksDB's and the event loop's threads exist
     (Path(settings.data_dir) / "worker.ready").unlink(missing_ok=True)
     created = asyncio.run(create_topics(settings))
     if created:
         log.warning("created topics: %s", ", ".join(created))
     app = create_app(settings)
-    collector.take_over()  # see streams/collector.py
+    collector.take_over()  # see streams/worker/collector.py
     run_faust(app, loglevel)
-
-
-def run_faust(app: faust.App, loglevel: str) -> None:
-    """faust's worker in the foreground; its start-up spinner only on a terminal (in a log file it
-    leaves cursor escape codes)."""
-    from faust.worker import Worker  # noqa: PLC0415 - heavy import, only for worker processes
-
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    if not sys.stdout.isatty():
-        worker.spinner = None
-    worker.execute_from_commandline()

@@ -60,9 +60,12 @@ from segmenter.actions import (
 )
 from segmenter.errors import InvalidRuleError
 from segmenter.rules import RuleSet, load_ruleset
-from streams import kafka_ops
-from streams.action_store import ActionStore
-from streams.durability import Failpoints, dead_letter
+from streams.actions.ledger import ActionStore
+from streams.failpoints import Failpoints
+from streams.kafka.control import latest_rules
+from streams.kafka.deadletters import dead_letter
+from streams.kafka.reading import read_from
+from streams.kafka.topics import producer
 from streams.names import Names
 from streams.settings import Settings
 from streams.text import clip
@@ -126,7 +129,7 @@ class Actor:
         self.horizon_s = horizon or None
 
     async def start(self) -> None:
-        self.producer = kafka_ops.producer(self.settings, linger_ms=0)
+        self.producer = producer(self.settings, linger_ms=0)
         await self.producer.start()
         self._started = True
         await self._read_rules()
@@ -304,7 +307,7 @@ class Actor:
         part = ActionPartition.from_bytes(number, self.ledger.get(f"\x00meta:{number}".encode()))
         outputs = (self.names.coupons, self.names.alerts)
         starts = {TopicPartition(t, number): part.reach.get(t, 0) for t in outputs}
-        found = await kafka_ops.read_from(self.settings, starts)
+        found = await read_from(self.settings, starts)
         ledgers: dict[str, Ledger] = {}
         for tp, offset, _, value in found:
             doc = orjson.loads(value)
@@ -344,7 +347,7 @@ class Actor:
         return ruleset
 
     async def _read_rules(self) -> None:
-        for text in (await _latest_rules(self.settings)).values():
+        for text in (await latest_rules(self.settings)).values():
             self._learn(text, "rules topic")
 
     async def _ruleset(self, view: ChangeView) -> RuleSet:
@@ -373,9 +376,3 @@ class Actor:
         empty = RuleSet(ruleset_id, version, "", (), "")
         self.rulesets[ruleset_id, version] = empty
         return empty
-
-
-async def _latest_rules(settings: Settings) -> dict[str, str]:
-    from streams.ops import latest_rules  # noqa: PLC0415 - ops imports the worker side's modules
-
-    return await latest_rules(settings)

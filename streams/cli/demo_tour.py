@@ -1,30 +1,38 @@
-"""``segmenter demo run`` (what ``make run`` does): the whole product on the embedded stack."""
+"""``segmenter demo run`` (what ``make run`` does): the whole product on the embedded stack; ``demo offline``:
+the same data classified without one. Both run their steps as ``segmenter`` command lines."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import os
 import random
 import time
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from streams.demo import DemoSpec, generate
+from streams.cli.common import load_settings
+from streams.cli.demo_data import DemoSpec, generate
+from streams.cli.stream_commands import cmd_down, cmd_up
 from streams.names import Names
 from streams.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "examples" / "rules" / "retail-value.yaml"
+Command = Callable[[list[str]], int]
 
 
 async def live(settings: Settings, customers: int, seconds: float, rate: float) -> None:
     """Purchases 'now' for random customers, and a branch's backlog of orders from seven months ago for
     new customers; print the segment changes, coupons and alerts they cause as they arrive."""
-    from streams.kafka_ops import producer, tail  # noqa: PLC0415
+    from streams.kafka.reading import tail
+    from streams.kafka.topics import producer
 
     names = Names(settings.topic_prefix)
     feeds = {topic: await tail(settings, topic) for topic in (names.segment_changes, names.coupons, names.alerts)}
@@ -71,8 +79,8 @@ def _line(topic: str, names: Names, doc: dict[str, Any]) -> str:
 
 def _actions_on(settings: Settings) -> None:
     """Replace the backfill-mode action worker that ``up`` started with one that grants."""
-    from streams.cli_stream import EMBEDDED_ENV, spawn_worker, wait_ready  # noqa: PLC0415
-    from streams.embedded import StackInfo, stop  # noqa: PLC0415
+    from streams.stack.embedded import StackInfo, stop
+    from streams.stack.processes import EMBEDDED_ENV, spawn_worker, wait_ready
 
     data_dir = Path(settings.data_dir)
     info = StackInfo.load(data_dir / "stack.json")
@@ -86,11 +94,9 @@ def _actions_on(settings: Settings) -> None:
     wait_ready(data_dir, worker, role="actions")
 
 
-def run(args: argparse.Namespace) -> int:
-    from streams.cli import main  # noqa: PLC0415
-    from streams.cli_stream import _settings, cmd_down, cmd_up  # noqa: PLC0415
-
-    settings = _settings()
+def run(args: argparse.Namespace, main: Command) -> int:
+    """``demo run``; ``main`` runs one ``segmenter`` command line (the steps are shown as commands)."""
+    settings = load_settings()
     # A year of history is a backfill: the action worker records it but grants nothing.
     os.environ["SEGMENTER_ACTIONS_ENABLED"] = "false"
     if cmd_up(argparse.Namespace(detach=True)) != 0:
@@ -121,3 +127,24 @@ def run(args: argparse.Namespace) -> int:
     if args.keep:
         print("\nthe stack is still running: try `segmenter export | head`, then `segmenter down`")
     return 0
+
+
+def offline(args: argparse.Namespace, main: Command) -> int:
+    """Generate a population, check the retail rules, classify it offline and print a report."""
+    rules = RULES
+    out_dir = Path(args.dir)
+    paths = generate(DemoSpec(customers=args.customers), out_dir)
+    print(f"$ segmenter rules check {rules.relative_to(ROOT)}")
+    main(["rules", "check", str(rules)])
+    result = out_dir / "segments.csv"
+    print(f"\n$ segmenter classify --rules ... --as-of 2026-06-30 --out {result}")
+    status = main(["classify", "--rules", str(rules), "--transactions", str(paths["transactions"]),
+                   "--interactions", str(paths["interactions"]), "--profiles", str(paths["profiles"]),
+                   "--as-of", "2026-06-30", "--out", str(result)])
+    with result.open() as handle:
+        counts = Counter(row["value"] for row in csv.DictReader(handle))
+    total = sum(counts.values())
+    print("\nsegment        customers  share")
+    for name, n in counts.most_common():
+        print(f"{name:<14} {n:>9,}  {100 * n / total:5.1f}%")
+    return status

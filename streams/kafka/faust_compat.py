@@ -39,7 +39,7 @@ from faust.transport import drivers
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
-from streams.kafka_ops import fetched_ends
+from streams.kafka.reading import fetched_ends
 
 SCHEME = "segmenter-kafka"
 STORE_SCHEME = "segmenter-rocksdb"

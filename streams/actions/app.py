@@ -10,11 +10,13 @@ from typing import Any
 import faust
 import orjson
 
-from streams import faust_compat, kafka_ops
-from streams.actions import Actor
+from streams.actions.actor import Actor
+from streams.actions.stall import StallGuard
+from streams.kafka import faust_compat
+from streams.kafka.runner import run_faust
+from streams.kafka.topics import create_topics
 from streams.names import Names
 from streams.settings import Settings
-from streams.stall import StallGuard
 
 
 def create_actions_app(settings: Settings) -> faust.App:
@@ -72,10 +74,8 @@ def create_actions_app(settings: Settings) -> faust.App:
 
 def run_actions(settings: Settings, loglevel: str = "warn") -> None:
     """Run one action worker in the foreground until SIGINT/SIGTERM."""
-    from streams.worker import run_faust  # noqa: PLC0415
-
     (Path(settings.data_dir) / "actions.ready").unlink(missing_ok=True)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    asyncio.run(kafka_ops.create_topics(settings))
+    asyncio.run(create_topics(settings))
     app = create_actions_app(settings)
     run_faust(app, loglevel)

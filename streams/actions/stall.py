@@ -24,7 +24,7 @@ from typing import Any
 
 from faust.types import TP
 
-from streams import kafka_ops
+from streams.kafka.lag import group_lag
 from streams.settings import Settings
 
 log = logging.getLogger("segmenter.stall")
@@ -48,7 +48,7 @@ class StallGuard:
             return []
         owned = self._owned()
         behind = {(lag.tp.topic, lag.tp.partition): lag.committed
-                  for lag in await kafka_ops.group_lag(self.settings, only=self.group) if lag.lag > 0}
+                  for lag in await group_lag(self.settings, only=self.group) if lag.lag > 0}
         seen, self._seen = self._seen, {}
         stuck = []
         for key, committed in behind.items():

@@ -1,4 +1,4 @@
-"""Operator commands that talk to the running system: import, wait, tick, rules, export, lag."""
+"""Operator work against the running system: import a CSV, wait until caught up, export the read model."""
 
 from __future__ import annotations
 
@@ -8,19 +8,19 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import orjson
 
 from segmenter.errors import SegmenterError
 from segmenter.metrics import WINDOW_METRICS
 from segmenter.rows import RowReader
-from segmenter.rules import RuleSet
-from streams.kafka_ops import Record, create_topics, group_lag, produce_records, read_topic
+from streams.cli.csv_input import BadRows, read_rows
+from streams.kafka.lag import group_lag
+from streams.kafka.topics import create_topics, produce_records
 from streams.names import Names
-from streams.offline import BadRows, read_rows
 from streams.progress import Progress
-from streams.readmodel import ReadModel
+from streams.readmodel.reader import ReadModel
 from streams.settings import Settings
 
 
@@ -51,32 +51,6 @@ async def import_file(settings: Settings, kind: str, path: Path, quiet: bool = F
     progress = None if quiet else Progress(f"import {path.name}", len(records), unit="events")
     produced = await produce_records(settings, ((topic, c.encode(), v, None) for _, c, v in records), progress)
     return produced, bad.count
-
-
-def _control_records(settings: Settings, doc: dict[str, Any]) -> list[Record]:
-    """The same control record for every partition of the control topic."""
-    value = orjson.dumps(doc)
-    return [(Names(settings.topic_prefix).control, doc["type"].encode(), value, p)
-            for p in range(settings.partitions)]
-
-
-async def send_control(settings: Settings, doc: dict[str, Any]) -> None:
-    await create_topics(settings)
-    await produce_records(settings, _control_records(settings, doc))
-
-
-async def apply_rules(settings: Settings, ruleset: RuleSet, source: str) -> None:
-    """The document on the rules topic (for ``rules show``), then one adoption record per partition."""
-    await create_topics(settings)
-    rules: Record = (Names(settings.topic_prefix).rules, ruleset.id.encode(), ruleset.source.encode(), None)
-    control = _control_records(settings, {"type": "rules", "yaml": ruleset.source, "source": source})
-    await produce_records(settings, [rules, *control])
-
-
-async def latest_rules(settings: Settings) -> dict[str, str]:
-    """The newest document of each ruleset id on the rules topic."""
-    records = await read_topic(settings, Names(settings.topic_prefix).rules)
-    return {key.decode(): value.decode() for key, value in records if key is not None}
 
 
 async def wait_caught_up(settings: Settings, timeout_s: float, actions: bool = False,

@@ -10,7 +10,7 @@ Keys under the prefix ``P``::
 Redis is a projection here, not the ledger (that is the changelog-backed ``action-ledger`` table):
 each outcome is recorded with ``SET NX`` and counted only when the key was new, so recording the
 same outcome again after a crash or a replay never counts it twice. Every call waits and retries
-while Redis is away (``streams.projection.retrying``), which holds the agent and shows as lag.
+while Redis is away (``streams.readmodel.retry``), which holds the agent and shows as lag.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from segmenter.actions import RosterSpec
-from streams.projection import retrying
+from streams.readmodel.retry import retrying
 
 _RECORD = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then

@@ -1,4 +1,4 @@
-"""``segmenter`` subcommands for the streaming system (registered by ``streams.cli``)."""
+"""``segmenter`` commands for the streaming system: the embedded stack, workers, topics, the read model."""
 
 from __future__ import annotations
 
@@ -6,73 +6,21 @@ import argparse
 import asyncio
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
-from urllib.parse import urlparse
 
-from streams.embedded import StackError
-from streams.settings import Settings
+from streams.cli.common import load_rules, load_settings
+from streams.stack.embedded import StackError
+from streams.stack.processes import EMBEDDED_ENV, embedded_ports, spawn_worker, wait_ready
 from streams.text import clip
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-def _settings() -> Settings:
-    from streams.cli import _settings as load  # noqa: PLC0415 - shared loader with its error message
-
-    return load()  # type: ignore[no-any-return]
-
-
-def _ports(settings: Settings) -> tuple[int, int]:
-    host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
-    redis_url = urlparse(settings.redis_url)
-    if host not in LOOPBACK or (redis_url.hostname or "") not in LOOPBACK:
-        raise StackError("`segmenter up` starts a local broker and Redis; SEGMENTER_KAFKA_BOOTSTRAP and "
-                         "SEGMENTER_REDIS_URL must point at 127.0.0.1 (use `segmenter worker` otherwise)")
-    return int(port), int(redis_url.port or 6379)
-
-
-def wait_ready(data_dir: Path, process: subprocess.Popen[bytes], timeout_s: float = 90.0,
-               role: str = "worker") -> None:
-    """Until ``role`` (worker or actions) wrote its ready file; a clear error if it died or took too long."""
-    ready = data_dir / f"{role}.ready"
-    deadline = time.monotonic() + timeout_s
-    while not ready.exists():
-        if process.poll() is not None:
-            raise StackError(f"the {role} worker exited with code {process.returncode}; see "
-                             f"{data_dir / f'{role}.log'}")
-        if time.monotonic() > deadline:
-            raise StackError(f"the {role} worker was not ready within {timeout_s:.0f}s; see "
-                             f"{data_dir / f'{role}.log'}")
-        time.sleep(0.2)
-
-
-# What workers on the embedded broker need (see ../shared/EMBEDDED-BROKER.md: its ListOffsets answer
-# under-reports a partition's end, which faust's recovery check would take for data loss).
-EMBEDDED_ENV = {"SEGMENTER_CONSISTENCY_CHECK": "false"}
-
-
-def spawn_worker(settings: Settings, extra_env: dict[str, str] | None = None,
-                 role: str = "worker") -> subprocess.Popen[bytes]:
-    """A segmenter worker (``role`` worker) or an action worker (``role`` actions), logging to DATA_DIR/ROLE.log."""
-    data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **(extra_env or {})}
-    if role not in ("worker", "actions"):
-        raise ValueError(f"unknown worker role {role!r}")
-    return subprocess.Popen(  # noqa: S603 - our own module, a role checked above
-        [sys.executable, "-m", "streams.cli", role], env=env,
-        stdout=(data_dir / f"{role}.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from streams.embedded import StackInfo, start_broker, start_redis, stop  # noqa: PLC0415
-    from streams.kafka_ops import create_topics  # noqa: PLC0415
+    from streams.kafka.topics import create_topics
+    from streams.stack.embedded import StackInfo, start_broker, start_redis, stop
 
-    settings = _settings()
-    broker_port, redis_port = _ports(settings)
+    settings = load_settings()
+    broker_port, redis_port = embedded_ports(settings)
     data_dir = Path(settings.data_dir)
     info_path = data_dir / "stack.json"
     if StackInfo.load(info_path):
@@ -116,9 +64,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from streams.embedded import StackInfo, stop  # noqa: PLC0415
+    from streams.stack.embedded import StackInfo, stop
 
-    settings = _settings()
+    settings = load_settings()
     info_path = Path(settings.data_dir) / "stack.json"
     info = StackInfo.load(info_path)
     if info is None:
@@ -134,16 +82,16 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from streams.worker import run_worker  # noqa: PLC0415
+    from streams.worker.app import run_worker
 
-    run_worker(_settings(), loglevel=args.loglevel)
+    run_worker(load_settings(), loglevel=args.loglevel)
     return 0
 
 
 def cmd_actions(args: argparse.Namespace) -> int:
-    from streams.action_worker import run_actions  # noqa: PLC0415
+    from streams.actions.app import run_actions
 
-    settings = _settings()
+    settings = load_settings()
     if args.no_actions:
         settings = settings.model_copy(update={"actions_enabled": False})
     run_actions(settings, loglevel=args.loglevel)
@@ -151,9 +99,9 @@ def cmd_actions(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from streams.ops import import_file  # noqa: PLC0415
+    from streams.cli.ops import import_file
 
-    produced, bad = asyncio.run(import_file(_settings(), args.kind, args.file, args.quiet))
+    produced, bad = asyncio.run(import_file(load_settings(), args.kind, args.file, args.quiet))
     print(f"imported {produced:,} {args.kind} from {args.file}; bad rows: {bad:,}")
     if bad:
         print(f"error: {bad:,} bad rows were skipped (see above)", file=sys.stderr)
@@ -162,19 +110,19 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    from streams.ops import wait_caught_up  # noqa: PLC0415
+    from streams.cli.ops import wait_caught_up
 
-    asyncio.run(wait_caught_up(_settings(), args.timeout, actions=args.actions))
+    asyncio.run(wait_caught_up(load_settings(), args.timeout, actions=args.actions))
     print("caught up: every produced record is consumed and committed"
           + (" (workers and action workers)" if args.actions else ""))
     return 0
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
-    from segmenter.rows import parse_time  # noqa: PLC0415
-    from streams.ops import send_control  # noqa: PLC0415
+    from segmenter.rows import parse_time
+    from streams.kafka.control import send_control
 
-    settings = _settings()
+    settings = load_settings()
     when = parse_time(args.to, settings.policy().timezone, "--to")
     asyncio.run(send_control(settings, {"type": "tick", "to": when.isoformat()}))
     print(f"stream time moves to {when.isoformat()} on {settings.partitions} partitions")
@@ -182,20 +130,19 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_apply(args: argparse.Namespace) -> int:
-    from streams.cli import _load_rules  # noqa: PLC0415
-    from streams.ops import apply_rules  # noqa: PLC0415
+    from streams.kafka.control import apply_rules
 
-    settings = _settings()
-    ruleset = _load_rules(args.file, settings.money_scale)
+    settings = load_settings()
+    ruleset = load_rules(args.file, settings.money_scale)
     asyncio.run(apply_rules(settings, ruleset, str(args.file)))
     print(f"published {ruleset.id} v{ruleset.version}; workers adopt it and reclassify every customer")
     return 0
 
 
 def cmd_rules_show(args: argparse.Namespace) -> int:
-    from streams.ops import latest_rules  # noqa: PLC0415
+    from streams.kafka.control import latest_rules
 
-    found = asyncio.run(latest_rules(_settings()))
+    found = asyncio.run(latest_rules(load_settings()))
     if not found:
         print("no ruleset has been applied yet")
         return 1
@@ -205,11 +152,11 @@ def cmd_rules_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from streams.ops import export  # noqa: PLC0415
+    from streams.cli.ops import export
 
     out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8", newline="")
     try:
-        count = export(_settings(), out, args.format, args.dimension, args.segment)
+        count = export(load_settings(), out, args.format, args.dimension, args.segment)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -218,9 +165,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_customer(args: argparse.Namespace) -> int:
-    from streams.readmodel import ReadModel  # noqa: PLC0415
+    from streams.readmodel.reader import ReadModel
 
-    settings = _settings()
+    settings = load_settings()
     view = ReadModel.of(settings).customer(args.id)
     if view is None:
         print(f"error: customer {args.id!r} is not known", file=sys.stderr)
@@ -235,9 +182,9 @@ def cmd_customer(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from streams.readmodel import ReadModel  # noqa: PLC0415
+    from streams.readmodel.reader import ReadModel
 
-    settings = _settings()
+    settings = load_settings()
     rows = ReadModel.of(settings).report(settings.money_scale)
     totals: dict[str, int] = {}
     for dim, _, count, _ in rows:
@@ -262,18 +209,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_topics_create(args: argparse.Namespace) -> int:
-    from streams.kafka_ops import create_topics  # noqa: PLC0415
+    from streams.kafka.topics import create_topics
 
-    created = asyncio.run(create_topics(_settings()))
+    created = asyncio.run(create_topics(load_settings()))
     print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else " (all existed)"))
     return 0
 
 
 def cmd_lag(args: argparse.Namespace) -> int:
-    from streams.kafka_ops import group_lag  # noqa: PLC0415
-    from streams.readmodel import ReadModel  # noqa: PLC0415
+    from streams.kafka.lag import group_lag
+    from streams.readmodel.reader import ReadModel
 
-    settings = _settings()
+    settings = load_settings()
     lags = asyncio.run(group_lag(settings))
     print(f"{'group':<24} {'topic':<34} {'part':>4} {'end':>10} {'committed':>10} {'lag':>8}")
     for lag in lags:

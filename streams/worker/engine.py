@@ -50,17 +50,19 @@ from segmenter import step
 from segmenter.codec import StateEncoder
 from segmenter.rules import RuleSet
 from segmenter.state import Fact
-from streams import faust_compat
-from streams.collector import Collector
-from streams.durability import Failpoints, dead_letter, send_batches
-from streams.edge import BAD_INPUT, FACT, PROFILE, RULES, TICK, Edge
-from streams.flush import STUCK_FLUSH_S, Flushing
-from streams.kafka_ops import producer as kafka_producer
+from streams.failpoints import Failpoints
+from streams.kafka import faust_compat
+from streams.kafka.deadletters import dead_letter
+from streams.kafka.topics import producer as kafka_producer
 from streams.names import Names
-from streams.partition import Partition
-from streams.projection import Projection
+from streams.readmodel.writer import Projection
 from streams.settings import Settings
 from streams.stored import due_of, unpack
+from streams.worker.collector import Collector
+from streams.worker.edge import BAD_INPUT, FACT, PROFILE, RULES, TICK, Edge
+from streams.worker.flush import STUCK_FLUSH_S, Flushing
+from streams.worker.partition import Partition
+from streams.worker.persist import send_batches
 
 log = logging.getLogger("segmenter.worker")
 

@@ -15,13 +15,14 @@ from typing import Any
 from segmenter import step
 from segmenter.codec import StateEncoder
 from segmenter.state import Policy, totals_at
-from streams import faust_compat
-from streams.collector import Collector
-from streams.durability import Failpoints, Snapshot, persist
-from streams.partition import Partition
-from streams.projection import ProjectedCustomer, Projection
+from streams.failpoints import Failpoints
+from streams.kafka import faust_compat
+from streams.readmodel.writer import ProjectedCustomer, Projection
 from streams.settings import Settings
 from streams.stored import pack, unpack
+from streams.worker.collector import Collector
+from streams.worker.partition import Partition
+from streams.worker.persist import Snapshot, persist
 
 log = logging.getLogger("segmenter.worker")
 SLOW_FLUSH_S = 2.0  # a flush that took longer is logged with where its time went

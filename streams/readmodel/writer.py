@@ -1,4 +1,4 @@
-"""The Redis read model: a projection of the customers table, rebuildable from the topics.
+"""The Redis read model's writer: a projection of the customers table, rebuildable from the topics.
 
 Keys under the prefix ``P`` (the topic prefix without its dot)::
 
@@ -14,7 +14,7 @@ The worker writes whole flushes: one Lua call applies up to ``CHUNK`` customers 
 when its (epoch, seq) is newer than what Redis holds: the epoch is its partition's (taken anew each
 time a worker opens the partition), the seq its record's; retries never move the model backwards and
 a worker that restarts or takes over a partition always overrides what the previous owner wrote. Readers
-(``streams.readmodel``) compute a customer's metrics from ``state`` as of its partition's clock.
+(``streams.readmodel.reader``) compute a customer's metrics from ``state`` as of its partition's clock.
 (The script touches keys it derives, which standalone Redis allows; Redis Cluster would need hash tags.)
 When Redis comes back empty (or a partition was never projected), the worker projects the partition's
 whole store again before its next flush: ``P:projected`` says which partitions are whole.
@@ -22,21 +22,20 @@ whole store again before its next flush: ``P:projected`` says which partitions a
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from streams.readmodel.retry import retrying
 from streams.text import clip
 
 log = logging.getLogger("segmenter.projection")
-T = TypeVar("T")
 CHUNK = 2000
 
 _APPLY = """
@@ -92,31 +91,6 @@ for i, row in ipairs(rows) do
 end
 return applied
 """
-
-# Refusals that go away by themselves: retried like a connection error. Any other ResponseError is about the
-# rows written (a sum past 64 bits, a key holding a foreign value): retrying cannot cure it.
-TRANSIENT = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
-
-
-def transient(exc: Exception) -> bool:
-    return isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError) or (
-        isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(TRANSIENT))
-
-
-async def retrying(call: Callable[[], Awaitable[T]]) -> T:
-    """Run a Redis call until it succeeds: while Redis is away the caller waits (and its lag grows).
-    A refusal that retrying cannot cure is raised."""
-    delay = 0.1
-    while True:
-        try:
-            return await call()
-        except redis.exceptions.RedisError as exc:
-            if not transient(exc):
-                raise
-            log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
 
 @dataclass
 class Written:

@@ -1,0 +1,58 @@
+"""What a flush makes durable: producer batches to a topic, and changelog + store writes of a snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from streams.kafka import faust_compat
+from streams.readmodel.writer import ProjectedCustomer
+
+log = logging.getLogger("segmenter.worker")
+
+
+@dataclass
+class Snapshot:
+    """What a flush writes. Taken at once; the changed customers' records (immutable values) are
+    encoded afterwards, in slices, into ``customers`` (per partition) and ``projected``."""
+
+    changed: list[tuple[int, int, int | None, str, Any]]  # partition, its epoch, its day, customer, record
+    meta: dict[int, bytes]
+    clocks: dict[int, tuple[str, int]]
+    offsets: dict[Any, int]
+    deliveries: list[asyncio.Future[Any]]
+    customers: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    projected: list[ProjectedCustomer] = field(default_factory=list)
+
+
+async def send_batches(producer: AIOKafkaProducer, topic: str, partition: int,
+                       records: Sequence[tuple[bytes | None, bytes]]) -> list[tuple[asyncio.Future[Any], int]]:
+    """Whole producer batches: (delivery future, record count) per batch; a batch reports its base offset."""
+    sent = []
+    batch, count = producer.create_batch(), 0
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+            batch, count = producer.create_batch(), 0
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise ValueError(f"a record of {len(value)} bytes does not fit a producer batch")
+        count += 1
+    if count:
+        sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+    return sent
+
+
+async def persist(producer: AIOKafkaProducer, table: Any, groups: Mapping[int, list[tuple[bytes, bytes]]]) -> None:
+    """Changelog first (acknowledged), then the local store and the changelog offset it holds."""
+    topic = table.changelog_topic.get_topic_name()
+    pending = [(partition, writes, await send_batches(producer, topic, partition, writes))
+               for partition, writes in groups.items() if writes]
+    for partition, writes, sent in pending:
+        results = await asyncio.gather(*(f for f, _ in sent))
+        faust_compat.store_write(table, partition, writes)
+        faust_compat.set_persisted_offset(table, partition, results[-1].offset + sent[-1][1] - 1)
