@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -143,7 +143,7 @@ class Actor:
         for tp in revoked:
             self.parts.pop(tp.partition, None)
 
-    async def run(self, stream: faust.Stream) -> None:
+    async def run(self, stream: faust.StreamT[Any]) -> None:
         self._task = asyncio.current_task()
         async for event in stream.events():
             message = event.message
@@ -161,8 +161,8 @@ class Actor:
         busy, task = self._busy, self._task
         if busy is None or task is None or not self.held(limit_s):
             return
-        chain, coro = [], task.get_coro()
-        while coro is not None:
+        chain, coro = [], cast(Any, task.get_coro())
+        while coro is not None:  # a coroutine, or an async generator it awaits (any object with those frames)
             frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
             if frame is not None:
                 chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
@@ -290,7 +290,7 @@ class Actor:
             team = team or "default"
         message = action.alert.message.format(customer_id=change.customer_id, dimension=action.dimension,
                                               segment=action.segment, manager=manager or "-", team=team or "-")
-        alert = Alert(alert_id=grant.grant_id, priority=action.alert.priority,  # type: ignore[arg-type]
+        alert = Alert(alert_id=grant.grant_id, priority=action.alert.priority,
                       manager=manager, team=team, message=message, raised_at=now, **common)
         return self.names.alerts, alert.model_dump_json(by_alias=True).encode()
 

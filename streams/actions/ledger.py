@@ -42,7 +42,7 @@ class ActionStore:
     async def record(self, key: str, segment: str, action: str, outcome: str, document: bytes) -> bool:
         """Record one outcome of ``key`` (action:change_id); True when it was not recorded before."""
         keys = [f"{self.prefix}:action:{key}", f"{self.prefix}:action-counts"]
-        args = [document, f"{segment}|{action}|{outcome}", self.ttl_s]
+        args: list[bytes | str | int] = [document, f"{segment}|{action}|{outcome}", self.ttl_s]
         return bool(await retrying(lambda: self._record(keys=keys, args=args)))
 
     async def assign(self, roster: RosterSpec, members: Sequence[str], team: str, customer: str,

@@ -44,7 +44,7 @@ async def import_file(settings: Settings, kind: str, path: Path, quiet: bool = F
         except (SegmenterError, ValueError) as exc:
             bad.report(path, line, exc)
             continue
-        records.append((getattr(model, "occurred_at", None) or no_time, model.customer_id,
+        records.append((getattr(model, "occurred_at", None) or no_time, str(model.customer_id),
                         model.model_dump_json().encode()))
     records.sort(key=lambda r: r[0])  # stream time follows event time: import history in order
     await create_topics(settings)

@@ -48,7 +48,7 @@ FETCH_MAX_WAIT_MS = {"value": 100}  # set by the worker from its settings before
 COMPRESSION = {"value": "zstd"}  # likewise: zstd, or snappy for RocksDB's defaults
 
 
-class ConsumerThread(driver.AIOKafkaConsumerThread):  # type: ignore[misc]
+class ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS["value"]  # read by start() when it builds the fetcher
@@ -61,6 +61,7 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):  # type: ignore[misc]
         # assigned and unpaused but never consumes them outside recovery, so every cycle waited the
         # full backoff: input records were 0.3-0.8 s old when the engine got them at 4,800 events/s.
         # With no backoff such a partition simply stays out of the next fetches until it is consumed.
+        assert self._consumer is not None  # started just above
         self._consumer._fetcher._prefetch_backoff = 0.0
 
     async def _highwaters(self, partitions: list[Any]) -> Mapping[Any, int]:
@@ -92,12 +93,12 @@ def install(app: Any, fast: FastPath) -> None:
     FAST_PATHS[app] = fast
 
 
-class Consumer(driver.Consumer):  # type: ignore[misc]
+class Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
-        records, active = await super()._wait_next_records(timeout)
+        records, active = await super()._wait_next_records(timeout)  # faust types records as the tp -> list map
         if records:
             records = recover_batches(self.app, records)
         fast = FAST_PATHS.get(self.app)
@@ -155,7 +156,7 @@ RECOVERED: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # 
 log = logging.getLogger("segmenter.worker")
 
 
-def recover_batches(app: Any, records: Mapping[Any, Sequence[Any]]) -> Mapping[Any, Sequence[Any]]:
+def recover_batches(app: Any, records: Mapping[Any, list[Any]]) -> dict[Any, list[Any]]:
     """Changelog records of this module's stores, written into RocksDB as whole fetched batches; the rest
     of ``records`` is returned for faust.
 
@@ -191,7 +192,7 @@ def recover_batches(app: Any, records: Mapping[Any, Sequence[Any]]) -> Mapping[A
             RECOVERED[recovery] = RECOVERED.get(recovery, 0) + len(fresh)
         taken.add(tp)
     if not taken:
-        return records
+        return dict(records)
     if recovery.in_recovery and not recovery.need_recovery():
         count, started = RECOVERED.pop(recovery, 0), recovery._recovery_started_at
         log.warning("recovered %d changelog records in %.2fs", count, time.monotonic() - (started or time.monotonic()))
@@ -201,7 +202,7 @@ def recover_batches(app: Any, records: Mapping[Any, Sequence[Any]]) -> Mapping[A
     return {tp: batch for tp, batch in records.items() if tp not in taken}
 
 
-class Transport(driver.Transport):  # type: ignore[misc]
+class Transport(driver.Transport):
     Consumer = Consumer
 
 
@@ -226,7 +227,7 @@ def shared_memory() -> tuple[Any, Any]:
     return _SHARED["cache"], _SHARED["writes"]
 
 
-class CompressedRocksDBOptions(rocksdb_store.RocksDBOptions):  # type: ignore[misc]
+class CompressedRocksDBOptions(rocksdb_store.RocksDBOptions):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**{"write_buffer_size": WRITE_BUFFER, "max_write_buffer_number": WRITE_BUFFERS,
                             **kwargs})
@@ -252,10 +253,10 @@ class CompressedRocksDBOptions(rocksdb_store.RocksDBOptions):  # type: ignore[mi
         return options
 
 
-class Store(rocksdb_store.Store):  # type: ignore[misc]
+class Store(rocksdb_store.Store):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.rocksdb_options = CompressedRocksDBOptions(**self.options, use_rocksdict=self.use_rocksdict)
+        self.rocksdb_options = CompressedRocksDBOptions(**(self.options or {}), use_rocksdict=self.use_rocksdict)
 
 
 def register(fetch_max_wait_ms: int = 100, compression: str = "zstd") -> str:

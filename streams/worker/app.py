@@ -57,7 +57,7 @@ def create_app(settings: Settings) -> faust.App:
     engine = Engine(app, settings, names, tables)
     faust_compat.install(app, engine)
 
-    async def never(stream: faust.Stream) -> None:
+    async def never(stream: faust.StreamT[Any]) -> None:
         # This agent only makes faust subscribe to the inputs: the engine takes their records first.
         async for event in stream.events():
             raise RuntimeError(f"{event.message.topic} record reached faust's stream path: the segmenter "

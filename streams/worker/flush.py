@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+
 from segmenter import step
 from segmenter.codec import StateEncoder
 from segmenter.state import Policy, totals_at
@@ -58,6 +60,12 @@ class Flushing:
     _last_flush: float
     _quarantined: set[str] | None
     _stage: tuple[str, float]
+
+    async def _producer_started(self) -> AIOKafkaProducer:
+        raise NotImplementedError  # the engine's
+
+    async def _send_outputs(self) -> None:
+        raise NotImplementedError  # the engine's
 
     async def _backpressure(self) -> None:
         """With a flush in flight and the next one already due, wait for it: what a kill can lose (applied,
