@@ -31,6 +31,7 @@ def create_actions_app(settings: Settings) -> faust.App:
         store="rocksdb://", datadir=str(data_dir / "faust-actions"), autodiscover=False, web_enabled=False,
         topic_partitions=n, topic_allow_declare=False, broker_session_timeout=settings.session_timeout_s,
         broker_rebalance_timeout=settings.session_timeout_s, broker_heartbeat_interval=1.0,
+        consumer_group_instance_id=settings.instance_id,
         recovery_consistency_check=settings.consistency_check, producer_linger=0.005, stream_wait_empty=False,
     )
     source = app.topic(names.segment_changes, names.control, partitions=n, key_type=bytes, value_type=bytes,

@@ -12,9 +12,10 @@ from typing import TextIO
 
 import orjson
 
+from schemas.events import Interaction, Profile, Transaction
 from segmenter.errors import SegmenterError
 from segmenter.metrics import WINDOW_METRICS
-from segmenter.rows import RowReader
+from segmenter.rows import Row, RowReader
 from streams.cli.csv_input import BadRows, read_rows
 from streams.kafka.lag import group_lag
 from streams.kafka.topics import create_topics, produce_records
@@ -35,7 +36,9 @@ async def import_file(settings: Settings, kind: str, path: Path, quiet: bool = F
              "profiles": names.profiles}[kind]
     tz = settings.policy().timezone
     reader, bad = RowReader(tz, kind[:2]), BadRows()
-    parse = {"transactions": reader.transaction, "interactions": reader.interaction, "profiles": reader.profile}[kind]
+    parsers: dict[str, Callable[[Row], Transaction | Interaction | Profile]] = {
+        "transactions": reader.transaction, "interactions": reader.interaction, "profiles": reader.profile}
+    parse = parsers[kind]
     no_time = datetime.min.replace(tzinfo=tz)  # profiles have no event time: they go first
     records: list[tuple[datetime, str, bytes]] = []
     for line, row in read_rows(path, kind):
@@ -44,7 +47,7 @@ async def import_file(settings: Settings, kind: str, path: Path, quiet: bool = F
         except (SegmenterError, ValueError) as exc:
             bad.report(path, line, exc)
             continue
-        records.append((getattr(model, "occurred_at", None) or no_time, str(model.customer_id),
+        records.append((getattr(model, "occurred_at", None) or no_time, model.customer_id,
                         model.model_dump_json().encode()))
     records.sort(key=lambda r: r[0])  # stream time follows event time: import history in order
     await create_topics(settings)

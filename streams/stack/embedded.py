@@ -118,6 +118,22 @@ def start_redis(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
     return process
 
 
+def gone(pid: int) -> bool:
+    """Whether ``pid`` has exited. A child of this process is reaped here: until then an exited child is a
+    zombie, which signal 0 still finds (``stop`` would wait out its whole timeout)."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return True
+    except ChildProcessError:
+        pass  # not our child: its own parent (or init) reaps it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def stop(pid: int | None, timeout_s: float = 10.0) -> None:
     """SIGTERM a process we started, then SIGKILL it if it lingers."""
     if not pid:
@@ -128,12 +144,13 @@ def stop(pid: int | None, timeout_s: float = 10.0) -> None:
         return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if gone(pid):
             return
         time.sleep(0.05)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
+    deadline = time.monotonic() + 5.0
+    while not gone(pid) and time.monotonic() < deadline:  # reaped, so no zombie is left behind
+        time.sleep(0.05)

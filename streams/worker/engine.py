@@ -112,8 +112,12 @@ class Engine(Flushing):
         """Before partitions move: make everything processed so far durable and committed, then forget."""
         async with self._lock:
             await self._flush_now()
-            for number in {tp.partition for tp in revoked}:
+            numbers = sorted({tp.partition for tp in revoked} & set(self.parts))
+            for number in numbers:
                 self.parts.pop(number, None)  # held records were never committed: the next owner reads them
+            if numbers:
+                log.info("partitions %s revoked: everything processed in them is flushed and committed",
+                         ", ".join(map(str, numbers)))
 
     # -- the batch entry point (called by faust_compat for every fetched batch) -------------------
     async def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> None:

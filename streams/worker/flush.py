@@ -214,5 +214,7 @@ class Flushing:
         for part in self.parts.values():
             records, dirty = part.records, part.dirty
             share = -(-excess * len(records) // total)  # this partition's part of the excess, rounded up
-            for customer in list(itertools.islice((c for c in records if c not in dirty), share)):
+            dropped = list(itertools.islice((c for c in records if c not in dirty), share))
+            for customer in dropped:
                 del records[customer]
+            self.stats["evicted"] += len(dropped)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import signal
 import subprocess
 import uuid
@@ -17,8 +16,6 @@ from streams.cli.main import main
 from streams.settings import Settings
 from streams.stack.embedded import free_port, start_broker, start_redis, stop
 from streams.stack.processes import spawn_worker, wait_ready
-
-pytestmark = pytest.mark.integration
 
 
 @dataclass(frozen=True)
@@ -99,5 +96,3 @@ def system(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         if worker.poll() is None:
             worker.send_signal(signal.SIGKILL)
             worker.wait(timeout=30)
-    if os.environ.get("SEGMENTER_KEEP_LOGS") is None:
-        return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import time
 from pathlib import Path
 
 from schemas.outputs import SegmentChange
@@ -64,3 +65,16 @@ def row_differences(got: dict[str, dict[str, str]], expected: dict[str, dict[str
     diffs.update(dict.fromkeys(expected.keys() - got.keys(), "missing from the stream"))
     diffs.update(dict.fromkeys(got.keys() - expected.keys(), "missing offline"))
     return diffs
+
+
+def wait_for_log(path: Path, *needles: str, timeout_s: float = 60.0, after: int = 0) -> str:
+    """The text of the log at ``path`` (from byte ``after`` on) once it holds every one of ``needles``; an
+    assertion error naming the missing ones after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = path.read_bytes()[after:].decode(errors="replace") if path.exists() else ""
+        missing = [n for n in needles if n not in text]
+        if not missing:
+            return text
+        assert time.monotonic() < deadline, f"{path} still lacks {missing} after {timeout_s:.0f}s"
+        time.sleep(0.2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import re
 import signal
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from streams.kafka.lag import group_lag
 from streams.kafka.topics import produce_records
 from streams.names import Names
 from streams.stack.embedded import free_port, start_redis, stop
-from tests.integration.helpers import RETAIL, consume_all
+from tests.integration.helpers import RETAIL, consume_all, wait_for_log
 
 pytestmark = pytest.mark.integration
 
@@ -148,10 +149,8 @@ def test_sigkill_between_grant_and_ledger_then_a_replay_from_zero_issue_nothing_
     for point in ("after-grant:7", "after-grant:5"):
         doomed = system.start_actions(actions_replay_horizon="0d", failpoint=point, wait=False)
         assert doomed.wait(timeout=180) == -signal.SIGKILL
-        # Let the group forget the dead member first (its session timeout), so the next worker joins
-        # alone. When faust leaves a just-taken partition's first records unprocessed, the stall guard
-        # (streams/actions/stall.py, tests/integration/test_stall.py) re-reads them: this wait still passes.
-        time.sleep(float(system.settings.session_timeout_s) + 1)
+        # When faust leaves a just-taken partition's first records unprocessed, the stall guard
+        # (streams/actions/stall.py, tests/integration/test_stall.py) re-reads them.
     actions = system.start_actions(actions_replay_horizon="0d")
     wait_actions(system)
     coupons, alerts = assert_exactly_once(system.settings)
@@ -226,18 +225,20 @@ def test_redis_away_holds_the_actions_back_and_loses_or_doubles_nothing(system, 
     own_redis = start_redis(port, tmp_path / "redis-a")
     system.start_worker()
     system.start_actions(actions_replay_horizon="0d", redis_url=f"redis://127.0.0.1:{port}/0")
+    log_path = Path(system.settings.data_dir) / "actions.log"
+    logged = log_path.stat().st_size if log_path.exists() else 0
     stop(own_redis.pid)  # Redis dies with everything it held (no AOF survives: a new, empty one comes back)
     load(system, tmp_path / "data")
     assert system.run("wait", "--timeout", "120") == 0
+    # The action worker has fetched changes and is held by Redis (not merely idle before its first fetch) ...
+    wait_for_log(log_path, "redis unavailable", timeout_s=90, after=logged)
     behind = sum(lag.lag for lag in asyncio.run(group_lag(system.settings))
                  if lag.group == Names(system.settings.topic_prefix).actions_app_id)
-    assert behind > 0, "while Redis is away the action group must fall behind, visibly"
+    assert behind > 0, "while Redis is away the action group must fall behind, visibly"  # ... and lags
     own_redis = start_redis(port, tmp_path / "redis-b")
     try:
         wait_actions(system)
         assert_exactly_once(system.settings)
-        log = (Path(system.settings.data_dir) / "actions.log").read_text()
-        assert "redis unavailable" in log
     finally:
         stop(own_redis.pid)
 
@@ -251,7 +252,8 @@ def test_two_action_workers_split_the_work_and_one_dying_mid_stream_doubles_noth
     wait_actions(system)  # its partitions move to the survivor after the session timeout
     assert_exactly_once(system.settings)
     survivor_log = (tmp_path / "b" / "actions.log").read_text()
-    assert survivor_log.count("taken") > 2, "the survivor must have taken the dead worker's partitions"
+    taken = {int(p) for p in re.findall(r"partition (\d+) taken", survivor_log)}
+    assert taken == set(range(system.settings.partitions)), "the survivor must have taken the dead worker's partitions"
 
 
 def test_changes_that_wait_past_the_horizon_while_the_action_worker_is_down_are_still_granted(system, tmp_path):
@@ -270,7 +272,9 @@ def test_changes_that_wait_past_the_horizon_while_the_action_worker_is_down_are_
     docs = [(names.segment_changes, c.encode(), change_doc(n, c, b, a, t), None)
             for n, (c, b, a, t) in enumerate(backfill + live)]
     asyncio.run(produce_records(settings, docs))
-    time.sleep(8)  # longer than the horizon (and the dead member's session)
+    emitted = time.monotonic()
+    # The changes wait in the topic past the horizon (5 s) and the dead member's session
+    time.sleep(max(0.0, emitted + max(5.0, float(settings.session_timeout_s)) + 1 - time.monotonic()))
     system.start_actions(actions_replay_horizon="5s")
     wait_actions(system)
     coupons, alerts = granted(settings)

@@ -1,0 +1,177 @@
+"""Behaviour the other end-to-end tests do not reach: the wall clock, profile changes in the stream, Redis's
+per-segment amount totals, a state cache smaller than the population, two workers rebalancing live, and the
+action worker's dead letters, unknown rulesets and round-robin routing."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from schemas.outputs import Alert, DeadLetter, SegmentChange
+from segmenter.actions import RosterSpec
+from streams.actions.ledger import ActionStore
+from streams.cli.demo_data import DemoSpec, generate
+from streams.kafka.topics import produce_records
+from streams.names import Names
+from streams.readmodel.reader import ReadModel
+from tests.integration.helpers import RETAIL, classify_csv, consume_all, read_csv, row_differences, wait_for_log
+from tests.integration.test_actions import change_doc
+
+REGION = """  region:
+    segments:
+      - {name: east, when: "profile.region == 'east'"}
+    default: elsewhere
+"""
+
+
+def _with_region(tmp_path: Path) -> Path:
+    """The retail rules plus a dimension read from the profile."""
+    text = RETAIL.read_text()
+    rules = tmp_path / "retail-region.yaml"
+    rules.write_text(text.replace("actions:\n", REGION + "actions:\n", 1))
+    return rules
+
+
+def _counter(system, name: str, timeout_s: float = 30.0) -> int:
+    """The sum of ``name`` over the workers' published counters (published every few seconds), once above 0."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        total = sum(c.get(name, 0) for c in ReadModel.of(system.settings).counters().values())
+        if total > 0 or time.monotonic() > deadline:
+            return total
+        time.sleep(0.5)
+
+
+def test_wall_clock_profiles_amount_totals_and_a_state_cache_smaller_than_the_population(system, tmp_path):
+    """In wall mode stream time is today with no tick, so the read model equals classify as of today; a profile
+    change moves a customer in the stream; Redis's summed amount per segment equals the export's; a cache of
+    1,000 decoded customers (of 2,500) is evicted and read back without a difference."""
+    rules = _with_region(tmp_path)
+    assert system.run("rules", "apply", str(rules)) == 0
+    worker = system.start_worker(clock="wall", tick_interval_s="1", state_cache_customers="1000")
+    demo = generate(DemoSpec(customers=2500, seed=11, end=datetime.now(UTC) - timedelta(hours=1)), tmp_path / "demo")
+    for kind in ("profiles", "transactions"):
+        assert system.run("import", kind, str(demo[kind]), "--quiet") == 0
+    assert system.run("wait", "--timeout", "180") == 0
+    today = datetime.now(system.settings.policy().timezone).date().isoformat()
+
+    export = tmp_path / "export.csv"
+    assert system.run("export", "--out", str(export)) == 0
+    streamed = read_csv(export)
+    offline = classify_csv(system.run, {"transactions": demo["transactions"], "profiles": demo["profiles"]},
+                           today, tmp_path / "offline.csv", rules=rules)
+    assert row_differences(streamed, offline) == {}
+    assert {row["value"] for row in streamed.values()} >= {"churn_risk", "high_value"}
+
+    # Redis's per-segment totals, in report, are the sums of the export's amount_12m
+    expected: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for row in streamed.values():
+        for dim in ("value", "region"):
+            expected[dim, row[dim]] += Decimal(row["amount_12m"] or "0")
+            counts[dim, row[dim]] += 1
+    report = ReadModel.of(system.settings).report(system.settings.money_scale)
+    assert {(dim, seg): amount for dim, seg, _, amount in report} == dict(expected)
+    assert {(dim, seg): count for dim, seg, count, _ in report} == dict(counts)
+
+    assert _counter(system, "evicted") > 0  # the cache held fewer customers than the worker has
+
+    # A profile change alone moves a customer between segments
+    mover = next(c for c, row in streamed.items() if row["region"] == "elsewhere")
+    with (tmp_path / "moved.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["customer_id", "region"])
+        writer.writeheader()
+        writer.writerow({"customer_id": mover, "region": "east"})
+    assert system.run("import", "profiles", str(tmp_path / "moved.csv"), "--quiet") == 0
+    assert system.run("wait", "--timeout", "60") == 0
+    view = ReadModel.of(system.settings).customer(mover)
+    assert view is not None
+    assert view.segments["region"] == "east"
+    changes = [SegmentChange.model_validate_json(v)
+               for _, v in consume_all(system.settings, Names(system.settings.topic_prefix).segment_changes)]
+    moved = [c for c in changes if c.customer_id == mover and c.dimension == "region"]
+    assert (moved[-1].from_segment, moved[-1].to_segment) == ("elsewhere", "east")
+    assert worker.poll() is None
+
+
+def test_two_workers_rebalance_live_and_the_leaver_flushes_what_it_gives_up(system, tmp_path):
+    """A second worker joins while the first is busy: the first flushes and commits its revoked partitions
+    before they move, and the two together equal the offline classification."""
+    assert system.run("rules", "apply", str(RETAIL)) == 0
+    first = system.start_worker(data_dir=tmp_path / "a", loglevel="info")
+    demo = generate(DemoSpec(customers=1500, seed=12), tmp_path / "demo")
+    assert system.run("import", "transactions", str(demo["transactions"]), "--quiet") == 0
+    second = system.start_worker(data_dir=tmp_path / "b", loglevel="info")
+    late = generate(DemoSpec(customers=1500, seed=13, end=datetime(2026, 6, 30, 20, tzinfo=UTC)), tmp_path / "late")
+    assert system.run("import", "transactions", str(late["transactions"]), "--quiet") == 0
+    assert system.run("tick", "--to", "2026-06-30T23:00:00+00:00") == 0
+    assert system.run("wait", "--timeout", "180") == 0
+    wait_for_log(tmp_path / "a" / "worker.log", "revoked: everything processed in them is flushed and committed")
+
+    both = tmp_path / "both.csv"
+    with both.open("w", newline="") as out:
+        rows = [*csv.DictReader(demo["transactions"].open()), *csv.DictReader(late["transactions"].open())]
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    export = tmp_path / "export.csv"
+    assert system.run("export", "--out", str(export)) == 0
+    offline = classify_csv(system.run, {"transactions": both}, "2026-06-30", tmp_path / "offline.csv")
+    assert row_differences(read_csv(export), offline) == {}
+    _counter(system, "applied")
+    deadline = time.monotonic() + 30
+    while len([c for c in ReadModel.of(system.settings).counters().values() if c.get("applied", 0)]) < 2:
+        assert time.monotonic() < deadline, ReadModel.of(system.settings).counters()
+        time.sleep(0.5)
+    assert first.poll() is None
+    assert second.poll() is None
+
+
+def test_the_action_worker_dead_letters_bad_changes_and_grants_nothing_for_an_unknown_ruleset(system):
+    assert system.run("rules", "apply", str(RETAIL)) == 0
+    system.start_worker()
+    system.start_actions(actions_replay_horizon="0d")
+    settings, names = system.settings, Names(system.settings.topic_prefix)
+    now = datetime.now(UTC)
+    unknown = SegmentChange.model_validate_json(change_doc(1, "U1", "mid_value", "high_value", now)).model_copy(
+        update={"ruleset_id": "nobody-knows"}).model_dump_json(by_alias=True).encode()
+    docs = [(names.segment_changes, b"G1", b"\xff{ not a change", 0),
+            (names.segment_changes, b"U1", unknown, 0),
+            (names.segment_changes, b"K1", change_doc(2, "K1", "mid_value", "high_value", now), 0)]
+    asyncio.run(produce_records(settings, docs))
+    assert system.run("wait", "--actions", "--timeout", "120") == 0
+
+    alerts = [Alert.model_validate_json(v) for _, v in consume_all(settings, names.alerts)]
+    assert [a.customer_id for a in alerts] == ["K1"]  # the partition went on past both
+    letters = [DeadLetter.model_validate_json(v) for _, v in consume_all(settings, names.dead_letters)]
+    assert [(d.source_topic, d.partition, base64.b64decode(d.value_b64)) for d in letters] == [
+        (names.segment_changes, 0, b"\xff{ not a change")]
+    log = (Path(settings.data_dir) / "actions.log").read_text()
+    assert "ruleset nobody-knows v1 is unknown (not on the rules topic)" in log
+
+
+def test_round_robin_routing_takes_turns_per_team_and_keeps_a_customer_s_manager(stack):
+    roster = RosterSpec("desk", "region", "round_robin", {"east": ("a", "b", "c")}, ("z",))
+    store = ActionStore(f"redis://127.0.0.1:{stack.redis_port}/15", f"rr{uuid.uuid4().hex[:8]}", 3600)
+
+    async def scenario() -> tuple[list[str], str, str, str]:
+        try:
+            turns = [await store.assign(roster, ("a", "b", "c"), "east", f"C{i}", None) for i in range(5)]
+            kept = await store.assign(roster, ("a", "b", "c"), "east", "C0", "a")
+            # a grant that crashed before its ledger write: Redis already holds C1 for b
+            held = await store.assign(roster, ("a", "b", "c"), "east", "C1", None)
+            other_team = await store.assign(roster, ("z",), "", "D0", None)
+            return turns, kept, held, other_team
+        finally:
+            await store.close()
+
+    turns, kept, held, other_team = asyncio.run(scenario())
+    assert turns == ["a", "b", "c", "a", "b"]
+    assert (kept, held, other_team) == ("a", "b", "z")
