@@ -9,7 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.events import Interaction, Override, Profile, Transaction
 from schemas.outputs import ActionSuppressed, Alert, Coupon, DeadLetter, SegmentChange
-from schemas.ruleset import RuleSetDocument
+from schemas.ruleset import RuleSetApplied, RuleSetDocument
 
 MODELS: dict[str, type[BaseModel]] = {
     "transaction": Transaction,
@@ -17,6 +17,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "profile": Profile,
     "override": Override,
     "ruleset": RuleSetDocument,
+    "ruleset_applied": RuleSetApplied,
     "segment_change": SegmentChange,
     "coupon": Coupon,
     "alert": Alert,
@@ -52,6 +53,7 @@ __all__ = [
     "Interaction",
     "Override",
     "Profile",
+    "RuleSetApplied",
     "RuleSetDocument",
     "SegmentChange",
     "Transaction",

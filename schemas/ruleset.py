@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
 from schemas.base import OutboundModel
 
@@ -96,3 +96,16 @@ class RuleSetDocument(OutboundModel):
     dimensions: Annotated[dict[Name, Dimension], Field(min_length=1)]
     actions: list[ActionRule] = Field(default_factory=list, description="What to do on transitions.")
     rosters: dict[Name, Roster] = Field(default_factory=dict, description="Account-manager teams for alerts.")
+
+
+class RuleSetApplied(OutboundModel):
+    """One version of a ruleset as it was applied (the rules-history topic, key ``id@version``): never rewritten;
+    a rollback applies an old version's text again as a new version."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)]
+    version: Annotated[int, Field(ge=1)]
+    yaml: str = Field(description="The ruleset document as applied.")
+    source: str = Field(description="Where it was read from (a file name).")
+    author: Annotated[str, Field(max_length=256)]
+    message: Annotated[str, Field(max_length=4096)] = ""
+    applied_at: AwareDatetime

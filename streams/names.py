@@ -38,6 +38,10 @@ class Names:
         return f"{self.prefix}rules"
 
     @property
+    def rules_history(self) -> str:  # every version ever applied, key id@version
+        return f"{self.prefix}rules-history"
+
+    @property
     def segment_changes(self) -> str:
         return f"{self.prefix}segment-changes"
 

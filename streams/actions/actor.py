@@ -62,7 +62,7 @@ from segmenter.errors import InvalidRuleError
 from segmenter.rules import RuleSet, load_ruleset
 from streams.actions.ledger import ActionStore
 from streams.failpoints import Failpoints
-from streams.kafka.control import latest_rules
+from streams.kafka.control import latest_rules, rules_history
 from streams.kafka.deadletters import dead_letter
 from streams.kafka.reading import read_from
 from streams.kafka.topics import producer
@@ -343,10 +343,17 @@ class Actor:
         except InvalidRuleError as exc:
             log.warning("ignoring a ruleset that does not load: %s", exc)
             return None
+        known = self.rulesets.get((ruleset.id, ruleset.version))
+        if known is not None and known.source and known.source != ruleset.source:
+            log.error("refused %s v%d read from %s: its text differs from the one known for that version, and a "
+                      "version is never rewritten", clip(ruleset.id), ruleset.version, source)
+            return known
         self.rulesets[ruleset.id, ruleset.version] = ruleset
         return ruleset
 
     async def _read_rules(self) -> None:
+        for applied in await rules_history(self.settings):  # every version, for changes made under an old one
+            self._learn(applied.yaml, "rules history")
         for text in (await latest_rules(self.settings)).values():
             self._learn(text, "rules topic")
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
-from streams.cli.common import load_rules, load_settings
+from streams.cli.common import CliError, load_rules, load_settings
 from streams.stack.embedded import StackError
 from streams.stack.processes import EMBEDDED_ENV, embedded_ports, spawn_worker, wait_ready
 from streams.text import clip
@@ -129,13 +131,61 @@ def cmd_tick(args: argparse.Namespace) -> int:
     return 0
 
 
+def _author(args: argparse.Namespace) -> str:
+    return args.author or os.environ.get("USER") or "unknown"
+
+
 def cmd_rules_apply(args: argparse.Namespace) -> int:
     from streams.kafka.control import apply_rules
 
     settings = load_settings()
     ruleset = load_rules(args.file, settings.money_scale)
-    asyncio.run(apply_rules(settings, ruleset, str(args.file)))
+    asyncio.run(apply_rules(settings, ruleset, str(args.file), _author(args), args.message))
     print(f"published {ruleset.id} v{ruleset.version}; workers adopt it and reclassify every customer")
+    return 0
+
+
+def cmd_rules_history(args: argparse.Namespace) -> int:
+    from segmenter.rules import load_ruleset
+    from segmenter.rules.diff import describe_changes
+    from streams.kafka.control import rules_history
+
+    settings = load_settings()
+    history = asyncio.run(rules_history(settings, args.id))
+    if not history:
+        print("no ruleset has been applied yet" if args.id is None else f"no version of {args.id} has been applied")
+        return 1
+    previous: dict[str, Any] = {}
+    for applied in history:
+        ruleset = load_ruleset(applied.yaml, applied.source, settings.money_scale)
+        print(f"{applied.id} v{applied.version}  {applied.applied_at:%Y-%m-%d %H:%M} UTC  {clip(applied.author)}"
+              + (f"  {clip(applied.message, 200)}" if applied.message else ""))
+        for line in describe_changes(previous.get(applied.id), ruleset):
+            print(f"    {line}")
+        previous[applied.id] = ruleset
+    return 0
+
+
+def cmd_rules_rollback(args: argparse.Namespace) -> int:
+    """Apply an old version's text again, as a new version: history is never rewritten."""
+    from segmenter.rules import load_ruleset
+    from streams.kafka.control import apply_rules, rules_history
+
+    settings = load_settings()
+    history = asyncio.run(rules_history(settings, args.id))
+    old = next((applied for applied in history if applied.version == args.version), None)
+    if old is None:
+        known = ", ".join(f"v{a.version}" for a in history) or "none"
+        raise CliError(f"{args.id} v{args.version} was never applied (applied versions: {known})")
+    new_version = max(a.version for a in history) + 1
+    text, count = re.subn(r"(?m)^version:[ \t]*\d+[ \t]*$", f"version: {new_version}", old.yaml, count=1)
+    if count != 1:
+        raise CliError(f"{args.id} v{args.version}: no top-level `version:` line to renumber in its text")
+    ruleset = load_ruleset(text, old.source, settings.money_scale)
+    message = args.message or f"rollback to v{args.version}"
+    asyncio.run(apply_rules(settings, ruleset, old.source, _author(args), message))
+    print(f"published {ruleset.id} v{new_version} (the text of v{args.version}); workers adopt it and reclassify "
+          "every customer")
     return 0
 
 
@@ -262,9 +312,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     p = sub.add_parser("tick", help="move stream time forward on every partition")
     p.add_argument("--to", required=True, help="date (start of that day) or ISO time")
     p.set_defaults(func=cmd_tick)
-    p = rules.add_parser("apply", help="validate and publish a ruleset; workers adopt it")
-    p.add_argument("file", type=Path)
-    p.set_defaults(func=cmd_rules_apply)
+    _register_rules(rules)
     rules.add_parser("show", help="print the active ruleset(s)").set_defaults(func=cmd_rules_show)
     p = sub.add_parser("export", help="every known customer: segments and metrics")
     p.add_argument("--dimension")
@@ -280,3 +328,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     topics.add_parser("create", help="create the missing topics with their partition counts").set_defaults(
         func=cmd_topics_create)
     sub.add_parser("lag", help="per topic-partition: end, committed offset, lag").set_defaults(func=cmd_lag)
+
+
+def _register_rules(rules: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = rules.add_parser("apply", help="validate and publish a ruleset; workers adopt it")
+    p.add_argument("file", type=Path)
+    p.add_argument("--author", help="who applies it (default: $USER)")
+    p.add_argument("--message", default="", help="why, for `rules history`")
+    p.set_defaults(func=cmd_rules_apply)
+    p = rules.add_parser("history", help="every version applied: when, who, why, and what changed")
+    p.add_argument("id", nargs="?", help="one ruleset id (default: all)")
+    p.set_defaults(func=cmd_rules_history)
+    p = rules.add_parser("rollback", help="apply an old version's text again, as a new version")
+    p.add_argument("id")
+    p.add_argument("version", type=int)
+    p.add_argument("--author", help="who rolls back (default: $USER)")
+    p.add_argument("--message", default="", help="why (default: 'rollback to vN')")
+    p.set_defaults(func=cmd_rules_rollback)

@@ -1,11 +1,15 @@
-"""The control and rules topics: control records for every partition (ticks, rule adoptions), rulesets."""
+"""The control and rules topics: control records for every partition (ticks, rule adoptions), the rulesets in
+force and every version ever applied."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from schemas.ruleset import RuleSetApplied
+from segmenter.errors import SegmenterError
 from segmenter.rules import RuleSet
 from streams.kafka.reading import read_topic
 from streams.kafka.topics import Record, create_topics, produce_records
@@ -25,12 +29,41 @@ async def send_control(settings: Settings, doc: dict[str, Any]) -> None:
     await produce_records(settings, _control_records(settings, doc))
 
 
-async def apply_rules(settings: Settings, ruleset: RuleSet, source: str) -> None:
-    """The document on the rules topic (for ``rules show``), then one adoption record per partition."""
+class RulesRefusedError(SegmenterError):
+    """A ruleset that may not be applied as it is (a version reused with other content)."""
+
+
+async def rules_history(settings: Settings, ruleset_id: str | None = None) -> list[RuleSetApplied]:
+    """Every version applied (of ``ruleset_id``, or of every ruleset), by id and version."""
+    found: dict[tuple[str, int], RuleSetApplied] = {}
+    for _, value in await read_topic(settings, Names(settings.topic_prefix).rules_history):
+        doc = RuleSetApplied.model_validate_json(value)
+        found.setdefault((doc.id, doc.version), doc)  # the first one applied is the version's text for good
+    return [doc for key, doc in sorted(found.items()) if ruleset_id in (None, doc.id)]
+
+
+async def apply_rules(settings: Settings, ruleset: RuleSet, source: str, author: str = "unknown",
+                      message: str = "") -> RuleSetApplied:
+    """Record the version in the history (refused when the version was applied before with other content), put
+    the document on the rules topic (for ``rules show``), then one adoption record per partition."""
     await create_topics(settings)
-    rules: Record = (Names(settings.topic_prefix).rules, ruleset.id.encode(), ruleset.source.encode(), None)
-    control = _control_records(settings, {"type": "rules", "yaml": ruleset.source, "source": source})
-    await produce_records(settings, [rules, *control])
+    names = Names(settings.topic_prefix)
+    history = await rules_history(settings, ruleset.id)
+    before = next((doc for doc in history if doc.version == ruleset.version), None)
+    if before is not None and before.yaml != ruleset.source:
+        newest = max(doc.version for doc in history)
+        raise RulesRefusedError(
+            f"{ruleset.id} v{ruleset.version} was applied on {before.applied_at:%Y-%m-%d %H:%M} UTC by "
+            f"{before.author} with other content, and a version is never rewritten: give the changed ruleset "
+            f"version {newest + 1} (`segmenter rules history {ruleset.id}` lists them)")
+    applied = before or RuleSetApplied(id=ruleset.id, version=ruleset.version, yaml=ruleset.source, source=source,
+                                       author=author, message=message, applied_at=datetime.now(UTC))
+    records: list[Record] = [] if before else [
+        (names.rules_history, f"{ruleset.id}@{ruleset.version}".encode(), applied.model_dump_json().encode(), None)]
+    records.append((names.rules, ruleset.id.encode(), ruleset.source.encode(), None))
+    records += _control_records(settings, {"type": "rules", "yaml": ruleset.source, "source": source})
+    await produce_records(settings, records)
+    return applied
 
 
 async def latest_rules(settings: Settings) -> dict[str, str]:

@@ -58,6 +58,7 @@ from streams.names import Names
 from streams.readmodel.writer import Projection
 from streams.settings import Settings
 from streams.stored import due_of, unpack
+from streams.text import clip
 from streams.worker.collector import Collector
 from streams.worker.edge import BAD_INPUT, FACT, PROFILE, RULES, TICK, Edge
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
@@ -239,6 +240,11 @@ class Engine(Flushing):
     def _adopt(self, part: Partition, ruleset: RuleSet) -> None:
         current = part.ruleset
         if current is not None and (current.id, current.version) == (ruleset.id, ruleset.version):
+            if current.source != ruleset.source:  # `rules apply` refuses this; a record produced by hand may not
+                self.stats["rules_refused"] += 1
+                log.error("partition %d refused %s v%d: its text differs from the %s v%d in force, and a version is "
+                          "never rewritten (apply the change as a new version)", part.number, clip(ruleset.id),
+                          ruleset.version, clip(current.id), current.version)
             return
         part.ruleset, part.meta_dirty = ruleset, True
         day = part.day if part.day is not None else self.policy.calendar.day(datetime.now(UTC))

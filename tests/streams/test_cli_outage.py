@@ -15,7 +15,8 @@ from streams.stack.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = str(ROOT / "examples" / "rules" / "retail-value.yaml")
-KAFKA = ("rules apply " + RULES, "rules show", "wait --timeout 5", "lag", "tick --to 2026-01-01", "topics create",
+KAFKA = ("rules apply " + RULES, "rules show", "rules history", "rules rollback retail-value 1", "wait --timeout 5",
+         "lag", "tick --to 2026-01-01", "topics create",
          "import transactions {tx}", "worker", "actions")
 REDIS = ("report", "customer C0001", "export")
 

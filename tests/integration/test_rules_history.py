@@ -1,0 +1,86 @@
+"""Rule history and rollback: every version applied is kept with who, when and why; a rollback applies an old
+text as a new version; a version is never rewritten, by the CLI, the worker and the action worker alike."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+
+from streams.kafka.topics import produce_records
+from streams.names import Names
+from streams.readmodel.reader import ReadModel
+from tests.integration.helpers import RETAIL, wait_for_log
+
+V1 = RETAIL.read_text()
+V2 = V1.replace("version: 1", "version: 2").replace("amount_12m >= 10000", "amount_12m >= 8000")
+TX = """customer_id,occurred_at,amount,kind,event_id
+A,2026-06-01,9000,,a1
+""" + "".join(f"A,2026-05-{d:02d},1,,a{d + 1}\n" for d in range(1, 10))
+
+
+def test_history_rollback_and_a_version_never_rewritten(system, tmp_path, capsys):
+    v1, v2, v1_changed = tmp_path / "v1.yaml", tmp_path / "v2.yaml", tmp_path / "v1-changed.yaml"
+    v1.write_text(V1)
+    v2.write_text(V2)
+    v1_changed.write_text(V1.replace("amount_12m >= 10000", "amount_12m >= 5000"))
+    assert system.run("rules", "apply", str(v1), "--author", "alice", "--message", "first tiers") == 0
+    assert system.run("rules", "apply", str(v1)) == 0  # the same text again: nothing to refuse
+    capsys.readouterr()
+    assert system.run("rules", "apply", str(v1_changed)) == 1
+    err = capsys.readouterr().err
+    assert "retail-value v1 was applied on" in err
+    assert "by alice with other content, and a version is never rewritten: give the changed ruleset version 2" in err
+    assert system.run("rules", "apply", str(v2), "--author", "bob", "--message", "lower the bar") == 0
+
+    system.start_worker()
+    tx = tmp_path / "tx.csv"
+    tx.write_text(TX)
+    assert system.run("import", "transactions", str(tx), "--quiet") == 0
+    assert system.run("wait", "--timeout", "120") == 0
+    view = ReadModel.of(system.settings).customer("A")
+    assert view is not None
+    assert (view.doc["ruleset"], view.segments["value"]) == ("retail-value@2", "high_value")  # 9,009 >= 8,000
+
+    assert system.run("rules", "rollback", "retail-value", "1", "--author", "carol") == 0
+    assert system.run("wait", "--timeout", "120") == 0
+    view = ReadModel.of(system.settings).customer("A")
+    assert view is not None
+    assert (view.doc["ruleset"], view.segments["value"]) == ("retail-value@3", "mid_value")  # v1's bar again
+    capsys.readouterr()
+    assert system.run("rules", "show") == 0
+    assert "version: 3" in capsys.readouterr().out
+
+    assert system.run("rules", "history", "retail-value") == 0
+    lines = capsys.readouterr().out.splitlines()
+    heads = [line.split("  ") for line in lines if not line.startswith(" ")]
+    assert [(h[0], h[2], h[3]) for h in heads] == [("retail-value v1", "alice", "first tiers"),
+                                                   ("retail-value v2", "bob", "lower the bar"),
+                                                   ("retail-value v3", "carol", "rollback to v1")]
+    bar = "purchases_12m >= 10 and amount_12m >= "
+    assert f"    ~ value.high_value: {bar}10000  ->  {bar}8000" in lines
+    assert f"    ~ value.high_value: {bar}8000  ->  {bar}10000" in lines
+    assert system.run("rules", "rollback", "retail-value", "9") == 1
+    assert "retail-value v9 was never applied (applied versions: v1, v2, v3)" in capsys.readouterr().err
+
+
+def test_the_worker_and_the_action_worker_refuse_a_version_rewritten_behind_the_cli(system, tmp_path):
+    assert system.run("rules", "apply", str(RETAIL)) == 0
+    system.start_worker()
+    system.start_actions(actions_replay_horizon="0d")
+    tx = tmp_path / "tx.csv"
+    tx.write_text(TX)
+    assert system.run("import", "transactions", str(tx), "--quiet") == 0
+    assert system.run("wait", "--actions", "--timeout", "120") == 0
+
+    # A control record produced by hand, not through `rules apply`: version 1 with another bar
+    settings, names = system.settings, Names(system.settings.topic_prefix)
+    doc = orjson.dumps({"type": "rules", "yaml": V1.replace(">= 10000", ">= 8000"), "source": "by hand"})
+    asyncio.run(produce_records(settings, [(names.control, b"rules", doc, p) for p in range(settings.partitions)]))
+    assert system.run("wait", "--actions", "--timeout", "120") == 0
+    wait_for_log(Path(settings.data_dir) / "worker.log", "refused retail-value v1: its text differs")
+    wait_for_log(Path(settings.data_dir) / "actions.log", "refused retail-value v1 read from by hand: its text differs")
+    view = ReadModel.of(settings).customer("A")
+    assert view is not None
+    assert view.segments["value"] == "mid_value"  # still the bar of the version in force (10,000)
