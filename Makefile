@@ -30,6 +30,7 @@ bench: install
 	$(PY) -m bench.engine
 	$(PY) -m bench.stream
 	$(PY) -m bench.actions
+	$(PY) -m bench.preview
 
 soak: install
 	$(PY) -m bench.soak

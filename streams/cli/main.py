@@ -24,12 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("classify", help="classify customers from CSV files, without a broker")
-    p.add_argument("--rules", type=Path, required=True, help="ruleset YAML")
+    p.add_argument("--rules", type=Path, help="ruleset YAML (not with --compare)")
+    p.add_argument("--compare", type=Path, nargs=2, metavar=("OLD", "NEW"),
+                   help="instead of segments: the transition matrix from OLD's segments to NEW's")
     p.add_argument("--transactions", type=Path, required=True, help="transactions CSV")
     p.add_argument("--interactions", type=Path, help="interactions CSV")
     p.add_argument("--profiles", type=Path, help="profiles CSV")
     p.add_argument("--as-of", required=True, help="date (end of that day) or ISO time")
-    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("--format", choices=("csv", "jsonl", "table", "json"), default=None,
+                   help="csv or jsonl (default csv); with --compare: table or json (default table)")
     p.add_argument("--out", type=Path, help="output file (default: stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=offline_commands.cmd_classify)

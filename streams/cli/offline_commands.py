@@ -8,6 +8,7 @@ import sys
 
 from segmenter.errors import SegmenterError
 from streams.cli.common import CliError, load_rules, load_settings
+from streams.settings import Settings
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -17,6 +18,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     policy = settings.policy()
+    if (args.rules is None) == (args.compare is None):
+        raise CliError("classify needs --rules FILE, or --compare OLD NEW (not both)")
+    if args.compare:
+        return _compare(args, settings)
+    fmt = args.format or "csv"
+    if fmt not in ("csv", "jsonl"):
+        raise CliError(f"--format {fmt} is for --compare; segments are written as csv or jsonl")
     ruleset = load_rules(args.rules, policy.money_scale)
     try:
         as_of_day = policy.calendar.day(parse_time(args.as_of, policy.timezone, "--as-of"))
@@ -27,7 +35,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     population = load_population(job, bad, show_progress=not args.quiet)
     out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8", newline="")
     try:
-        count = write_output(population, job, args.format, out)
+        count = write_output(population, job, fmt, out)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -35,6 +43,48 @@ def cmd_classify(args: argparse.Namespace) -> int:
     print(f"classified {count:,} customers as of {args.as_of} with {ruleset.id} v{ruleset.version}; "
           f"events: {outcomes or 'none'}, after as-of: {population.after_as_of:,}, bad rows: {bad.count:,}",
           file=sys.stderr)
+    if bad.count:
+        print(f"error: {bad.count:,} bad rows were skipped (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _compare(args: argparse.Namespace, settings: Settings) -> int:
+    """The matrix from OLD's segments to NEW's over the same CSV population, as ``rules preview`` prints it."""
+    from segmenter.classify import classify
+    from segmenter.preview import Transitions, amount_12m_minor
+    from segmenter.rows import parse_time
+    from segmenter.state import EMPTY, advance
+    from streams.cli import preview
+    from streams.cli.classify_job import ClassifyJob, load_population
+    from streams.cli.csv_input import BadRows
+
+    policy = settings.policy()
+    old, new = (load_rules(path, policy.money_scale) for path in args.compare)
+    fmt = args.format or "table"
+    if fmt not in ("table", "json"):
+        raise CliError(f"--format {fmt}: a comparison is printed as table or json")
+    try:
+        as_of = policy.calendar.day(parse_time(args.as_of, policy.timezone, "--as-of"))
+    except SegmenterError as exc:
+        raise CliError(str(exc)) from None
+    bad = BadRows()
+    population = load_population(ClassifyJob(old, policy, as_of, args.transactions, args.interactions,
+                                             args.profiles), bad, show_progress=not args.quiet)
+    transitions = Transitions()
+    customers = sorted(population.states.keys() | population.profiles.keys())
+    for customer in customers:
+        state = advance(population.states.get(customer, EMPTY), as_of, policy)
+        profile = population.profiles.get(customer, {})
+        before = dict(old.pairs(classify(old, state, as_of, policy, profile)))
+        transitions.add(customer, before, new.pairs(classify(new, state, as_of, policy, profile)),
+                        amount_12m_minor(state, as_of, policy))
+    out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8")
+    try:
+        preview.show(transitions, new, len(customers), policy.money_scale, fmt=fmt, out=out)
+    finally:
+        if out is not sys.stdout:
+            out.close()
     if bad.count:
         print(f"error: {bad.count:,} bad rows were skipped (see above)", file=sys.stderr)
         return 1

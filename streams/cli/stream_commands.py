@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,20 @@ def cmd_rules_apply(args: argparse.Namespace) -> int:
     ruleset = load_rules(args.file, settings.money_scale)
     asyncio.run(apply_rules(settings, ruleset, str(args.file), _author(args), args.message))
     print(f"published {ruleset.id} v{ruleset.version}; workers adopt it and reclassify every customer")
+    return 0
+
+
+def cmd_rules_preview(args: argparse.Namespace) -> int:
+    """The transition matrix a candidate ruleset would cause now; nothing is applied or written."""
+    from streams.cli import preview
+
+    settings = load_settings()
+    candidate = load_rules(args.file, settings.money_scale)
+    started = time.monotonic()
+    transitions, customers = preview.live(settings, candidate, args.samples, quiet=args.quiet)
+    preview.show(transitions, candidate, customers, settings.money_scale, fmt=args.format)
+    print(f"previewed {candidate.id} v{candidate.version} against {customers:,} customers in "
+          f"{time.monotonic() - started:.1f}s; nothing was applied", file=sys.stderr)
     return 0
 
 
@@ -336,6 +351,12 @@ def _register_rules(rules: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--author", help="who applies it (default: $USER)")
     p.add_argument("--message", default="", help="why, for `rules history`")
     p.set_defaults(func=cmd_rules_apply)
+    p = rules.add_parser("preview", help="what a candidate ruleset would move now (from -> to), applying nothing")
+    p.add_argument("file", type=Path)
+    p.add_argument("--samples", type=int, default=3, help="sample customers per moving cell")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_rules_preview)
     p = rules.add_parser("history", help="every version applied: when, who, why, and what changed")
     p.add_argument("id", nargs="?", help="one ruleset id (default: all)")
     p.set_defaults(func=cmd_rules_history)

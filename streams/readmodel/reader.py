@@ -56,6 +56,21 @@ class ReadModel:
             doc["as_of_day"] = date.fromordinal(now[1]).isoformat()
         return CustomerView(customer_id, orjson.loads(segments or b"{}"), doc)
 
+    def records(self, chunk: int = 2000) -> Iterator[list[tuple[str, int, bytes]]]:
+        """Every customer's stored record as (customer id, partition, record bytes), in chunks: one SSCAN page
+        and one pipelined read per chunk, so a million customers never sit in memory at once."""
+        cursor = 0
+        while True:
+            cursor, ids = self.client.sscan(f"{self.prefix}:customers", cursor, count=chunk)
+            if ids:
+                pipe = self.client.pipeline(transaction=False)
+                for cid in ids:
+                    pipe.hmget(f"{self.prefix}:c:{cid.decode()}", "partition", "state")
+                yield [(cid.decode(), int(partition), state) for cid, (partition, state)
+                       in zip(ids, pipe.execute(), strict=True) if state is not None]
+            if cursor == 0:
+                return
+
     def customer(self, customer_id: str) -> CustomerView | None:
         segments, partition, state = self.client.hmget(f"{self.prefix}:c:{customer_id}",
                                                        "segments", "partition", "state")
