@@ -72,18 +72,19 @@ def _build_reason(node: Node, scale: int) -> Reason:
                 if reason is None:
                     return None
                 reasons.append(reason)
-            return " and ".join(reasons)
+            return "(" + " or ".join(reasons) + ")"
         return all_failing
     if isinstance(node, Not):
         inner = _build_reason(node.item, scale)
-        return lambda values: None if inner(values) else "not (...) is false"
+        return lambda values: None if inner(values) else "the negated condition to be false"
     holds = Compiler(scale).compile(node)
-    text = f"{node.text} is false"
+    text = node.text
     return lambda values: None if holds(values) else text
 
 
 def _failing(node: Node, values: dict[str, Value], scale: int) -> str | None:
-    """The first comparison that makes ``node`` false, as text, or None when it is true."""
+    """What ``node`` needs that ``values`` lack: its first failing comparison as written (every branch of an
+    ``or``), or None when it is true."""
     return _reason_of(node, scale)(values)
 
 
@@ -98,9 +99,9 @@ def explain_dimension(dim: CompiledDimension, values: dict[str, Value], policy: 
             shown[m] = shown_all[m]
         if segment.predicate(values):
             return Explanation(dim.name, segment.name, segment.when, shown, tuple(rejected))
-        reason = _failing(segment.node, values, policy.money_scale) or "condition is false"
+        reason = _failing(segment.node, values, policy.money_scale) or segment.when
         readable = ", ".join([f"{k}={v}" for k, v in shown.items()])
-        rejected.append(f"{segment.name}: {reason} ({readable})")
+        rejected.append(f"{segment.name}: needs {reason}, has {readable}")
     return Explanation(dim.name, dim.default, "default", {}, tuple(rejected))
 
 

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from streams.cli.common import CliError, load_rules, load_settings
 from streams.stack.embedded import StackError
 from streams.stack.processes import EMBEDDED_ENV, embedded_ports, spawn_worker, wait_ready
@@ -230,18 +232,36 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_customer(args: argparse.Namespace) -> int:
+    """A customer's story: per dimension the segment, why, and why not each earlier segment; what the next due
+    day will do if nothing else happens; the metrics."""
+    from streams.cli.story import story
     from streams.readmodel.reader import ReadModel
 
     settings = load_settings()
-    view = ReadModel.of(settings).customer(args.id)
-    if view is None:
+    model = ReadModel.of(settings)
+    view = model.customer(args.id)
+    found = model.record(args.id)
+    if view is None or found is None:
         print(f"error: customer {args.id!r} is not known", file=sys.stderr)
         return 1
-    print(f"customer {view.customer_id}  (ruleset {view.doc.get('ruleset') or 'none'}, "
-          f"as of stream day {view.doc.get('as_of_day', '-')}, next due {view.doc.get('due') or '-'})")
-    for dim, seg in sorted(view.segments.items()):
-        print(f"  {dim}: {seg}")
-    for name, value in view.doc["metrics"].items():
+    doc = story(settings, view, *found)
+    if args.json:
+        print(orjson.dumps(doc, default=str).decode())
+        return 0
+    print(f"customer {clip(view.customer_id)}  (ruleset {doc['ruleset'] or 'none'}, "
+          f"as of stream day {doc['as_of_day'] or '-'}, next due {doc['due'] or '-'})")
+    for dim in doc["dimensions"]:
+        print(f"  {dim['dimension']}: {dim['segment']}")
+        if dim.get("condition"):
+            readable = ", ".join(f"{k}={v}" for k, v in dim["metrics"].items())
+            print(f"    because {dim['condition']}" + (f" ({readable})" if readable else ""))
+        for rejected in dim.get("rejected", []):
+            print(f"    not {rejected}")
+    if doc["then"]:
+        print(f"  on {doc['due']}, if nothing else happens: " + "; ".join(doc["then"]))
+    if doc["note"]:
+        print(f"  ({doc['note']})")
+    for name, value in doc["metrics"].items():
         print(f"  {name:<28} {'-' if value is None else value}")
     return 0
 
@@ -335,8 +355,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--out", type=Path)
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("customer", help="one customer's segments and metrics")
+    p = sub.add_parser("customer", help="one customer's story: segments, why and why not, what is due, metrics")
     p.add_argument("id")
+    p.add_argument("--json", action="store_true", help="the same as one JSON document, for tools")
     p.set_defaults(func=cmd_customer)
     sub.add_parser("report", help="customers, share and amount per segment").set_defaults(func=cmd_report)
     topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(dest="topics_cmd", required=True)

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import redis
 
+from segmenter import step
 from segmenter.metrics import WINDOW_METRICS, compute, display
 from segmenter.state import Policy
 from streams.names import Names
@@ -70,6 +71,14 @@ class ReadModel:
                        in zip(ids, pipe.execute(), strict=True) if state is not None]
             if cursor == 0:
                 return
+
+    def record(self, customer_id: str) -> tuple[step.CustomerRecord, int | None] | None:
+        """A customer's stored record and its partition's business day (None before a clock was published)."""
+        partition, state = self.client.hmget(f"{self.prefix}:c:{customer_id}", "partition", "state")
+        if state is None:
+            return None
+        now = self.clock().get(int(partition))
+        return unpack(state), None if now is None else int(now[1])
 
     def customer(self, customer_id: str) -> CustomerView | None:
         segments, partition, state = self.client.hmget(f"{self.prefix}:c:{customer_id}",

@@ -52,6 +52,20 @@ def test_history_rollback_and_a_version_never_rewritten(system, tmp_path, capsys
     assert system.run("rules", "show") == 0
     assert "version: 3" in capsys.readouterr().out
 
+    # The customer's story under v3: why mid_value, and what each earlier segment needed
+    assert system.run("customer", "A") == 0
+    out = capsys.readouterr().out
+    assert "customer A  (ruleset retail-value@3, as of stream day 2026-06-01" in out
+    assert "  value: mid_value\n    because 5 <= purchases_12m <= 9" in out
+    assert "    not churn_risk: needs purchases_6m == 0, has purchases_6m=10, purchases_12m=10\n" in out
+    assert "    not high_value: needs amount_12m >= 10000, has purchases_12m=10, amount_12m=9009.00\n" in out
+    assert system.run("customer", "A", "--json") == 0
+    doc = orjson.loads(capsys.readouterr().out)
+    dims = [(d["dimension"], d["segment"], len(d["rejected"])) for d in doc["dimensions"]]
+    assert dims == [("value", "mid_value", 2)]
+    assert doc["due"] > "2026-06-01"
+    assert doc["then"]
+
     assert system.run("rules", "history", "retail-value") == 0
     lines = capsys.readouterr().out.splitlines()
     heads = [line.split("  ") for line in lines if not line.startswith(" ")]

@@ -49,7 +49,7 @@ def test_explanation_names_the_condition_values_and_earlier_misses():
     assert exp.segment == "high_value"
     assert exp.condition == "purchases_12m >= 10 and amount_12m >= 10000"
     assert {k: str(v) for k, v in exp.metrics.items()} == {"purchases_12m": "12", "amount_12m": "20000.00"}
-    assert exp.rejected == ("churn_risk: purchases_6m == 0 is false (purchases_6m=3, purchases_12m=12)",)
+    assert exp.rejected == ("churn_risk: needs purchases_6m == 0, has purchases_6m=3, purchases_12m=12",)
 
 
 def test_default_explanation_lists_every_segment_that_missed():

@@ -1,0 +1,65 @@
+"""A customer's story for ``segmenter customer``: per dimension the segment, the condition that put the customer
+there with its values, what each earlier segment needed and what the customer has, and what the next due day
+will change if nothing else happens."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Any
+
+from segmenter import step
+from segmenter.classify import classify, explain
+from segmenter.errors import SegmenterError
+from segmenter.metrics import compute
+from segmenter.rules import RuleSet, load_ruleset
+from segmenter.state import advance
+from streams.kafka.control import latest_rules, rules_history
+from streams.readmodel.reader import CustomerView
+from streams.settings import Settings
+
+
+def ruleset_of(settings: Settings, key: str) -> RuleSet | None:
+    """The ruleset ``id@version`` from the rules history (or the rules topic, for rulesets applied before the
+    history was kept); None when neither has it."""
+    ruleset_id, _, version = key.rpartition("@")
+    texts = [a.yaml for a in asyncio.run(rules_history(settings, ruleset_id)) if str(a.version) == version]
+    if not texts:
+        latest = asyncio.run(latest_rules(settings)).get(ruleset_id)
+        texts = [latest] if latest else []
+    for text in texts:
+        try:
+            ruleset = load_ruleset(text, "rules topic", settings.money_scale)
+        except SegmenterError:
+            continue
+        if ruleset.key == key:
+            return ruleset
+    return None
+
+
+def story(settings: Settings, view: CustomerView, record: step.CustomerRecord, day: int | None) -> dict[str, Any]:
+    policy = settings.policy()
+    doc: dict[str, Any] = {
+        "customer_id": view.customer_id, "ruleset": record.ruleset or None, "as_of_day": view.doc.get("as_of_day"),
+        "due": view.doc.get("due"), "then": [], "note": None, "profile": record.profile,
+        "metrics": view.doc["metrics"],
+        "dimensions": [{"dimension": d, "segment": s} for d, s in record.segments],
+    }
+    ruleset = ruleset_of(settings, record.ruleset) if record.ruleset else None
+    if ruleset is None or day is None:
+        doc["note"] = ("no explanation: its ruleset is not on the rules topics" if record.ruleset
+                       else "not classified yet: no ruleset was in force")
+        return doc
+    values = compute(record.state, day, policy, record.profile)
+    doc["dimensions"] = [{"dimension": e.dimension, "segment": e.segment,
+                          "condition": None if e.condition == "default" else e.condition,
+                          "metrics": {k: str(v) for k, v in e.metrics.items()}, "rejected": list(e.rejected)}
+                         for e in explain(ruleset, values, policy)]
+    if record.due:
+        later = advance(record.state, record.due, policy)
+        then = dict(ruleset.pairs(classify(ruleset, later, record.due, policy, record.profile)))
+        doc["then"] = [f"{d} {s} -> {then[d]}" for d, s in record.segments if then.get(d, s) != s]
+        if not doc["then"]:
+            doc["then"] = ["no segment changes (a window boundary is checked then)"]
+        doc["due"] = date.fromordinal(record.due).isoformat()
+    return doc
