@@ -3,19 +3,26 @@ another condition, their order, defaults, and actions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from segmenter.rules.compiler import CompiledDimension, RuleSet
 
 
-def _dimension(name: str, old: CompiledDimension, new: CompiledDimension) -> list[str]:
+def _keyed(before: Mapping[str, str], after: Mapping[str, str], prefix: Callable[[str], str]) -> list[str]:
+    """``+`` for keys only in ``after``, ``~`` for texts that differ, ``-`` for keys only in ``before``."""
     lines = []
+    for key, text in after.items():
+        if key not in before:
+            lines.append(f"+ {prefix(key)}{text}")
+        elif before[key] != text:
+            lines.append(f"~ {prefix(key)}{before[key]}  ->  {text}")
+    return lines + [f"- {prefix(key)}{text}" for key, text in before.items() if key not in after]
+
+
+def _dimension(name: str, old: CompiledDimension, new: CompiledDimension) -> list[str]:
     before = {s.name: s.when for s in old.segments}
     after = {s.name: s.when for s in new.segments}
-    for segment, when in after.items():
-        if segment not in before:
-            lines.append(f"+ {name}.{segment}: {when}")
-        elif before[segment] != when:
-            lines.append(f"~ {name}.{segment}: {before[segment]}  ->  {when}")
-    lines += [f"- {name}.{segment}: {when}" for segment, when in before.items() if segment not in after]
+    lines = _keyed(before, after, lambda segment: f"{name}.{segment}: ")
     kept_before = [s for s in before if s in after]
     kept_after = [s for s in after if s in before]
     if kept_before != kept_after:
@@ -40,12 +47,6 @@ def describe_changes(old: RuleSet | None, new: RuleSet) -> list[str]:
     for name, dim in before.items():
         if name not in after:
             lines += [f"- {name}.{s.name}: {s.when}" for s in dim.segments]
-    old_actions = {a.id: a.describe(old.rosters) for a in old.actions}
-    new_actions = {a.id: a.describe(new.rosters) for a in new.actions}
-    for action_id, text in new_actions.items():
-        if action_id not in old_actions:
-            lines.append(f"+ action {text}")
-        elif old_actions[action_id] != text:
-            lines.append(f"~ action {old_actions[action_id]}  ->  {text}")
-    lines += [f"- action {text}" for action_id, text in old_actions.items() if action_id not in new_actions]
+    lines += _keyed({a.id: a.describe(old.rosters) for a in old.actions},
+                    {a.id: a.describe(new.rosters) for a in new.actions}, lambda _: "action ")
     return lines or ["no change to segments, defaults or actions"]
