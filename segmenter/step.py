@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import date
 from typing import NamedTuple
 
 import orjson
@@ -20,6 +21,26 @@ from segmenter.rules.compiler import RuleSet
 from segmenter.state import EMPTY, Fact, Outcome, Policy, WindowState, advance, apply
 
 
+class Pin(NamedTuple):
+    """A manual override (手动调整分类): ``dimension`` held at ``segment`` by hand, until the start of business day
+    ``until`` (None: until cleared). A pin whose segment the ruleset in force lacks is kept but not applied
+    (stale)."""
+
+    dimension: str
+    segment: str
+    until: int | None
+    by: str
+    reason: str
+    event_id: str
+
+    def active(self, day: int) -> bool:
+        return self.until is None or day < self.until
+
+    def condition(self) -> str:
+        until = "" if self.until is None else f" until {date.fromordinal(self.until).isoformat()}"
+        return f"override by {self.by}{until}: {self.reason}"
+
+
 class CustomerRecord(NamedTuple):
     """What the worker's table keeps per customer."""
 
@@ -29,6 +50,7 @@ class CustomerRecord(NamedTuple):
     ruleset: str = ""  # "id@version" the segments were computed with
     due: int | None = None  # next day time alone may move this customer
     seq: int = 0  # bumped on every stored change: newer projections win
+    pins: tuple[Pin, ...] = ()  # manual overrides, one per dimension at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +69,7 @@ class Change:
 
 
 RECORD_FORMAT = 2  # 1 (before 2026-11): 4-byte state length, state, JSON tail; still read
+PINS_TAG = 0x50  # starts the optional tail of manual overrides
 
 
 def dumps(record: CustomerRecord, state: bytes | None = None) -> bytes:
@@ -62,6 +85,9 @@ def dumps(record: CustomerRecord, state: bytes | None = None) -> bytes:
     codec.put_varint(out, 0 if record.due is None else record.due + 1)
     codec.put_varint(out, record.seq)
     codec.put_text(out, orjson.dumps(record.profile).decode() if record.profile else None)
+    if record.pins:  # an optional tail, tagged: records without pins end before it
+        out.append(PINS_TAG)
+        codec.put_text(out, orjson.dumps([list(pin) for pin in record.pins]).decode())
     return bytes(out)
 
 
@@ -98,11 +124,16 @@ def loads(data: bytes) -> CustomerRecord:
         due_raw, seq = reader.varint(), reader.varint()
         profile_text = reader.text()
         profile = orjson.loads(profile_text) if profile_text else {}
-    except (IndexError, ValueError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
+        pins_text = None
+        if reader.pos < len(data) and data[reader.pos] == PINS_TAG:
+            reader.pos += 1
+            pins_text = reader.text()
+        pins = tuple(Pin(*p) for p in orjson.loads(pins_text)) if pins_text else ()
+    except (IndexError, ValueError, TypeError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
         raise InvalidStateError(f"customer record: {exc}") from exc
     if reader.pos != len(data):
         raise InvalidStateError(f"customer record: {len(data) - reader.pos} trailing bytes")
-    return CustomerRecord(state, profile, segments, ruleset, due_raw - 1 if due_raw else None, seq)
+    return CustomerRecord(state, profile, segments, ruleset, due_raw - 1 if due_raw else None, seq, pins)
 
 
 def _loads_format_1(data: bytes) -> CustomerRecord:
@@ -116,24 +147,51 @@ def _loads_format_1(data: bytes) -> CustomerRecord:
 
 
 def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *, as_of: int,
-                ruleset: RuleSet | None, policy: Policy, cause: tuple[str, str]
-                ) -> tuple[CustomerRecord, list[Change]]:
+                ruleset: RuleSet | None, policy: Policy, cause: tuple[str, str],
+                pins: tuple[Pin, ...] | None = None) -> tuple[CustomerRecord, list[Change]]:
     profile = record.profile if profile is record.profile else dict(profile)
+    pins = pins if pins is not None else record.pins
+    if pins:
+        pins = tuple(pin for pin in pins if pin.active(as_of))  # an expired pin goes: the rules decide again
     if ruleset is None:
-        return record._replace(state=state, profile=profile, seq=record.seq + 1), []
+        return record._replace(state=state, profile=profile, seq=record.seq + 1, pins=pins), []
     current = classify(ruleset, state, as_of, policy, profile)
     segments = ruleset.pairs(current)
+    held = _pinned(ruleset, pins) if pins else {}
+    if held:
+        segments = tuple((name, held[name].segment if name in held else now) for name, now in segments)
     changes = []
     if segments is not record.segments and segments != record.segments:
         values = metric_view(state, as_of, policy, profile)  # the explanations show the values
         before = dict(record.segments)
         for dim, (name, now) in zip(ruleset.dimensions, segments, strict=True):
             if before.get(name) != now:
-                changes.append(Change(name, before.get(name), now, cause[0], cause[1],
-                                      explain_dimension(dim, values, policy)))
+                pin = held.get(name)
+                why = (Explanation(name, now, pin.condition(), {}, ()) if pin is not None
+                       else explain_dimension(dim, values, policy))
+                changes.append(Change(name, before.get(name), now, cause[0], cause[1], why))
     due = due_day(ruleset, state, as_of, policy, track_amount=True,  # the projection keeps amount_12m
                   current=current, profile=profile)
-    return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1), changes
+    ends = [pin.until for pin in pins if pin.until is not None]
+    if ends:
+        due = min(ends) if due is None else min(due, *ends)
+    return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1, pins), changes
+
+
+def _pinned(ruleset: RuleSet, pins: tuple[Pin, ...]) -> dict[str, Pin]:
+    """The pins that apply under ``ruleset``: those whose segment its dimension has (the others are stale)."""
+    names = {d.name: {s.name for s in d.segments} | {d.default} for d in ruleset.dimensions}
+    return {pin.dimension: pin for pin in pins if pin.segment in names.get(pin.dimension, ())}
+
+
+def on_override(record: CustomerRecord, pin: Pin | None, *, dimension: str, event_id: str, now_day: int,
+                ruleset: RuleSet | None, policy: Policy) -> tuple[CustomerRecord, list[Change]]:
+    """Set (``pin``) or clear (None) the manual override of ``dimension``; cause ``override``."""
+    pins = tuple(p for p in record.pins if p.dimension != dimension) + ((pin,) if pin is not None else ())
+    if pins == record.pins:
+        return record, []
+    return _reclassify(record, record.state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
+                       cause=("override", event_id), pins=pins)
 
 
 def on_fact(record: CustomerRecord, fact: Fact, *, event_id: str, now_day: int, ruleset: RuleSet | None,

@@ -38,6 +38,10 @@ class Names:
         return f"{self.prefix}rules"
 
     @property
+    def overrides(self) -> str:  # manual overrides, key customer_id + "\x1f" + dimension, co-partitioned by customer
+        return f"{self.prefix}overrides"
+
+    @property
     def rules_history(self) -> str:  # every version ever applied, key id@version
         return f"{self.prefix}rules-history"
 
@@ -75,7 +79,7 @@ class Names:
     @property
     def inputs(self) -> tuple[str, ...]:
         """Topics the worker group consumes (all co-partitioned, keyed by customer_id)."""
-        return (self.transactions, self.interactions, self.profiles, self.control)
+        return (self.transactions, self.interactions, self.profiles, self.overrides, self.control)
 
     customers_table: str = "customers"
     partitions_table: str = "partitions"

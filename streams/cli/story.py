@@ -43,7 +43,7 @@ def story(settings: Settings, view: CustomerView, record: step.CustomerRecord, d
         "customer_id": view.customer_id, "ruleset": record.ruleset or None, "as_of_day": view.doc.get("as_of_day"),
         "due": view.doc.get("due"), "then": [], "note": None, "profile": record.profile,
         "metrics": view.doc["metrics"],
-        "dimensions": [{"dimension": d, "segment": s} for d, s in record.segments],
+        "dimensions": [{"dimension": d, "segment": s} for d, s in record.segments], "stale_overrides": [],
     }
     ruleset = ruleset_of(settings, record.ruleset) if record.ruleset else None
     if ruleset is None or day is None:
@@ -55,6 +55,14 @@ def story(settings: Settings, view: CustomerView, record: step.CustomerRecord, d
                           "condition": None if e.condition == "default" else e.condition,
                           "metrics": {k: str(v) for k, v in e.metrics.items()}, "rejected": list(e.rejected)}
                          for e in explain(ruleset, values, policy)]
+    segments = {d.name: {s.name for s in d.segments} | {d.default} for d in ruleset.dimensions}
+    pins = {pin.dimension: pin for pin in record.pins if pin.active(day)}
+    for entry in doc["dimensions"]:
+        pin = pins.get(entry["dimension"])
+        if pin is not None and pin.segment in segments.get(pin.dimension, ()):
+            entry.update(segment=pin.segment, override=pin.condition(), rules_say=entry["segment"])
+    doc["stale_overrides"] = [f"{pin.dimension} -> {pin.segment} ({pin.condition()}): not a segment of the ruleset "
+                              "in force" for pin in pins.values() if pin.segment not in segments.get(pin.dimension, ())]
     if record.due:
         later = advance(record.state, record.due, policy)
         then = dict(ruleset.pairs(classify(ruleset, later, record.due, policy, record.profile)))

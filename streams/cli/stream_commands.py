@@ -252,11 +252,15 @@ def cmd_customer(args: argparse.Namespace) -> int:
           f"as of stream day {doc['as_of_day'] or '-'}, next due {doc['due'] or '-'})")
     for dim in doc["dimensions"]:
         print(f"  {dim['dimension']}: {dim['segment']}")
-        if dim.get("condition"):
+        if dim.get("override"):
+            print(f"    pinned: {dim['override']} (the rules say {dim['rules_say']})")
+        elif dim.get("condition"):
             readable = ", ".join(f"{k}={v}" for k, v in dim["metrics"].items())
             print(f"    because {dim['condition']}" + (f" ({readable})" if readable else ""))
-        for rejected in dim.get("rejected", []):
+        for rejected in [] if dim.get("override") else dim.get("rejected", []):
             print(f"    not {rejected}")
+    for stale in doc["stale_overrides"]:
+        print(f"  stale override: {stale}")
     if doc["then"]:
         print(f"  on {doc['due']}, if nothing else happens: " + "; ".join(doc["then"]))
     if doc["note"]:

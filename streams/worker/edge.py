@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import INTERACTION_ADAPTER, PROFILE_ADAPTER, TRANSACTION_ADAPTER
+from schemas.events import INTERACTION_ADAPTER, OVERRIDE_ADAPTER, PROFILE_ADAPTER, TRANSACTION_ADAPTER
 from schemas.quick import quick_interaction, quick_transaction
 from segmenter.errors import SegmenterError
 from segmenter.facts import (
@@ -25,12 +25,14 @@ from segmenter.facts import (
 )
 from segmenter.rules import load_ruleset
 from segmenter.state import Policy
+from segmenter.step import Pin
 from streams.names import Names
 from streams.settings import Settings
 from streams.text import clip
 
 BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
-FACT, PROFILE, TICK, RULES = "fact", "profile", "tick", "rules"
+FACT, PROFILE, TICK, RULES, OVERRIDE = "fact", "profile", "tick", "rules", "override"
+KEY_SEPARATOR = "\x1f"  # an override's key: customer_id, this, dimension (one compacted record per pin)
 Decoded = tuple[str, tuple[Any, ...]]
 
 
@@ -41,7 +43,7 @@ class Edge:
         self._latest_allowed = datetime.now(UTC) + self._skew
         self.decoders: dict[str, Callable[[Any], Decoded]] = {
             names.transactions: self.transaction, names.interactions: self.interaction,
-            names.profiles: self.profile, names.control: self.control}
+            names.profiles: self.profile, names.overrides: self.override, names.control: self.control}
 
     def new_batch(self) -> None:
         """The wall clock, read once per batch rather than per record, bounds event times."""
@@ -74,6 +76,17 @@ class Edge:
         self._check(record, profile.customer_id, None)
         key = profile.event_id or f"profile@{record.offset}"
         return PROFILE, (profile.customer_id, profile_attributes(profile), key)
+
+    def override(self, record: Any) -> Decoded:
+        doc = OVERRIDE_ADAPTER.validate_json(record.value)
+        key = f"{doc.customer_id}{KEY_SEPARATOR}{doc.dimension}".encode()
+        if record.key != key:
+            raise ValueError(f"override key {clip(record.key) if record.key is not None else None!r} is not "
+                             f"customer_id, \\x1f, dimension ({clip(doc.customer_id)!r}, {clip(doc.dimension)!r})")
+        until = None if doc.expires_at is None else self.policy.calendar.day(doc.expires_at)
+        pin = None if doc.segment is None else Pin(doc.dimension, doc.segment, until, doc.by, doc.reason,
+                                                   doc.event_id)
+        return OVERRIDE, (doc.customer_id, doc.dimension, pin, doc.event_id)
 
     def control(self, record: Any) -> Decoded:
         doc = orjson.loads(record.value)

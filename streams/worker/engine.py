@@ -60,7 +60,7 @@ from streams.settings import Settings
 from streams.stored import due_of, unpack
 from streams.text import clip
 from streams.worker.collector import Collector
-from streams.worker.edge import BAD_INPUT, FACT, PROFILE, RULES, TICK, Edge
+from streams.worker.edge import BAD_INPUT, FACT, OVERRIDE, PROFILE, RULES, TICK, Edge
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
 from streams.worker.partition import Partition
 from streams.worker.persist import send_batches
@@ -80,7 +80,8 @@ class Engine(Flushing):
         self.edge = Edge(settings, names, self.policy)
         self.encoder = StateEncoder()  # a very active customer's older days are encoded once, not per flush
         self._ops: dict[str, Callable[..., None]] = {
-            FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt}
+            FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt,
+            OVERRIDE: self._on_override}
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
@@ -212,6 +213,15 @@ class Engine(Flushing):
         ruleset = part.ruleset if part.day is not None else None
         new, changes = step.on_profile(record, attributes, key=key, now_day=part.day or 0, ruleset=ruleset,
                                        policy=self.policy)
+        if new is not record:
+            self._put(part, customer, record, new, changes)
+
+    def _on_override(self, part: Partition, customer: str, dimension: str, pin: step.Pin | None,
+                     event_id: str) -> None:
+        record = self._get(part, customer)
+        ruleset = part.ruleset if part.day is not None else None
+        new, changes = step.on_override(record, pin, dimension=dimension, event_id=event_id, now_day=part.day or 0,
+                                        ruleset=ruleset, policy=self.policy)
         if new is not record:
             self._put(part, customer, record, new, changes)
 

@@ -16,6 +16,7 @@ from streams.stack.embedded import free_port
 ROOT = Path(__file__).resolve().parents[2]
 RULES = str(ROOT / "examples" / "rules" / "retail-value.yaml")
 KAFKA = ("rules apply " + RULES, "rules show", "rules history", "rules rollback retail-value 1", "wait --timeout 5",
+         "override list", "override set C1 value high_value --reason r", "override clear C1 value --reason r",
          "lag", "tick --to 2026-01-01", "topics create",
          "import transactions {tx}", "worker", "actions")
 REDIS = ("report", "customer C0001", "export")
