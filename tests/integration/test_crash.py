@@ -38,11 +38,8 @@ def test_sigkill_mid_batch_and_before_commit_then_restart_counts_every_event_onc
 
     # 1. Killed in the middle of a fetched batch: flushes every 300 changed customers have committed
     #    part of the input; the rest of the batch was applied in memory, and some of its changes sent.
-    # Every life is the same static group member (SEGMENTER_INSTANCE_ID): each restart takes the partitions
-    # back at once instead of waiting out the killed one's session.
-    same = {"instance_id": "crash-worker"}
     worker = system.start_worker(failpoint=f"mid-batch:{n_transactions // 2}", flush_max_dirty="300",
-                                 flush_interval_s="30", **same)
+                                 flush_interval_s="30")
     assert system.run("rules", "apply", str(RETAIL)) == 0
     for kind in ("transactions", "interactions", "profiles"):
         assert system.run("import", kind, str(demo[kind]), "--quiet") == 0
@@ -52,15 +49,15 @@ def test_sigkill_mid_batch_and_before_commit_then_restart_counts_every_event_onc
     #    restarted worker replays events its restored state already holds.
     # (not waited for: with a backlog it may reach its failpoint before it writes its ready file)
     worker = system.start_worker(failpoint="before-commit:2", flush_max_dirty="300", flush_interval_s="30",
-                                 wait=False, **same)
+                                 wait=False)
     _died_of_sigkill(worker)
     # 3. Killed after projecting into Redis and before the changelog: Redis is ahead of the state.
     worker = system.start_worker(failpoint="before-persist:2", flush_max_dirty="300", flush_interval_s="30",
-                                 wait=False, **same)
+                                 wait=False)
     _died_of_sigkill(worker)
 
     # 4. A clean restart on the same data dir finishes the job.
-    system.start_worker(**same)
+    system.start_worker()
     as_of = "2026-07-31"
     assert system.run("tick", "--to", f"{as_of}T23:59:59+00:00") == 0
     assert system.run("wait", "--timeout", "180") == 0
