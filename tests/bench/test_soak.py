@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 def test_a_short_soak_passes(tmp_path, capsys):
     saved = dict(os.environ)  # the soak points SEGMENTER_* at its own stack; later tests must not see it
     try:
-        status = main(["--events", "50000", "--customers", "10000", "--hostile", "210", "--kill-seconds", "30",
+        status = main(["--events", "50000", "--customers", "10000", "--hostile", "210", "--kill-seconds", "20",
                        "--kill-life-s", "4,7", "--redis-after-s", "5", "--redis-outage-s", "8", "--no-action-worker",
                        "--finish-timeout-s", "300", "--dir", str(tmp_path / "soak")])
     finally:
