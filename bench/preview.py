@@ -22,6 +22,7 @@ from segmenter.rules import load_ruleset
 from segmenter.state import EMPTY, Policy, apply
 from streams.cli import preview
 from streams.names import Names
+from streams.readmodel.reader import ReadModel
 from streams.settings import Settings
 from streams.stack.embedded import free_port, start_redis, stop
 from streams.stored import pack
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             client = redis.Redis.from_url(settings.redis_url)
             t0 = time.monotonic()
             fill(client, Names(settings.topic_prefix).redis, args.customers, args.events)
-            customers = int(client.scard(f"{Names(settings.topic_prefix).redis}:customers"))
+            customers = ReadModel.of(settings).count()
             print(f"bench preview: {customers:,} customers in Redis after {args.events:,} events "
                   f"(written in {time.monotonic() - t0:.1f}s)")
             candidate = load_ruleset(RULES.read_text().replace("version: 1", "version: 2")

@@ -1,6 +1,6 @@
 """Actions on segment changes, decided without I/O: which transition grants what, and when not.
 
-The streaming side (``streams/actions.py``) feeds each segment change of a customer, in order, to
+The streaming side (``streams/actions/actor.py``) feeds each segment change of a customer, in order, to
 ``decide`` with that customer's ``Ledger`` and gets back what to grant, what to suppress and the new
 ledger. Everything here is deterministic in its inputs: the ids of a grant derive from the change
 that caused it and the action, so any copy of a grant is recognisably the same grant.

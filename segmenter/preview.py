@@ -1,8 +1,8 @@
 """What a candidate ruleset would do before it is applied: per dimension, how many customers (and how much
 ``amount_12m``) would move from each segment to each other, with a few sample customers per moving cell.
 
-``Transitions`` are mergeable: the streaming side feeds them chunk by chunk, the offline side customer by
-customer, and both print the same matrix."""
+The streaming side feeds ``Transitions`` from the read model, the offline side from CSV exports, and both
+print the same matrix."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from segmenter.classify import classify
 from segmenter.rules.compiler import RuleSet
-from segmenter.state import Policy, WindowState, totals_at
+from segmenter.state import Policy, WindowState
 
 NONE = "(none)"  # a dimension the customer was not classified by (new in the candidate)
 
@@ -41,13 +41,6 @@ class Transitions:
             if was != segment and len(cell.samples) < self.samples:
                 cell.samples.append(customer)
 
-    def merge(self, other: Transitions) -> None:
-        for key, theirs in other.cells.items():
-            cell = self.cells.setdefault(key, Cell())
-            cell.customers += theirs.customers
-            cell.amount_minor += theirs.amount_minor
-            cell.samples.extend(theirs.samples[: max(0, self.samples - len(cell.samples))])
-
     def moving(self) -> int:
         """Customer-dimensions that would change segment."""
         return sum(c.customers for (_, was, now), c in self.cells.items() if was != now)
@@ -57,6 +50,3 @@ def candidate_segments(candidate: RuleSet, state: WindowState, as_of: int, polic
                        profile: Mapping[str, str | None]) -> tuple[tuple[str, str], ...]:
     return candidate.pairs(classify(candidate, state, as_of, policy, profile))
 
-
-def amount_12m_minor(state: WindowState, as_of: int, policy: Policy) -> int:
-    return totals_at(state, as_of, policy).long[1]

@@ -292,6 +292,11 @@ def totals_at(state: WindowState, as_of: int, policy: Policy) -> Totals:
     return t
 
 
+def amount_12m_minor(state: WindowState, as_of: int, policy: Policy) -> int:
+    """The 12-month net amount in minor units as of ``as_of`` (what Redis sums per segment)."""
+    return totals_at(state, as_of, policy).long[1]
+
+
 def _summed(buckets: tuple[Bucket, ...], as_of: int, ls: int, ss: int) -> Totals:
     lo, sh = list(_ZERO_LONG), list(_ZERO_SHORT)
     for b in buckets:

@@ -157,7 +157,8 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
         return record._replace(state=state, profile=profile, seq=record.seq + 1, pins=pins), []
     current = classify(ruleset, state, as_of, policy, profile)
     segments = ruleset.pairs(current)
-    held = _pinned(ruleset, pins) if pins else {}
+    held = {pin.dimension: pin for pin in pins
+            if pin.segment in ruleset.segment_names.get(pin.dimension, ())} if pins else {}  # stale ones: not applied
     if held:
         segments = tuple((name, held[name].segment if name in held else now) for name, now in segments)
     changes = []
@@ -172,16 +173,11 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
                 changes.append(Change(name, before.get(name), now, cause[0], cause[1], why))
     due = due_day(ruleset, state, as_of, policy, track_amount=True,  # the projection keeps amount_12m
                   current=current, profile=profile)
-    ends = [pin.until for pin in pins if pin.until is not None]
-    if ends:
-        due = min(ends) if due is None else min(due, *ends)
+    if pins:
+        ends = [pin.until for pin in pins if pin.until is not None]
+        if ends:
+            due = min(ends) if due is None else min(due, *ends)
     return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1, pins), changes
-
-
-def _pinned(ruleset: RuleSet, pins: tuple[Pin, ...]) -> dict[str, Pin]:
-    """The pins that apply under ``ruleset``: those whose segment its dimension has (the others are stale)."""
-    names = {d.name: {s.name for s in d.segments} | {d.default} for d in ruleset.dimensions}
-    return {pin.dimension: pin for pin in pins if pin.segment in names.get(pin.dimension, ())}
 
 
 def on_override(record: CustomerRecord, pin: Pin | None, *, dimension: str, event_id: str, now_day: int,

@@ -92,3 +92,9 @@ class Names:
     @property
     def redis(self) -> str:
         return self.prefix.rstrip(".")
+
+
+def override_key(customer_id: str, dimension: str) -> bytes:
+    """The key of an override record: one compacted record per customer and dimension (its partition is the
+    customer's, chosen by the producer from the customer id, not from this key)."""
+    return f"{customer_id}\x1f{dimension}".encode()

@@ -95,6 +95,8 @@ class RuleSet:
     windows_read: tuple[bool, bool] = field(init=False, compare=False, repr=False)  # (long, short)
     key: str = field(init=False, compare=False, repr=False)  # "id@version"
     _pairs: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = field(init=False, compare=False, repr=False)
+    segment_names: Mapping[str, frozenset[str]] = field(init=False, compare=False, repr=False)
+    """Per dimension, every segment a customer can be in (the default included)."""
     reads_days_since: bool = field(init=False, compare=False, repr=False)
     classify_all: Callable[[Values], tuple[str, ...]] = field(init=False, compare=False, repr=False)
     """One segment per dimension, first match wins: every dimension's chain fused into one function."""
@@ -118,6 +120,8 @@ class RuleSet:
         object.__setattr__(self, "classify_totals", _fuse(self.dimensions, over_totals=True))
         object.__setattr__(self, "key", f"{self.id}@{self.version}")
         object.__setattr__(self, "_pairs", {})
+        object.__setattr__(self, "segment_names", {
+            d.name: frozenset(s.name for s in d.segments) | {d.default} for d in self.dimensions})
 
     def pairs(self, segments: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
         """``((dimension, segment), ...)`` for a result of ``classify_all`` or ``classify_totals``: one

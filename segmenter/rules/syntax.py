@@ -108,7 +108,7 @@ def tokenize(text: str) -> list[Token]:
         if match is None:
             raise RuleSyntaxError(pos + 1, f"unexpected character {text[pos]!r}")
         kind = match.lastgroup or ""
-        if kind == "number" and len(match.group()) > MAX_DIGITS + 1:
+        if kind == "number" and len(match.group()) - match.group().count(".") > MAX_DIGITS:
             raise RuleSyntaxError(pos + 1, f"a number of {len(match.group()):,} characters; at most "
                                            f"{MAX_DIGITS} digits")
         if kind != "ws":

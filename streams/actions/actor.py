@@ -1,6 +1,6 @@
 """The action worker: segment changes in, coupons and alerts out, exactly one grant per transition.
 
-A faust app of its own (consumer group ``<prefix>actions``, built by ``streams.action_worker``), so
+A faust app of its own (consumer group ``<prefix>actions``, built by ``streams.actions.app``), so
 it scales apart from the segmenter workers. One agent reads ``segment-changes`` together with the
 segmenter's ``control`` topic (its ticks move the clock that ends ``min_dwell`` waits; its ruleset
 records bring the actions), both partitioned like the inputs: partition ``p`` of each belongs to the same worker.
@@ -26,7 +26,7 @@ Why a transition never yields a second grant, whatever crashes, rebalances or re
   is in the customer's recent ids.
 * Grant ids, idempotency keys and coupon codes derive from ``change_id`` and the action, so any copy
   that reaches a topic anyway is recognisably the same grant. Suppression records on the audit topic
-  are a log and can repeat after a crash; the counts in Redis cannot (``streams.action_store``).
+  are a log and can repeat after a crash; the counts in Redis cannot (``streams.actions.ledger``).
 """
 
 from __future__ import annotations

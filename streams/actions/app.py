@@ -1,4 +1,4 @@
-"""The action worker's faust app: ``create_actions_app(settings)`` builds it (see ``streams.actions``)."""
+"""The action worker's faust app: ``create_actions_app(settings)`` builds it (see ``streams.actions.actor``)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -28,3 +29,8 @@ def load_rules(path: Path, money_scale: int) -> RuleSet:
     if not path.is_file():
         raise CliError(f"rules file {path} does not exist")
     return load_ruleset(path.read_text(encoding="utf-8"), str(path), money_scale)
+
+
+def who(given: str | None) -> str:
+    """Who does it, for history and overrides: ``--by``/``--author``, else $USER."""
+    return given or os.environ.get("USER") or "unknown"

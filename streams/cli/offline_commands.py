@@ -5,90 +5,100 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from segmenter.errors import SegmenterError
+from segmenter.rules import RuleSet
+from segmenter.state import Policy
 from streams.cli.common import CliError, load_rules, load_settings
-from streams.settings import Settings
 
-
-def cmd_classify(args: argparse.Namespace) -> int:
-    from segmenter.rows import parse_time
-    from streams.cli.classify_job import ClassifyJob, load_population, write_output
+if TYPE_CHECKING:
+    from segmenter.population import Population
+    from streams.cli.classify_job import ClassifyJob
     from streams.cli.csv_input import BadRows
 
-    settings = load_settings()
-    policy = settings.policy()
-    if (args.rules is None) == (args.compare is None):
-        raise CliError("classify needs --rules FILE, or --compare OLD NEW (not both)")
-    if args.compare:
-        return _compare(args, settings)
-    fmt = args.format or "csv"
-    if fmt not in ("csv", "jsonl"):
-        raise CliError(f"--format {fmt} is for --compare; segments are written as csv or jsonl")
-    ruleset = load_rules(args.rules, policy.money_scale)
+
+@contextmanager
+def _output(path: Path | None) -> Iterator[TextIO]:
+    """``path`` opened for writing, or standard output."""
+    if path is None:
+        yield sys.stdout
+        return
+    with path.open("w", encoding="utf-8", newline="") as out:
+        yield out
+
+
+def _population(args: argparse.Namespace, ruleset: RuleSet,
+                policy: Policy) -> tuple[Population, BadRows, ClassifyJob]:
+    """The CSV exports of ``args`` loaded as of ``--as-of``: (population, bad rows, the job)."""
+    from segmenter.rows import parse_time
+    from streams.cli.classify_job import ClassifyJob, load_population
+    from streams.cli.csv_input import BadRows
+
     try:
         as_of_day = policy.calendar.day(parse_time(args.as_of, policy.timezone, "--as-of"))
     except SegmenterError as exc:
         raise CliError(str(exc)) from None
     job = ClassifyJob(ruleset, policy, as_of_day, args.transactions, args.interactions, args.profiles)
     bad = BadRows()
-    population = load_population(job, bad, show_progress=not args.quiet)
-    out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8", newline="")
-    try:
-        count = write_output(population, job, fmt, out)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    outcomes = {k.value: v for k, v in population.outcomes.items()}
-    print(f"classified {count:,} customers as of {args.as_of} with {ruleset.id} v{ruleset.version}; "
-          f"events: {outcomes or 'none'}, after as-of: {population.after_as_of:,}, bad rows: {bad.count:,}",
-          file=sys.stderr)
+    return load_population(job, bad, show_progress=not args.quiet), bad, job
+
+
+def _bad_rows(bad: BadRows) -> int:
     if bad.count:
         print(f"error: {bad.count:,} bad rows were skipped (see above)", file=sys.stderr)
         return 1
     return 0
 
 
-def _compare(args: argparse.Namespace, settings: Settings) -> int:
-    """The matrix from OLD's segments to NEW's over the same CSV population, as ``rules preview`` prints it."""
-    from segmenter.classify import classify
-    from segmenter.preview import Transitions, amount_12m_minor
-    from segmenter.rows import parse_time
-    from segmenter.state import EMPTY, advance
-    from streams.cli import preview
-    from streams.cli.classify_job import ClassifyJob, load_population
-    from streams.cli.csv_input import BadRows
+def cmd_classify(args: argparse.Namespace) -> int:
+    from streams.cli.classify_job import write_output
 
+    settings = load_settings()
     policy = settings.policy()
+    if (args.rules is None) == (args.compare is None):
+        raise CliError("classify needs --rules FILE, or --compare OLD NEW (not both)")
+    if args.compare:
+        return _compare(args, policy)
+    fmt = args.format or "csv"
+    if fmt not in ("csv", "jsonl"):
+        raise CliError(f"--format {fmt} is for --compare; segments are written as csv or jsonl")
+    ruleset = load_rules(args.rules, policy.money_scale)
+    population, bad, job = _population(args, ruleset, policy)
+    with _output(args.out) as out:
+        count = write_output(population, job, fmt, out)
+    outcomes = {k.value: v for k, v in population.outcomes.items()}
+    print(f"classified {count:,} customers as of {args.as_of} with {ruleset.id} v{ruleset.version}; "
+          f"events: {outcomes or 'none'}, after as-of: {population.after_as_of:,}, bad rows: {bad.count:,}",
+          file=sys.stderr)
+    return _bad_rows(bad)
+
+
+def _compare(args: argparse.Namespace, policy: Policy) -> int:
+    """The matrix from OLD's segments to NEW's over the same CSV population, as ``rules preview`` prints it."""
+    from segmenter.preview import Transitions, candidate_segments
+    from segmenter.state import EMPTY, advance, amount_12m_minor
+    from streams.cli import preview
+
     old, new = (load_rules(path, policy.money_scale) for path in args.compare)
     fmt = args.format or "table"
     if fmt not in ("table", "json"):
         raise CliError(f"--format {fmt}: a comparison is printed as table or json")
-    try:
-        as_of = policy.calendar.day(parse_time(args.as_of, policy.timezone, "--as-of"))
-    except SegmenterError as exc:
-        raise CliError(str(exc)) from None
-    bad = BadRows()
-    population = load_population(ClassifyJob(old, policy, as_of, args.transactions, args.interactions,
-                                             args.profiles), bad, show_progress=not args.quiet)
+    population, bad, job = _population(args, old, policy)
+    as_of = job.as_of_day
     transitions = Transitions()
     customers = sorted(population.states.keys() | population.profiles.keys())
     for customer in customers:
         state = advance(population.states.get(customer, EMPTY), as_of, policy)
         profile = population.profiles.get(customer, {})
-        before = dict(old.pairs(classify(old, state, as_of, policy, profile)))
-        transitions.add(customer, before, new.pairs(classify(new, state, as_of, policy, profile)),
-                        amount_12m_minor(state, as_of, policy))
-    out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8")
-    try:
+        transitions.add(customer, dict(candidate_segments(old, state, as_of, policy, profile)),
+                        candidate_segments(new, state, as_of, policy, profile), amount_12m_minor(state, as_of, policy))
+    with _output(args.out) as out:
         preview.show(transitions, new, len(customers), policy.money_scale, fmt=fmt, out=out)
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    if bad.count:
-        print(f"error: {bad.count:,} bad rows were skipped (see above)", file=sys.stderr)
-        return 1
-    return 0
+    return _bad_rows(bad)
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import uuid
 from datetime import UTC, datetime
 
@@ -14,12 +13,10 @@ from schemas.events import Override
 from segmenter.errors import SegmenterError
 from segmenter.rows import parse_time
 from segmenter.rules import RuleSet, load_ruleset
-from streams.cli.common import CliError, load_settings
-from streams.names import Names
+from streams.cli.common import CliError, load_settings, who
+from streams.names import Names, override_key
 from streams.settings import Settings
 from streams.text import clip
-
-SEPARATOR = "\x1f"  # the key: customer_id, this, dimension (streams/worker/edge.py checks it)
 
 
 def _active_rulesets(settings: Settings) -> list[RuleSet]:
@@ -38,8 +35,8 @@ def _segments(rulesets: list[RuleSet]) -> dict[str, set[str]]:
     """dimension -> its segments (the default included) in the active rulesets."""
     out: dict[str, set[str]] = {}
     for ruleset in rulesets:
-        for dim in ruleset.dimensions:
-            out.setdefault(dim.name, set()).update({s.name for s in dim.segments} | {dim.default})
+        for dimension, names in ruleset.segment_names.items():
+            out.setdefault(dimension, set()).update(names)
     return out
 
 
@@ -50,7 +47,7 @@ def _send(settings: Settings, doc: Override) -> None:
 
     partitions = list(range(settings.partitions))
     partition = DefaultPartitioner()(doc.customer_id.encode(), partitions, partitions)  # where its data goes
-    key = f"{doc.customer_id}{SEPARATOR}{doc.dimension}".encode()
+    key = override_key(doc.customer_id, doc.dimension)
 
     async def send() -> None:
         await create_topics(settings)
@@ -77,7 +74,7 @@ def cmd_set(args: argparse.Namespace) -> int:
         except SegmenterError as exc:
             raise CliError(str(exc)) from None
     doc = Override(event_id=f"override-{uuid.uuid4().hex}", customer_id=args.customer, dimension=args.dimension,
-                   segment=args.segment, by=_by(args), reason=args.reason, occurred_at=datetime.now(UTC),
+                   segment=args.segment, by=who(args.by), reason=args.reason, occurred_at=datetime.now(UTC),
                    expires_at=until)
     _send(settings, doc)
     print(f"{args.customer}: {args.dimension} pinned to {args.segment}"
@@ -88,7 +85,7 @@ def cmd_set(args: argparse.Namespace) -> int:
 def cmd_clear(args: argparse.Namespace) -> int:
     settings = load_settings()
     doc = Override(event_id=f"override-{uuid.uuid4().hex}", customer_id=args.customer, dimension=args.dimension,
-                   segment=None, by=_by(args), reason=args.reason, occurred_at=datetime.now(UTC))
+                   segment=None, by=who(args.by), reason=args.reason, occurred_at=datetime.now(UTC))
     _send(settings, doc)
     print(f"{args.customer}: the override of {args.dimension} is cleared; the rules decide again")
     return 0
@@ -118,10 +115,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{clip(o.customer_id, 20):<20} {o.dimension:<14} {o.segment:<16} {until:<11} {clip(o.by, 14):<14} "
               f"{clip(o.reason, 60)}{stale}")
     return 0
-
-
-def _by(args: argparse.Namespace) -> str:
-    return str(args.by or os.environ.get("USER") or "unknown")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

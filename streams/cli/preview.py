@@ -9,9 +9,10 @@ from typing import TextIO
 
 import orjson
 
-from segmenter.preview import Transitions, amount_12m_minor, candidate_segments
+from segmenter.preview import Transitions, candidate_segments
 from segmenter.rules import RuleSet
 from segmenter.rules.check import check_ruleset
+from segmenter.state import amount_12m_minor
 from streams.progress import Progress
 from streams.readmodel.reader import ReadModel
 from streams.settings import Settings
@@ -26,8 +27,7 @@ def live(settings: Settings, candidate: RuleSet, samples: int = 3, quiet: bool =
     model, policy = ReadModel.of(settings), settings.policy()
     clock = model.clock()
     transitions = Transitions(samples=samples)
-    progress = None if quiet else Progress("preview", int(model.client.scard(f"{model.prefix}:customers")),
-                                           unit="customers")
+    progress = None if quiet else Progress("preview", model.count(), unit="customers")
     count = 0
     for chunk in model.records():
         for customer, partition, raw in chunk:

@@ -9,11 +9,10 @@ from datetime import date
 from typing import Any
 
 from segmenter import step
-from segmenter.classify import classify, explain
+from segmenter.classify import explain
 from segmenter.errors import SegmenterError
 from segmenter.metrics import compute
 from segmenter.rules import RuleSet, load_ruleset
-from segmenter.state import advance
 from streams.kafka.control import latest_rules, rules_history
 from streams.readmodel.reader import CustomerView
 from streams.settings import Settings
@@ -55,7 +54,7 @@ def story(settings: Settings, view: CustomerView, record: step.CustomerRecord, d
                           "condition": None if e.condition == "default" else e.condition,
                           "metrics": {k: str(v) for k, v in e.metrics.items()}, "rejected": list(e.rejected)}
                          for e in explain(ruleset, values, policy)]
-    segments = {d.name: {s.name for s in d.segments} | {d.default} for d in ruleset.dimensions}
+    segments = ruleset.segment_names
     pins = {pin.dimension: pin for pin in record.pins if pin.active(day)}
     for entry in doc["dimensions"]:
         pin = pins.get(entry["dimension"])
@@ -63,10 +62,9 @@ def story(settings: Settings, view: CustomerView, record: step.CustomerRecord, d
             entry.update(segment=pin.segment, override=pin.condition(), rules_say=entry["segment"])
     doc["stale_overrides"] = [f"{pin.dimension} -> {pin.segment} ({pin.condition()}): not a segment of the ruleset "
                               "in force" for pin in pins.values() if pin.segment not in segments.get(pin.dimension, ())]
-    if record.due:
-        later = advance(record.state, record.due, policy)
-        then = dict(ruleset.pairs(classify(ruleset, later, record.due, policy, record.profile)))
-        doc["then"] = [f"{d} {s} -> {then[d]}" for d, s in record.segments if then.get(d, s) != s]
+    if record.due:  # what the worker will do that day, pins included, if nothing else happens first
+        _, changes = step.on_time(record, record.due, ruleset, policy)
+        doc["then"] = [f"{c.dimension} {c.before} -> {c.after}" for c in changes]
         if not doc["then"]:
             doc["then"] = ["no segment changes (a window boundary is checked then)"]
         doc["due"] = date.fromordinal(record.due).isoformat()

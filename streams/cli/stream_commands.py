@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from streams.cli.common import CliError, load_rules, load_settings
+from streams.cli.common import CliError, load_rules, load_settings, who
 from streams.stack.embedded import StackError
 from streams.stack.processes import EMBEDDED_ENV, embedded_ports, spawn_worker, wait_ready
 from streams.text import clip
@@ -134,16 +134,12 @@ def cmd_tick(args: argparse.Namespace) -> int:
     return 0
 
 
-def _author(args: argparse.Namespace) -> str:
-    return args.author or os.environ.get("USER") or "unknown"
-
-
 def cmd_rules_apply(args: argparse.Namespace) -> int:
     from streams.kafka.control import apply_rules
 
     settings = load_settings()
     ruleset = load_rules(args.file, settings.money_scale)
-    asyncio.run(apply_rules(settings, ruleset, str(args.file), _author(args), args.message))
+    asyncio.run(apply_rules(settings, ruleset, str(args.file), who(args.author), args.message))
     print(f"published {ruleset.id} v{ruleset.version}; workers adopt it and reclassify every customer")
     return 0
 
@@ -200,7 +196,7 @@ def cmd_rules_rollback(args: argparse.Namespace) -> int:
         raise CliError(f"{args.id} v{args.version}: no top-level `version:` line to renumber in its text")
     ruleset = load_ruleset(text, old.source, settings.money_scale)
     message = args.message or f"rollback to v{args.version}"
-    asyncio.run(apply_rules(settings, ruleset, old.source, _author(args), message))
+    asyncio.run(apply_rules(settings, ruleset, old.source, who(args.author), message))
     print(f"published {ruleset.id} v{new_version} (the text of v{args.version}); workers adopt it and reclassify "
           "every customer")
     return 0
@@ -238,13 +234,11 @@ def cmd_customer(args: argparse.Namespace) -> int:
     from streams.readmodel.reader import ReadModel
 
     settings = load_settings()
-    model = ReadModel.of(settings)
-    view = model.customer(args.id)
-    found = model.record(args.id)
-    if view is None or found is None:
+    view = ReadModel.of(settings).customer(args.id)
+    if view is None or view.record is None:
         print(f"error: customer {args.id!r} is not known", file=sys.stderr)
         return 1
-    doc = story(settings, view, *found)
+    doc = story(settings, view, view.record, view.day)
     if args.json:
         print(orjson.dumps(doc, default=str).decode())
         return 0

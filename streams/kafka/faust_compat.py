@@ -9,7 +9,7 @@ faust also hard-codes the consumer's ``fetch_max_wait_ms`` to 1500 ms; a broker 
 that long before answering adds that much latency to every event. ``FETCH_MAX_WAIT_MS`` sets it.
 The consumer's fetcher also gets no prefetch backoff (see ``ConsumerThread.on_start``).
 
-The data plane (``streams.engine``) takes the input topics off faust's per-event path: this
+The data plane (``streams.worker.engine``) takes the input topics off faust's per-event path: this
 consumer hands every fetched batch of those topics to the engine before faust's stream machinery
 sees it, and the engine commits their offsets itself after its own flush. It reads and writes the
 tables' RocksDB stores per partition directly (faust's own accessors need a "current event").
@@ -98,9 +98,8 @@ class Consumer(driver.Consumer):
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
-        records, active = await super()._wait_next_records(timeout)  # faust types records as the tp -> list map
-        if records:
-            records = recover_batches(self.app, records)
+        fetched, active = await super()._wait_next_records(timeout)
+        records: Mapping[Any, list[Any]] | None = recover_batches(self.app, fetched) if fetched else fetched
         fast = FAST_PATHS.get(self.app)
         if not records or fast is None or not self.flow_active or self.should_stop:
             return records, active  # faust's getmany seeks back when the flow is stopped
@@ -156,7 +155,7 @@ RECOVERED: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # 
 log = logging.getLogger("segmenter.worker")
 
 
-def recover_batches(app: Any, records: Mapping[Any, list[Any]]) -> dict[Any, list[Any]]:
+def recover_batches(app: Any, records: Mapping[Any, list[Any]]) -> Mapping[Any, list[Any]]:
     """Changelog records of this module's stores, written into RocksDB as whole fetched batches; the rest
     of ``records`` is returned for faust.
 
@@ -192,7 +191,7 @@ def recover_batches(app: Any, records: Mapping[Any, list[Any]]) -> dict[Any, lis
             RECOVERED[recovery] = RECOVERED.get(recovery, 0) + len(fresh)
         taken.add(tp)
     if not taken:
-        return dict(records)
+        return records
     if recovery.in_recovery and not recovery.need_recovery():
         count, started = RECOVERED.pop(recovery, 0), recovery._recovery_started_at
         log.warning("recovered %d changelog records in %.2fs", count, time.monotonic() - (started or time.monotonic()))

@@ -24,6 +24,8 @@ class CustomerView:
     customer_id: str
     segments: dict[str, str]
     doc: dict[str, Any]
+    record: step.CustomerRecord | None = None  # the stored record the view was computed from
+    day: int | None = None  # its partition's business day (None before a clock was published)
 
 
 class ReadModel:
@@ -55,7 +57,12 @@ class ReadModel:
             values = compute(record.state, now[1], self.policy, record.profile)
             doc["metrics"] = {m: display(m, values[m], self.policy) for m in WINDOW_METRICS}
             doc["as_of_day"] = date.fromordinal(now[1]).isoformat()
-        return CustomerView(customer_id, orjson.loads(segments or b"{}"), doc)
+        return CustomerView(customer_id, orjson.loads(segments or b"{}"), doc, record,
+                            None if now is None else int(now[1]))
+
+    def count(self) -> int:
+        """Customers in the read model."""
+        return int(self.client.scard(f"{self.prefix}:customers"))
 
     def records(self, chunk: int = 2000) -> Iterator[list[tuple[str, int, bytes]]]:
         """Every customer's stored record as (customer id, partition, record bytes), in chunks: one SSCAN page
@@ -71,14 +78,6 @@ class ReadModel:
                        in zip(ids, pipe.execute(), strict=True) if state is not None]
             if cursor == 0:
                 return
-
-    def record(self, customer_id: str) -> tuple[step.CustomerRecord, int | None] | None:
-        """A customer's stored record and its partition's business day (None before a clock was published)."""
-        partition, state = self.client.hmget(f"{self.prefix}:c:{customer_id}", "partition", "state")
-        if state is None:
-            return None
-        now = self.clock().get(int(partition))
-        return unpack(state), None if now is None else int(now[1])
 
     def customer(self, customer_id: str) -> CustomerView | None:
         segments, partition, state = self.client.hmget(f"{self.prefix}:c:{customer_id}",
@@ -113,7 +112,7 @@ class ReadModel:
         return out
 
     def quarantined(self) -> dict[str, dict[str, Any]]:
-        """Customers whose rows Redis refused (see ``streams.projection``): id -> why, partition, seq, when."""
+        """Customers whose rows Redis refused (see ``streams.readmodel.writer``): id -> why, partition, seq, when."""
         return {k.decode(): orjson.loads(v) for k, v in self.client.hgetall(f"{self.prefix}:quarantine").items()}
 
     def action_counts(self) -> dict[tuple[str, str], dict[str, int]]:

@@ -26,13 +26,12 @@ from segmenter.facts import (
 from segmenter.rules import load_ruleset
 from segmenter.state import Policy
 from segmenter.step import Pin
-from streams.names import Names
+from streams.names import Names, override_key
 from streams.settings import Settings
 from streams.text import clip
 
 BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
 FACT, PROFILE, TICK, RULES, OVERRIDE = "fact", "profile", "tick", "rules", "override"
-KEY_SEPARATOR = "\x1f"  # an override's key: customer_id, this, dimension (one compacted record per pin)
 Decoded = tuple[str, tuple[Any, ...]]
 
 
@@ -79,8 +78,7 @@ class Edge:
 
     def override(self, record: Any) -> Decoded:
         doc = OVERRIDE_ADAPTER.validate_json(record.value)
-        key = f"{doc.customer_id}{KEY_SEPARATOR}{doc.dimension}".encode()
-        if record.key != key:
+        if record.key != override_key(doc.customer_id, doc.dimension):
             raise ValueError(f"override key {clip(record.key) if record.key is not None else None!r} is not "
                              f"customer_id, \\x1f, dimension ({clip(doc.customer_id)!r}, {clip(doc.dimension)!r})")
         until = None if doc.expires_at is None else self.policy.calendar.day(doc.expires_at)

@@ -209,19 +209,20 @@ class Engine(Flushing):
             self._put(part, customer, record, new, changes)
 
     def _on_profile(self, part: Partition, customer: str, attributes: dict[str, str | None], key: str) -> None:
-        record = self._get(part, customer)
-        ruleset = part.ruleset if part.day is not None else None
-        new, changes = step.on_profile(record, attributes, key=key, now_day=part.day or 0, ruleset=ruleset,
-                                       policy=self.policy)
-        if new is not record:
-            self._put(part, customer, record, new, changes)
+        self._untimed(part, customer, lambda record, day, ruleset: step.on_profile(
+            record, attributes, key=key, now_day=day, ruleset=ruleset, policy=self.policy))
 
     def _on_override(self, part: Partition, customer: str, dimension: str, pin: step.Pin | None,
                      event_id: str) -> None:
+        self._untimed(part, customer, lambda record, day, ruleset: step.on_override(
+            record, pin, dimension=dimension, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy))
+
+    def _untimed(self, part: Partition, customer: str, change: Callable[
+            [step.CustomerRecord, int, RuleSet | None], tuple[step.CustomerRecord, list[step.Change]]]) -> None:
+        """A record with no event time (a profile, an override): applied at the partition's day, and classified
+        only once the partition has one."""
         record = self._get(part, customer)
-        ruleset = part.ruleset if part.day is not None else None
-        new, changes = step.on_override(record, pin, dimension=dimension, event_id=event_id, now_day=part.day or 0,
-                                        ruleset=ruleset, policy=self.policy)
+        new, changes = change(record, part.day or 0, part.ruleset if part.day is not None else None)
         if new is not record:
             self._put(part, customer, record, new, changes)
 

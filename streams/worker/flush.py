@@ -1,5 +1,5 @@
 """The engine's flushes: snapshot, then changes acknowledged, Redis, changelog + store, commit (the steps and
-why they are safe are told in ``streams.engine``'s docstring). ``Flushing`` is a part of ``Engine``: it uses
+why they are safe are told in ``streams.worker.engine``'s docstring). ``Flushing`` is a part of ``Engine``: it uses
 the engine's partitions, tables, producer and counters."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from segmenter import step
 from segmenter.codec import StateEncoder
-from segmenter.state import Policy, totals_at
+from segmenter.state import Policy, amount_12m_minor
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.readmodel.writer import ProjectedCustomer, Projection
@@ -35,7 +35,7 @@ ENCODE_SLICE = 256  # customers encoded between two looks at the event loop (a f
 def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, number: int, epoch: int,
                   day: int | None, policy: Policy) -> ProjectedCustomer:
     """A customer's Redis row: its stored ``value``, segments and amount_12m as of its partition's ``day``."""
-    amount = totals_at(record.state, day, policy).long[1] if day is not None else 0
+    amount = amount_12m_minor(record.state, day, policy) if day is not None else 0
     return ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), amount, number, value)
 
 

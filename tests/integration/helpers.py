@@ -6,7 +6,9 @@ import asyncio
 import csv
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from schemas.outputs import SegmentChange
 from streams.kafka.reading import read_topic
@@ -15,6 +17,8 @@ from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RETAIL = ROOT / "examples" / "rules" / "retail-value.yaml"
+
+T = TypeVar("T")
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
@@ -67,14 +71,20 @@ def row_differences(got: dict[str, dict[str, str]], expected: dict[str, dict[str
     return diffs
 
 
-def wait_for_log(path: Path, *needles: str, timeout_s: float = 60.0, after: int = 0) -> str:
-    """The text of the log at ``path`` (from byte ``after`` on) once it holds every one of ``needles``; an
-    assertion error naming the missing ones after ``timeout_s``."""
+def wait_until(probe: Callable[[], T], done: Callable[[T], bool], timeout_s: float, what: str) -> T:
+    """``probe()`` once ``done`` says so; an assertion error naming ``what`` and the last value after
+    ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
-        text = path.read_bytes()[after:].decode(errors="replace") if path.exists() else ""
-        missing = [n for n in needles if n not in text]
-        if not missing:
-            return text
-        assert time.monotonic() < deadline, f"{path} still lacks {missing} after {timeout_s:.0f}s"
+        value = probe()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"{what} after {timeout_s:.0f}s: {value!r}"[:2000]
         time.sleep(0.2)
+
+
+def wait_for_log(path: Path, *needles: str, timeout_s: float = 60.0, after: int = 0) -> str:
+    """The text of the log at ``path`` (from byte ``after`` on) once it holds every one of ``needles``."""
+    return wait_until(lambda: path.read_bytes()[after:].decode(errors="replace") if path.exists() else "",
+                      lambda text: all(n in text for n in needles), timeout_s,
+                      f"{path} still lacks one of {needles}")

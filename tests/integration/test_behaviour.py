@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
-import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,15 @@ from streams.cli.demo_data import DemoSpec, generate
 from streams.kafka.topics import produce_records
 from streams.names import Names
 from streams.readmodel.reader import ReadModel
-from tests.integration.helpers import RETAIL, classify_csv, consume_all, read_csv, row_differences, wait_for_log
+from tests.integration.helpers import (
+    RETAIL,
+    classify_csv,
+    consume_all,
+    read_csv,
+    row_differences,
+    wait_for_log,
+    wait_until,
+)
 from tests.integration.test_actions import change_doc
 
 REGION = """  region:
@@ -39,14 +46,9 @@ def _with_region(tmp_path: Path) -> Path:
     return rules
 
 
-def _counter(system, name: str, timeout_s: float = 30.0) -> int:
-    """The sum of ``name`` over the workers' published counters (published every few seconds), once above 0."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        total = sum(c.get(name, 0) for c in ReadModel.of(system.settings).counters().values())
-        if total > 0 or time.monotonic() > deadline:
-            return total
-        time.sleep(0.5)
+def _counters(system, done) -> dict[str, dict[str, int]]:
+    """The workers' counters (published every few seconds) once ``done`` holds for them."""
+    return wait_until(ReadModel.of(system.settings).counters, done, 30, "the workers' counters")
 
 
 def test_wall_clock_profiles_amount_totals_and_a_state_cache_smaller_than_the_population(system, tmp_path):
@@ -81,7 +83,8 @@ def test_wall_clock_profiles_amount_totals_and_a_state_cache_smaller_than_the_po
     assert {(dim, seg): amount for dim, seg, _, amount in report} == dict(expected)
     assert {(dim, seg): count for dim, seg, count, _ in report} == dict(counts)
 
-    assert _counter(system, "evicted") > 0  # the cache held fewer customers than the worker has
+    # the cache held fewer customers than the worker has
+    _counters(system, lambda counters: sum(c.get("evicted", 0) for c in counters.values()) > 0)
 
     # A profile change alone moves a customer between segments
     mover = next(c for c, row in streamed.items() if row["region"] == "elsewhere")
@@ -125,11 +128,7 @@ def test_two_workers_rebalance_live_and_the_leaver_flushes_what_it_gives_up(syst
     assert system.run("export", "--out", str(export)) == 0
     offline = classify_csv(system.run, {"transactions": both}, "2026-06-30", tmp_path / "offline.csv")
     assert row_differences(read_csv(export), offline) == {}
-    _counter(system, "applied")
-    deadline = time.monotonic() + 30
-    while len([c for c in ReadModel.of(system.settings).counters().values() if c.get("applied", 0)]) < 2:
-        assert time.monotonic() < deadline, ReadModel.of(system.settings).counters()
-        time.sleep(0.5)
+    _counters(system, lambda counters: len([c for c in counters.values() if c.get("applied", 0)]) == 2)
     assert first.poll() is None
     assert second.poll() is None
 

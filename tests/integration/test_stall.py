@@ -1,4 +1,4 @@
-"""The stall guard (streams.stall) against the real broker: it re-reads a partition only when that
+"""The stall guard (streams.actions.stall) against the real broker: it re-reads a partition only when that
 partition's committed offset stays put behind its end, the worker owns it and no record holds the agent."""
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ def test_a_quick_interaction_reads_what_the_model_reads(doc):
        st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-3, minutes=-30))]),
        st.decimals(min_value=0, max_value=10**9, places=2), st.booleans())
 def test_canonical_documents_take_the_quick_path(when, zone, amount, refund):
-    """What producers send (and ``streams.demo`` and the benches generate) is read quickly."""
+    """What producers send (and ``streams.cli.demo_data`` and the benches generate) is read quickly."""
     doc = {"event_id": "e-1", "customer_id": "C-1", "occurred_at": when.replace(tzinfo=zone).isoformat(),
            "kind": "refund" if refund else "purchase", "amount": str(amount), "order_id": "o-1", "channel": "web"}
     quick = quick_transaction(orjson.dumps(doc), 2)

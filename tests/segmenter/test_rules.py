@@ -196,10 +196,11 @@ def test_the_classifier_over_window_totals_agrees_with_the_one_over_metric_value
     ("lambda: 1", "unexpected character ':'"),
     ("amount_12m > 1" + "0" * 100_000, "at most 4,000 characters"),
     ("amount_12m > 1" + "0" * 30, "column 14: a number of 31 characters; at most 24 digits"),
+    ("amount_12m > 1" + "0" * 24, "column 14: a number of 25 characters; at most 24 digits"),
     ("(" * 40 + "amount_12m > 1" + ")" * 40, "nested more than 32 deep"),
     ("not " * 40 + "amount_12m > 1", "nested more than 32 deep"),
 ], ids=["dunder", "attribute", "profile-dunder", "call", "import", "statement", "lambda", "long", "huge-number",
-        "parentheses", "not"])
+        "25-digits", "parentheses", "not"])
 def test_hostile_rule_text_is_refused_with_its_column_before_any_code_is_generated(when, message, monkeypatch):
     generated = []
     monkeypatch.setattr(compiler, "_checked", lambda source, bound: generated.append(source) or source)
