@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.events import Interaction, Override, Profile, Transaction
-from schemas.outputs import ActionSuppressed, Alert, Coupon, DeadLetter, SegmentChange
+from schemas.events import Interaction, ManualTag, Override, Profile, Transaction
+from schemas.outputs import ActionSuppressed, Alert, Coupon, DeadLetter, SegmentChange, TagChange
 from schemas.ruleset import RuleSetApplied, RuleSetDocument
 
 MODELS: dict[str, type[BaseModel]] = {
@@ -16,9 +16,11 @@ MODELS: dict[str, type[BaseModel]] = {
     "interaction": Interaction,
     "profile": Profile,
     "override": Override,
+    "manual_tag": ManualTag,
     "ruleset": RuleSetDocument,
     "ruleset_applied": RuleSetApplied,
     "segment_change": SegmentChange,
+    "tag_change": TagChange,
     "coupon": Coupon,
     "alert": Alert,
     "action_suppressed": ActionSuppressed,
@@ -51,11 +53,13 @@ __all__ = [
     "Coupon",
     "DeadLetter",
     "Interaction",
+    "ManualTag",
     "Override",
     "Profile",
     "RuleSetApplied",
     "RuleSetDocument",
     "SegmentChange",
+    "TagChange",
     "Transaction",
     "first_error",
     "json_schemas",

@@ -1,4 +1,4 @@
-"""Inbound events: transactions, interactions, profiles, overrides.
+"""Inbound events: transactions, interactions, profiles, overrides, manual tags.
 
 Every event carries ``event_id`` (the producer's idempotency key), ``customer_id`` (the key
 on every topic) and ``occurred_at`` (event time, timezone-aware).
@@ -101,9 +101,27 @@ class Override(InboundModel):
     expires_at: AwareDatetime | None = None
 
 
+TagName = Annotated[str, Field(pattern=r"^[\w.:/-]+$", min_length=1, max_length=128,
+                                description="Like vip:gold or 行业:制造业: letters, digits, and . : / _ -")]
+
+
+class ManualTag(InboundModel):
+    """Add or remove a tag by hand (compacted, key = customer_id + "\\x1f" + tag, partitioned by customer_id)."""
+
+    type: Literal["tag"] = "tag"
+    event_id: NonEmpty
+    customer_id: NonEmpty
+    tag: TagName
+    present: bool = Field(description="True adds the tag, False removes the manual tag.")
+    by: NonEmpty
+    reason: NonEmpty
+    occurred_at: EventTime
+
+
 CustomerEvent = Annotated[Transaction | Interaction, Field(discriminator="type")]
 
 TRANSACTION_ADAPTER: TypeAdapter[Transaction] = TypeAdapter(Transaction)
 INTERACTION_ADAPTER: TypeAdapter[Interaction] = TypeAdapter(Interaction)
 PROFILE_ADAPTER: TypeAdapter[Profile] = TypeAdapter(Profile)
 OVERRIDE_ADAPTER: TypeAdapter[Override] = TypeAdapter(Override)
+MANUAL_TAG_ADAPTER: TypeAdapter[ManualTag] = TypeAdapter(ManualTag)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, TypeAdapter
 
 from schemas.base import OutboundModel
 
@@ -32,6 +32,32 @@ class SegmentChange(OutboundModel):
     event_id: str | None = Field(None, description="The event that caused it (cause 'event').")
     profile: dict[str, str | None] = Field(
         default_factory=dict, description="The customer's profile attributes then (for action routing).")
+
+
+TagCause = Literal["event", "time", "rules", "manual", "erasure"]
+
+
+class TagChange(OutboundModel):
+    """A tag added to or removed from a customer (on the segment-changes topic, a distinct ``type``)."""
+
+    type: Literal["tag_change"] = "tag_change"
+    change_id: str = Field(description="Deterministic: the same cause always yields the same id.")
+    customer_id: str
+    tag: str
+    added: bool = Field(description="True: the customer has the tag now; False: no longer.")
+    ruleset_id: str
+    ruleset_version: int
+    cause: TagCause = Field(description="manual: added or removed by hand (`segmenter tag`); else as for segments.")
+    condition: str = Field(description="Why: the tag's condition as written, the profile attribute it copies, or "
+                           "who tagged by hand and why.")
+    metrics: dict[str, MetricValue] = Field(default_factory=dict, description="The values the condition read.")
+    stream_time: AwareDatetime
+    event_id: str | None = Field(None, description="The event that caused it (cause 'event' or 'manual').")
+
+
+AnyChange = Annotated[SegmentChange | TagChange, Field(discriminator="type")]
+CHANGE_ADAPTER: TypeAdapter[SegmentChange | TagChange] = TypeAdapter(AnyChange)
+"""Reads one record of the segment-changes topic (a segment change or a tag change)."""
 
 
 class Coupon(OutboundModel):

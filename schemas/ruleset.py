@@ -21,6 +21,19 @@ class SegmentRule(OutboundModel):
     when: Annotated[str, Field(min_length=1)]
 
 
+TagTemplate = Annotated[str, Field(
+    pattern=r"^[\w.:/{}-]+$", min_length=1, max_length=128,
+    description="A tag's name, e.g. risk:no_repurchase_3m or 行业:制造业; {profile.industry} (or .type, .region, "
+    ".size) is replaced by the customer's attribute, and the tag is absent while the attribute is unknown.")]
+
+
+class TagRule(OutboundModel):
+    """A tag (标签) the rules give: present while ``when`` holds (always, without one); many per customer."""
+
+    name: TagTemplate
+    when: Annotated[str, Field(min_length=1)] | None = None
+
+
 class Dimension(OutboundModel):
     """An ordered list of segments (first match wins) and the default when none matches."""
 
@@ -94,6 +107,7 @@ class RuleSetDocument(OutboundModel):
     version: Annotated[int, Field(ge=1)]
     description: str = ""
     dimensions: Annotated[dict[Name, Dimension], Field(min_length=1)]
+    tags: list[TagRule] = Field(default_factory=list, description="Tags by condition or copied from the profile.")
     actions: list[ActionRule] = Field(default_factory=list, description="What to do on transitions.")
     rosters: dict[Name, Roster] = Field(default_factory=dict, description="Account-manager teams for alerts.")
 

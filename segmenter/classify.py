@@ -113,7 +113,7 @@ SCAN = 3  # days at which due_day checks the classification (past them it may an
 
 
 def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy, *,
-            track_amount: bool = False, current: tuple[str, ...] | None = None,
+            track_amount: bool = False, current: tuple[object, ...] | None = None,
             profile: Profile = NO_PROFILE) -> int | None:
     """The first day after ``as_of_day`` on which the classification may change with no new event.
 
@@ -123,7 +123,8 @@ def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy
     wakes when the long window changes though the rules do not read it (the projection keeps
     ``amount_12m``). With ``current`` (the classification as of ``as_of_day``, with ``profile``),
     short-window departures before the other candidates are checked, up to ``SCAN`` days: one that
-    leaves the classification as it is wakes nobody.
+    leaves the classification as it is wakes nobody. ``current`` is ``ruleset.judge_totals``' answer: the
+    segments, then the truth of each tag condition (tags change with time like segments).
     """
     best: int | None = None
     buckets = state.buckets  # in day order
@@ -153,12 +154,12 @@ def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy
 
 
 def _short_change(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy, *,
-                  current: tuple[str, ...], profile: Profile, before: int | None) -> int | None:
+                  current: tuple[object, ...], profile: Profile, before: int | None) -> int | None:
     """The first day before ``before`` on which buckets leaving the short window change the
     classification; after ``SCAN`` unchanged days, the next such day (to look again then)."""
     t = totals_at(state, as_of_day, policy)
     short = list(t.short)
-    leave_days, classify_totals, first, last = policy.leave_days, ruleset.classify_totals, state.first_purchase, \
+    leave_days, classify_totals, first, last = policy.leave_days, ruleset.judge_totals, state.first_purchase, \
         state.last_purchase
     buckets, checked, pending = state.buckets, 0, 0  # pending: the leave day whose buckets are subtracted so far
     for b in islice(buckets, bisect_left(buckets, (t.short_start,)), None):

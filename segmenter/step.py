@@ -7,18 +7,19 @@ changes (one per dimension that moved), each with the explanation of its new seg
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
 from segmenter import codec
-from segmenter.classify import Explanation, classify, due_day, explain_dimension
+from segmenter.classify import Explanation, due_day, explain_dimension
 from segmenter.errors import InvalidStateError
-from segmenter.metrics import Profile, metric_view
-from segmenter.rules.compiler import RuleSet
-from segmenter.state import EMPTY, Fact, Outcome, Policy, WindowState, advance, apply
+from segmenter.metrics import NO_PROFILE, Profile, display, metric_view
+from segmenter.rules.compiler import CompiledTag, RuleSet
+from segmenter.state import EMPTY, Fact, Outcome, Policy, WindowState, advance, apply, totals_at
 
 
 class Pin(NamedTuple):
@@ -41,6 +42,18 @@ class Pin(NamedTuple):
         return f"override by {self.by}{until}: {self.reason}"
 
 
+class Mark(NamedTuple):
+    """A manual tag (标签): ``tag`` given by hand, by whom and why."""
+
+    tag: str
+    by: str
+    reason: str
+    event_id: str
+
+    def condition(self) -> str:
+        return f"tagged by {self.by}: {self.reason}"
+
+
 class CustomerRecord(NamedTuple):
     """What the worker's table keeps per customer."""
 
@@ -51,6 +64,25 @@ class CustomerRecord(NamedTuple):
     due: int | None = None  # next day time alone may move this customer
     seq: int = 0  # bumped on every stored change: newer projections win
     pins: tuple[Pin, ...] = ()  # manual overrides, one per dimension at most
+    tags: tuple[str, ...] = ()  # every tag the customer has (the rules' and the manual ones), sorted
+    marks: tuple[Mark, ...] = ()  # the manual tags
+
+
+@dataclass(frozen=True, slots=True)
+class TagChange:
+    """A tag added (``added``) or removed, and why."""
+
+    tag: str
+    added: bool
+    cause: str  # event | time | rules | manual
+    cause_key: str
+    condition: str
+    metrics: Mapping[str, object]
+
+    def change_id(self, customer_id: str, ruleset_key: str) -> str:
+        raw = "\x1f".join((customer_id, "#tag", self.tag, "+" if self.added else "-", ruleset_key, self.cause,
+                           self.cause_key))
+        return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +100,11 @@ class Change:
         return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 
+AnyChange = Change | TagChange
+
 RECORD_FORMAT = 2  # 1 (before 2026-11): 4-byte state length, state, JSON tail; still read
 PINS_TAG = 0x50  # starts the optional tail of manual overrides
+TAGS_TAG = 0x54  # starts the optional tail of tags (after the pins' tail, when both are there)
 
 
 def dumps(record: CustomerRecord, state: bytes | None = None) -> bytes:
@@ -88,6 +123,9 @@ def dumps(record: CustomerRecord, state: bytes | None = None) -> bytes:
     if record.pins:  # an optional tail, tagged: records without pins end before it
         out.append(PINS_TAG)
         codec.put_text(out, orjson.dumps([list(pin) for pin in record.pins]).decode())
+    if record.tags or record.marks:
+        out.append(TAGS_TAG)
+        codec.put_text(out, orjson.dumps([record.tags, [list(mark) for mark in record.marks]]).decode())
     return bytes(out)
 
 
@@ -124,16 +162,36 @@ def loads(data: bytes) -> CustomerRecord:
         due_raw, seq = reader.varint(), reader.varint()
         profile_text = reader.text()
         profile = orjson.loads(profile_text) if profile_text else {}
-        pins_text = None
+        pins: tuple[Pin, ...] = ()
+        tags: tuple[str, ...] = ()
+        marks: tuple[Mark, ...] = ()
         if reader.pos < len(data) and data[reader.pos] == PINS_TAG:
             reader.pos += 1
-            pins_text = reader.text()
-        pins = tuple(Pin(*p) for p in orjson.loads(pins_text)) if pins_text else ()
+            pins = tuple(Pin(*p) for p in orjson.loads(reader.text() or "[]"))
+        if reader.pos < len(data) and data[reader.pos] == TAGS_TAG:
+            reader.pos += 1
+            tag_list, mark_list = orjson.loads(reader.text() or "[[], []]")
+            tags, marks = tagset(tag_list), tuple(Mark(*m) for m in mark_list)
     except (IndexError, ValueError, TypeError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
         raise InvalidStateError(f"customer record: {exc}") from exc
     if reader.pos != len(data):
         raise InvalidStateError(f"customer record: {len(data) - reader.pos} trailing bytes")
-    return CustomerRecord(state, profile, segments, ruleset, due_raw - 1 if due_raw else None, seq, pins)
+    return CustomerRecord(state, profile, segments, ruleset, due_raw - 1 if due_raw else None, seq, pins, tags,
+                          marks)
+
+
+_TAGSETS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def tagset(tags: Iterable[str]) -> tuple[str, ...]:
+    """``tags`` sorted, as one shared tuple per distinct set (most customers share a few)."""
+    key = tuple(sorted(set(tags)))
+    found = _TAGSETS.get(key)
+    if found is None:
+        if len(_TAGSETS) >= 4096:
+            _TAGSETS.clear()
+        found = _TAGSETS[key] = key
+    return found
 
 
 def _loads_format_1(data: bytes) -> CustomerRecord:
@@ -148,20 +206,27 @@ def _loads_format_1(data: bytes) -> CustomerRecord:
 
 def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *, as_of: int,
                 ruleset: RuleSet | None, policy: Policy, cause: tuple[str, str],
-                pins: tuple[Pin, ...] | None = None) -> tuple[CustomerRecord, list[Change]]:
+                pins: tuple[Pin, ...] | None = None, marks: tuple[Mark, ...] | None = None,
+                ) -> tuple[CustomerRecord, list[AnyChange]]:
     profile = record.profile if profile is record.profile else dict(profile)
     pins = pins if pins is not None else record.pins
+    marks = marks if marks is not None else record.marks
     if pins:
         pins = tuple(pin for pin in pins if pin.active(as_of))  # an expired pin goes: the rules decide again
     if ruleset is None:
-        return record._replace(state=state, profile=profile, seq=record.seq + 1, pins=pins), []
-    current = classify(ruleset, state, as_of, policy, profile)
+        return record._replace(state=state, profile=profile, seq=record.seq + 1, pins=pins, marks=marks), []
+    t = totals_at(state, as_of, policy)
+    judged = ruleset.judge_totals(t.long, t.short, state.first_purchase, state.last_purchase, as_of,
+                                  profile or NO_PROFILE)
+    n = len(ruleset.dimensions)
+    current = judged if len(judged) == n else judged[:n]
     segments = ruleset.pairs(current)
     held = {pin.dimension: pin for pin in pins
             if pin.segment in ruleset.segment_names.get(pin.dimension, ())} if pins else {}  # stale ones: not applied
     if held:
         segments = tuple((name, held[name].segment if name in held else now) for name, now in segments)
-    changes = []
+    changes: list[AnyChange] = []
+    values = None
     if segments is not record.segments and segments != record.segments:
         values = metric_view(state, as_of, policy, profile)  # the explanations show the values
         before = dict(record.segments)
@@ -171,17 +236,63 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
                 why = (Explanation(name, now, pin.condition(), {}, ()) if pin is not None
                        else explain_dimension(dim, values, policy))
                 changes.append(Change(name, before.get(name), now, cause[0], cause[1], why))
+    tags = record.tags
+    if ruleset.tags or marks or tags:
+        given = ruleset.tags_of(judged[n:], profile) if ruleset.tags else []
+        tags = tagset([*given, *(m.tag for m in marks)])
+        if tags != record.tags:
+            values = values or metric_view(state, as_of, policy, profile)
+            changes.extend(_tag_changes(record.tags, tags, given=given, marks=marks, ruleset=ruleset,
+                                        profile=profile, values=values, policy=policy, cause=cause))
     due = due_day(ruleset, state, as_of, policy, track_amount=True,  # the projection keeps amount_12m
-                  current=current, profile=profile)
+                  current=judged, profile=profile)
     if pins:
         ends = [pin.until for pin in pins if pin.until is not None]
         if ends:
             due = min(ends) if due is None else min(due, *ends)
-    return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1, pins), changes
+    return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1, pins, tags, marks), changes
+
+
+def _tag_changes(before: tuple[str, ...], after: tuple[str, ...], *, given: list[str], marks: tuple[Mark, ...],
+                 ruleset: RuleSet, profile: Profile, values: dict[str, Any], policy: Policy,
+                 cause: tuple[str, str]) -> list[AnyChange]:
+    """One change per tag added or removed, with why: the manual tag, or the rule's condition and its values."""
+    rules: dict[str, CompiledTag] = {}
+    for tag in ruleset.tags:  # the rule behind each name the rules give (or used to, for removals)
+        name = tag.render(profile)
+        if name is not None:
+            rules.setdefault(name, tag)
+    manual = {m.tag: m for m in marks}
+    out: list[AnyChange] = []
+    old, new = set(before), set(after)
+    for name in sorted(old ^ new):
+        added = name in new
+        if name in manual and name not in given:
+            why, shown = manual[name].condition(), {}
+        elif name in rules:
+            rule = rules[name]
+            read = rule.condition.metrics if rule.condition is not None else ()
+            why = rule.reason(profile) if added else f"no longer: {rule.reason(profile)}"
+            shown = {m: display(m, values[m], policy) for m in read}
+        else:
+            why, shown = ("removed by hand" if cause[0] == "manual" else "not a tag of the ruleset in force"), {}
+        out.append(TagChange(name, added, cause[0], cause[1], why, shown))
+    return out
+
+
+def on_tag(record: CustomerRecord, mark: Mark | None, *, tag: str, event_id: str, now_day: int,
+           ruleset: RuleSet | None, policy: Policy) -> tuple[CustomerRecord, list[AnyChange]]:
+    """Add (``mark``) or remove (None) the manual tag ``tag``; cause ``manual``. A tag the rules give stays
+    while its condition holds."""
+    marks = tuple(m for m in record.marks if m.tag != tag) + ((mark,) if mark is not None else ())
+    if marks == record.marks:
+        return record, []
+    return _reclassify(record, record.state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
+                       cause=("manual", event_id), marks=marks)
 
 
 def on_override(record: CustomerRecord, pin: Pin | None, *, dimension: str, event_id: str, now_day: int,
-                ruleset: RuleSet | None, policy: Policy) -> tuple[CustomerRecord, list[Change]]:
+                ruleset: RuleSet | None, policy: Policy) -> tuple[CustomerRecord, list[AnyChange]]:
     """Set (``pin``) or clear (None) the manual override of ``dimension``; cause ``override``."""
     pins = tuple(p for p in record.pins if p.dimension != dimension) + ((pin,) if pin is not None else ())
     if pins == record.pins:
@@ -191,7 +302,7 @@ def on_override(record: CustomerRecord, pin: Pin | None, *, dimension: str, even
 
 
 def on_fact(record: CustomerRecord, fact: Fact, *, event_id: str, now_day: int, ruleset: RuleSet | None,
-            policy: Policy) -> tuple[CustomerRecord, list[Change], Outcome]:
+            policy: Policy) -> tuple[CustomerRecord, list[AnyChange], Outcome]:
     state, outcome = apply(record.state, fact, now_day, policy)
     if state is record.state:  # a duplicate, or too old to change anything
         return record, [], outcome
@@ -201,7 +312,7 @@ def on_fact(record: CustomerRecord, fact: Fact, *, event_id: str, now_day: int, 
 
 
 def on_profile(record: CustomerRecord, profile: dict[str, str | None], *, key: str, now_day: int,
-               ruleset: RuleSet | None, policy: Policy) -> tuple[CustomerRecord, list[Change]]:
+               ruleset: RuleSet | None, policy: Policy) -> tuple[CustomerRecord, list[AnyChange]]:
     if profile == record.profile:
         return record, []
     return _reclassify(record, record.state, profile, as_of=now_day, ruleset=ruleset, policy=policy,
@@ -209,7 +320,7 @@ def on_profile(record: CustomerRecord, profile: dict[str, str | None], *, key: s
 
 
 def on_time(record: CustomerRecord, now_day: int, ruleset: RuleSet | None, policy: Policy
-            ) -> tuple[CustomerRecord, list[Change]]:
+            ) -> tuple[CustomerRecord, list[AnyChange]]:
     """Time passed ``record.due``: drop what left the windows and reclassify."""
     state = advance(record.state, now_day, policy)
     return _reclassify(record, state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
@@ -217,7 +328,7 @@ def on_time(record: CustomerRecord, now_day: int, ruleset: RuleSet | None, polic
 
 
 def on_rules(record: CustomerRecord, now_day: int, ruleset: RuleSet, policy: Policy
-             ) -> tuple[CustomerRecord, list[Change]]:
+             ) -> tuple[CustomerRecord, list[AnyChange]]:
     """A new ruleset version: reclassify once; dimensions it no longer has are left out."""
     if record.ruleset == ruleset.key:
         return record, []

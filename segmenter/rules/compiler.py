@@ -21,7 +21,8 @@ import ast
 import difflib
 import itertools
 import operator
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -79,6 +80,34 @@ class CompiledDimension:
         return self.default
 
 
+TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTag:
+    """A tag the rules give: ``name`` with ``{profile.x}`` fields filled from the profile, while ``condition``
+    (None: always) holds."""
+
+    name: str
+    condition: CompiledSegment | None
+    fields: tuple[str, ...]  # the profile metrics the name copies, in order
+
+    def render(self, profile: Mapping[str, str | None]) -> str | None:
+        """The tag's name for this profile; None while a field it copies is unknown."""
+        if not self.fields:
+            return self.name
+        values = [profile.get(f) for f in self.fields]
+        if any(not v for v in values):
+            return None
+        it = iter(values)
+        return TEMPLATE_FIELD.sub(lambda _: str(next(it)).strip().replace(" ", "_"), self.name)
+
+    def reason(self, profile: Mapping[str, str | None]) -> str:
+        """Why a customer has (or lacks) it, as written."""
+        copied = ", ".join(f"{f} = {profile.get(f)!r}" for f in self.fields)
+        return " and ".join(p for p in (self.condition.when if self.condition else "", copied) if p) or "always"
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     id: str
@@ -89,6 +118,7 @@ class RuleSet:
     actions: tuple[ActionSpec, ...] = field(default=(), compare=False)
     rosters: Mapping[str, RosterSpec] = field(default_factory=dict, compare=False)
     money_scale: int = field(default=2, compare=False)  # money constants are held in 10**-money_scale units
+    tags: tuple[CompiledTag, ...] = ()
     # derived once (the hot path asks for them on every event)
     metrics: frozenset[str] = field(init=False, compare=False, repr=False)
     _day_constants: dict[str, tuple[Number, ...]] = field(init=False, compare=False, repr=False)
@@ -102,22 +132,30 @@ class RuleSet:
     """One segment per dimension, first match wins: every dimension's chain fused into one function."""
     classify_totals: Callable[..., tuple[str, ...]] = field(init=False, compare=False, repr=False)
     """The same over window totals: ``(long, short, first_purchase, last_purchase, as_of_day, profile)``."""
+    judge_totals: Callable[..., tuple[Any, ...]] = field(init=False, compare=False, repr=False)
+    """``classify_totals``' segments followed by the truth of each tag condition (``tag_conditions``): what time
+    alone may change (``classify_totals`` itself when the ruleset has no tag conditions)."""
+    tag_conditions: tuple[CompiledTag, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics",
-                           frozenset(m for d in self.dimensions for s in d.segments for m in s.metrics))
+        conditions = tuple(t for t in self.tags if t.condition is not None)
+        object.__setattr__(self, "tag_conditions", conditions)
+        read = [s for d in self.dimensions for s in d.segments] + [t.condition for t in conditions
+                                                                    if t.condition is not None]
+        object.__setattr__(self, "metrics", frozenset(m for s in read for m in s.metrics))
         constants: dict[str, set[Number]] = {}
-        for dim in self.dimensions:
-            for seg in dim.segments:
-                for atom in seg.atoms:
-                    vals = atom.value if isinstance(atom.value, tuple) else (atom.value,)
-                    constants.setdefault(atom.metric, set()).update(v for v in vals if not isinstance(v, str))
+        for seg in read:
+            for atom in seg.atoms:
+                vals = atom.value if isinstance(atom.value, tuple) else (atom.value,)
+                constants.setdefault(atom.metric, set()).update(v for v in vals if not isinstance(v, str))
         object.__setattr__(self, "_day_constants", {m: tuple(sorted(v)) for m, v in constants.items()})
         windows = {METRICS[m].window for m in self.metrics}
         object.__setattr__(self, "windows_read", ("long" in windows, "short" in windows))
         object.__setattr__(self, "reads_days_since", any(METRICS[m].kind == "days" for m in self.metrics))
         object.__setattr__(self, "classify_all", _fuse(self.dimensions))
         object.__setattr__(self, "classify_totals", _fuse(self.dimensions, over_totals=True))
+        object.__setattr__(self, "judge_totals", _fuse(self.dimensions, over_totals=True, tags=conditions)
+                           if conditions else self.classify_totals)
         object.__setattr__(self, "key", f"{self.id}@{self.version}")
         object.__setattr__(self, "_pairs", {})
         object.__setattr__(self, "segment_names", {
@@ -132,31 +170,50 @@ class RuleSet:
             found = self._pairs[segments] = tuple(zip((d.name for d in self.dimensions), segments, strict=True))
         return found
 
+    def tags_of(self, flags: Sequence[object], profile: Mapping[str, str | None]) -> list[str]:
+        """The tags the rules give, from the tag flags of ``judge_totals`` (the part after the segments)."""
+        out = []
+        it = iter(flags)
+        for tag in self.tags:
+            if tag.condition is not None and not next(it):
+                continue
+            name = tag.render(profile)
+            if name is not None:
+                out.append(name)
+        return out
+
     def day_constants(self, metric: str) -> tuple[Number, ...]:
         """Constants that ``metric`` (a days_since_* metric) is compared with, for due times."""
         return self._day_constants.get(metric, ())
 
 
-def _fuse(dimensions: tuple[CompiledDimension, ...], over_totals: bool = False) -> Callable[..., tuple[str, ...]]:
+def _fuse(dimensions: tuple[CompiledDimension, ...], over_totals: bool = False,
+          tags: tuple[CompiledTag, ...] = ()) -> Callable[..., tuple[Any, ...]]:
     """``lambda v: (s1 if p1 else s2 if p2 else default, ...)``: per event one call instead of one per
-    dimension and segment (the segments' constants have names unique across compilations).
+    dimension and segment (the segments' constants have names unique across compilations). Each of ``tags``
+    (with a condition) adds its condition's truth after the segments.
 
     ``over_totals``: the same over the window totals (``metrics.TOTALS_ARGS``), each ``v['metric']``
     replaced by the metric's expression (``metrics.SOURCES``): no metric view, no lookups."""
     bound: dict[str, object] = {}
     chains = []
+
+    def expression(segment: CompiledSegment) -> str:
+        bound.update(segment.constants)
+        source = segment.source
+        if over_totals:
+            for metric in segment.metrics:
+                source = source.replace(f"v[{metric!r}]", SOURCES[metric])
+        return source
+
     for dim in dimensions:
         chain = repr(dim.default)
         for segment in reversed(dim.segments):
-            bound.update(segment.constants)
-            source = segment.source
-            if over_totals:
-                for metric in segment.metrics:
-                    source = source.replace(f"v[{metric!r}]", SOURCES[metric])
-            chain = f"({segment.name!r} if {source} else {chain})"
+            chain = f"({segment.name!r} if {expression(segment)} else {chain})"
         chains.append(chain)
+    chains.extend(expression(tag.condition) for tag in tags if tag.condition is not None)
     args = TOTALS_ARGS if over_totals else "v"
-    return cast(Callable[..., tuple[str, ...]],
+    return cast(Callable[..., tuple[Any, ...]],
                 eval(_checked(f"lambda {args}: ({''.join(c + ', ' for c in chains)})", bound),  # noqa: S307
                      {**SOURCE_GLOBALS, **bound}))
 

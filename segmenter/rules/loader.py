@@ -12,7 +12,15 @@ from pydantic import ValidationError
 from schemas.ruleset import RuleSetDocument
 from segmenter.actions import ActionSpec, AlertSpec, CouponSpec, RosterSpec, duration_s
 from segmenter.errors import InvalidRuleError
-from segmenter.rules.compiler import CompiledDimension, CompiledSegment, RuleSet, compile_condition
+from segmenter.metrics import PROFILE_FIELDS
+from segmenter.rules.compiler import (
+    TEMPLATE_FIELD,
+    CompiledDimension,
+    CompiledSegment,
+    CompiledTag,
+    RuleSet,
+    compile_condition,
+)
 from segmenter.rules.syntax import RuleSyntaxError, parse
 
 Path_ = tuple[str | int, ...]
@@ -87,13 +95,45 @@ def ruleset_from_document(doc: RuleSetDocument, source: str = "<rules>", money_s
             except RuleSyntaxError as exc:
                 problems.append(f"{_where(tree, path, source, exc.column)}: {where_seg}, {exc}")
         dimensions.append(CompiledDimension(dim_name, tuple(segments), dim.default))
+    def where(path: Path_, column: int | None = None) -> str:
+        return _where(tree, path, source, column)
+
+    tags = _tags(doc, problems, money_scale, where)
     rosters = {name: RosterSpec(name, r.by, r.policy, {t: tuple(m) for t, m in r.teams.items()}, tuple(r.default))
                for name, r in doc.rosters.items()}
     actions = _actions(doc, rosters, problems, lambda path: _where(tree, path, source))
     if problems:
         raise InvalidRuleError("\n".join(problems))
     return RuleSet(doc.id, doc.version, doc.description, tuple(dimensions), text, tuple(actions), rosters,
-                   money_scale)
+                   money_scale, tuple(tags))
+
+
+def _tags(doc: RuleSetDocument, problems: list[str], money_scale: int,
+          where: Callable[[Path_, int | None], str]) -> list[CompiledTag]:
+    """Compile the tags section: each name's ``{profile.x}`` fields checked, each condition compiled."""
+    out: list[CompiledTag] = []
+    seen: set[str] = set()
+    for index, rule in enumerate(doc.tags):
+        path: Path_ = ("tags", index)
+        label = f"tag {rule.name!r}"
+        if rule.name in seen:
+            problems.append(f"{where((*path, 'name'), None)}: {label}: duplicate tag name")
+        seen.add(rule.name)
+        fields = tuple(m.group(1) for m in TEMPLATE_FIELD.finditer(rule.name))
+        bad = [f for f in fields if f not in PROFILE_FIELDS]
+        if bad or rule.name.count("{") != len(fields) or rule.name.count("}") != len(fields):
+            problems.append(f"{where((*path, 'name'), None)}: {label}: a name may copy only "
+                            f"{', '.join('{' + f + '}' for f in PROFILE_FIELDS)}")
+            continue
+        condition = None
+        if rule.when is not None:
+            try:
+                condition = compile_condition(rule.name, rule.when, parse(rule.when), money_scale)
+            except RuleSyntaxError as exc:
+                problems.append(f"{where((*path, 'when'), exc.column)}: {label}, {exc}")
+                continue
+        out.append(CompiledTag(rule.name, condition, fields))
+    return out
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:

@@ -13,7 +13,7 @@ from segmenter import codec
 from segmenter.classify import classify, classify_values, due_day
 from segmenter.metrics import compute
 from segmenter.rules import load_ruleset
-from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Outcome, Policy, advance, apply
+from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Outcome, Policy, advance, apply, totals_at
 from segmenter.timebase import WindowSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rules"
@@ -156,15 +156,23 @@ def test_state_encoder_writes_what_dumps_writes_flush_after_flush(steps, min_buc
        st.integers(0, 300), st.sampled_from(POLICIES), st.booleans())
 def test_nothing_a_wake_up_would_show_changes_before_the_due_day(steps, later, policy, amounts):
     """``due_day`` with the current classification (what the worker asks) is never late: neither the
-    segments nor, with ``track_amount``, the amount_12m the projection keeps move before it."""
+    segments, nor the tags whose conditions read time (``judge_totals``), nor with ``track_amount``, the
+    amount_12m the projection keeps move before it."""
     now, state = incremental(steps, policy)
     as_of = now + later
+    assert any(r.tag_conditions for r in RULESETS)  # the shipped examples include tags by condition
+
+    def judged(ruleset, d):
+        t = totals_at(state, d, policy)
+        return ruleset.judge_totals(t.long, t.short, state.first_purchase, state.last_purchase, d, {})
+
     for ruleset in RULESETS:
-        current = classify(ruleset, state, as_of, policy)
+        current = judged(ruleset, as_of)
+        assert current[:len(ruleset.dimensions)] == classify(ruleset, state, as_of, policy)
         amount = compute(state, as_of, policy)["amount_12m"]
         due = due_day(ruleset, state, as_of, policy, track_amount=amounts, current=current)
         assert due is None or due > as_of
         for d in range(as_of + 1, min(due or as_of + 800, as_of + 800)):
-            assert classify(ruleset, state, d, policy) == current, (ruleset.id, d, due)
+            assert judged(ruleset, d) == current, (ruleset.id, d, due)
             if amounts:
                 assert compute(state, d, policy)["amount_12m"] == amount, (ruleset.id, d, due)
