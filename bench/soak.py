@@ -41,7 +41,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.cpu import rss_mib
 from bench.hostile import corpus
-from schemas.outputs import ActionSuppressed, Alert, Coupon, DeadLetter, SegmentChange
+from schemas.outputs import CHANGE_ADAPTER, ActionSuppressed, Alert, Coupon, DeadLetter, SegmentChange
 from segmenter.rules import load_ruleset
 from streams.cli.main import main as cli
 from streams.cli.ops import export, wait_caught_up
@@ -286,7 +286,9 @@ class Soak:
         on_topic = sum(asyncio.run(true_ends(settings, [names.segment_changes])).values())
         unread = on_topic - len(changes)  # the checks below are only as good as this read
         for _, value in changes:
-            change = SegmentChange.model_validate_json(value)
+            change = CHANGE_ADAPTER.validate_json(value)
+            if not isinstance(change, SegmentChange):
+                continue
             if change.dimension == "value" and change.from_segment != change.to_segment and change.to_segment in (
                     "churn_risk", "high_value"):
                 entries.add(change.change_id)

@@ -18,7 +18,7 @@ from segmenter import codec
 from segmenter.classify import Explanation, due_day, explain_dimension
 from segmenter.errors import InvalidStateError
 from segmenter.metrics import NO_PROFILE, Profile, display, metric_view
-from segmenter.rules.compiler import CompiledTag, RuleSet
+from segmenter.rules.compiler import RuleSet
 from segmenter.state import EMPTY, Fact, Outcome, Policy, WindowState, advance, apply, totals_at
 
 
@@ -257,11 +257,7 @@ def _tag_changes(before: tuple[str, ...], after: tuple[str, ...], *, given: list
                  ruleset: RuleSet, profile: Profile, values: dict[str, Any], policy: Policy,
                  cause: tuple[str, str]) -> list[AnyChange]:
     """One change per tag added or removed, with why: the manual tag, or the rule's condition and its values."""
-    rules: dict[str, CompiledTag] = {}
-    for tag in ruleset.tags:  # the rule behind each name the rules give (or used to, for removals)
-        name = tag.render(profile)
-        if name is not None:
-            rules.setdefault(name, tag)
+    rules = ruleset.tag_rules(profile)  # the rule behind each name the rules give (or used to, for removals)
     manual = {m.tag: m for m in marks}
     out: list[AnyChange] = []
     old, new = set(before), set(after)

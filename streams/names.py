@@ -42,6 +42,10 @@ class Names:
         return f"{self.prefix}overrides"
 
     @property
+    def tags(self) -> str:  # manual tags, key customer_id + "\x1f" + tag, co-partitioned by customer
+        return f"{self.prefix}tags"
+
+    @property
     def rules_history(self) -> str:  # every version ever applied, key id@version
         return f"{self.prefix}rules-history"
 
@@ -79,7 +83,7 @@ class Names:
     @property
     def inputs(self) -> tuple[str, ...]:
         """Topics the worker group consumes (all co-partitioned, keyed by customer_id)."""
-        return (self.transactions, self.interactions, self.profiles, self.overrides, self.control)
+        return (self.transactions, self.interactions, self.profiles, self.overrides, self.tags, self.control)
 
     customers_table: str = "customers"
     partitions_table: str = "partitions"
@@ -98,3 +102,8 @@ def override_key(customer_id: str, dimension: str) -> bytes:
     """The key of an override record: one compacted record per customer and dimension (its partition is the
     customer's, chosen by the producer from the customer id, not from this key)."""
     return f"{customer_id}\x1f{dimension}".encode()
+
+
+def tag_key(customer_id: str, tag: str) -> bytes:
+    """The key of a manual tag record: one compacted record per customer and tag (partitioned by customer)."""
+    return f"{customer_id}\x1f{tag}".encode()

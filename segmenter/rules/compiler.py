@@ -182,6 +182,16 @@ class RuleSet:
                 out.append(name)
         return out
 
+    def tag_rules(self, profile: Mapping[str, str | None]) -> dict[str, CompiledTag]:
+        """The rule behind each tag name the rules may give a customer with ``profile`` (the first, when two
+        templates render alike)."""
+        out: dict[str, CompiledTag] = {}
+        for tag in self.tags:
+            name = tag.render(profile)
+            if name is not None:
+                out.setdefault(name, tag)
+        return out
+
     def day_constants(self, metric: str) -> tuple[Number, ...]:
         """Constants that ``metric`` (a days_since_* metric) is compared with, for due times."""
         return self._day_constants.get(metric, ())

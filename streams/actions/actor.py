@@ -45,7 +45,7 @@ import orjson
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from schemas.outputs import ActionSuppressed, Alert, Coupon, SegmentChange
+from schemas.outputs import CHANGE_ADAPTER, ActionSuppressed, Alert, Coupon, SegmentChange
 from segmenter.actions import (
     ChangeView,
     Grant,
@@ -188,10 +188,13 @@ class Actor:
             self.stats["replayed"] += 1  # the ledger already holds what this change did
             return
         try:
-            change = SegmentChange.model_validate_json(value)
+            change = CHANGE_ADAPTER.validate_json(value)
         except ValidationError as exc:
             key, letter = dead_letter(TopicPartition(topic, number), message, exc)
             await (await self.producer.send(self.names.dead_letters, key=key, value=letter))
+            return
+        if not isinstance(change, SegmentChange):  # a tag change: no action is defined on tags
+            await self._settle(part, [], {}, None)
             return
         view = ChangeView(change.change_id, change.customer_id, change.dimension, change.from_segment,
                           change.to_segment, change.stream_time.timestamp(), change.ruleset_id,

@@ -76,20 +76,24 @@ async def wait_caught_up(settings: Settings, timeout_s: float, actions: bool = F
         await asyncio.sleep(0.5)
 
 
-def export(settings: Settings, out: TextIO, fmt: str, dimension: str | None, segment: str | None) -> int:
+def export(settings: Settings, out: TextIO, fmt: str, dimension: str | None, segment: str | None, *,
+           tag: str | None = None) -> int:
+    """Customers with their segments, tags (``;``-separated in CSV, a list in JSON lines) and metrics; those of
+    one segment and/or with one tag."""
     if bool(dimension) != bool(segment):
         raise OpsError("--dimension and --segment go together")
     model = ReadModel.of(settings)
-    views = list(model.customers(model.customer_ids(dimension, segment)))
+    views = list(model.customers(model.customer_ids(dimension, segment, tag)))
     dims = sorted({d for v in views for d in v.segments})
     writer = csv.writer(out) if fmt == "csv" else None
     if writer:
-        writer.writerow(["customer_id", *dims, *WINDOW_METRICS])
+        writer.writerow(["customer_id", *dims, "tags", *WINDOW_METRICS])
     for view in views:
-        metrics = view.doc["metrics"]
+        metrics, tags = view.doc["metrics"], view.doc["tags"]
         if writer:
-            writer.writerow([view.customer_id, *(view.segments.get(d, "") for d in dims),
+            writer.writerow([view.customer_id, *(view.segments.get(d, "") for d in dims), ";".join(tags),
                              *("" if metrics.get(m) is None else metrics[m] for m in WINDOW_METRICS)])
         else:
-            out.write(orjson.dumps({"customer_id": view.customer_id, **view.segments, **metrics}).decode() + "\n")
+            out.write(orjson.dumps({"customer_id": view.customer_id, **view.segments, "tags": tags,
+                                    **metrics}).decode() + "\n")
     return len(views)

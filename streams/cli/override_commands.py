@@ -9,7 +9,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-from schemas.events import Override
+from schemas.events import ManualTag, Override
 from segmenter.errors import SegmenterError
 from segmenter.rows import parse_time
 from segmenter.rules import RuleSet, load_ruleset
@@ -40,21 +40,25 @@ def _segments(rulesets: list[RuleSet]) -> dict[str, set[str]]:
     return out
 
 
-def _send(settings: Settings, doc: Override) -> None:
+def send_for_customer(settings: Settings, topic: str, key: bytes, doc: Override | ManualTag) -> None:
+    """Produce ``doc`` under ``key`` into the partition of its customer's data (where the owning worker reads it)."""
     from aiokafka.partitioner import DefaultPartitioner
 
     from streams.kafka.topics import create_topics, produce_records
 
     partitions = list(range(settings.partitions))
     partition = DefaultPartitioner()(doc.customer_id.encode(), partitions, partitions)  # where its data goes
-    key = override_key(doc.customer_id, doc.dimension)
 
     async def send() -> None:
         await create_topics(settings)
-        await produce_records(settings, [(Names(settings.topic_prefix).overrides, key, doc.model_dump_json().encode(),
-                                          partition)])
+        await produce_records(settings, [(topic, key, doc.model_dump_json().encode(), partition)])
 
     asyncio.run(send())
+
+
+def _send(settings: Settings, doc: Override) -> None:
+    send_for_customer(settings, Names(settings.topic_prefix).overrides, override_key(doc.customer_id, doc.dimension),
+                      doc)
 
 
 def cmd_set(args: argparse.Namespace) -> int:

@@ -11,8 +11,9 @@ from typing import Any
 from segmenter import step
 from segmenter.classify import explain
 from segmenter.errors import SegmenterError
-from segmenter.metrics import compute
+from segmenter.metrics import Value, compute, display
 from segmenter.rules import RuleSet, load_ruleset
+from segmenter.state import Policy
 from streams.kafka.control import latest_rules, rules_history
 from streams.readmodel.reader import CustomerView
 from streams.settings import Settings
@@ -36,6 +37,26 @@ def ruleset_of(settings: Settings, key: str) -> RuleSet | None:
     return None
 
 
+def _tags(ruleset: RuleSet, record: step.CustomerRecord, values: dict[str, Value], policy: Policy
+          ) -> list[dict[str, str]]:
+    """Each tag with why the customer has it: the manual tag's who and why, or the rule's condition and values."""
+    manual = {m.tag: m for m in record.marks}
+    rules = ruleset.tag_rules(record.profile)
+    out = []
+    for name in record.tags:
+        rule = rules.get(name)
+        if rule is not None:
+            read = rule.condition.metrics if rule.condition is not None else ()
+            shown = ", ".join(f"{m}={display(m, values[m], policy)}" for m in read if not m.startswith("profile."))
+            why = rule.reason(record.profile) + (f" ({shown})" if shown else "")
+            if name in manual:
+                why += f"; also {manual[name].condition()}"
+        else:
+            why = manual[name].condition() if name in manual else "from an earlier ruleset"
+        out.append({"tag": name, "why": why})
+    return out
+
+
 def story(settings: Settings, view: CustomerView, record: step.CustomerRecord, day: int | None) -> dict[str, Any]:
     policy = settings.policy()
     doc: dict[str, Any] = {
@@ -43,6 +64,7 @@ def story(settings: Settings, view: CustomerView, record: step.CustomerRecord, d
         "due": view.doc.get("due"), "then": [], "note": None, "profile": record.profile,
         "metrics": view.doc["metrics"],
         "dimensions": [{"dimension": d, "segment": s} for d, s in record.segments], "stale_overrides": [],
+        "tags": [{"tag": t, "why": "manual" if t in {m.tag for m in record.marks} else "rules"} for t in record.tags],
     }
     ruleset = ruleset_of(settings, record.ruleset) if record.ruleset else None
     if ruleset is None or day is None:
@@ -54,6 +76,7 @@ def story(settings: Settings, view: CustomerView, record: step.CustomerRecord, d
                           "condition": None if e.condition == "default" else e.condition,
                           "metrics": {k: str(v) for k, v in e.metrics.items()}, "rejected": list(e.rejected)}
                          for e in explain(ruleset, values, policy)]
+    doc["tags"] = _tags(ruleset, record, values, policy)
     segments = ruleset.segment_names
     pins = {pin.dimension: pin for pin in record.pins if pin.active(day)}
     for entry in doc["dimensions"]:
@@ -64,7 +87,8 @@ def story(settings: Settings, view: CustomerView, record: step.CustomerRecord, d
                               "in force" for pin in pins.values() if pin.segment not in segments.get(pin.dimension, ())]
     if record.due:  # what the worker will do that day, pins included, if nothing else happens first
         _, changes = step.on_time(record, record.due, ruleset, policy)
-        doc["then"] = [f"{c.dimension} {c.before} -> {c.after}" for c in changes]
+        doc["then"] = [f"{c.dimension} {c.before} -> {c.after}" if isinstance(c, step.Change)
+                       else f"tag {c.tag} {'added' if c.added else 'removed'}" for c in changes]
         if not doc["then"]:
             doc["then"] = ["no segment changes (a window boundary is checked then)"]
         doc["due"] = date.fromordinal(record.due).isoformat()

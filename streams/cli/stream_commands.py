@@ -219,7 +219,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     out = sys.stdout if args.out is None else args.out.open("w", encoding="utf-8", newline="")
     try:
-        count = export(load_settings(), out, args.format, args.dimension, args.segment)
+        count = export(load_settings(), out, args.format, args.dimension, args.segment, tag=args.tag)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -255,6 +255,8 @@ def cmd_customer(args: argparse.Namespace) -> int:
             print(f"    not {rejected}")
     for stale in doc["stale_overrides"]:
         print(f"  stale override: {stale}")
+    if doc["tags"]:
+        print("  tags: " + ", ".join(f"{t['tag']} ({t['why']})" for t in doc["tags"]))
     if doc["then"]:
         print(f"  on {doc['due']}, if nothing else happens: " + "; ".join(doc["then"]))
     if doc["note"]:
@@ -275,6 +277,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"{'dimension':<14} {'segment':<16} {'customers':>10} {'share':>7} {'amount_12m':>16}")
     for dim, seg, count, amount in rows:
         print(f"{dim:<14} {seg:<16} {count:>10,} {100 * count / totals[dim]:>6.1f}% {amount:>16,.2f}")
+    tags = ReadModel.of(settings).tag_counts()
+    if tags:
+        everyone = ReadModel.of(settings).count() or 1
+        print(f"\n{'tag':<32} {'customers':>10} {'share':>7}")
+        for tag, count in sorted(tags.items(), key=lambda item: (-item[1], item[0])):
+            print(f"{clip(tag, 32):<32} {count:>10,} {100 * count / everyone:>6.1f}%")
     quarantined = ReadModel.of(settings).quarantined()
     if quarantined:
         print(f"\n{len(quarantined):,} customer(s) quarantined: Redis refused their rows, so they are missing above "
@@ -350,6 +358,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     p = sub.add_parser("export", help="every known customer: segments and metrics")
     p.add_argument("--dimension")
     p.add_argument("--segment")
+    p.add_argument("--tag", help="only the customers with this tag")
     p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
     p.add_argument("--out", type=Path)
     p.set_defaults(func=cmd_export)

@@ -29,7 +29,7 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     compact = {"cleanup.policy": "compact"}
     return {
         names.transactions: (n, {}), names.interactions: (n, {}), names.profiles: (n, compact),
-        names.overrides: (n, compact),
+        names.overrides: (n, compact), names.tags: (n, compact),
         names.control: (n, {}), names.segment_changes: (n, {}), names.dead_letters: (1, {}),
         names.rules: (1, compact), names.rules_history: (1, compact),
         names.coupons: (n, {}), names.alerts: (n, {}), names.action_audit: (n, {}),

@@ -51,6 +51,7 @@ class ReadModel:
         record = unpack(state)
         now = clock.get(int(partition))
         doc: dict[str, Any] = {"ruleset": record.ruleset, "profile": record.profile, "partition": int(partition),
+                               "tags": list(record.tags),
                                "due": date.fromordinal(record.due).isoformat() if record.due else None,
                                "metrics": {}, "as_of_day": None}
         if now is not None:
@@ -86,11 +87,23 @@ class ReadModel:
             return None
         return self._view(customer_id, segments, partition, state, self.clock())
 
-    def customer_ids(self, dimension: str | None = None, segment: str | None = None) -> list[str]:
-        key = f"{self.prefix}:customers"
-        if dimension and segment:
-            key = f"{self.prefix}:m:{dimension}:{segment}"
-        return sorted(m.decode() for m in self.client.smembers(key))
+    def customer_ids(self, dimension: str | None = None, segment: str | None = None, tag: str | None = None
+                     ) -> list[str]:
+        """Every customer, or those in ``dimension``'s ``segment`` and/or with ``tag``."""
+        keys = [f"{self.prefix}:m:{dimension}:{segment}"] if dimension and segment else []
+        keys += [f"{self.prefix}:t:{tag}"] if tag else []
+        if len(keys) > 1:
+            return sorted(m.decode() for m in self.client.sinter(keys))
+        return sorted(m.decode() for m in self.client.smembers(keys[0] if keys else f"{self.prefix}:customers"))
+
+    def tag_counts(self) -> dict[str, int]:
+        """Each tag some customer has, with how many have it."""
+        keys = sorted(self.client.scan_iter(f"{self.prefix}:t:*", count=1000))
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.scard(key)
+        counts = zip((k.decode().split(":t:", 1)[1] for k in keys), pipe.execute(), strict=True)
+        return {tag: int(n) for tag, n in counts if n}
 
     def customers(self, ids: list[str]) -> Iterator[CustomerView]:
         clock = self.clock()

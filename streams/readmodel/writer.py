@@ -2,8 +2,10 @@
 
 Keys under the prefix ``P`` (the topic prefix without its dot)::
 
-    P:c:<customer>          hash: epoch, seq, segments (JSON), amount_minor, partition, state (the record)
+    P:c:<customer>          hash: epoch, seq, segments (JSON), amount_minor, partition, tags (JSON list, or
+                            empty), state (the record)
     P:m:<dim>:<segment>     set of customer ids
+    P:t:<tag>               set of the customer ids with the tag
     P:amt:<dim>             hash: segment -> summed amount_12m in minor units (exact)
     P:customers             set of every customer id
     P:clock                 hash: partition -> [stream time, business day]
@@ -51,7 +53,7 @@ end
 for i, row in ipairs(rows) do
   local customer, epoch, seq, segs, amount = row[1], tonumber(row[2]), tonumber(row[3]), row[4], row[5]
   local key = prefix .. ':c:' .. customer
-  local cur = redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor')
+  local cur = redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor', 'tags')
   local cur_epoch, cur_seq = tonumber(cur[1] or '-1'), tonumber(cur[2] or '-1')
   if epoch > cur_epoch or (epoch == cur_epoch and seq > cur_seq) then
     local old, old_amount = cur[3], cur[4] or '0'
@@ -83,8 +85,17 @@ for i, row in ipairs(rows) do
         end
       end
     end
+    local tags, old_tags = row[7], cur[5] or ''
+    if tags ~= old_tags then
+      if old_tags ~= '' then
+        for _, tag in ipairs(cjson.decode(old_tags)) do redis.call('SREM', prefix .. ':t:' .. tag, customer) end
+      end
+      if tags ~= '' then
+        for _, tag in ipairs(cjson.decode(tags)) do redis.call('SADD', prefix .. ':t:' .. tag, customer) end
+      end
+    end
     redis.call('HSET', key, 'epoch', row[2], 'seq', row[3], 'segments', segs, 'amount_minor', amount,
-               'partition', row[6], 'state', ARGV[i + 2])
+               'partition', row[6], 'tags', tags, 'state', ARGV[i + 2])
     if not cur[2] then redis.call('SADD', prefix .. ':customers', customer) end
     applied = applied + 1
   end
@@ -109,6 +120,7 @@ class ProjectedCustomer(NamedTuple):
     amount_minor: int
     partition: int
     state: bytes  # the record as the customers table stores it
+    tags: tuple[str, ...] = ()
 
 
 def script_args(prefix: str, customers: Sequence[ProjectedCustomer]) -> list[Any]:
@@ -117,7 +129,7 @@ def script_args(prefix: str, customers: Sequence[ProjectedCustomer]) -> list[Any
     One argument per customer instead of seven: redis-py encodes every argument in Python. Numbers
     travel as text, so Lua stores them as they are (its numbers would print 1e+14 past 14 digits)."""
     rows = [[c.customer_id, str(c.epoch), str(c.seq), orjson.dumps(c.segments).decode(), str(c.amount_minor),
-             str(c.partition)] for c in customers]
+             str(c.partition), orjson.dumps(c.tags).decode() if c.tags else ""] for c in customers]
     return [prefix, orjson.dumps(rows), *(c.state for c in customers)]
 
 

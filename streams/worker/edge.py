@@ -13,7 +13,13 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import INTERACTION_ADAPTER, OVERRIDE_ADAPTER, PROFILE_ADAPTER, TRANSACTION_ADAPTER
+from schemas.events import (
+    INTERACTION_ADAPTER,
+    MANUAL_TAG_ADAPTER,
+    OVERRIDE_ADAPTER,
+    PROFILE_ADAPTER,
+    TRANSACTION_ADAPTER,
+)
 from schemas.quick import quick_interaction, quick_transaction
 from segmenter.errors import SegmenterError
 from segmenter.facts import (
@@ -25,13 +31,13 @@ from segmenter.facts import (
 )
 from segmenter.rules import load_ruleset
 from segmenter.state import Policy
-from segmenter.step import Pin
-from streams.names import Names, override_key
+from segmenter.step import Mark, Pin
+from streams.names import Names, override_key, tag_key
 from streams.settings import Settings
 from streams.text import clip
 
 BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
-FACT, PROFILE, TICK, RULES, OVERRIDE = "fact", "profile", "tick", "rules", "override"
+FACT, PROFILE, TICK, RULES, OVERRIDE, TAG = "fact", "profile", "tick", "rules", "override", "tag"
 Decoded = tuple[str, tuple[Any, ...]]
 
 
@@ -42,7 +48,8 @@ class Edge:
         self._latest_allowed = datetime.now(UTC) + self._skew
         self.decoders: dict[str, Callable[[Any], Decoded]] = {
             names.transactions: self.transaction, names.interactions: self.interaction,
-            names.profiles: self.profile, names.overrides: self.override, names.control: self.control}
+            names.profiles: self.profile, names.overrides: self.override, names.tags: self.tag,
+            names.control: self.control}
 
     def new_batch(self) -> None:
         """The wall clock, read once per batch rather than per record, bounds event times."""
@@ -85,6 +92,14 @@ class Edge:
         pin = None if doc.segment is None else Pin(doc.dimension, doc.segment, until, doc.by, doc.reason,
                                                    doc.event_id)
         return OVERRIDE, (doc.customer_id, doc.dimension, pin, doc.event_id)
+
+    def tag(self, record: Any) -> Decoded:
+        doc = MANUAL_TAG_ADAPTER.validate_json(record.value)
+        if record.key != tag_key(doc.customer_id, doc.tag):
+            raise ValueError(f"tag key {clip(record.key) if record.key is not None else None!r} is not "
+                             f"customer_id, \\x1f, tag ({clip(doc.customer_id)!r}, {clip(doc.tag)!r})")
+        mark = Mark(doc.tag, doc.by, doc.reason, doc.event_id) if doc.present else None
+        return TAG, (doc.customer_id, doc.tag, mark, doc.event_id)
 
     def control(self, record: Any) -> Decoded:
         doc = orjson.loads(record.value)

@@ -60,7 +60,7 @@ from streams.settings import Settings
 from streams.stored import due_of, unpack
 from streams.text import clip
 from streams.worker.collector import Collector
-from streams.worker.edge import BAD_INPUT, FACT, OVERRIDE, PROFILE, RULES, TICK, Edge
+from streams.worker.edge import BAD_INPUT, FACT, OVERRIDE, PROFILE, RULES, TAG, TICK, Edge
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
 from streams.worker.partition import Partition
 from streams.worker.persist import send_batches
@@ -81,7 +81,7 @@ class Engine(Flushing):
         self.encoder = StateEncoder()  # a very active customer's older days are encoded once, not per flush
         self._ops: dict[str, Callable[..., None]] = {
             FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt,
-            OVERRIDE: self._on_override}
+            OVERRIDE: self._on_override, TAG: self._on_tag}
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
@@ -217,10 +217,14 @@ class Engine(Flushing):
         self._untimed(part, customer, lambda record, day, ruleset: step.on_override(
             record, pin, dimension=dimension, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy))
 
+    def _on_tag(self, part: Partition, customer: str, tag: str, mark: step.Mark | None, event_id: str) -> None:
+        self._untimed(part, customer, lambda record, day, ruleset: step.on_tag(
+            record, mark, tag=tag, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy))
+
     def _untimed(self, part: Partition, customer: str, change: Callable[
-            [step.CustomerRecord, int, RuleSet | None], tuple[step.CustomerRecord, list[step.Change]]]) -> None:
-        """A record with no event time (a profile, an override): applied at the partition's day, and classified
-        only once the partition has one."""
+            [step.CustomerRecord, int, RuleSet | None], tuple[step.CustomerRecord, list[step.AnyChange]]]) -> None:
+        """A record with no event time (a profile, an override, a manual tag): applied at the partition's day, and
+        classified only once the partition has one."""
         record = self._get(part, customer)
         new, changes = change(record, part.day or 0, part.ruleset if part.day is not None else None)
         if new is not record:
@@ -279,7 +283,7 @@ class Engine(Flushing):
         return record
 
     def _put(self, part: Partition, customer: str, old: step.CustomerRecord | None, record: step.CustomerRecord,
-             changes: list[step.Change]) -> None:
+             changes: list[step.AnyChange]) -> None:
         """``old``: the record this replaces, whose heap entry (if any) is still queued."""
         records = part.records
         records.pop(customer, None)  # to the end: the least recently changed customers are evicted first
@@ -307,12 +311,20 @@ class Engine(Flushing):
             self.stats["changes"] += len(changes)
 
     @staticmethod
-    def _change_json(customer: str, record: step.CustomerRecord, change: step.Change, ruleset: RuleSet,
+    def _change_json(customer: str, record: step.CustomerRecord, change: step.AnyChange, ruleset: RuleSet,
                      stream_time: str) -> bytes:
-        """A SegmentChange document (tests/streams validate these against the schema)."""
+        """A SegmentChange or TagChange document (tests/streams validate these against the schemas)."""
+        if isinstance(change, step.TagChange):
+            return orjson.dumps({
+                "type": "tag_change", "change_id": change.change_id(customer, record.ruleset),
+                "customer_id": customer, "tag": change.tag, "added": change.added, "ruleset_id": ruleset.id,
+                "ruleset_version": ruleset.version, "cause": change.cause, "condition": change.condition,
+                "metrics": dict(change.metrics), "stream_time": stream_time,
+                "event_id": change.cause_key if change.cause in ("event", "manual") else None,
+            }, default=str)
         explanation = change.explanation
         return orjson.dumps({
-            "change_id": change.change_id(customer, record.ruleset), "customer_id": customer,
+            "type": "segment_change", "change_id": change.change_id(customer, record.ruleset), "customer_id": customer,
             "dimension": change.dimension, "from": change.before, "to": change.after,
             "ruleset_id": ruleset.id, "ruleset_version": ruleset.version, "cause": change.cause,
             "condition": explanation.condition, "metrics": dict(explanation.metrics),

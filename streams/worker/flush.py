@@ -36,7 +36,7 @@ def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, n
                   day: int | None, policy: Policy) -> ProjectedCustomer:
     """A customer's Redis row: its stored ``value``, segments and amount_12m as of its partition's ``day``."""
     amount = amount_12m_minor(record.state, day, policy) if day is not None else 0
-    return ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), amount, number, value)
+    return ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), amount, number, value, record.tags)
 
 
 class Flushing:

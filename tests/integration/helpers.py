@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from schemas.outputs import SegmentChange
+from schemas.outputs import CHANGE_ADAPTER, SegmentChange, TagChange
 from streams.kafka.reading import read_topic
 from streams.kafka.topics import produce_records
 from streams.settings import Settings
@@ -45,13 +45,22 @@ def classify_csv(run, paths: dict[str, Path], as_of: str, out: Path, rules: Path
 
 
 def changes_by_customer(records: list[tuple[bytes | None, bytes]]) -> dict[str, dict[str, str]]:
-    """Replay segment changes (each must satisfy the SegmentChange schema): the last 'to' per customer and
-    dimension."""
+    """Replay segment changes (each must satisfy the SegmentChange or TagChange schema): the last 'to' per
+    customer and dimension."""
     state: dict[str, dict[str, str]] = {}
-    for _, value in records:
-        change = SegmentChange.model_validate_json(value)
+    for change in segment_changes(records):
         state.setdefault(change.customer_id, {})[change.dimension] = change.to_segment
     return state
+
+
+def segment_changes(records: list[tuple[bytes | None, bytes]]) -> list[SegmentChange]:
+    """The segment changes among the records of the segment-changes topic (each record must satisfy its schema)."""
+    return [c for c in (CHANGE_ADAPTER.validate_json(v) for _, v in records) if isinstance(c, SegmentChange)]
+
+
+def tag_changes(records: list[tuple[bytes | None, bytes]]) -> list[TagChange]:
+    """The tag changes among the records of the segment-changes topic."""
+    return [c for c in (CHANGE_ADAPTER.validate_json(v) for _, v in records) if isinstance(c, TagChange)]
 
 
 def csv_text(rows: list[dict[str, str]]) -> str:
