@@ -22,6 +22,7 @@ class Classified:
     customer_id: str
     segments: tuple[str, ...]
     metrics: Mapping[str, object]
+    tags: tuple[str, ...] = ()  # the tags the rules give, sorted
 
 
 class Population:
@@ -50,6 +51,9 @@ class Population:
         """Every customer seen (events or profile), sorted by id."""
         for customer_id in sorted(self.states.keys() | self.profiles.keys()):
             state = advance(self.states.get(customer_id, EMPTY), as_of_day, self.policy)
-            values = compute(state, as_of_day, self.policy, self.profiles.get(customer_id, {}))
+            profile = self.profiles.get(customer_id, {})
+            values = compute(state, as_of_day, self.policy, profile)
             shown = {m: display(m, values[m], self.policy) for m in WINDOW_METRICS}
-            yield Classified(customer_id, classify_values(ruleset, values), shown)
+            tags = ruleset.tags_of([t.condition.predicate(values) for t in ruleset.tag_conditions
+                                    if t.condition is not None], profile) if ruleset.tags else []
+            yield Classified(customer_id, classify_values(ruleset, values), shown, tuple(sorted(set(tags))))

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         "dropped; they are read back from RocksDB when needed). bench.stream, 1,000,000 events of 200,000 customers: "
         "523 MiB RSS and 14,252 events/s with 100,000; 587 MiB and 14,356 with 1,000,000; 465 MiB and 10,992 with "
         "30,000.")
+    story_changes: int = Field(
+        5, ge=0, le=100, description="Last segment and tag changes kept per customer in Redis for `segmenter "
+        "customer` (a capped list of about 150 bytes an entry); 0 keeps none.")
     hold_without_rules: int = Field(
         200_000, ge=0, description="Input records held (not yet processed or committed) while a partition has no "
         "ruleset yet, so none is folded in unclassified; past this many the worker goes on without one.")

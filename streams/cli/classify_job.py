@@ -79,15 +79,15 @@ def write_output(population: Population, job: ClassifyJob, fmt: str, out: TextIO
     count = 0
     writer = csv.writer(out) if fmt == "csv" else None
     if writer:
-        writer.writerow(["customer_id", *dims, *WINDOW_METRICS])
+        writer.writerow(["customer_id", *dims, "tags", *WINDOW_METRICS])
     for item in population.classify(job.ruleset, job.as_of_day):
         count += 1
         if writer:
-            writer.writerow([item.customer_id, *item.segments,
+            writer.writerow([item.customer_id, *item.segments, ";".join(item.tags),
                              *("" if item.metrics[m] is None else item.metrics[m] for m in WINDOW_METRICS)])
         else:
             doc = {"customer_id": item.customer_id, **dict(zip(dims, item.segments, strict=True)),
-                   **{m: _json(item.metrics[m]) for m in WINDOW_METRICS}}
+                   "tags": list(item.tags), **{m: _json(item.metrics[m]) for m in WINDOW_METRICS}}
             out.write(orjson.dumps(doc).decode() + "\n")
     return count
 

@@ -17,6 +17,7 @@ from segmenter.state import Policy
 from streams.kafka.control import latest_rules, rules_history
 from streams.readmodel.reader import CustomerView
 from streams.settings import Settings
+from streams.text import clip
 
 
 def ruleset_of(settings: Settings, key: str) -> RuleSet | None:
@@ -93,3 +94,36 @@ def story(settings: Settings, view: CustomerView, record: step.CustomerRecord, d
             doc["then"] = ["no segment changes (a window boundary is checked then)"]
         doc["due"] = date.fromordinal(record.due).isoformat()
     return doc
+
+
+def render(doc: dict[str, Any]) -> list[str]:
+    """The story as text lines (``segmenter customer`` without ``--json``)."""
+    out: list[str] = []
+    out.append(f"customer {clip(doc['customer_id'])}  (ruleset {doc['ruleset'] or 'none'}, "
+               f"as of stream day {doc['as_of_day'] or '-'}, next due {doc['due'] or '-'})")
+    for dim in doc["dimensions"]:
+        out.append(f"  {dim['dimension']}: {dim['segment']}")
+        if dim.get("override"):
+            out.append(f"    pinned: {dim['override']} (the rules say {dim['rules_say']})")
+        elif dim.get("condition"):
+            readable = ", ".join(f"{k}={v}" for k, v in dim["metrics"].items())
+            out.append(f"    because {dim['condition']}" + (f" ({readable})" if readable else ""))
+        for rejected in [] if dim.get("override") else dim.get("rejected", []):
+            out.append(f"    not {rejected}")
+    for stale in doc["stale_overrides"]:
+        out.append(f"  stale override: {stale}")
+    if doc["tags"]:
+        out.append("  tags: " + ", ".join(f"{t['tag']} ({t['why']})" for t in doc["tags"]))
+    if doc["then"]:
+        out.append(f"  on {doc['due']}, if nothing else happens: " + "; ".join(doc["then"]))
+    if doc["note"]:
+        out.append(f"  ({doc['note']})")
+    if doc["recent_changes"]:
+        out.append(f"  last {len(doc['recent_changes'])} change(s), newest first:")
+        for c in doc["recent_changes"]:
+            what = (f"{c['dimension']}: {c['from'] or '∅'} -> {c['to']}" if "dimension" in c
+                    else f"tag {c['tag']} {'added' if c['added'] else 'removed'}")
+            out.append(f"    {c['at'][:19]}  {what}  ({c['cause']}: {clip(c['why'], 100)})")
+    for name, value in doc["metrics"].items():
+        out.append(f"  {name:<28} {'-' if value is None else value}")
+    return out

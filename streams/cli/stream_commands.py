@@ -230,7 +230,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_customer(args: argparse.Namespace) -> int:
     """A customer's story: per dimension the segment, why, and why not each earlier segment; what the next due
     day will do if nothing else happens; the metrics."""
-    from streams.cli.story import story
+    from streams.cli.story import render, story
     from streams.readmodel.reader import ReadModel
 
     settings = load_settings()
@@ -239,30 +239,11 @@ def cmd_customer(args: argparse.Namespace) -> int:
         print(f"error: customer {args.id!r} is not known", file=sys.stderr)
         return 1
     doc = story(settings, view, view.record, view.day)
+    doc["recent_changes"] = ReadModel.of(settings).recent_changes(args.id)
     if args.json:
         print(orjson.dumps(doc, default=str).decode())
         return 0
-    print(f"customer {clip(view.customer_id)}  (ruleset {doc['ruleset'] or 'none'}, "
-          f"as of stream day {doc['as_of_day'] or '-'}, next due {doc['due'] or '-'})")
-    for dim in doc["dimensions"]:
-        print(f"  {dim['dimension']}: {dim['segment']}")
-        if dim.get("override"):
-            print(f"    pinned: {dim['override']} (the rules say {dim['rules_say']})")
-        elif dim.get("condition"):
-            readable = ", ".join(f"{k}={v}" for k, v in dim["metrics"].items())
-            print(f"    because {dim['condition']}" + (f" ({readable})" if readable else ""))
-        for rejected in [] if dim.get("override") else dim.get("rejected", []):
-            print(f"    not {rejected}")
-    for stale in doc["stale_overrides"]:
-        print(f"  stale override: {stale}")
-    if doc["tags"]:
-        print("  tags: " + ", ".join(f"{t['tag']} ({t['why']})" for t in doc["tags"]))
-    if doc["then"]:
-        print(f"  on {doc['due']}, if nothing else happens: " + "; ".join(doc["then"]))
-    if doc["note"]:
-        print(f"  ({doc['note']})")
-    for name, value in doc["metrics"].items():
-        print(f"  {name:<28} {'-' if value is None else value}")
+    print("\n".join(render(doc)))
     return 0
 
 

@@ -96,6 +96,15 @@ class ReadModel:
             return sorted(m.decode() for m in self.client.sinter(keys))
         return sorted(m.decode() for m in self.client.smembers(keys[0] if keys else f"{self.prefix}:customers"))
 
+    def recent_changes(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's last segment and tag changes, newest first (``story_changes`` of them at most)."""
+        entries = self.client.lrange(f"{self.prefix}:h:{customer_id}", 0, -1)
+        out = []
+        for entry in entries:
+            change_id, _, doc = entry.decode().partition(" ")
+            out.append({"change_id": change_id, **orjson.loads(doc)})
+        return out
+
     def tag_counts(self) -> dict[str, int]:
         """Each tag some customer has, with how many have it."""
         keys = sorted(self.client.scan_iter(f"{self.prefix}:t:*", count=1000))

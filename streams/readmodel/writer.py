@@ -6,6 +6,8 @@ Keys under the prefix ``P`` (the topic prefix without its dot)::
                             empty), state (the record)
     P:m:<dim>:<segment>     set of customer ids
     P:t:<tag>               set of the customer ids with the tag
+    P:h:<customer>          list: the customer's last changes, newest first ("<change id> <JSON>"), capped at
+                            ``story_changes``; a change already listed (a replay) is not added again
     P:amt:<dim>             hash: segment -> summed amount_12m in minor units (exact)
     P:customers             set of every customer id
     P:clock                 hash: partition -> [stream time, business day]
@@ -96,6 +98,19 @@ for i, row in ipairs(rows) do
     end
     redis.call('HSET', key, 'epoch', row[2], 'seq', row[3], 'segments', segs, 'amount_minor', amount,
                'partition', row[6], 'tags', tags, 'state', ARGV[i + 2])
+    local history = row[8]
+    if history[1] then
+      local hkey = prefix .. ':h:' .. customer
+      local listed = redis.call('LRANGE', hkey, 0, -1)
+      for _, entry in ipairs(history) do
+        local id, known = entry[1], false
+        for _, old in ipairs(listed) do
+          if string.sub(old, 1, #id + 1) == id .. ' ' then known = true break end
+        end
+        if not known then redis.call('LPUSH', hkey, id .. ' ' .. entry[2]) end
+      end
+      redis.call('LTRIM', hkey, 0, row[9] - 1)
+    end
     if not cur[2] then redis.call('SADD', prefix .. ':customers', customer) end
     applied = applied + 1
   end
@@ -121,23 +136,25 @@ class ProjectedCustomer(NamedTuple):
     partition: int
     state: bytes  # the record as the customers table stores it
     tags: tuple[str, ...] = ()
+    history: tuple[tuple[str, bytes], ...] = ()  # changes since the last write: (change id, story entry JSON)
 
 
-def script_args(prefix: str, customers: Sequence[ProjectedCustomer]) -> list[Any]:
+def script_args(prefix: str, customers: Sequence[ProjectedCustomer], keep: int = 5) -> list[Any]:
     """The apply script's arguments: the prefix, one JSON array of rows, then each customer's record.
 
     One argument per customer instead of seven: redis-py encodes every argument in Python. Numbers
     travel as text, so Lua stores them as they are (its numbers would print 1e+14 past 14 digits)."""
     rows = [[c.customer_id, str(c.epoch), str(c.seq), orjson.dumps(c.segments).decode(), str(c.amount_minor),
-             str(c.partition), orjson.dumps(c.tags).decode() if c.tags else ""] for c in customers]
+             str(c.partition), orjson.dumps(c.tags).decode() if c.tags else "",
+             [[cid, entry.decode()] for cid, entry in c.history], keep] for c in customers]
     return [prefix, orjson.dumps(rows), *(c.state for c in customers)]
 
 
 class Projection:
     """Writes customers into Redis (used by the worker)."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        self.prefix = prefix
+    def __init__(self, url: str, prefix: str, keep: int = 5) -> None:
+        self.prefix, self.keep = prefix, keep
         self.client = aioredis.from_url(url)
         self._script = self.client.register_script(_APPLY)
 
@@ -166,7 +183,7 @@ class Projection:
         return written
 
     async def _apply(self, customers: Sequence[ProjectedCustomer]) -> int:
-        args = script_args(self.prefix, customers)
+        args = script_args(self.prefix, customers, self.keep)
         return int(await retrying(lambda: self._script(keys=[], args=args)))
 
     async def _quarantine(self, rows: Sequence[tuple[ProjectedCustomer, str]]) -> None:

@@ -64,6 +64,7 @@ from streams.worker.edge import BAD_INPUT, FACT, OVERRIDE, PROFILE, RULES, TAG, 
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
 from streams.worker.partition import Partition
 from streams.worker.persist import send_batches
+from streams.worker.story import story_entry
 
 log = logging.getLogger("segmenter.worker")
 
@@ -73,7 +74,7 @@ class Engine(Flushing):
         self.app, self.settings, self.names = app, settings, names
         self.policy = settings.policy()
         self.customers, self.meta = tables[names.customers_table], tables[names.partitions_table]
-        self.projection = Projection(settings.redis_url, names.redis)
+        self.projection = Projection(settings.redis_url, names.redis, settings.story_changes)
         self.parts: dict[int, Partition] = {}
         self.stats: Counter[str] = Counter()
         self.topics = frozenset(names.inputs)
@@ -309,6 +310,9 @@ class Engine(Flushing):
             for change in changes:
                 part.changes.append((key, self._change_json(customer, record, change, ruleset, stream_time)))
             self.stats["changes"] += len(changes)
+            if self.settings.story_changes:
+                part.history.setdefault(customer, []).extend(
+                    (c.change_id(customer, record.ruleset), story_entry(c, stream_time)) for c in changes)
 
     @staticmethod
     def _change_json(customer: str, record: step.CustomerRecord, change: step.AnyChange, ruleset: RuleSet,

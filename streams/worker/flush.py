@@ -9,7 +9,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -33,10 +33,12 @@ ENCODE_SLICE = 256  # customers encoded between two looks at the event loop (a f
 
 
 def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, number: int, epoch: int,
-                  day: int | None, policy: Policy) -> ProjectedCustomer:
-    """A customer's Redis row: its stored ``value``, segments and amount_12m as of its partition's ``day``."""
+                  day: int | None, policy: Policy, history: Sequence[tuple[str, bytes]] = ()) -> ProjectedCustomer:
+    """A customer's Redis row: its stored ``value``, segments and amount_12m as of its partition's ``day``, and
+    its changes since the last flush (for its story's list)."""
     amount = amount_12m_minor(record.state, day, policy) if day is not None else 0
-    return ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), amount, number, value, record.tags)
+    return ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), amount, number, value, record.tags,
+                             tuple(history))
 
 
 class Flushing:
@@ -94,13 +96,15 @@ class Flushing:
         await self._write(self._snapshot())
 
     def _snapshot(self) -> Snapshot:
-        changed: list[tuple[int, int, int | None, str, step.CustomerRecord]] = []
+        changed: list[tuple[int, int, int | None, str, step.CustomerRecord, list[tuple[str, bytes]]]] = []
         meta: dict[int, bytes] = {}
         clocks: dict[int, tuple[str, int]] = {}
         offsets: dict[Any, int] = {}
         for part in self.parts.values():
             number, epoch, day, records = part.number, part.epoch, part.day, part.records
-            changed += [(number, epoch, day, customer, records[customer]) for customer in part.dirty]
+            history = part.history
+            changed += [(number, epoch, day, customer, records[customer], history.pop(customer, []))
+                        for customer in part.dirty]
             part.dirty = set()
             if part.meta_dirty:
                 meta[part.number] = part.meta_value()
@@ -118,10 +122,12 @@ class Flushing:
     def _encode(self, snap: Snapshot, start: int, stop: int) -> None:
         """The snapshot's changed customers ``start:stop``, encoded for the changelog, store and Redis."""
         policy, encoder, customers, projected = self.policy, self.encoder, snap.customers, snap.projected
-        for number, epoch, day, customer, record in snap.changed[start:stop]:
+        keep = self.settings.story_changes
+        for number, epoch, day, customer, record, history in snap.changed[start:stop]:
             value = pack(number, record, encoder.dumps(customer, record.state))
             customers.setdefault(number, []).append((customer.encode(), value))
-            projected.append(projected_row(customer, record, value, number=number, epoch=epoch, day=day, policy=policy))
+            projected.append(projected_row(customer, record, value, number=number, epoch=epoch, day=day, policy=policy,
+                                           history=history[-keep:] if keep else ()))
 
     async def _write(self, snap: Snapshot) -> None:
         marks = [time.monotonic()]

@@ -21,7 +21,8 @@ class Snapshot:
     """What a flush writes. Taken at once; the changed customers' records (immutable values) are
     encoded afterwards, in slices, into ``customers`` (per partition) and ``projected``."""
 
-    changed: list[tuple[int, int, int | None, str, Any]]  # partition, its epoch, its day, customer, record
+    changed: list[tuple[int, int, int | None, str, Any, Any]]  # partition, its epoch, its day, customer, record,
+    # its changes since the last snapshot (change id, story entry)
     meta: dict[int, bytes]
     clocks: dict[int, tuple[str, int]]
     offsets: dict[Any, int]

@@ -141,3 +141,34 @@ def test_a_row_redis_refuses_is_quarantined_whole_and_the_rest_written(stack):
     assert asyncio.run(again()) == set()
     assert int(client.hget(f"{prefix}:amt:tier", "gold")) == 1300
     assert int(client.hget(f"{prefix}:amt:value", "high_value")) == 100
+
+
+def test_tag_sets_follow_each_write_and_the_story_list_is_capped_and_never_repeats_a_change(stack):
+    prefix = f"h{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(url(stack))
+
+    def row(epoch: int, seq: int, tags: tuple[str, ...], history: list[str]) -> ProjectedCustomer:
+        entries = tuple((cid, orjson.dumps({"at": "t", "tag": cid, "added": True, "cause": "manual", "why": "w"}))
+                        for cid in history)
+        return ProjectedCustomer("A", epoch, seq, {"value": "low"}, 0, 0, pack(0, step.CustomerRecord()), tags,
+                                 entries)
+
+    async def write(*rows: ProjectedCustomer) -> None:
+        projection = Projection(url(stack), prefix, keep=3)
+        try:
+            for r in rows:
+                await projection.write_many([r])
+        finally:
+            await projection.close()
+
+    asyncio.run(write(row(1, 1, ("vip", "行业:制造业"), ["c1", "c2"]),
+                      row(1, 2, ("vip",), ["c3"]),
+                      row(2, 1, ("vip",), ["c2", "c3"])))  # a replay by the next owner: the same changes again
+    assert client.smembers(f"{prefix}:t:vip") == {b"A"}
+    assert not client.exists(f"{prefix}:t:行业:制造业")
+    reader = ReadModel(url(stack), prefix, Settings().policy())
+    assert [c["change_id"] for c in reader.recent_changes("A")] == ["c3", "c2", "c1"]
+    asyncio.run(write(row(2, 2, (), ["c4", "c5"])))
+    assert [c["change_id"] for c in reader.recent_changes("A")] == ["c5", "c4", "c3"]  # capped at 3, newest first
+    assert not client.exists(f"{prefix}:t:vip")
+    assert reader.tag_counts() == {}

@@ -74,7 +74,12 @@ def test_tags_by_rule_on_their_due_day_and_by_hand_reach_redis_export_and_the_st
 
     capsys.readouterr()
     assert system.run("customer", "B") == 0
-    assert "需求:降本增效 (tagged by alice: asked for a cost review)" in capsys.readouterr().out
+    story = capsys.readouterr().out
+    assert "需求:降本增效 (tagged by alice: asked for a cost review)" in story
+    # its last changes, newest first, from Redis' capped list: the manual tag, then the first classification
+    recent = story.split("newest first:\n")[1].splitlines()
+    assert "tag 需求:降本增效 added  (manual: tagged by alice: asked for a cost review)" in recent[0]
+    assert any("lifecycle: ∅ -> new" in line for line in recent[1:])
     assert system.run("customer", "A") == 0
     assert ("risk:no_repurchase_3m (days_since_last_purchase > 90 and purchases_12m > 0 "
             "(days_since_last_purchase=91, purchases_12m=1))") in capsys.readouterr().out

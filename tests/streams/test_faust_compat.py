@@ -111,7 +111,7 @@ def test_the_worker_installs_its_fast_path(tmp_path):
     app = create_app(Settings(data_dir=tmp_path, kafka_bootstrap="127.0.0.1:1"))
     fast = faust_compat.FAST_PATHS[app]
     assert fast.topics == {"segmenter.transactions", "segmenter.interactions", "segmenter.profiles",
-                           "segmenter.overrides",
+                           "segmenter.overrides", "segmenter.tags",
                            "segmenter.control"}
 
 
