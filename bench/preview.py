@@ -8,6 +8,7 @@ the figure is the preview's own: read every record from Redis, classify it under
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +48,7 @@ def fill(client: redis.Redis, prefix: str, customers: int, events: int) -> int:
         pipe.hset(f"{prefix}:c:{customer}", mapping={"partition": c % PARTITIONS,
                                                      "state": pack(c % PARTITIONS, record)})
         pipe.sadd(f"{prefix}:customers", customer)
+        pipe.sadd(f"{prefix}:p:{c % PARTITIONS}", customer)
         if n % 5000 == 4999:
             pipe.execute()
     pipe.hset(f"{prefix}:clock", mapping={str(p): orjson.dumps(["", day]) for p in range(PARTITIONS)})
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="preview processes (default: cores)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as root:
         port = free_port()
@@ -73,10 +76,12 @@ def main(argv: list[str] | None = None) -> None:
             candidate = load_ruleset(RULES.read_text().replace("version: 1", "version: 2")
                                      .replace(">= 10000", ">= 8000"))
             t0 = time.monotonic()
-            transitions, count = preview.live(settings, candidate, quiet=True)
-            took = time.monotonic() - t0
-            print(f"rules preview ({count:,} customers)             {took:6.1f} s  ({count / took:,.0f} customers/s; "
-                  f"{transitions.moving():,} would move)")
+            for jobs in sorted({1, args.jobs}):
+                t0 = time.monotonic()
+                transitions, count = preview.live(settings, candidate, quiet=True, jobs=jobs)
+                took = time.monotonic() - t0
+                print(f"rules preview ({count:,} customers, {jobs} job(s), {os.cpu_count()} cores) {took:6.1f} s  "
+                      f"({count / took:,.0f} customers/s; {transitions.moving():,} would move)")
         finally:
             stop(server.pid)
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from segmenter import codec
 from segmenter.classify import classify
+from segmenter.metrics import NO_PROFILE
 from segmenter.rules.compiler import RuleSet
 from segmenter.state import Policy, WindowState
+from segmenter.step import CustomerRecord, Pin
 
 NONE = "(none)"  # a dimension the customer was not classified by (new in the candidate)
 
@@ -41,6 +44,16 @@ class Transitions:
             if was != segment and len(cell.samples) < self.samples:
                 cell.samples.append(customer)
 
+    def merge(self, other: Transitions) -> None:
+        """Add ``other``'s customers (another part of the population) to these."""
+        for key, cell in other.cells.items():
+            mine = self.cells.get(key)
+            if mine is None:
+                mine = self.cells[key] = Cell()
+            mine.customers += cell.customers
+            mine.amount_minor += cell.amount_minor
+            mine.samples.extend(cell.samples[: self.samples - len(mine.samples)])
+
     def moving(self) -> int:
         """Customer-dimensions that would change segment."""
         return sum(c.customers for (_, was, now), c in self.cells.items() if was != now)
@@ -49,4 +62,25 @@ class Transitions:
 def candidate_segments(candidate: RuleSet, state: WindowState, as_of: int, policy: Policy,
                        profile: Mapping[str, str | None]) -> tuple[tuple[str, str], ...]:
     return candidate.pairs(classify(candidate, state, as_of, policy, profile))
+
+
+def held(candidate: RuleSet, segments: tuple[tuple[str, str], ...], pins: tuple[Pin, ...], as_of: int
+         ) -> tuple[tuple[str, str], ...]:
+    """``segments`` (the candidate's) with the customer's manual overrides applied, as the worker applies them:
+    an active pin whose segment the candidate has wins for its dimension."""
+    names = candidate.segment_names
+    pinned = {p.dimension: p.segment for p in pins if p.active(as_of) and p.segment in names.get(p.dimension, ())}
+    if not pinned:
+        return segments
+    return tuple((dim, pinned.get(dim, segment)) for dim, segment in segments)
+
+
+def preview_record(candidate: RuleSet, raw_state: bytes, record: CustomerRecord, as_of: int, policy: Policy
+                   ) -> tuple[tuple[tuple[str, str], ...], int]:
+    """A stored customer (``step.loads_shallow``'s parts) under ``candidate`` as of ``as_of``: its segments, pins
+    applied, and its amount_12m in minor units; read from the encoded state's sums (no buckets decoded)."""
+    long_start, short_start, _ = policy.starts(as_of)
+    lo, sh, first, last = codec.sums(raw_state, as_of, long_start, short_start)
+    segments = candidate.pairs(candidate.classify_totals(lo, sh, first, last, as_of, record.profile or NO_PROFILE))
+    return (held(candidate, segments, record.pins, as_of) if record.pins else segments), lo[1]
 

@@ -151,11 +151,25 @@ def _classified(ruleset: str, segments: tuple[tuple[str, str], ...]) -> bytes:
 def loads(data: bytes) -> CustomerRecord:
     if data[:1] != bytes((RECORD_FORMAT,)):
         return _loads_format_1(data)
+    return _loads(data, decode=True)[1]
+
+
+def loads_shallow(data: bytes) -> tuple[bytes, CustomerRecord]:
+    """The record's encoded window state, and the record with every other field (its ``state`` left EMPTY): for
+    readers that need only window sums (``codec.sums``), not the buckets."""
+    if data[:1] != bytes((RECORD_FORMAT,)):
+        record = _loads_format_1(data)
+        return codec.dumps(record.state), record._replace(state=EMPTY)
+    return _loads(data, decode=False)
+
+
+def _loads(data: bytes, *, decode: bool) -> tuple[bytes, CustomerRecord]:
     reader = codec.Reader(data)
     reader.pos = 1
     try:
         n = reader.varint()
-        state = codec.loads(data[reader.pos : reader.pos + n])
+        raw = data[reader.pos : reader.pos + n]
+        state = codec.loads(raw) if decode else EMPTY
         reader.pos += n
         ruleset = reader.text() or ""
         segments = tuple((reader.text() or "", reader.text() or "") for _ in range(reader.varint()))
@@ -176,8 +190,8 @@ def loads(data: bytes) -> CustomerRecord:
         raise InvalidStateError(f"customer record: {exc}") from exc
     if reader.pos != len(data):
         raise InvalidStateError(f"customer record: {len(data) - reader.pos} trailing bytes")
-    return CustomerRecord(state, profile, segments, ruleset, due_raw - 1 if due_raw else None, seq, pins, tags,
-                          marks)
+    return raw, CustomerRecord(state, profile, segments, ruleset, due_raw - 1 if due_raw else None, seq, pins, tags,
+                               marks)
 
 
 _TAGSETS: dict[tuple[str, ...], tuple[str, ...]] = {}

@@ -3,47 +3,81 @@ the same way whether it comes from the live read model or from CSV exports."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
 from typing import TextIO
 
 import orjson
 
-from segmenter.preview import Transitions, candidate_segments
-from segmenter.rules import RuleSet
+from segmenter import step
+from segmenter.preview import Transitions, preview_record
+from segmenter.rules import RuleSet, load_ruleset
 from segmenter.rules.check import check_ruleset
-from segmenter.state import amount_12m_minor
 from streams.progress import Progress
 from streams.readmodel.reader import ReadModel
 from streams.settings import Settings
-from streams.stored import unpack
+from streams.stored import HEADER
 from streams.text import clip
 
 
-def live(settings: Settings, candidate: RuleSet, samples: int = 3, quiet: bool = False) -> tuple[Transitions, int]:
+def live(settings: Settings, candidate: RuleSet, samples: int = 3, quiet: bool = False, jobs: int | None = None
+         ) -> tuple[Transitions, int]:
     """The candidate evaluated against every customer's state as the workers last projected it to Redis (all
     partitions, whichever worker owns them), as of its partition's stream time; nothing is written anywhere.
-    Returns the transitions and the number of customers."""
+
+    The input partitions are evaluated apart, ``jobs`` processes at a time (default: one per core), and their
+    matrices merged. Returns the transitions and the number of customers."""
+    model = ReadModel.of(settings)
+    total = model.count()
+    per_partition = model.partition_counts(settings.partitions)
+    progress = None if quiet else Progress("preview", total, unit="customers")
+    transitions, count = Transitions(samples=samples), 0
+    parts: list[int | None] = [None]  # customers projected before the per-partition sets existed: one scan
+    if sum(per_partition.values()) == total:
+        parts = [p for p, _ in sorted(per_partition.items(), key=lambda item: -item[1]) if per_partition[p]]
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(parts)))
+    work = [(settings, candidate.source, candidate.id, candidate.version, part, samples) for part in parts]
+    if jobs == 1:
+        results: Iterable[tuple[Transitions, int]] = map(_evaluate, work)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(_evaluate, work)
+    try:
+        for part_transitions, part_count in results:
+            transitions.merge(part_transitions)
+            count += part_count
+            if progress:
+                progress.update(count)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if progress:
+            progress.close()
+    return transitions, count
+
+
+def _evaluate(work: tuple[Settings, str, str, int, int | None, int]) -> tuple[Transitions, int]:
+    """One input partition (None: all) under the candidate (its text: compiled rules do not cross processes)."""
+    settings, text, ruleset_id, version, partition, samples = work
+    candidate = load_ruleset(text, f"{ruleset_id} v{version}", settings.money_scale)
     model, policy = ReadModel.of(settings), settings.policy()
     clock = model.clock()
-    transitions = Transitions(samples=samples)
-    progress = None if quiet else Progress("preview", model.count(), unit="customers")
-    count = 0
-    for chunk in model.records():
-        for customer, partition, raw in chunk:
-            record = unpack(raw)
-            now = clock.get(partition)
+    transitions, count = Transitions(samples=samples), 0
+    header = HEADER.size
+    for chunk in model.records(partition=partition):
+        count += len(chunk)
+        for customer, number, raw in chunk:
+            now = clock.get(number)
             if now is None:
                 continue  # a partition whose clock was never published holds no classified customer yet
-            day = now[1]
-            transitions.add(customer, dict(record.segments),
-                            candidate_segments(candidate, record.state, day, policy, record.profile),
-                            amount_12m_minor(record.state, day, policy))
-        count += len(chunk)
-        if progress:
-            progress.update(count)
-    if progress:
-        progress.close()
+            state, record = step.loads_shallow(raw[header:])
+            after, amount = preview_record(candidate, state, record, now[1], policy)
+            transitions.add(customer, dict(record.segments), after, amount)
     return transitions, count
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -17,6 +18,19 @@ from segmenter.state import Policy
 from streams.names import Names
 from streams.settings import Settings
 from streams.stored import unpack
+
+_PAGE = """
+local page = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+local out = {}
+for _, id in ipairs(page[2]) do
+  local row = redis.call('HMGET', ARGV[3] .. ':c:' .. id, 'partition', 'state')
+  if row[2] then
+    out[#out + 1] = struct.pack('>I2', #id) .. id .. struct.pack('>I2I4', tonumber(row[1]), #row[2]) .. row[2]
+  end
+end
+return {page[1], table.concat(out)}
+"""
+_ID, _ROW = struct.Struct(">H"), struct.Struct(">HI")  # a packed row: id length, id, partition, record length
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,7 @@ class ReadModel:
     def __init__(self, url: str, prefix: str, policy: Policy) -> None:
         self.client = redis.Redis.from_url(url)
         self.prefix, self.policy = prefix, policy
+        self._page = self.client.register_script(_PAGE)
 
     @classmethod
     def of(cls, settings: Settings) -> ReadModel:
@@ -65,19 +80,32 @@ class ReadModel:
         """Customers in the read model."""
         return int(self.client.scard(f"{self.prefix}:customers"))
 
-    def records(self, chunk: int = 2000) -> Iterator[list[tuple[str, int, bytes]]]:
-        """Every customer's stored record as (customer id, partition, record bytes), in chunks: one SSCAN page
-        and one pipelined read per chunk, so a million customers never sit in memory at once."""
-        cursor = 0
+    def partition_counts(self, partitions: int) -> dict[int, int]:
+        """Customers per input partition, from the per-partition member sets."""
+        pipe = self.client.pipeline(transaction=False)
+        for number in range(partitions):
+            pipe.scard(f"{self.prefix}:p:{number}")
+        return {number: int(n) for number, n in enumerate(pipe.execute())}
+
+    def records(self, chunk: int = 2000, partition: int | None = None) -> Iterator[list[tuple[str, int, bytes]]]:
+        """Every customer's stored record (or those of one input ``partition``) as (customer id, partition, record
+        bytes), in chunks: one call per chunk (a script reads an SSCAN page's hashes and packs them into one
+        reply), so a million customers never sit in memory at once, and cost a few hundred round trips."""
+        key = f"{self.prefix}:customers" if partition is None else f"{self.prefix}:p:{partition}"
+        cursor = b"0"
         while True:
-            cursor, ids = self.client.sscan(f"{self.prefix}:customers", cursor, count=chunk)
-            if ids:
-                pipe = self.client.pipeline(transaction=False)
-                for cid in ids:
-                    pipe.hmget(f"{self.prefix}:c:{cid.decode()}", "partition", "state")
-                yield [(cid.decode(), int(partition), state) for cid, (partition, state)
-                       in zip(ids, pipe.execute(), strict=True) if state is not None]
-            if cursor == 0:
+            cursor, blob = self._page(keys=[key], args=[cursor, chunk, self.prefix])
+            out, pos, end = [], 0, len(blob)
+            while pos < end:
+                (n,) = _ID.unpack_from(blob, pos)
+                customer = blob[pos + 2 : pos + 2 + n].decode()
+                number, size = _ROW.unpack_from(blob, pos + 2 + n)
+                pos += 2 + n + _ROW.size
+                out.append((customer, number, blob[pos : pos + size]))
+                pos += size
+            if out:
+                yield out
+            if cursor == b"0":
                 return
 
     def customer(self, customer_id: str) -> CustomerView | None:

@@ -10,6 +10,7 @@ Keys under the prefix ``P`` (the topic prefix without its dot)::
                             ``story_changes``; a change already listed (a replay) is not added again
     P:amt:<dim>             hash: segment -> summed amount_12m in minor units (exact)
     P:customers             set of every customer id
+    P:p:<partition>         set of the customer ids of one input partition (``rules preview`` reads them apart)
     P:clock                 hash: partition -> [stream time, business day]
     P:quarantine            hash: customer -> why Redis refused its row (JSON), until a write is accepted
     P:projected             hash: partition -> epoch, once every stored customer of it is projected
@@ -111,7 +112,10 @@ for i, row in ipairs(rows) do
       end
       redis.call('LTRIM', hkey, 0, row[9] - 1)
     end
-    if not cur[2] then redis.call('SADD', prefix .. ':customers', customer) end
+    if not cur[2] then
+      redis.call('SADD', prefix .. ':customers', customer)
+      redis.call('SADD', prefix .. ':p:' .. row[6], customer)
+    end
     applied = applied + 1
   end
 end

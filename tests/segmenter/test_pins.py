@@ -4,6 +4,7 @@ the due day, are stale (kept, not applied) when the ruleset lacks their segment,
 from pathlib import Path
 
 from segmenter import step
+from segmenter.preview import preview_record
 from segmenter.rules import load_ruleset
 from segmenter.state import Policy
 from tests.segmenter.helpers import day, purchase
@@ -76,3 +77,17 @@ def test_a_record_without_pins_is_written_as_before_and_clearing_nothing_changes
     assert step.loads(plain).pins == ()
     assert step.on_override(record, None, dimension="value", event_id="o", now_day=NOW, ruleset=RETAIL,
                             policy=POLICY) == (record, [])
+
+
+def test_preview_applies_active_pins_as_the_worker_would():
+    record = _bought_once()
+    pinned, _ = step.on_override(record, _pin(until=day("2026-08-01")), dimension="value", event_id="o1",
+                                 now_day=NOW, ruleset=RETAIL, policy=POLICY)
+    candidate = load_ruleset(RETAIL.source.replace("version: 1", "version: 2"))
+    raw, shallow = step.loads_shallow(step.dumps(pinned))
+    assert shallow.state is not pinned.state
+    assert preview_record(candidate, raw, shallow, NOW, POLICY) == ((("value", "high_value"),), 10000)
+    after_expiry = preview_record(candidate, raw, shallow, day("2026-08-01"), POLICY)[0]
+    assert after_expiry == (("value", "low_value"),)
+    renamed = load_ruleset(RETAIL.source.replace("version: 1", "version: 2").replace("high_value", "top"))
+    assert preview_record(renamed, raw, shallow, NOW, POLICY)[0] == (("value", "low_value"),)  # stale: not applied

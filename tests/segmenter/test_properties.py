@@ -176,3 +176,17 @@ def test_nothing_a_wake_up_would_show_changes_before_the_due_day(steps, later, p
             assert judged(ruleset, d) == current, (ruleset.id, d, due)
             if amounts:
                 assert compute(state, d, policy)["amount_12m"] == amount, (ruleset.id, d, due)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(step_st, max_size=40), st.integers(-300, 900), st.sampled_from(POLICIES))
+def test_window_sums_read_straight_from_the_bytes_equal_the_decoded_states(steps, offset, policy):
+    """``codec.sums`` (what ``rules preview`` reads) equals ``totals_at`` of the decoded state, on any day."""
+    now, state = incremental(steps, policy)
+    as_of = now + offset
+    data = codec.dumps(state)
+    decoded = codec.loads(data)
+    t = totals_at(decoded, as_of, policy)
+    long_start, short_start, _ = policy.starts(as_of)
+    assert codec.sums(data, as_of, long_start, short_start) == (t.long, t.short, decoded.first_purchase,
+                                                                 decoded.last_purchase)
