@@ -104,7 +104,7 @@ class CompiledTag:
 
     def reason(self, profile: Mapping[str, str | None]) -> str:
         """Why a customer has (or lacks) it, as written."""
-        copied = ", ".join(f"{f} = {profile.get(f)!r}" for f in self.fields)
+        copied = ", ".join(f"{f} = {profile[f]!r}" if f in profile else f"copies {f}" for f in self.fields)
         return " and ".join(p for p in (self.condition.when if self.condition else "", copied) if p) or "always"
 
 

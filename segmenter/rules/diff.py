@@ -1,5 +1,5 @@
 """What changed between two versions of a ruleset, in the operator's words: segments added, removed or given
-another condition, their order, defaults, and actions."""
+another condition, their order, defaults, tags, and actions."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def _dimension(name: str, old: CompiledDimension, new: CompiledDimension) -> lis
 def describe_changes(old: RuleSet | None, new: RuleSet) -> list[str]:
     """One line per change from ``old`` to ``new`` (``+`` added, ``-`` removed, ``~`` changed)."""
     if old is None:
-        return [f"+ {d.name}.{s.name}: {s.when}" for d in new.dimensions for s in d.segments]
+        return [f"+ {d.name}.{s.name}: {s.when}" for d in new.dimensions for s in d.segments] + [
+            f"+ tag {t.name}: {t.reason({})}" for t in new.tags]
     lines: list[str] = []
     before = {d.name: d for d in old.dimensions}
     after = {d.name: d for d in new.dimensions}
@@ -47,6 +48,8 @@ def describe_changes(old: RuleSet | None, new: RuleSet) -> list[str]:
     for name, dim in before.items():
         if name not in after:
             lines += [f"- {name}.{s.name}: {s.when}" for s in dim.segments]
+    lines += _keyed({t.name: t.reason({}) for t in old.tags}, {t.name: t.reason({}) for t in new.tags},
+                    lambda name: f"tag {name}: ")
     lines += _keyed({a.id: a.describe(old.rosters) for a in old.actions},
                     {a.id: a.describe(new.rosters) for a in new.actions}, lambda _: "action ")
-    return lines or ["no change to segments, defaults or actions"]
+    return lines or ["no change to segments, defaults, tags or actions"]

@@ -24,7 +24,8 @@ from streams.names import Names
 from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "examples" / "rules" / "retail-value.yaml"
+RULES = ROOT / "examples" / "rules" / "crm.yaml"  # value and lifecycle, tags, actions
+CANDIDATE = ROOT / "examples" / "rules" / "crm-v2.yaml"  # high value from 8,000 instead of 10,000
 Command = Callable[[list[str]], int]
 
 
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace, main: Command) -> int:
         demo_dir = Path(settings.data_dir) / "demo"
         end = datetime.now(UTC) - timedelta(minutes=5)
         paths = generate(DemoSpec(customers=args.customers, end=end), demo_dir)
-        steps = [["rules", "apply", str(RULES)]]
+        steps = [["rules", "apply", str(RULES), "--author", "demo", "--message", "value tiers, lifecycle, tags"]]
         steps += [["import", kind, str(paths[kind]), "--quiet"] for kind in ("profiles", "transactions",
                                                                                "interactions")]
         steps += [["wait", "--actions", "--timeout", "600"], ["report"]]
@@ -117,9 +118,25 @@ def run(args: argparse.Namespace, main: Command) -> int:
         _actions_on(settings)
         print(f"\nlive purchases for {args.live_seconds:.0f}s; changes, coupons and alerts as they arrive:")
         asyncio.run(live(settings, args.customers, args.live_seconds, rate=200))
-        for step in (["wait", "--actions", "--timeout", "120"], ["report"], ["customer", "C0000001"]):
+        for step in (["wait", "--actions", "--timeout", "120"], ["report"]):
             print(f"\n$ segmenter {' '.join(step)}")
             main(step)
+        print("\nthe operator's desk: a manual override, a tag by hand, a candidate ruleset previewed, applied and "
+              "rolled back")
+        until = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+        desk = [["override", "set", "C0000001", "value", "high_value", "--reason", "key account, contract signed",
+                 "--by", "demo", "--until", until],
+                ["tag", "add", "C0000001", "需求:降本增效", "--reason", "asked for a cost review", "--by", "demo"],
+                ["rules", "preview", str(CANDIDATE), "--quiet"],
+                ["rules", "apply", str(CANDIDATE), "--author", "demo", "--message", "high value from 8,000"],
+                ["wait", "--actions", "--timeout", "120"],
+                ["rules", "rollback", "crm", "1", "--author", "demo", "--message", "too many alerts: back to 10,000"],
+                ["wait", "--actions", "--timeout", "120"],
+                ["rules", "history", "crm"], ["customer", "C0000001"]]
+        for step in desk:
+            print(f"\n$ segmenter {' '.join(step)}")
+            if main(step) != 0:
+                return 1
     finally:
         if not args.keep:
             print()

@@ -118,6 +118,10 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
             print(f"  unreachable: {item}")
         if not report.skipped and not report.gaps and not report.unreachable:
             print("  no gaps, every segment reachable")
+    if ruleset.tags:
+        print("\ntags:")
+        for tag in ruleset.tags:
+            print(f"  {tag.name}: {tag.reason({})}")
     if ruleset.actions:
         print("\nactions:")
         for action in ruleset.actions:

@@ -31,4 +31,17 @@ def test_changed_added_removed_reordered_default_and_actions():
 
 def test_no_change_is_said():
     ruleset = load_ruleset(RETAIL)
-    assert describe_changes(ruleset, ruleset) == ["no change to segments, defaults or actions"]
+    assert describe_changes(ruleset, ruleset) == ["no change to segments, defaults, tags or actions"]
+
+
+def test_tags_added_removed_and_changed_are_described():
+    base = (Path(__file__).resolve().parents[2] / "examples/rules/crm.yaml").read_text()
+    old = load_ruleset(base)
+    vip = "  - name: vip\n    when: amount_12m >= 50000\n"
+    new = load_ruleset(base.replace("version: 1", "version: 2").replace("complaints_6m >= 2", "complaints_6m >= 3")
+                       .replace("  - name: region:{profile.region}\n", vip))
+    assert describe_changes(old, new) == [
+        "~ tag risk:complaints: complaints_6m >= 2  ->  complaints_6m >= 3",
+        "+ tag vip: amount_12m >= 50000",
+        "- tag region:{profile.region}: copies profile.region",
+    ]
