@@ -60,7 +60,8 @@ async def live(settings: Settings, customers: int, seconds: float, rate: float) 
                         seen[topic] += 1
                         if seen[topic] <= 6:
                             print(f"  {_line(topic, names, orjson.loads(m.value))}")
-        print(f"live: {sent} purchases sent in {seconds:.0f}s; seen {seen[names.segment_changes]} segment changes, "
+        print(f"live: {sent} purchases sent in {seconds:.0f}s; seen {seen[names.segment_changes]} segment and tag "
+              f"changes, "
               f"{seen[names.coupons]} coupons, {seen[names.alerts]} alerts")
     finally:
         await prod.stop()
@@ -74,6 +75,9 @@ def _line(topic: str, names: Names, doc: dict[str, Any]) -> str:
                 f"{'%' if doc['percent'] else ''} off, {doc['action']} on entering {doc['segment']})")
     if topic == names.alerts:
         return f"alert   [{doc['priority']}] to {doc['manager']} ({doc['team']}): {doc['message']}"
+    if doc.get("type") == "tag_change":
+        return (f"tag     {doc['customer_id']} {'+' if doc['added'] else '-'}{doc['tag']}  "
+                f"({doc['cause']}: {doc['condition']})")
     return (f"change  {doc['customer_id']} {doc['dimension']}: {doc['from'] or '∅'} -> {doc['to']}  "
             f"({doc['cause']}: {doc['condition']})")
 
