@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, Field, TypeAdapter
 
 from schemas.base import OutboundModel
 
-Cause = Literal["event", "time", "rules", "override", "erasure"]
+Cause = Literal["event", "time", "rules", "override", "population", "erasure"]
 MetricValue = int | Decimal | str | None
 
 
@@ -34,7 +34,7 @@ class SegmentChange(OutboundModel):
         default_factory=dict, description="The customer's profile attributes then (for action routing).")
 
 
-TagCause = Literal["event", "time", "rules", "manual", "erasure"]
+TagCause = Literal["event", "time", "rules", "manual", "population", "erasure"]
 
 
 class TagChange(OutboundModel):

@@ -9,6 +9,7 @@ from itertools import islice
 from math import floor
 
 from segmenter.metrics import NO_PROFILE, Profile, Value, display
+from segmenter.ranking import Ranks
 from segmenter.rules.compiler import CompiledDimension, Compiler, RuleSet
 from segmenter.rules.syntax import BoolOp, Node, Not
 from segmenter.state import Policy, WindowState, add_short, totals_at
@@ -114,7 +115,7 @@ SCAN = 3  # days at which due_day checks the classification (past them it may an
 
 def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy, *,
             track_amount: bool = False, current: tuple[object, ...] | None = None,
-            profile: Profile = NO_PROFILE) -> int | None:
+            profile: Profile = NO_PROFILE, population: Ranks | None = None) -> int | None:
     """The first day after ``as_of_day`` on which the classification may change with no new event.
 
     Candidates: the oldest bucket of each window the rules read leaving that window, a bucket
@@ -148,13 +149,15 @@ def due_day(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy
         crossing = _next_crossing(ruleset, state, as_of_day)
         best = crossing if best is None or (crossing is not None and crossing < best) else best
     if buckets and reads_short and current is not None:
-        changed = _short_change(ruleset, state, as_of_day, policy, current=current, profile=profile, before=best)
+        changed = _short_change(ruleset, state, as_of_day, policy, current=current, profile=profile, before=best,
+                                population=population)
         best = changed if best is None or (changed is not None and changed < best) else best
     return best
 
 
 def _short_change(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Policy, *,
-                  current: tuple[object, ...], profile: Profile, before: int | None) -> int | None:
+                  current: tuple[object, ...], profile: Profile, before: int | None,
+                  population: Ranks | None = None) -> int | None:
     """The first day before ``before`` on which buckets leaving the short window change the
     classification; after ``SCAN`` unchanged days, the next such day (to look again then)."""
     t = totals_at(state, as_of_day, policy)
@@ -168,7 +171,7 @@ def _short_change(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: 
             break
         leave = leave_days(day)[1]
         if pending and leave != pending:  # every bucket leaving on ``pending`` is out (month ends can merge days)
-            if classify_totals(t.long, tuple(short), first, last, pending, profile) != current:
+            if classify_totals(t.long, tuple(short), first, last, pending, profile, population) != current:
                 return pending
             checked += 1
             if checked == SCAN:
@@ -177,7 +180,7 @@ def _short_change(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: 
             return None  # the long window, a crossing or a new bucket comes first: it is checked then
         add_short(short, b, -1)
         pending = leave
-    if pending and classify_totals(t.long, tuple(short), first, last, pending, profile) != current:
+    if pending and classify_totals(t.long, tuple(short), first, last, pending, profile, population) != current:
         return pending
     return None
 

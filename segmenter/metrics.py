@@ -12,6 +12,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
+from segmenter.ranking import Ranks
 from segmenter.state import Policy, WindowState, totals_at
 
 Kind = Literal["count", "money", "days", "ratio", "text"]
@@ -22,8 +23,9 @@ Value = int | Fraction | str | None
 class MetricInfo:
     name: str
     kind: Kind
-    window: Literal["long", "short", "none"]
+    window: Literal["long", "short", "none", "population"]
     doc: str
+    bounds: tuple[int, int] | None = None  # the values it can take (inclusive), when bounded
 
 
 _INFO = [
@@ -44,9 +46,18 @@ _INFO = [
     MetricInfo("profile.region", "text", "none", "the profile's region"),
     MetricInfo("profile.industry", "text", "none", "the profile's industry"),
     MetricInfo("profile.size", "text", "none", "the profile's size class"),
+    MetricInfo("amount_12m_rank_pct", "ratio", "population", "share of the population (customers with a purchase "
+               "in 12 months) with a greater amount_12m, in percent: 0 is the top (ABC: A is < 20)", (0, 100)),
+    MetricInfo("purchases_12m_rank_pct", "ratio", "population", "the same by purchases_12m", (0, 100)),
+    MetricInfo("rfm_r", "count", "population", "recency quintile: 5 for the fifth of the population that bought "
+               "last most recently, 1 for the fifth that bought longest ago", (1, 5)),
+    MetricInfo("rfm_f", "count", "population", "frequency quintile of purchases_12m (5: the top fifth)", (1, 5)),
+    MetricInfo("rfm_m", "count", "population", "monetary quintile of amount_12m (5: the top fifth)", (1, 5)),
+    MetricInfo("rfm_score", "text", "population", "the RFM cell as text, recency first, e.g. \"545\""),
 ]
 METRICS: dict[str, MetricInfo] = {m.name: m for m in _INFO}
-WINDOW_METRICS: tuple[str, ...] = tuple(m.name for m in _INFO if m.kind != "text")
+WINDOW_METRICS: tuple[str, ...] = tuple(m.name for m in _INFO if m.kind != "text" and m.window != "population")
+POPULATION_METRICS: tuple[str, ...] = tuple(m.name for m in _INFO if m.window == "population")
 PROFILE_FIELDS = {"profile.type": "customer_type", "profile.region": "region",
                   "profile.industry": "industry", "profile.size": "size"}
 
@@ -57,14 +68,15 @@ NO_PROFILE: Profile = {}
 class MetricView(dict[str, Value]):
     """Metrics computed on first read from the window totals: rules pay only for what they use."""
 
-    __slots__ = ("_first", "_last", "_long", "_short", "as_of", "profile")
+    __slots__ = ("_first", "_last", "_long", "_short", "as_of", "population", "profile")
 
-    def __init__(self, state: WindowState, as_of_day: int, policy: Policy, profile: Profile) -> None:
+    def __init__(self, state: WindowState, as_of_day: int, policy: Policy, profile: Profile,
+                 population: Ranks | None = None) -> None:
         super().__init__()
         totals = totals_at(state, as_of_day, policy)
         self._long, self._short = totals.long, totals.short
         self._first, self._last = state.first_purchase, state.last_purchase
-        self.as_of, self.profile = as_of_day, profile
+        self.as_of, self.profile, self.population = as_of_day, profile, population
 
     def __missing__(self, name: str) -> Value:
         value = _FORMULAS[name](self)
@@ -73,7 +85,8 @@ class MetricView(dict[str, Value]):
 
 
 # Each metric once, as a Python expression over ``lo`` and ``sh`` (the long and short window sums of
-# ``Totals``), ``first`` and ``last`` (purchase days), ``d`` (the as-of day) and ``p`` (the profile).
+# ``Totals``), ``first`` and ``last`` (purchase days), ``d`` (the as-of day), ``p`` (the profile) and ``g`` (the
+# population's ``segmenter.ranking.Ranks``; None: population metrics have no value).
 # MetricView's lazy formulas and the rules' fused classifier (``RuleSet.classify_totals``) are both
 # compiled from these.
 SOURCES: dict[str, str] = {
@@ -91,30 +104,36 @@ SOURCES: dict[str, str] = {
     "days_since_last_purchase": "(None if last is None else d - last)",
     "days_since_first_purchase": "(None if first is None else d - first)",
     **{name: f"p.get({name!r})" for name in PROFILE_FIELDS},
+    "amount_12m_rank_pct": "(g.rank(0, lo[1]) if g is not None and lo[0] and last is not None else None)",
+    "purchases_12m_rank_pct": "(g.rank(1, lo[0]) if g is not None and lo[0] and last is not None else None)",
+    "rfm_r": "(g.score(2, last) if g is not None and lo[0] and last is not None else None)",
+    "rfm_f": "(g.score(1, lo[0]) if g is not None and lo[0] and last is not None else None)",
+    "rfm_m": "(g.score(0, lo[1]) if g is not None and lo[0] and last is not None else None)",
+    "rfm_score": "(g.cell(last, lo[0], lo[1]) if g is not None and lo[0] and last is not None else None)",
 }
 SOURCE_GLOBALS: dict[str, object] = {"__builtins__": {}, "_Fraction": Fraction}
-TOTALS_ARGS = "lo, sh, first, last, d, p"
+TOTALS_ARGS = "lo, sh, first, last, d, p, g=None"
 
 
 def _formula(source: str) -> Callable[[MetricView], Value]:
     of_totals = eval(f"lambda {TOTALS_ARGS}: {source}", dict(SOURCE_GLOBALS))  # noqa: S307 - our own constants
-    return lambda v: of_totals(v._long, v._short, v._first, v._last, v.as_of, v.profile)
+    return lambda v: of_totals(v._long, v._short, v._first, v._last, v.as_of, v.profile, v.population)
 
 
 _FORMULAS: dict[str, Callable[[MetricView], Value]] = {name: _formula(src) for name, src in SOURCES.items()}
 assert _FORMULAS.keys() == METRICS.keys()
 
 
-def metric_view(state: WindowState, as_of_day: int, policy: Policy, profile: Profile = NO_PROFILE
-                ) -> MetricView:
+def metric_view(state: WindowState, as_of_day: int, policy: Policy, profile: Profile = NO_PROFILE,
+                population: Ranks | None = None) -> MetricView:
     """Lazily computed metrics of ``state`` as of ``as_of_day`` (the hot path)."""
-    return MetricView(state, as_of_day, policy, profile)
+    return MetricView(state, as_of_day, policy, profile, population)
 
 
-def compute(state: WindowState, as_of_day: int, policy: Policy, profile: Profile = NO_PROFILE
-            ) -> dict[str, Value]:
-    """Every metric of ``state`` as of ``as_of_day``, as a plain dict."""
-    view = metric_view(state, as_of_day, policy, profile)
+def compute(state: WindowState, as_of_day: int, policy: Policy, profile: Profile = NO_PROFILE,
+            population: Ranks | None = None) -> dict[str, Value]:
+    """Every metric of ``state`` as of ``as_of_day``, as a plain dict (population metrics with ``population``)."""
+    view = metric_view(state, as_of_day, policy, profile, population)
     return {name: view[name] for name in METRICS}
 
 
@@ -127,7 +146,7 @@ def display(name: str, value: Value, policy: Policy) -> int | Decimal | str | No
         return policy.from_minor(value) if isinstance(value, int) else _round(
             Fraction(value) / 10**policy.money_scale, policy.money_scale)
     if kind == "ratio":
-        return _round(Fraction(value), 2)
+        return _round(Fraction(value), 2)  # a float (a rank estimated live) converts exactly
     return value if isinstance(value, int) else int(value)
 
 

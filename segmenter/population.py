@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from segmenter.classify import classify_values
 from segmenter.metrics import WINDOW_METRICS, compute, display
+from segmenter.ranking import Ranks
 from segmenter.rules.compiler import RuleSet
-from segmenter.state import EMPTY, Fact, Outcome, Policy, WindowState, advance, apply
+from segmenter.state import EMPTY, Fact, Outcome, Policy, WindowState, advance, apply, totals_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +48,24 @@ class Population:
     def set_profile(self, customer_id: str, attributes: dict[str, str | None]) -> None:
         self.profiles[customer_id] = attributes
 
+    def ranks(self, as_of_day: int) -> Ranks:
+        """The exact ranks of the whole population as of ``as_of_day`` (``segmenter.ranking``)."""
+        amounts, counts, lasts = [], [], []
+        for state in self.states.values():
+            t = totals_at(state, as_of_day, self.policy)
+            if t.long[0] and state.last_purchase is not None:
+                amounts.append(t.long[1])
+                counts.append(t.long[0])
+                lasts.append(state.last_purchase)
+        return Ranks.exact(amounts, counts, lasts)
+
     def classify(self, ruleset: RuleSet, as_of_day: int) -> Iterator[Classified]:
-        """Every customer seen (events or profile), sorted by id."""
+        """Every customer seen (events or profile), sorted by id; population metrics exactly, from every customer."""
+        population = self.ranks(as_of_day) if ruleset.boundaries else None
         for customer_id in sorted(self.states.keys() | self.profiles.keys()):
             state = advance(self.states.get(customer_id, EMPTY), as_of_day, self.policy)
             profile = self.profiles.get(customer_id, {})
-            values = compute(state, as_of_day, self.policy, profile)
+            values = compute(state, as_of_day, self.policy, profile, population)
             shown = {m: display(m, values[m], self.policy) for m in WINDOW_METRICS}
             tags = ruleset.tags_of([t.condition.predicate(values) for t in ruleset.tag_conditions
                                     if t.condition is not None], profile) if ruleset.tags else []

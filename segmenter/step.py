@@ -18,8 +18,9 @@ from segmenter import codec
 from segmenter.classify import Explanation, due_day, explain_dimension
 from segmenter.errors import InvalidStateError
 from segmenter.metrics import NO_PROFILE, Profile, display, metric_view
+from segmenter.ranking import Ranks
 from segmenter.rules.compiler import RuleSet
-from segmenter.state import EMPTY, Fact, Outcome, Policy, WindowState, advance, apply, totals_at
+from segmenter.state import EMPTY, Fact, Outcome, Policy, Totals, WindowState, advance, apply, totals_at
 
 
 class Pin(NamedTuple):
@@ -221,7 +222,7 @@ def _loads_format_1(data: bytes) -> CustomerRecord:
 def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *, as_of: int,
                 ruleset: RuleSet | None, policy: Policy, cause: tuple[str, str],
                 pins: tuple[Pin, ...] | None = None, marks: tuple[Mark, ...] | None = None,
-                ) -> tuple[CustomerRecord, list[AnyChange]]:
+                population: Ranks | None = None) -> tuple[CustomerRecord, list[AnyChange]]:
     profile = record.profile if profile is record.profile else dict(profile)
     pins = pins if pins is not None else record.pins
     marks = marks if marks is not None else record.marks
@@ -231,9 +232,12 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
         return record._replace(state=state, profile=profile, seq=record.seq + 1, pins=pins, marks=marks), []
     t = totals_at(state, as_of, policy)
     judged = ruleset.judge_totals(t.long, t.short, state.first_purchase, state.last_purchase, as_of,
-                                  profile or NO_PROFILE)
+                                  profile or NO_PROFILE, population)
     n = len(ruleset.dimensions)
     current = judged if len(judged) == n else judged[:n]
+    if population is not None and population.hysteresis and ruleset.population_dims and record.ruleset == ruleset.key:
+        current = _held_in_band(current, record, ruleset, t, state=state, as_of=as_of, population=population,
+                                profile=profile)
     segments = ruleset.pairs(current)
     held = {pin.dimension: pin for pin in pins
             if pin.segment in ruleset.segment_names.get(pin.dimension, ())} if pins else {}  # stale ones: not applied
@@ -242,7 +246,7 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
     changes: list[AnyChange] = []
     values = None
     if segments is not record.segments and segments != record.segments:
-        values = metric_view(state, as_of, policy, profile)  # the explanations show the values
+        values = metric_view(state, as_of, policy, profile, population)  # the explanations show the values
         before = dict(record.segments)
         for dim, (name, now) in zip(ruleset.dimensions, segments, strict=True):
             if before.get(name) != now:
@@ -255,16 +259,32 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
         given = ruleset.tags_of(judged[n:], profile) if ruleset.tags else []
         tags = tagset([*given, *(m.tag for m in marks)])
         if tags != record.tags:
-            values = values or metric_view(state, as_of, policy, profile)
+            values = values or metric_view(state, as_of, policy, profile, population)
             changes.extend(_tag_changes(record.tags, tags, given=given, marks=marks, ruleset=ruleset,
                                         profile=profile, values=values, policy=policy, cause=cause))
     due = due_day(ruleset, state, as_of, policy, track_amount=True,  # the projection keeps amount_12m
-                  current=judged, profile=profile)
+                  current=judged, profile=profile, population=population)
     if pins:
         ends = [pin.until for pin in pins if pin.until is not None]
         if ends:
             due = min(ends) if due is None else min(due, *ends)
     return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1, pins, tags, marks), changes
+
+
+def _held_in_band(current: tuple[str, ...], record: CustomerRecord, ruleset: RuleSet, t: Totals, *,
+                  state: WindowState, as_of: int, population: Ranks, profile: Profile) -> tuple[str, ...]:
+    """No flapping: a dimension that reads population metrics keeps its segment while the customer's ranks are
+    within ``population.hysteresis`` points of putting it there (every rank moved up, or every rank down)."""
+    before = dict(record.segments)
+    band = population.hysteresis
+    shifted = [ruleset.judge_totals(t.long, t.short, state.first_purchase, state.last_purchase, as_of,
+                                    profile or NO_PROFILE, population.shifted(delta)) for delta in (-band, band)]
+    out = list(current)
+    for i in ruleset.population_dims:
+        was = before.get(ruleset.dimensions[i].name)
+        if was is not None and was != out[i] and any(s[i] == was for s in shifted):
+            out[i] = was
+    return tuple(out)
 
 
 def _tag_changes(before: tuple[str, ...], after: tuple[str, ...], *, given: list[str], marks: tuple[Mark, ...],
@@ -291,56 +311,66 @@ def _tag_changes(before: tuple[str, ...], after: tuple[str, ...], *, given: list
 
 
 def on_tag(record: CustomerRecord, mark: Mark | None, *, tag: str, event_id: str, now_day: int,
-           ruleset: RuleSet | None, policy: Policy) -> tuple[CustomerRecord, list[AnyChange]]:
+           ruleset: RuleSet | None, policy: Policy, population: Ranks | None = None
+           ) -> tuple[CustomerRecord, list[AnyChange]]:
     """Add (``mark``) or remove (None) the manual tag ``tag``; cause ``manual``. A tag the rules give stays
     while its condition holds."""
     marks = tuple(m for m in record.marks if m.tag != tag) + ((mark,) if mark is not None else ())
     if marks == record.marks:
         return record, []
     return _reclassify(record, record.state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
-                       cause=("manual", event_id), marks=marks)
+                       cause=("manual", event_id), marks=marks, population=population)
 
 
 def on_override(record: CustomerRecord, pin: Pin | None, *, dimension: str, event_id: str, now_day: int,
-                ruleset: RuleSet | None, policy: Policy) -> tuple[CustomerRecord, list[AnyChange]]:
+                ruleset: RuleSet | None, policy: Policy, population: Ranks | None = None
+           ) -> tuple[CustomerRecord, list[AnyChange]]:
     """Set (``pin``) or clear (None) the manual override of ``dimension``; cause ``override``."""
     pins = tuple(p for p in record.pins if p.dimension != dimension) + ((pin,) if pin is not None else ())
     if pins == record.pins:
         return record, []
     return _reclassify(record, record.state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
-                       cause=("override", event_id), pins=pins)
+                       cause=("override", event_id), pins=pins, population=population)
 
 
 def on_fact(record: CustomerRecord, fact: Fact, *, event_id: str, now_day: int, ruleset: RuleSet | None,
-            policy: Policy) -> tuple[CustomerRecord, list[AnyChange], Outcome]:
+            policy: Policy, population: Ranks | None = None) -> tuple[CustomerRecord, list[AnyChange], Outcome]:
     state, outcome = apply(record.state, fact, now_day, policy)
     if state is record.state:  # a duplicate, or too old to change anything
         return record, [], outcome
     new, changes = _reclassify(record, state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
-                               cause=("event", event_id))
+                               cause=("event", event_id), population=population)
     return new, changes, outcome
 
 
 def on_profile(record: CustomerRecord, profile: dict[str, str | None], *, key: str, now_day: int,
-               ruleset: RuleSet | None, policy: Policy) -> tuple[CustomerRecord, list[AnyChange]]:
+               ruleset: RuleSet | None, policy: Policy, population: Ranks | None = None
+           ) -> tuple[CustomerRecord, list[AnyChange]]:
     if profile == record.profile:
         return record, []
     return _reclassify(record, record.state, profile, as_of=now_day, ruleset=ruleset, policy=policy,
-                       cause=("event", key))
+                       cause=("event", key), population=population)
 
 
-def on_time(record: CustomerRecord, now_day: int, ruleset: RuleSet | None, policy: Policy
-            ) -> tuple[CustomerRecord, list[AnyChange]]:
+def on_time(record: CustomerRecord, now_day: int, ruleset: RuleSet | None, policy: Policy,
+            population: Ranks | None = None) -> tuple[CustomerRecord, list[AnyChange]]:
     """Time passed ``record.due``: drop what left the windows and reclassify."""
     state = advance(record.state, now_day, policy)
     return _reclassify(record, state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
-                       cause=("time", str(now_day)))
+                       cause=("time", str(now_day)), population=population)
 
 
-def on_rules(record: CustomerRecord, now_day: int, ruleset: RuleSet, policy: Policy
-             ) -> tuple[CustomerRecord, list[AnyChange]]:
+def on_rules(record: CustomerRecord, now_day: int, ruleset: RuleSet, policy: Policy,
+             population: Ranks | None = None) -> tuple[CustomerRecord, list[AnyChange]]:
     """A new ruleset version: reclassify once; dimensions it no longer has are left out."""
     if record.ruleset == ruleset.key:
         return record, []
     return _reclassify(record, record.state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
-                       cause=("rules", ruleset.key))
+                       cause=("rules", ruleset.key), population=population)
+
+
+def on_population(record: CustomerRecord, now_day: int, ruleset: RuleSet, policy: Policy, population: Ranks
+                  ) -> tuple[CustomerRecord, list[AnyChange]]:
+    """The population's ranks moved (``population.key`` names the new ones): reclassify; cause ``population``."""
+    return _reclassify(record, record.state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
+                       cause=("population", population.key), population=population)

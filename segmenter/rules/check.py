@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from math import ceil, floor
 
-from segmenter.metrics import METRICS, Value
+from segmenter.metrics import METRICS, POPULATION_METRICS, Value
 from segmenter.rules.compiler import CompiledDimension, RuleSet
 
 Number = int | Fraction
 GAP, INFEASIBLE = -1, -2
 MAX_CELLS = 50_000
 _NULLABLE = {"avg_order_value_12m", "satisfaction_avg_12m", "days_since_last_purchase",
-             "days_since_first_purchase"}
-_CONTINUOUS = {"avg_order_value_12m", "satisfaction_avg_12m"}
+             "days_since_first_purchase", *POPULATION_METRICS}
+_CONTINUOUS = {"avg_order_value_12m", "satisfaction_avg_12m", "amount_12m_rank_pct", "purchases_12m_rank_pct"}
 _FAR = 10**9
 
 
@@ -65,7 +65,8 @@ def _integral_axis(metric: str, consts: list[tuple[str, Number | str]]) -> tuple
             cuts.add(floor(c) + 1)
         elif Fraction(c).denominator == 1:
             cuts.update((int(c), int(c) + 1))
-    floor_ = 0 if METRICS[metric].kind in ("count", "days") else None
+    limits = METRICS[metric].bounds
+    floor_ = limits[0] if limits else 0 if METRICS[metric].kind in ("count", "days") else None
     bounds = sorted(c for c in cuts if floor_ is None or c > floor_)
     los: list[int | None] = [floor_, *bounds]
     his: list[int | None] = [*(b - 1 for b in bounds), None]
@@ -103,6 +104,14 @@ def build_axis(dim: CompiledDimension, metric: str) -> Axis:
     return Axis(metric, cells)
 
 
+def _in_bounds(metric: str, value: Value) -> bool:
+    """A population metric within what it can be: a rank in [0, 100), a score in 1..5."""
+    bounds = METRICS[metric].bounds
+    if bounds is None or value is None or isinstance(value, str):
+        return True
+    return bounds[0] <= value < bounds[1] if METRICS[metric].kind == "ratio" else bounds[0] <= value <= bounds[1]
+
+
 def _le(a: Value, b: Value) -> bool:
     return a is None or b is None or a <= b  # type: ignore[operator]
 
@@ -117,6 +126,10 @@ _INVARIANTS: list[Callable[[dict[str, Value]], bool]] = [
     lambda p: "days_since_last_purchase" not in p or p["days_since_last_purchase"] is not None
     or all(p.get(m) in (None, 0) for m in ("purchases_12m", "purchases_6m")),
     lambda p: _le(p.get("days_since_last_purchase"), p.get("days_since_first_purchase")),
+    lambda p: all(_in_bounds(m, v) for m, v in p.items()),
+    lambda p: len({p[m] is None for m in POPULATION_METRICS if m in p}) <= 1,  # ranked together, or not at all
+    lambda p: "purchases_12m" not in p or all((p[m] is None) == (p["purchases_12m"] == 0)
+                                              for m in POPULATION_METRICS if m in p),
     lambda p: ("days_since_last_purchase" not in p or "days_since_first_purchase" not in p)
     or (p["days_since_last_purchase"] is None) == (p["days_since_first_purchase"] is None),
 ]

@@ -8,7 +8,8 @@ bound values (``c17``), never as text. The rule text itself is refused with its 
 generated when it holds anything else (``syntax``: unknown characters, calls, attribute access, dunder or
 unknown names, numbers past 24 digits, nesting past 32, conditions past 4,000 characters). Last, ``_checked``
 parses the generated source and refuses any construct outside the few the generator makes (no attribute but
-``p.get``, no call but ``p.get`` and ``_Fraction``, no name it did not bind), and ``eval`` runs with no builtins.
+``p.get``, ``g.rank``, ``g.score`` and ``g.cell``, no other call but ``_Fraction``, no name it did not bind), and
+``eval`` runs with no builtins.
 
 Constants are converted once, at compile time, into the metric's unit (money to minor units, so
 ``amount_12m >= 10000`` compares integers of cents). A metric with no value makes any comparison
@@ -30,6 +31,7 @@ from typing import Any, cast
 
 from segmenter.actions import ActionSpec, RosterSpec
 from segmenter.metrics import METRICS, SOURCE_GLOBALS, SOURCES, TOTALS_ARGS, Value
+from segmenter.ranking import AMOUNT, PURCHASES, QUINTILES, RECENCY
 from segmenter.rules.syntax import BoolOp, Compare, Const, InList, Name, Node, Not, RuleSyntaxError
 
 Values = dict[str, Value]
@@ -81,6 +83,8 @@ class CompiledDimension:
 
 
 TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
+_RANKED_BY = {"amount_12m_rank_pct": (AMOUNT,), "purchases_12m_rank_pct": (PURCHASES,), "rfm_r": (RECENCY,),
+              "rfm_f": (PURCHASES,), "rfm_m": (AMOUNT,), "rfm_score": (AMOUNT, PURCHASES, RECENCY)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,10 @@ class RuleSet:
     """``classify_totals``' segments followed by the truth of each tag condition (``tag_conditions``): what time
     alone may change (``classify_totals`` itself when the ruleset has no tag conditions)."""
     tag_conditions: tuple[CompiledTag, ...] = field(init=False, compare=False, repr=False)
+    population_dims: tuple[int, ...] = field(init=False, compare=False, repr=False)
+    """The dimensions (by index) that read population metrics: hysteresis applies to them."""
+    boundaries: Mapping[int, tuple[float, ...]] = field(init=False, compare=False, repr=False)
+    """Per ranked value (``segmenter.ranking``) the rules read, the ranks where a customer's class can change."""
 
     def __post_init__(self) -> None:
         conditions = tuple(t for t in self.tags if t.condition is not None)
@@ -158,6 +166,19 @@ class RuleSet:
                            if conditions else self.classify_totals)
         object.__setattr__(self, "key", f"{self.id}@{self.version}")
         object.__setattr__(self, "_pairs", {})
+        population = {m for m in self.metrics if METRICS[m].window == "population"}
+        object.__setattr__(self, "population_dims", tuple(
+            i for i, d in enumerate(self.dimensions) if population & {m for s in d.segments for m in s.metrics}))
+        bounds: dict[int, set[float]] = {}
+        for metric in population:
+            ranked = _RANKED_BY[metric]
+            for index in ranked:
+                cuts = bounds.setdefault(index, set())
+                if metric.endswith("_rank_pct"):
+                    cuts.update(float(c) for c in constants.get(metric, ()))
+                else:
+                    cuts.update(QUINTILES)
+        object.__setattr__(self, "boundaries", {i: tuple(sorted(c)) for i, c in bounds.items()})
         object.__setattr__(self, "segment_names", {
             d.name: frozenset(s.name for s in d.segments) | {d.default} for d in self.dimensions})
 
@@ -232,7 +253,8 @@ _SAFE_NODES = (ast.Expression, ast.Lambda, ast.arguments, ast.arg, ast.BoolOp, a
                ast.Not, ast.USub, ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In,
                ast.NotIn, ast.Is, ast.IsNot, ast.Name, ast.Load, ast.Store, ast.NamedExpr, ast.Constant,
                ast.Subscript, ast.IfExp, ast.Tuple, ast.Call, ast.Attribute, ast.BinOp, ast.Sub)
-_LOCALS = {"v", "x", "y", *(a.strip() for a in TOTALS_ARGS.split(","))}
+_LOCALS = {"v", "x", "y", *(a.split("=")[0].strip() for a in TOTALS_ARGS.split(","))}
+_METHODS = {("p", "get"), ("g", "rank"), ("g", "score"), ("g", "cell")}  # the only attributes generated code reads
 
 
 def _checked(source: str, bound: Mapping[str, object]) -> str:
@@ -242,8 +264,8 @@ def _checked(source: str, bound: Mapping[str, object]) -> str:
     for node in ast.walk(ast.parse(source, mode="eval")):
         bad = not isinstance(node, _SAFE_NODES) or (
             isinstance(node, ast.Name) and node.id not in allowed) or (
-            isinstance(node, ast.Attribute) and (node.attr != "get" or not isinstance(node.value, ast.Name)
-                                                 or node.value.id != "p")) or (
+            isinstance(node, ast.Attribute) and (not isinstance(node.value, ast.Name) or (
+                node.value.id, node.attr) not in _METHODS)) or (
             isinstance(node, ast.Call) and not (isinstance(node.func, ast.Attribute) or (
                 isinstance(node.func, ast.Name) and node.func.id == "_Fraction"))) or (
             isinstance(node, ast.Constant) and not isinstance(node.value, str | int | type(None))) or (

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from segmenter import codec
 from segmenter.classify import classify, classify_values, due_day
-from segmenter.metrics import compute
+from segmenter.metrics import POPULATION_METRICS, compute
 from segmenter.rules import load_ruleset
 from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Outcome, Policy, advance, apply, totals_at
 from segmenter.timebase import WindowSpec
@@ -76,6 +76,7 @@ def brute_metrics(replayed, as_of, policy):
         "satisfaction_avg_12m": Fraction(sum(sats), len(sats)) if sats else None,
         "referrals_12m": sum(1 for f in long_ if f.kind == INTERACTION and f.referral),
         "profile.type": None, "profile.region": None, "profile.industry": None, "profile.size": None,
+        **dict.fromkeys(POPULATION_METRICS),  # no population given: no rank
     }
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from segmenter.errors import InvalidRuleError
 from segmenter.metrics import METRICS
+from segmenter.ranking import Ranks
 from segmenter.rules import compiler, load_ruleset
 from segmenter.rules.check import check_ruleset
 
@@ -182,8 +183,23 @@ def test_the_classifier_over_window_totals_agrees_with_the_one_over_metric_value
         "days_since_first_purchase": None if first is None else as_of - first,
         **{name: profile.get(name) for name in ("profile.type", "profile.region", "profile.industry", "profile.size")},
     }
+    amounts, counts, lasts = [lo[1], 0, 50_000, 50_000, 10**7], [lo[0], 1, 3, 3, 12], [last or 0, 10, 20, 20, 30]
+
+    def rank(population, value):  # share strictly above, in percent
+        return Fraction(100 * sum(1 for v in population if v > value), len(population))
+
+    def score(population, value):
+        return 5 - min(4, int(rank(population, value) // 20))
+
+    member = lo[0] > 0 and last is not None
+    values |= {"amount_12m_rank_pct": rank(amounts, lo[1]) if member else None,
+               "purchases_12m_rank_pct": rank(counts, lo[0]) if member else None,
+               "rfm_r": score(lasts, last) if member else None, "rfm_f": score(counts, lo[0]) if member else None,
+               "rfm_m": score(amounts, lo[1]) if member else None,
+               "rfm_score": f"{score(lasts, last)}{score(counts, lo[0])}{score(amounts, lo[1])}" if member else None}
     assert values.keys() == METRICS.keys()
-    assert ruleset.classify_totals(lo, sh, first, last, as_of, profile) == ruleset.classify_all(values)
+    population = Ranks.exact(amounts, counts, lasts)
+    assert ruleset.classify_totals(lo, sh, first, last, as_of, profile, population) == ruleset.classify_all(values)
 
 
 @pytest.mark.parametrize(("when", "message"), [
