@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 RANKED = ("amount_12m", "purchases_12m", "last_purchase")
 AMOUNT, PURCHASES, RECENCY = 0, 1, 2
 QUINTILES = (20, 40, 60, 80)  # the rank boundaries of the scores
+LOWEST = -(2**63)  # below any ranked value
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,21 +71,28 @@ class Summary:
 
 def summarise(values: Sequence[int], buckets: float) -> Summary:
     """``values`` (sorted ascending) summarised in at most ``buckets`` + 1 numbers and counts."""
-    n = len(values)
+    return summarise_by(len(values), values.__getitem__, lambda v, i: bisect_right(values, v, i), buckets)
+
+
+def summarise_by(n: int, value_at: Callable[[int], int], after: Callable[[int, int], int], buckets: float
+                 ) -> Summary:
+    """The summary of n sorted values read by position: ``value_at(i)`` is the i-th, ``after(v, i)`` the position
+    past the last value equal to ``v`` (searching from ``i``): the exact counts when at most ``buckets`` values are
+    distinct, else the values at ``buckets`` + 1 evenly spaced ranks."""
     if n == 0:
         return Summary(0)
     distinct: list[int] = []
     cumulative: list[int] = []
     i = 0
     while i < n and len(distinct) <= buckets:
-        value = values[i]
-        i = bisect_right(values, value, i)
+        value = value_at(i)
+        i = after(value, i)
         distinct.append(value)
         cumulative.append(i)
     if i >= n and len(distinct) <= buckets:
         return Summary(n, tuple(distinct), tuple(cumulative))
     count = int(buckets)
-    return Summary(n, tuple(values[round(k * (n - 1) / count)] for k in range(count + 1)))
+    return Summary(n, tuple(value_at(round(k * (n - 1) / count)) for k in range(count + 1)))
 
 
 @dataclass(frozen=True)
@@ -142,7 +150,10 @@ class Ranks:
 
     def cutoff(self, metric: int, rank: float) -> int | None:
         """The smallest value whose rank is below ``rank`` (a customer with it or more is above the boundary);
-        None when no value is. Found by bisection over the values the summaries name."""
+        None when no value is, ``LOWEST`` when every value is (an empty population ranks everyone 0). Found by
+        bisection over the values the summaries name (ranks change only at them)."""
+        if not self.totals[metric]:
+            return LOWEST if self.shift < rank else None
         candidates = sorted({v for s in self.parts[metric] for v in s.values})
         lo, hi = 0, len(candidates)
         while lo < hi:

@@ -46,6 +46,10 @@ class Names:
         return f"{self.prefix}tags"
 
     @property
+    def population(self) -> str:  # each partition's summary of its ranked values, key p<partition>
+        return f"{self.prefix}population"
+
+    @property
     def rules_history(self) -> str:  # every version ever applied, key id@version
         return f"{self.prefix}rules-history"
 

@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     story_changes: int = Field(
         5, ge=0, le=100, description="Last segment and tag changes kept per customer in Redis for `segmenter "
         "customer` (a capped list of about 150 bytes an entry); 0 keeps none.")
+    population_interval_s: float = Field(
+        5.0, gt=0, description="How often a worker publishes its partitions' population summaries and adopts the "
+        "merged ranks (ABC, RFM): ranks in force are at most about two intervals old.")
+    population_buckets: int = Field(
+        1000, ge=10, le=100_000, description="Buckets of a partition's summary of a ranked value with many distinct "
+        "values (amount_12m): a rank is off by at most 50 / buckets percentage points (0.05 with 1000). Values "
+        "with at most this many distinct values (purchases_12m, the last purchase day) are counted exactly.")
+    population_hysteresis: float = Field(
+        1.0, ge=0, le=20, description="The band, in rank percentage points, within which a customer keeps a "
+        "class that reads population ranks (no A -> B -> A as others buy); 0: none.")
     hold_without_rules: int = Field(
         200_000, ge=0, description="Input records held (not yet processed or committed) while a partition has no "
         "ruleset yet, so none is folded in unclassified; past this many the worker goes on without one.")

@@ -77,6 +77,7 @@ def create_app(settings: Settings) -> faust.App:
         app.timer(settings.tick_interval_s, on_leader=True, name=names.clock_timer)(clock)
 
     app.timer(min(settings.flush_interval_s, 1.0), name="segmenter.flush")(engine.tick)
+    app.timer(settings.population_interval_s, name="segmenter.population")(engine.population_round)
 
     ready_file = data_dir / "worker.ready"
 

@@ -44,12 +44,13 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from segmenter import step
+from segmenter import codec, step
 from segmenter.codec import StateEncoder
+from segmenter.ranking import Ranks
 from segmenter.rules import RuleSet
-from segmenter.state import Fact
+from segmenter.state import Fact, totals_at
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.deadletters import dead_letter
@@ -57,8 +58,9 @@ from streams.kafka.topics import producer as kafka_producer
 from streams.names import Names
 from streams.readmodel.writer import Projection
 from streams.settings import Settings
-from streams.stored import due_of, unpack
+from streams.stored import HEADER, due_of, unpack
 from streams.text import clip
+from streams.worker import population
 from streams.worker.collector import Collector
 from streams.worker.edge import BAD_INPUT, FACT, OVERRIDE, PROFILE, RULES, TAG, TICK, Edge
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
@@ -95,6 +97,9 @@ class Engine(Flushing):
         self._stage: tuple[str, float] = ("idle", time.monotonic())  # where the flush in flight is, since when
         self._stuck_said = 0.0
         self.collector = Collector(settings.gc_full_every_s)
+        self.population: Ranks | None = None  # the ranks in force (streams.worker.population)
+        self._population_docs: dict[bytes, bytes] = {}
+        self._population_reader: AIOKafkaConsumer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def _producer_started(self) -> AIOKafkaProducer:
@@ -109,6 +114,8 @@ class Engine(Flushing):
             await self._flush_now()
         if self._producer is not None:
             await self._producer.stop()
+        if self._population_reader is not None:
+            await self._population_reader.stop()
         await self.projection.close()
 
     async def on_revoked(self, revoked: Sequence[Any]) -> None:
@@ -204,23 +211,26 @@ class Engine(Flushing):
             self._advance(part, occurred)
         record = self._get(part, customer)
         new, changes, outcome = step.on_fact(record, fact, event_id=event_id, now_day=part.day or fact.day,
-                                             ruleset=part.ruleset, policy=self.policy)
+                                             ruleset=part.ruleset, policy=self.policy, population=self.population)
         self.stats[outcome.value] += 1
         if new is not record:
             self._put(part, customer, record, new, changes)
 
     def _on_profile(self, part: Partition, customer: str, attributes: dict[str, str | None], key: str) -> None:
         self._untimed(part, customer, lambda record, day, ruleset: step.on_profile(
-            record, attributes, key=key, now_day=day, ruleset=ruleset, policy=self.policy))
+            record, attributes, key=key, now_day=day, ruleset=ruleset, policy=self.policy,
+            population=self.population))
 
     def _on_override(self, part: Partition, customer: str, dimension: str, pin: step.Pin | None,
                      event_id: str) -> None:
         self._untimed(part, customer, lambda record, day, ruleset: step.on_override(
-            record, pin, dimension=dimension, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy))
+            record, pin, dimension=dimension, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy,
+            population=self.population))
 
     def _on_tag(self, part: Partition, customer: str, tag: str, mark: step.Mark | None, event_id: str) -> None:
         self._untimed(part, customer, lambda record, day, ruleset: step.on_tag(
-            record, mark, tag=tag, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy))
+            record, mark, tag=tag, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy,
+            population=self.population))
 
     def _untimed(self, part: Partition, customer: str, change: Callable[
             [step.CustomerRecord, int, RuleSet | None], tuple[step.CustomerRecord, list[step.AnyChange]]]) -> None:
@@ -249,7 +259,7 @@ class Engine(Flushing):
             if dues.get(customer) != due:
                 continue  # superseded by a later event
             record = self._get(part, customer)
-            new, changes = step.on_time(record, day, part.ruleset, self.policy)
+            new, changes = step.on_time(record, day, part.ruleset, self.policy, self.population)
             self.stats["time_wakeups"] += 1
             self._put(part, customer, None, new, changes)  # its heap entry was just popped
 
@@ -263,11 +273,16 @@ class Engine(Flushing):
                           ruleset.version, clip(current.id), current.version)
             return
         part.ruleset, part.meta_dirty = ruleset, True
+        metrics = population.needed(ruleset)
+        if part.index is None or part.index.metrics != metrics:  # every customer is put below: it fills again
+            part.index = population.PartitionIndex(metrics) if metrics else None
         day = part.day if part.day is not None else self.policy.calendar.day(datetime.now(UTC))
         customers = {key.decode() for key, _ in faust_compat.stored_items(self.customers, part.number)}
         for customer in sorted(customers | part.records.keys()):
             record = self._get(part, customer)
-            new, changes = step.on_rules(record, day, ruleset, self.policy)
+            new, changes = step.on_rules(record, day, ruleset, self.policy, self.population)
+            if new is record and part.index is not None:
+                part.index.update(customer, self._ranked(part, record))
             if new is not record:
                 self._put(part, customer, record, new, changes)
         log.warning("partition %d adopted %s v%d for %d customers", part.number, ruleset.id, ruleset.version,
@@ -289,6 +304,8 @@ class Engine(Flushing):
         records = part.records
         records.pop(customer, None)  # to the end: the least recently changed customers are evicted first
         records[customer] = record
+        if part.index is not None:
+            part.index.update(customer, self._ranked(part, record))
         if customer not in part.dirty:
             part.dirty.add(customer)
             self._dirty_count += 1
@@ -346,6 +363,8 @@ class Engine(Flushing):
         part.epoch += 1
         await self._persist_meta({number: part.meta_value()})
         count = 0
+        metrics = population.needed(part.ruleset)
+        part.index = population.PartitionIndex(metrics) if metrics else None
         for key, value in faust_compat.stored_items(self.customers, number):
             count += 1
             due = due_of(value)
@@ -353,11 +372,79 @@ class Engine(Flushing):
                 customer = key.decode()
                 part.heap.append((due, customer))
                 part.dues[customer] = due
+            if part.index is not None and part.day is not None:
+                part.index.update(key.decode(), self._ranked_stored(part.day, value))
         heapq.heapify(part.heap)
         log.warning("partition %d opened (epoch %d): %d customers, %d due", number, part.epoch, count,
                     len(part.heap))
         self.parts[number] = part
         return part
+
+    # -- population ranks (ABC, RFM): streams.worker.population -----------------------------------------
+    def _ranked(self, part: Partition, record: step.CustomerRecord) -> population.Values | None:
+        """The customer's ranked values as of the partition's day; None outside the population."""
+        last = record.state.last_purchase
+        if part.day is None or last is None:
+            return None
+        long = totals_at(record.state, part.day, self.policy).long
+        return (long[1], long[0], last) if long[0] else None
+
+    def _ranked_stored(self, day: int, value: bytes) -> population.Values | None:
+        """The same from a stored record, its window sums read from the bytes."""
+        raw, _ = step.loads_shallow(value[HEADER.size :])
+        starts = self.policy.starts(day)
+        long, _, _, last = codec.sums(raw, day, starts[0], starts[1])
+        return (long[1], long[0], last) if long[0] and last is not None else None
+
+    async def population_round(self) -> None:
+        """Publish the summaries of this worker's partitions that changed, read everyone's, and adopt the merged
+        ranks when they differ from those in force."""
+        indexed = [p for p in self.parts.values() if p.index is not None]
+        if not indexed:
+            return
+        producer = await self._producer_started()
+        for part in indexed:
+            if part.index is not None and part.index.dirty:
+                part.index.dirty = False
+                doc = population.summary_doc(part.number, part.index.summaries(self.settings.population_buckets))
+                await producer.send(self.names.population, key=f"p{part.number}".encode(), value=doc, partition=0)
+        if self._population_reader is None:
+            reader = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False,
+                                      auto_offset_reset="earliest")
+            await reader.start()
+            reader.assign([TopicPartition(self.names.population, 0)])
+            self._population_reader = reader
+        fetched = await self._population_reader.getmany(timeout_ms=200)
+        for records in fetched.values():
+            self._population_docs.update(population.decode_docs(records))
+        if not self._population_docs:
+            return  # nothing published yet (not even this worker's own summaries): no ranks to adopt
+        ranks = population.merged(self._population_docs, self.settings.population_hysteresis)
+        if self.population is None or ranks.key != self.population.key:
+            async with self._lock:
+                self._adopt_population(ranks)
+                await self._send_outputs()
+
+    def _adopt_population(self, ranks: Ranks) -> None:
+        """New ranks in force: reclassify only the customers whose class they can change (cause ``population``)."""
+        old, self.population = self.population, ranks
+        looked = 0
+        for part in self.parts.values():
+            if part.index is None or part.ruleset is None or part.day is None:
+                continue
+            ruleset, day = part.ruleset, part.day
+            for customer in sorted(population.candidates(part.index, ruleset.boundaries, old, ranks,
+                                                         ranks.hysteresis)):
+                looked += 1
+                record = self._get(part, customer)
+                new, changes = step.on_population(record, day, ruleset, self.policy, ranks)
+                if changes or new.due != record.due:
+                    self._put(part, customer, record, new, changes)
+        self.stats["population_adoptions"] += 1
+        self.stats["population_reevaluated"] += looked
+        self.stats["population_total"] = ranks.total
+        log.info("population ranks %s adopted (%d customers ranked): %d customers re-evaluated", ranks.key,
+                 ranks.total, looked)
 
     # -- output ----------------------------------------------------------------------------------
     async def _send_outputs(self) -> None:

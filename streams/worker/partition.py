@@ -12,6 +12,7 @@ import orjson
 from segmenter import step
 from segmenter.rules import RuleSet, load_ruleset
 from segmenter.state import Policy
+from streams.worker.population import PartitionIndex
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Partition:
     history: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)  # since the last snapshot, per customer
     held: list[tuple[Any, Sequence[Any]]] = field(default_factory=list)  # (tp, records) waiting for a ruleset
     unruled: bool = False  # gave up waiting for a ruleset: records are folded in unclassified
+    index: PartitionIndex | None = None  # population members by ranked value, when the rules read ranks
 
     @classmethod
     def from_meta(cls, number: int, stored: bytes | None, policy: Policy) -> Partition:
