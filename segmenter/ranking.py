@@ -20,8 +20,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from fractions import Fraction
+from dataclasses import dataclass, field
 from typing import Any
 
 RANKED = ("amount_12m", "purchases_12m", "last_purchase")
@@ -99,16 +98,24 @@ def summarise_by(n: int, value_at: Callable[[int], int], after: Callable[[int, i
 class Ranks:
     """The population as the rules see it: per ranked value, the summaries of its parts (one exact summary
     offline, one per partition live). ``hysteresis``: the band, in rank points, the worker keeps a customer
-    in its segment within (``segmenter.step``); ``shift``: added to every rank (how that band is applied)."""
+    in its segment within (``segmenter.step``); ``shift``: added to every rank (how that band is applied).
+
+    The parts are added up once, into one step function per ranked value: the sorted values any part names
+    (``keys``) and how many customers are above each (``above``); between two keys no part's count moves, so
+    a rank is one bisection. Ranks are floats: a rank equal to a rule's whole-number constant is computed
+    exactly (a correctly rounded quotient of integers), and any other differs from it by far more than a float's
+    error."""
 
     parts: tuple[tuple[Summary, ...], tuple[Summary, ...], tuple[Summary, ...]]
     hysteresis: float = 0.0
     key: str = ""  # names this version of the thresholds (population changes carry it)
     shift: float = 0.0
     totals: tuple[int, ...] = field(init=False)  # per ranked value: the population counted
+    _steps: tuple[tuple[list[int], list[float]], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "totals", tuple(sum(s.n for s in part) for part in self.parts))
+        object.__setattr__(self, "_steps", tuple(_steps(part) for part in self.parts))
 
     @property
     def total(self) -> int:
@@ -124,17 +131,16 @@ class Ranks:
 
     def greater(self, metric: int, value: int) -> float:
         """How many of the population have a strictly greater ``metric`` than ``value``."""
-        return sum(s.n - s.not_above(value) for s in self.parts[metric])
+        keys, above = self._steps[metric]
+        i = bisect_right(keys, value)
+        return above[i - 1] if i else self.totals[metric]
 
-    def rank(self, metric: int, value: int) -> Fraction | float:
+    def rank(self, metric: int, value: int) -> float:
         """The share of the population strictly above ``value``, in percent (0: the top)."""
         total = self.totals[metric]
-        if not total:
-            return 0
-        greater = self.greater(metric, value)
-        rank: Fraction | float = Fraction(100 * greater, total) if isinstance(greater, int) else 100 * greater / total
+        rank = 100 * self.greater(metric, value) / total if total else 0.0
         if self.shift:
-            rank = min(max(rank + self.shift, 0), 99.999999)
+            rank = min(max(rank + self.shift, 0.0), 99.999999)
         return rank
 
     def score(self, metric: int, value: int) -> int:
@@ -146,20 +152,38 @@ class Ranks:
         return f"{self.score(RECENCY, last)}{self.score(PURCHASES, purchases)}{self.score(AMOUNT, amount)}"
 
     def shifted(self, delta: float) -> Ranks:
-        return replace(self, shift=self.shift + delta)
+        out = object.__new__(Ranks)
+        for name in ("parts", "hysteresis", "key", "totals", "_steps"):
+            object.__setattr__(out, name, getattr(self, name))
+        object.__setattr__(out, "shift", self.shift + delta)
+        return out
 
     def cutoff(self, metric: int, rank: float) -> int | None:
         """The smallest value whose rank is below ``rank`` (a customer with it or more is above the boundary);
         None when no value is, ``LOWEST`` when every value is (an empty population ranks everyone 0). Found by
-        bisection over the values the summaries name (ranks change only at them)."""
+        bisection over the keys (ranks change only at them)."""
         if not self.totals[metric]:
             return LOWEST if self.shift < rank else None
-        candidates = sorted({v for s in self.parts[metric] for v in s.values})
-        lo, hi = 0, len(candidates)
+        keys = self._steps[metric][0]
+        lo, hi = 0, len(keys)
         while lo < hi:
             mid = (lo + hi) // 2
-            if self.rank(metric, candidates[mid]) < rank:
+            if self.rank(metric, keys[mid]) < rank:
                 hi = mid
             else:
                 lo = mid + 1
-        return candidates[lo] if lo < len(candidates) else None
+        return keys[lo] if lo < len(keys) else None
+
+
+def _steps(parts: Sequence[Summary]) -> tuple[list[int], list[float]]:
+    """The parts' summaries added up: every value any of them names, and how many are above it."""
+    if len(parts) == 1 and parts[0].counts:  # one exact summary (offline): its own values and counts
+        only = parts[0]
+        return list(only.values), [only.n - c for c in only.counts]
+    keys = sorted({v for s in parts for v in s.values})
+    above = [0.0] * len(keys)
+    for s in parts:
+        if s.n:
+            for i, key in enumerate(keys):
+                above[i] += s.n - s.not_above(key)
+    return keys, above
