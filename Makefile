@@ -31,6 +31,7 @@ bench: install
 	$(PY) -m bench.stream
 	$(PY) -m bench.actions
 	$(PY) -m bench.preview
+	$(PY) -m bench.population
 
 soak: install
 	$(PY) -m bench.soak

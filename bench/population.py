@@ -46,6 +46,8 @@ class World:
         self.records: list[dict[str, step.CustomerRecord]] = [{} for _ in range(PARTITIONS)]
         self.index = [PartitionIndex(needed(ruleset)) for _ in range(PARTITIONS)]
         self.ranks: Ranks | None = None
+        self.left: dict[str, str | None] = {}  # per customer, the ABC class its last move left
+        self.flaps = 0  # rank-update moves back to the class just left (A -> B -> A)
         self.serial = 0
         for c in range(customers):
             customer = f"C{c:07d}"
@@ -66,11 +68,24 @@ class World:
         return (long[1], long[0], last) if long[0] and last is not None else None
 
     def buy(self, share: float) -> None:
-        """``share`` of the customers buy once more (their classes are left as they were: the events' own
-        reclassification is not what is measured)."""
+        """``share`` of the customers buy once more, each reclassified then under the ranks in force (as the
+        worker does on an event); those changes are not the rank updates' and are not counted."""
         for part in self.records:
             for customer in self.rng.sample(sorted(part), int(len(part) * share)):
-                part[customer] = self._bought(part[customer], customer)
+                record = self._bought(part[customer], customer)
+                if self.ranks is not None:
+                    record, changes = step.on_population(record, DAY, self.ruleset, self.policy, self.ranks)
+                    self._note(customer, changes)
+                part[customer] = record
+
+    def _note(self, customer: str, changes: list[step.AnyChange]) -> int:
+        """Remember the ABC moves; returns how many went back to the class the customer had just left."""
+        back = 0
+        for c in changes:
+            if isinstance(c, step.Change) and c.dimension == "abc":
+                back += self.left.get(customer) == c.after
+                self.left[customer] = c.before
+        return back
 
     def update(self) -> tuple[int, int, float, float]:
         """New ranks from the partitions' summaries, adopted: (re-evaluated, changed, find s, re-evaluate s)."""
@@ -89,6 +104,8 @@ class World:
                 record, changes = step.on_population(part[customer], DAY, self.ruleset, self.policy, ranks)
                 part[customer] = record
                 changed += sum(1 for c in changes if isinstance(c, step.Change) and c.dimension == "abc")
+                if old is not None:
+                    self.flaps += self._note(customer, changes)
         return looked, changed, t1 - t0, time.perf_counter() - t1
 
 
@@ -109,13 +126,15 @@ def flapping(customers: int, rounds: int) -> None:
     for band in (0.0, 1.0):
         world = World(customers, ranked_rules(), band=band, seed=7)
         world.update()
+        world.left.clear()
         total = 0
         for _ in range(rounds):
             world.buy(0.01)
             total += world.update()[1]
-        counts[band] = total
-    print(f"no flapping, {customers:,} customers, {rounds} rounds of 1 % buying again: {counts[0.0]:,} ABC changes "
-          f"caused by rank updates without a band, {counts[1.0]:,} with a 1-point band")
+        counts[band] = (total, world.flaps)
+    print(f"no flapping, {customers:,} customers, {rounds} rounds of 1 % buying again, the ranks updated after each: "
+          f"ABC changes caused by rank updates (of them back to the class just left): {counts[0.0][0]:,} "
+          f"({counts[0.0][1]:,}) without a band, {counts[1.0][0]:,} ({counts[1.0][1]:,}) with a 1-point band")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,7 @@ import re
 import shutil
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -247,17 +248,29 @@ def cmd_customer(args: argparse.Namespace) -> int:
     return 0
 
 
+def pareto_table(rows: list[tuple[str, str, int, Decimal]]) -> str:
+    """Per dimension, its segments by amount_12m, most first: customers and their share, amount_12m, its share,
+    and the cumulative shares (the Pareto columns: A's customers hold what share of the revenue)."""
+    lines = [f"{'dimension':<14} {'segment':<16} {'customers':>10} {'share':>7} {'amount_12m':>16} {'share':>7} "
+             f"{'cum. customers':>14} {'cum. amount':>11}"]
+    for dim in sorted({r[0] for r in rows}):
+        mine = sorted((r for r in rows if r[0] == dim), key=lambda r: (-r[3], r[1]))
+        customers, amount = sum(r[2] for r in mine) or 1, sum(r[3] for r in mine) or Decimal(1)
+        cum_n, cum_a = 0, Decimal(0)
+        for _, seg, count, money in mine:
+            cum_n, cum_a = cum_n + count, cum_a + money
+            lines.append(f"{dim:<14} {seg:<16} {count:>10,} {100 * count / customers:>6.1f}% {money:>16,.2f} "
+                         f"{100 * money / amount:>6.1f}% {100 * cum_n / customers:>13.1f}% "
+                         f"{100 * cum_a / amount:>10.1f}%")
+    return "\n".join(lines)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from streams.readmodel.reader import ReadModel
 
     settings = load_settings()
     rows = ReadModel.of(settings).report(settings.money_scale)
-    totals: dict[str, int] = {}
-    for dim, _, count, _ in rows:
-        totals[dim] = totals.get(dim, 0) + count
-    print(f"{'dimension':<14} {'segment':<16} {'customers':>10} {'share':>7} {'amount_12m':>16}")
-    for dim, seg, count, amount in rows:
-        print(f"{dim:<14} {seg:<16} {count:>10,} {100 * count / totals[dim]:>6.1f}% {amount:>16,.2f}")
+    print(pareto_table(rows))
     tags = ReadModel.of(settings).tag_counts()
     if tags:
         everyone = ReadModel.of(settings).count() or 1
