@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 import yaml
 
+from schemas.outputs import Coupon
 from segmenter.facts import fact_of_transaction
 from segmenter.population import Population
 from segmenter.ranking import AMOUNT, PURCHASES, RECENCY
@@ -47,6 +48,7 @@ def _ranked_everywhere(system, total: int) -> bool:
 def test_ranks_move_with_time_alone_and_the_right_customers_change_class(system, tmp_path, capsys):
     assert system.run("rules", "apply", str(RFM)) == 0
     system.start_worker(population_interval_s="0.5", population_hysteresis="0")  # ranks fall on the boundaries
+    system.start_actions(data_dir=tmp_path / "actions", actions_replay_horizon="0d")
     start = date(2025, 7, 1)
     rows = ["customer_id,occurred_at,amount,kind,event_id"]
     rows += [f"C{n},{start + timedelta(days=30 * n)},{100 * (n + 1)},,e{n}" for n in range(10)]  # C9: last, most
@@ -75,6 +77,11 @@ def test_ranks_move_with_time_alone_and_the_right_customers_change_class(system,
                                                       .segment_changes)) if c.customer_id == "C5"]
     assert (changes[-1].from_segment, changes[-1].to_segment, changes[-1].cause) == (
         "loyal", "at_risk", "population")
+    # and actions fire on it like on any change: rfm.yaml's coupon for entering at_risk
+    assert system.run("wait", "--actions", "--timeout", "120") == 0
+    coupons = [Coupon.model_validate_json(v) for _, v in consume_all(system.settings,
+                                                                     Names(system.settings.topic_prefix).coupons)]
+    assert [(c.customer_id, c.change_id) for c in coupons if c.customer_id == "C5"] == [("C5", changes[-1].change_id)]
 
 
 def test_streaming_abc_and_rfm_equal_the_exact_classes_outside_the_error_band(system, tmp_path, capsys, monkeypatch):
