@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.events import AMOUNT_LIMIT
@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     population_hysteresis: float = Field(
         1.0, ge=0, le=20, description="The band, in rank percentage points, within which a customer keeps a "
         "class that reads population ranks (no A -> B -> A as others buy); 0: none.")
+    api_host: str = Field("127.0.0.1", description="Where `segmenter api` listens (127.0.0.1: this machine only).")
+    api_port: int = Field(8080, ge=1, le=65535, description="The HTTP API's port.")
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token the HTTP API requires for changes (overrides, rules); unset: changes are "
+        "refused. Never logged or printed.")
+    api_token_for_reads: bool = Field(False, description="Require the token for reads too.")
     hold_without_rules: int = Field(
         200_000, ge=0, description="Input records held (not yet processed or committed) while a partition has no "
         "ruleset yet, so none is folded in unclassified; past this many the worker goes on without one.")

@@ -16,7 +16,7 @@ from segmenter.errors import SegmenterError
 from streams.cli import demo_tour, offline_commands, override_commands, stream_commands, tag_commands
 from streams.cli.common import CliError, load_settings
 
-SERVICES = ("up", "worker", "actions", "demo")  # long-running commands: their logs are kept whole
+SERVICES = ("up", "worker", "actions", "api", "demo")  # long-running commands: their logs are kept whole
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,23 +1,13 @@
-"""A customer's story for ``segmenter customer``: per dimension the segment, the condition that put the customer
-there with its values, what each earlier segment needed and what the customer has, and what the next due day
-will change if nothing else happens."""
+"""``segmenter customer``'s ruleset lookup: the story itself is ``streams.readmodel.story``."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import date
-from typing import Any
 
-from segmenter import step
-from segmenter.classify import explain
 from segmenter.errors import SegmenterError
-from segmenter.metrics import Value, compute, display
 from segmenter.rules import RuleSet, load_ruleset
-from segmenter.state import Policy
 from streams.kafka.control import latest_rules, rules_history
-from streams.readmodel.reader import CustomerView
 from streams.settings import Settings
-from streams.text import clip
 
 
 def ruleset_of(settings: Settings, key: str) -> RuleSet | None:
@@ -36,94 +26,3 @@ def ruleset_of(settings: Settings, key: str) -> RuleSet | None:
         if ruleset.key == key:
             return ruleset
     return None
-
-
-def _tags(ruleset: RuleSet, record: step.CustomerRecord, values: dict[str, Value], policy: Policy
-          ) -> list[dict[str, str]]:
-    """Each tag with why the customer has it: the manual tag's who and why, or the rule's condition and values."""
-    manual = {m.tag: m for m in record.marks}
-    rules = ruleset.tag_rules(record.profile)
-    out = []
-    for name in record.tags:
-        rule = rules.get(name)
-        if rule is not None:
-            read = rule.condition.metrics if rule.condition is not None else ()
-            shown = ", ".join(f"{m}={display(m, values[m], policy)}" for m in read if not m.startswith("profile."))
-            why = rule.reason(record.profile) + (f" ({shown})" if shown else "")
-            if name in manual:
-                why += f"; also {manual[name].condition()}"
-        else:
-            why = manual[name].condition() if name in manual else "from an earlier ruleset"
-        out.append({"tag": name, "why": why})
-    return out
-
-
-def story(settings: Settings, view: CustomerView, record: step.CustomerRecord, day: int | None) -> dict[str, Any]:
-    policy = settings.policy()
-    doc: dict[str, Any] = {
-        "customer_id": view.customer_id, "ruleset": record.ruleset or None, "as_of_day": view.doc.get("as_of_day"),
-        "due": view.doc.get("due"), "then": [], "note": None, "profile": record.profile,
-        "metrics": view.doc["metrics"],
-        "dimensions": [{"dimension": d, "segment": s} for d, s in record.segments], "stale_overrides": [],
-        "tags": [{"tag": t, "why": "manual" if t in {m.tag for m in record.marks} else "rules"} for t in record.tags],
-    }
-    ruleset = ruleset_of(settings, record.ruleset) if record.ruleset else None
-    if ruleset is None or day is None:
-        doc["note"] = ("no explanation: its ruleset is not on the rules topics" if record.ruleset
-                       else "not classified yet: no ruleset was in force")
-        return doc
-    values = compute(record.state, day, policy, record.profile)
-    doc["dimensions"] = [{"dimension": e.dimension, "segment": e.segment,
-                          "condition": None if e.condition == "default" else e.condition,
-                          "metrics": {k: str(v) for k, v in e.metrics.items()}, "rejected": list(e.rejected)}
-                         for e in explain(ruleset, values, policy)]
-    doc["tags"] = _tags(ruleset, record, values, policy)
-    segments = ruleset.segment_names
-    pins = {pin.dimension: pin for pin in record.pins if pin.active(day)}
-    for entry in doc["dimensions"]:
-        pin = pins.get(entry["dimension"])
-        if pin is not None and pin.segment in segments.get(pin.dimension, ()):
-            entry.update(segment=pin.segment, override=pin.condition(), rules_say=entry["segment"])
-    doc["stale_overrides"] = [f"{pin.dimension} -> {pin.segment} ({pin.condition()}): not a segment of the ruleset "
-                              "in force" for pin in pins.values() if pin.segment not in segments.get(pin.dimension, ())]
-    if record.due:  # what the worker will do that day, pins included, if nothing else happens first
-        _, changes = step.on_time(record, record.due, ruleset, policy)
-        doc["then"] = [f"{c.dimension} {c.before} -> {c.after}" if isinstance(c, step.Change)
-                       else f"tag {c.tag} {'added' if c.added else 'removed'}" for c in changes]
-        if not doc["then"]:
-            doc["then"] = ["no segment changes (a window boundary is checked then)"]
-        doc["due"] = date.fromordinal(record.due).isoformat()
-    return doc
-
-
-def render(doc: dict[str, Any]) -> list[str]:
-    """The story as text lines (``segmenter customer`` without ``--json``)."""
-    out: list[str] = []
-    out.append(f"customer {clip(doc['customer_id'])}  (ruleset {doc['ruleset'] or 'none'}, "
-               f"as of stream day {doc['as_of_day'] or '-'}, next due {doc['due'] or '-'})")
-    for dim in doc["dimensions"]:
-        out.append(f"  {dim['dimension']}: {dim['segment']}")
-        if dim.get("override"):
-            out.append(f"    pinned: {dim['override']} (the rules say {dim['rules_say']})")
-        elif dim.get("condition"):
-            readable = ", ".join(f"{k}={v}" for k, v in dim["metrics"].items())
-            out.append(f"    because {dim['condition']}" + (f" ({readable})" if readable else ""))
-        for rejected in [] if dim.get("override") else dim.get("rejected", []):
-            out.append(f"    not {rejected}")
-    for stale in doc["stale_overrides"]:
-        out.append(f"  stale override: {stale}")
-    if doc["tags"]:
-        out.append("  tags: " + ", ".join(f"{t['tag']} ({t['why']})" for t in doc["tags"]))
-    if doc["then"]:
-        out.append(f"  on {doc['due']}, if nothing else happens: " + "; ".join(doc["then"]))
-    if doc["note"]:
-        out.append(f"  ({doc['note']})")
-    if doc["recent_changes"]:
-        out.append(f"  last {len(doc['recent_changes'])} change(s), newest first:")
-        for c in doc["recent_changes"]:
-            what = (f"{c['dimension']}: {c['from'] or '∅'} -> {c['to']}" if "dimension" in c
-                    else f"tag {c['tag']} {'added' if c['added'] else 'removed'}")
-            out.append(f"    {c['at'][:19]}  {what}  ({c['cause']}: {clip(c['why'], 100)})")
-    for name, value in doc["metrics"].items():
-        out.append(f"  {name:<28} {'-' if value is None else value}")
-    return out

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from streams.cli.common import CliError, load_rules, load_settings, who
+from streams.settings import Settings
 from streams.stack.embedded import StackError
 from streams.stack.processes import EMBEDDED_ENV, embedded_ports, spawn_worker, wait_ready
 from streams.text import clip
@@ -56,8 +57,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         wait_ready(data_dir, worker)
         wait_ready(data_dir, actions, role="actions")
         print(f"worker ready (pid {worker.pid}), action worker ready (pid {actions.pid}); logs in {data_dir}")
+        info.api_pid = _start_api(settings, data_dir)
+        info.save(info_path)
     except BaseException:
-        for pid in (info.actions_pid, info.worker_pid, info.redis_pid, info.broker_pid):
+        for pid in (info.api_pid, info.actions_pid, info.worker_pid, info.redis_pid, info.broker_pid):
             stop(pid)
         info_path.unlink(missing_ok=True)
         raise
@@ -69,6 +72,35 @@ def cmd_up(args: argparse.Namespace) -> int:
         return cmd_down(args)
 
 
+def _start_api(settings: Settings, data_dir: Path) -> int | None:
+    """The HTTP API beside the embedded stack; a warning, not a failure, when its port is taken."""
+    from streams.stack.embedded import port_open
+
+    if port_open(settings.api_host, settings.api_port):
+        print(f"warning: port {settings.api_port} is in use: the HTTP API is not started (set SEGMENTER_API_PORT)")
+        return None
+    api = spawn_worker(settings, role="api")
+    deadline = time.monotonic() + 30
+    while not port_open(settings.api_host, settings.api_port):
+        if api.poll() is not None or time.monotonic() > deadline:
+            print(f"warning: the HTTP API did not start; see {data_dir / 'api.log'}")
+            return None
+        time.sleep(0.2)
+    print(f"HTTP API on http://{settings.api_host}:{settings.api_port} (OpenAPI docs at /docs)")
+    return api.pid
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from streams.api.app import create_api
+
+    settings = load_settings()
+    uvicorn.run(create_api(settings), host=settings.api_host, port=settings.api_port, log_level=args.loglevel,
+                access_log=False)
+    return 0
+
+
 def cmd_down(args: argparse.Namespace) -> int:
     from streams.stack.embedded import StackInfo, stop
 
@@ -78,12 +110,12 @@ def cmd_down(args: argparse.Namespace) -> int:
     if info is None:
         print(f"nothing to stop: no {info_path}")
         return 0
-    for pid in (info.actions_pid, info.worker_pid, info.redis_pid, info.broker_pid):
+    for pid in (info.api_pid, info.actions_pid, info.worker_pid, info.redis_pid, info.broker_pid):
         stop(pid)
     info_path.unlink(missing_ok=True)
     for role in ("worker", "actions"):
         (Path(settings.data_dir) / f"{role}.ready").unlink(missing_ok=True)
-    print("stopped the action worker, worker, redis and broker")
+    print("stopped the HTTP API, action worker, worker, redis and broker")
     return 0
 
 
@@ -231,15 +263,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_customer(args: argparse.Namespace) -> int:
     """A customer's story: per dimension the segment, why, and why not each earlier segment; what the next due
     day will do if nothing else happens; the metrics."""
-    from streams.cli.story import render, story
+    from streams.cli.story import ruleset_of
     from streams.readmodel.reader import ReadModel
+    from streams.readmodel.story import render, story
 
     settings = load_settings()
     view = ReadModel.of(settings).customer(args.id)
     if view is None or view.record is None:
         print(f"error: customer {args.id!r} is not known", file=sys.stderr)
         return 1
-    doc = story(settings, view, view.record, view.day)
+    record = view.record
+    ruleset = ruleset_of(settings, record.ruleset) if record.ruleset else None
+    doc = story(settings.policy(), view, record, view.day, ruleset)
     doc["recent_changes"] = ReadModel.of(settings).recent_changes(args.id)
     if args.json:
         print(orjson.dumps(doc, default=str).decode())
@@ -327,6 +362,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     p.add_argument("--detach", action="store_true", help="return once everything is ready")
     p.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
+    p = sub.add_parser("api", help="serve the HTTP API (SEGMENTER_API_HOST:SEGMENTER_API_PORT)")
+    p.add_argument("--loglevel", default="warning", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(func=cmd_api)
     p = sub.add_parser("worker", help="run one worker against the configured Kafka and Redis")
     _loglevel(p)
     p.set_defaults(func=cmd_worker)

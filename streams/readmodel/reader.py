@@ -42,6 +42,31 @@ class CustomerView:
     day: int | None = None  # its partition's business day (None before a clock was published)
 
 
+def view_of(customer_id: str, segments: bytes | None, partition: bytes, state: bytes, *,
+            clock: dict[int, tuple[str, int]], policy: Policy) -> CustomerView:
+    """A customer's hash fields as a view: its record, and its metrics as of its partition's clock."""
+    record = unpack(state)
+    now = clock.get(int(partition))
+    doc: dict[str, Any] = {"ruleset": record.ruleset, "profile": record.profile, "partition": int(partition),
+                           "tags": list(record.tags),
+                           "due": date.fromordinal(record.due).isoformat() if record.due else None,
+                           "metrics": {}, "as_of_day": None}
+    if now is not None:
+        values = compute(record.state, now[1], policy, record.profile)
+        doc["metrics"] = {m: display(m, values[m], policy) for m in WINDOW_METRICS}
+        doc["as_of_day"] = date.fromordinal(now[1]).isoformat()
+    return CustomerView(customer_id, orjson.loads(segments or b"{}"), doc, record, None if now is None else int(now[1]))
+
+
+def decode_changes(entries: list[bytes]) -> list[dict[str, Any]]:
+    """The story list's entries (``P:h:<customer>``), newest first."""
+    out = []
+    for entry in entries:
+        change_id, _, doc = entry.decode().partition(" ")
+        out.append({"change_id": change_id, **orjson.loads(doc)})
+    return out
+
+
 class ReadModel:
     """Customers as the worker last projected them, with metrics computed as of their partition's clock."""
 
@@ -63,18 +88,7 @@ class ReadModel:
 
     def _view(self, customer_id: str, segments: bytes | None, partition: bytes, state: bytes,
               clock: dict[int, tuple[str, int]]) -> CustomerView:
-        record = unpack(state)
-        now = clock.get(int(partition))
-        doc: dict[str, Any] = {"ruleset": record.ruleset, "profile": record.profile, "partition": int(partition),
-                               "tags": list(record.tags),
-                               "due": date.fromordinal(record.due).isoformat() if record.due else None,
-                               "metrics": {}, "as_of_day": None}
-        if now is not None:
-            values = compute(record.state, now[1], self.policy, record.profile)
-            doc["metrics"] = {m: display(m, values[m], self.policy) for m in WINDOW_METRICS}
-            doc["as_of_day"] = date.fromordinal(now[1]).isoformat()
-        return CustomerView(customer_id, orjson.loads(segments or b"{}"), doc, record,
-                            None if now is None else int(now[1]))
+        return view_of(customer_id, segments, partition, state, clock=clock, policy=self.policy)
 
     def count(self) -> int:
         """Customers in the read model."""
@@ -126,12 +140,7 @@ class ReadModel:
 
     def recent_changes(self, customer_id: str) -> list[dict[str, Any]]:
         """The customer's last segment and tag changes, newest first (``story_changes`` of them at most)."""
-        entries = self.client.lrange(f"{self.prefix}:h:{customer_id}", 0, -1)
-        out = []
-        for entry in entries:
-            change_id, _, doc = entry.decode().partition(" ")
-            out.append({"change_id": change_id, **orjson.loads(doc)})
-        return out
+        return decode_changes(self.client.lrange(f"{self.prefix}:h:{customer_id}", 0, -1))
 
     def tag_counts(self) -> dict[str, int]:
         """Each tag some customer has, with how many have it."""

@@ -81,6 +81,7 @@ class StackInfo:
     redis_port: int
     worker_pid: int | None = None
     actions_pid: int | None = None
+    api_pid: int | None = None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

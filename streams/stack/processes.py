@@ -47,11 +47,12 @@ EMBEDDED_ENV = {"SEGMENTER_CONSISTENCY_CHECK": "false"}
 
 def spawn_worker(settings: Settings, extra_env: dict[str, str] | None = None,
                  role: str = "worker") -> subprocess.Popen[bytes]:
-    """A segmenter worker (``role`` worker) or an action worker (``role`` actions), logging to DATA_DIR/ROLE.log."""
+    """A segmenter worker (``role`` worker), an action worker (``role`` actions) or the HTTP API (``role`` api),
+    logging to DATA_DIR/ROLE.log."""
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(extra_env or {})}
-    if role not in ("worker", "actions"):
+    if role not in ("worker", "actions", "api"):
         raise ValueError(f"unknown worker role {role!r}")
     return subprocess.Popen(  # noqa: S603 - our own module, a role checked above
         [sys.executable, "-m", "streams.cli", role], env=env,

@@ -19,7 +19,8 @@ ALLOWED = {  # room -> the rooms it may import (and itself)
     "worker": {FOUNDATION, "kafka", "readmodel", "worker"},
     "actions": {FOUNDATION, "kafka", "readmodel", "actions"},
     "stack": {FOUNDATION, "stack"},
-    "cli": {FOUNDATION, "kafka", "readmodel", "worker", "actions", "stack", "cli"},
+    "api": {FOUNDATION, "kafka", "readmodel", "api"},
+    "cli": {FOUNDATION, "kafka", "readmodel", "worker", "actions", "stack", "api", "cli"},
 }
 
 

@@ -1,0 +1,323 @@
+"""The HTTP API (``segmenter api``): FastAPI over the Redis read model, producing overrides and rulesets to their
+topics like the CLI does. No faust internals: it reads what the workers project and writes what they consume.
+
+Reads: ``GET /customers/{id}``, ``/segments``, ``/segments/{dimension}/{segment}/members``,
+``/tags/{tag}/members``, ``/health``, ``/ready``. Changes: ``POST /overrides``,
+``DELETE /overrides/{customer}/{dimension}``, ``POST /rules``: they need ``Authorization: Bearer <token>``
+(``SEGMENTER_API_TOKEN``; unset, changes are refused), reads too with ``SEGMENTER_API_TOKEN_FOR_READS``. Every
+error is JSON: ``{"error": "..."}`` with a 4xx (or 503) status. OpenAPI at ``/openapi.json``, docs at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import orjson
+import redis.asyncio as aioredis
+from aiokafka.partitioner import DefaultPartitioner
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import AwareDatetime, BaseModel, Field
+
+from schemas.events import Override
+from segmenter.errors import SegmenterError
+from segmenter.rules import RuleSet, load_ruleset
+from streams.kafka.control import RulesRefusedError, apply_rules, latest_rules, rules_history
+from streams.kafka.topics import create_topics, produce_records
+from streams.names import Names, override_key
+from streams.readmodel.reader import decode_changes, view_of
+from streams.readmodel.story import story
+from streams.settings import Settings
+
+CLOCK_TTL_S = 1.0  # the partitions' clocks are read at most this often
+RULES_RETRY_S = 5.0  # a ruleset not found in the history is looked for again after this long
+
+
+class ApiError(BaseModel):
+    error: str = Field(description="What is wrong, in one sentence.")
+
+
+class SegmentRow(BaseModel):
+    segment: str
+    customers: int
+    share: float = Field(description="Of the dimension's customers, in percent.")
+    amount_12m: Decimal
+    amount_share: float = Field(description="Of the dimension's summed amount_12m, in percent.")
+    cumulative_share: float = Field(description="Customers of this and every segment above it by amount, percent.")
+    cumulative_amount_share: float
+
+
+class Members(BaseModel):
+    members: list[str]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last one.")
+
+
+class OverrideRequest(BaseModel):
+    customer_id: Annotated[str, Field(min_length=1, max_length=256)]
+    dimension: Annotated[str, Field(min_length=1, max_length=64)]
+    segment: Annotated[str, Field(min_length=1, max_length=64)]
+    reason: Annotated[str, Field(min_length=1, max_length=256)]
+    by: Annotated[str, Field(min_length=1, max_length=256)]
+    until: AwareDatetime | None = Field(None, description="It expires by itself at the start of that day.")
+
+
+class Accepted(BaseModel):
+    accepted: bool = True
+    detail: str
+
+
+def _error(status: int, message: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=message)
+
+
+class Api:
+    """What the endpoints share: settings, one Redis connection pool, the partitions' clocks and the rulesets."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings, self.policy = settings, settings.policy()
+        self.names = Names(settings.topic_prefix)
+        self.prefix = self.names.redis
+        self.redis = aioredis.from_url(settings.redis_url)
+        self._clock: tuple[float, dict[int, tuple[str, int]]] = (0.0, {})
+        self._rules: dict[str, RuleSet] = {}
+        self._rules_looked = 0.0
+
+    async def clock(self) -> dict[int, tuple[str, int]]:
+        at, clock = self._clock
+        if time.monotonic() - at >= CLOCK_TTL_S:
+            raw = await self.redis.hgetall(f"{self.prefix}:clock")
+            clock = {int(p): tuple(orjson.loads(v)) for p, v in raw.items()}
+            self._clock = (time.monotonic(), clock)
+        return clock
+
+    async def ruleset(self, key: str) -> RuleSet | None:
+        """The ruleset ``id@version`` (from the rules history, kept), or None."""
+        found = self._rules.get(key)
+        if found is None and time.monotonic() - self._rules_looked >= RULES_RETRY_S:
+            self._rules_looked = time.monotonic()
+            texts = [a.yaml for a in await rules_history(self.settings)]
+            texts += list((await latest_rules(self.settings)).values())
+            for text in texts:
+                try:
+                    ruleset = load_ruleset(text, "rules topic", self.settings.money_scale)
+                except SegmenterError:
+                    continue
+                self._rules.setdefault(ruleset.key, ruleset)
+            found = self._rules.get(key)
+        return found
+
+    async def members(self, key: str, cursor: str | None, limit: int) -> Members:
+        try:
+            start = int(cursor or "0")
+        except ValueError:
+            raise _error(400, f"cursor {cursor!r} is not one this API returned") from None
+        following, found = await self.redis.sscan(key, start, count=limit)
+        members = sorted(m.decode() for m in found)
+        return Members(members=members, next_cursor=None if int(following) == 0 else str(following))
+
+
+def create_api(settings: Settings) -> FastAPI:
+    api = Api(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        yield
+        await api.redis.aclose()
+
+    app = FastAPI(title="segmenter", version="1", lifespan=lifespan,
+                  description="Customer segments, live: the read model the segmenter workers keep, and the changes "
+                              "operators make (overrides, rulesets).",
+                  responses={400: {"model": ApiError}, 401: {"model": ApiError}, 403: {"model": ApiError},
+                             404: {"model": ApiError}, 422: {"model": ApiError}})
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+    def token(authorization: str | None, need: bool) -> None:
+        secret = settings.api_token
+        if not need:
+            return
+        if secret is None:
+            raise _error(403, "changes are refused: no SEGMENTER_API_TOKEN is set on the server")
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+            raise HTTPException(status_code=401, detail="a valid 'Authorization: Bearer <token>' header is required",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    async def reader(authorization: Annotated[str | None, Header()] = None) -> None:
+        token(authorization, settings.api_token_for_reads)
+
+    async def writer(authorization: Annotated[str | None, Header()] = None) -> None:
+        token(authorization, True)
+
+    _health(app, api)
+    _reads(app, api, reader)
+    _changes(app, api, writer)
+    return app
+
+
+def _health(app: FastAPI, api: Api) -> None:
+    settings = api.settings
+
+    @app.get("/health", summary="the API process is up")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Redis, the broker and the workers answer", responses={503: {"model": ApiError}})
+    async def ready() -> Response:
+        checks: dict[str, str] = {}
+        try:
+            await api.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:  # reported, not raised: this is the readiness report
+            checks["redis"] = f"unreachable: {exc}"
+        try:
+            await create_topics(settings)  # a metadata round trip; creates nothing that exists
+            checks["broker"] = "ok"
+        except Exception as exc:
+            checks["broker"] = f"unreachable: {exc}"
+        clocks = await api.clock() if checks["redis"] == "ok" else {}
+        checks["workers"] = (f"{len(clocks)} partition clocks published" if clocks
+                             else "no partition clock published yet (no worker has processed a record)")
+        ok = checks["redis"] == "ok" and checks["broker"] == "ok" and bool(clocks)
+        body = {"ready": ok, "checks": checks} if ok else {"error": "not ready", "ready": False, "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+
+def _reads(app: FastAPI, api: Api, reader: Any) -> None:
+    settings = api.settings
+
+    @app.get("/customers/{customer_id}", summary="one customer: segments, tags, metrics, why, recent changes",
+             dependencies=[Depends(reader)])
+    async def customer(customer_id: str) -> dict[str, Any]:
+        pipe = api.redis.pipeline(transaction=False)
+        pipe.hmget(f"{api.prefix}:c:{customer_id}", "segments", "partition", "state")
+        pipe.lrange(f"{api.prefix}:h:{customer_id}", 0, -1)
+        (segments, partition, state), recent = await pipe.execute()
+        if state is None:
+            raise _error(404, f"customer {customer_id!r} is not known")
+        view = view_of(customer_id, segments, partition, state, clock=await api.clock(), policy=api.policy)
+        record = view.record
+        assert record is not None
+        ruleset = await api.ruleset(record.ruleset) if record.ruleset else None
+        doc = story(api.policy, view, record, view.day, ruleset)
+        doc["segments"] = view.segments
+        doc["recent_changes"] = decode_changes(recent)
+        return doc
+
+    @app.get("/segments", summary="per dimension: customers, share, summed amount_12m, cumulative shares",
+             dependencies=[Depends(reader)])
+    async def segments() -> dict[str, list[SegmentRow]]:
+        out: dict[str, list[SegmentRow]] = {}
+        async for key in api.redis.scan_iter(f"{api.prefix}:amt:*", count=1000):
+            dimension = key.decode().split(":amt:", 1)[1]
+            amounts = await api.redis.hgetall(key)
+            pipe = api.redis.pipeline(transaction=False)
+            names = sorted(a.decode() for a in amounts)
+            for name in names:
+                pipe.scard(f"{api.prefix}:m:{dimension}:{name}")
+            counts = dict(zip(names, await pipe.execute(), strict=True))
+            rows = sorted(((n, int(counts[n]), Decimal(int(amounts[n.encode()])).scaleb(-settings.money_scale))
+                           for n in names if counts[n]), key=lambda r: (-r[2], r[0]))
+            customers, total = sum(r[1] for r in rows) or 1, sum(r[2] for r in rows) or Decimal(1)
+            cum_n, cum_a, mine = 0, Decimal(0), []
+            for name, count, amount in rows:
+                cum_n, cum_a = cum_n + count, cum_a + amount
+                mine.append(SegmentRow(segment=name, customers=count, share=100 * count / customers,
+                                       amount_12m=amount, amount_share=float(100 * amount / total),
+                                       cumulative_share=100 * cum_n / customers,
+                                       cumulative_amount_share=float(100 * cum_a / total)))
+            out[dimension] = mine
+        return dict(sorted(out.items()))
+
+    @app.get("/segments/{dimension}/{segment}/members", summary="a segment's customers, a page at a time",
+             dependencies=[Depends(reader)])
+    async def segment_members(dimension: str, segment: str, cursor: str | None = None,
+                              limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> Members:
+        return await api.members(f"{api.prefix}:m:{dimension}:{segment}", cursor, limit)
+
+    @app.get("/tags/{tag}/members", summary="the customers with a tag, a page at a time",
+             dependencies=[Depends(reader)])
+    async def tag_members(tag: str, cursor: str | None = None,
+                          limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> Members:
+        return await api.members(f"{api.prefix}:t:{tag}", cursor, limit)
+
+
+def _changes(app: FastAPI, api: Api, writer: Any) -> None:
+    settings = api.settings
+
+    async def send_override(doc: Override) -> None:
+        partitions = list(range(settings.partitions))
+        partition = DefaultPartitioner()(doc.customer_id.encode(), partitions, partitions)
+        await produce_records(settings, [(api.names.overrides, override_key(doc.customer_id, doc.dimension),
+                                          doc.model_dump_json().encode(), partition)])
+
+    @app.post("/overrides", status_code=202, summary="pin a customer's dimension to a segment",
+              dependencies=[Depends(writer)])
+    async def set_override(request: OverrideRequest) -> Accepted:
+        known = await _segments(api)
+        if request.dimension not in known:
+            raise _error(422, f"no active ruleset has a dimension {request.dimension!r} "
+                              f"(dimensions: {', '.join(sorted(known)) or 'none'})")
+        if request.segment not in known[request.dimension]:
+            raise _error(422, f"dimension {request.dimension} has no segment {request.segment!r} "
+                              f"(segments: {', '.join(sorted(known[request.dimension]))})")
+        await send_override(Override(event_id=f"override-{uuid.uuid4().hex}", customer_id=request.customer_id,
+                                     dimension=request.dimension, segment=request.segment, by=request.by,
+                                     reason=request.reason, occurred_at=datetime.now(UTC), expires_at=request.until))
+        return Accepted(detail=f"{request.customer_id}: {request.dimension} pinned to {request.segment}; the owning "
+                               "worker applies it")
+
+    @app.delete("/overrides/{customer_id}/{dimension}", status_code=202, summary="clear an override",
+                dependencies=[Depends(writer)])
+    async def clear_override(customer_id: str, dimension: str, reason: Annotated[str, Query(min_length=1)],
+                             by: Annotated[str, Query(min_length=1)]) -> Accepted:
+        await send_override(Override(event_id=f"override-{uuid.uuid4().hex}", customer_id=customer_id,
+                                     dimension=dimension, segment=None, by=by, reason=reason,
+                                     occurred_at=datetime.now(UTC)))
+        return Accepted(detail=f"{customer_id}: the override of {dimension} is cleared; the rules decide again")
+
+    @app.post("/rules", status_code=202, summary="validate a ruleset (YAML body), then apply it",
+              dependencies=[Depends(writer)], openapi_extra={"requestBody": {
+                  "required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}}})
+    async def post_rules(request: Request, author: Annotated[str, Query(min_length=1)], message: str = "",
+                         dry_run: bool = False) -> Accepted:
+        body = await request.body()
+        try:
+            ruleset = load_ruleset(body.decode("utf-8", errors="replace"), "request body", settings.money_scale)
+        except SegmenterError as exc:
+            raise _error(422, str(exc)) from None
+        if dry_run:
+            return Accepted(accepted=False, detail=f"{ruleset.id} v{ruleset.version} is valid; not applied (dry_run)")
+        try:
+            await apply_rules(settings, ruleset, "api", author, message)
+        except RulesRefusedError as exc:
+            raise _error(409, str(exc)) from None
+        return Accepted(detail=f"published {ruleset.id} v{ruleset.version}; workers adopt it and reclassify")
+
+
+async def _segments(api: Api) -> dict[str, set[str]]:
+    """dimension -> its segments in the active rulesets."""
+    out: dict[str, set[str]] = {}
+    for text in (await latest_rules(api.settings)).values():
+        try:
+            ruleset = load_ruleset(text, "rules topic", api.settings.money_scale)
+        except SegmenterError:
+            continue
+        for dimension, names in ruleset.segment_names.items():
+            out.setdefault(dimension, set()).update(names)
+    return out
