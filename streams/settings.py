@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         None, description="Bearer token the HTTP API requires for changes (overrides, rules); unset: changes are "
         "refused. Never logged or printed.")
     api_token_for_reads: bool = Field(False, description="Require the token for reads too.")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of the Prometheus metrics of a worker or action worker (0: not "
+        "served); give each process on one machine its own.")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics are served on.")
     hold_without_rules: int = Field(
         200_000, ge=0, description="Input records held (not yet processed or committed) while a partition has no "
         "ruleset yet, so none is folded in unclassified; past this many the worker goes on without one.")

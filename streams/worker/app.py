@@ -78,6 +78,9 @@ def create_app(settings: Settings) -> faust.App:
 
     app.timer(min(settings.flush_interval_s, 1.0), name="segmenter.flush")(engine.tick)
     app.timer(settings.population_interval_s, name="segmenter.population")(engine.population_round)
+    if engine.metrics is not None:
+        engine.metrics.serve(engine, settings.metrics_host, settings.metrics_port)
+        app.timer(5.0, name="segmenter.lag")(engine.read_lag)
 
     ready_file = data_dir / "worker.ready"
 

@@ -54,6 +54,7 @@ from segmenter.state import Fact, totals_at
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.deadletters import dead_letter
+from streams.kafka.lag import group_lag
 from streams.kafka.topics import producer as kafka_producer
 from streams.names import Names
 from streams.readmodel.writer import Projection
@@ -64,6 +65,7 @@ from streams.worker import population
 from streams.worker.collector import Collector
 from streams.worker.edge import BAD_INPUT, FACT, OVERRIDE, PROFILE, RULES, TAG, TICK, Edge
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
+from streams.worker.metrics import WorkerMetrics, observe_batch
 from streams.worker.partition import Partition
 from streams.worker.persist import send_batches
 from streams.worker.story import story_entry
@@ -97,6 +99,7 @@ class Engine(Flushing):
         self._stage: tuple[str, float] = ("idle", time.monotonic())  # where the flush in flight is, since when
         self._stuck_said = 0.0
         self.collector = Collector(settings.gc_full_every_s)
+        self.metrics = WorkerMetrics() if settings.metrics_port else None
         self.population: Ranks | None = None  # the ranks in force (streams.worker.population)
         self._population_docs: dict[bytes, bytes] = {}
         self._population_reader: AIOKafkaConsumer | None = None
@@ -150,6 +153,7 @@ class Engine(Flushing):
 
     def _run(self, part: Partition, tp: Any, records: Sequence[Any]) -> None:
         decode, ops, failpoints = self.edge.decoders[tp.topic], self._ops, self._failpoints
+        changed_before = len(part.changes)
         for record in records:
             try:
                 op, args = decode(record)
@@ -170,6 +174,10 @@ class Engine(Flushing):
             if failpoints:
                 failpoints.hit("mid-batch")
         part.offsets[tp] = records[-1].offset + 1
+        if self.metrics is not None:
+            self.metrics.events[tp.topic] += len(records)
+            if len(part.changes) > changed_before:
+                observe_batch(self.metrics, records[0].timestamp)
 
     def _hold(self, part: Partition, tp: Any, records: Sequence[Any]) -> None:
         """No ruleset yet (data may be fetched before its control record): keep the records until one
@@ -327,6 +335,10 @@ class Engine(Flushing):
             for change in changes:
                 part.changes.append((key, self._change_json(customer, record, change, ruleset, stream_time)))
             self.stats["changes"] += len(changes)
+            if self.metrics is not None:
+                for c in changes:
+                    self.metrics.changes[("tag", c.tag, c.cause) if isinstance(c, step.TagChange)
+                                         else ("segment", c.dimension, c.cause)] += 1
             if self.settings.story_changes:
                 part.history.setdefault(customer, []).extend(
                     (c.change_id(customer, record.ruleset), story_entry(c, stream_time)) for c in changes)
@@ -458,6 +470,13 @@ class Engine(Flushing):
             sent = await send_batches(producer, self.names.dead_letters, 0, self._dead)
             self._deliveries.extend(f for f, _ in sent)
             self._dead = []
+
+    async def read_lag(self) -> None:
+        """The worker group's lag per input partition, for the metrics (a timer)."""
+        if self.metrics is not None:
+            lags = await group_lag(self.settings, actions=False, only=self.names.app_id)
+            self.metrics.lag = {(lag.tp.topic, lag.tp.partition): lag.lag for lag in lags
+                                if lag.tp.topic in self.topics}
 
     async def tick_all(self, when: datetime) -> None:
         """The wall clock, into every partition through the control topic (in order with events)."""

@@ -23,6 +23,7 @@ from streams.readmodel.writer import ProjectedCustomer, Projection
 from streams.settings import Settings
 from streams.stored import pack, unpack
 from streams.worker.collector import Collector
+from streams.worker.metrics import WorkerMetrics
 from streams.worker.partition import Partition
 from streams.worker.persist import Snapshot, persist
 
@@ -62,6 +63,7 @@ class Flushing:
     _last_flush: float
     _quarantined: set[str] | None
     _stage: tuple[str, float]
+    metrics: WorkerMetrics | None
 
     async def _producer_started(self) -> AIOKafkaProducer:
         raise NotImplementedError  # the engine's
@@ -160,6 +162,8 @@ class Flushing:
         self.stats["flushes"] += 1
         self.stats["stored"] += sum(len(w) for w in snap.customers.values())
         took = marks[-1] - marks[0]
+        if self.metrics is not None:
+            self.metrics.flush.observe(took)
         (log.warning if took >= SLOW_FLUSH_S else log.debug)(
             "flush: %d customers, %d offsets in %.2fs (encode %.2f, changes acked %.2f, redis %.2f, changelog "
             "%.2f, commit %.2f)", len(snap.projected), len(snap.offsets), took,

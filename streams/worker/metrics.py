@@ -1,0 +1,111 @@
+"""Prometheus metrics of a worker (``SEGMENTER_METRICS_PORT``; the official client). Counters and gauges are read
+from the engine when scraped (nothing is added to the hot path but two histograms, observed once per fetched batch
+and once per flush).
+
+=========================================== ===========================================================================
+name                                        what
+=========================================== ===========================================================================
+``segmenter_events_total{topic}``           input records processed, per input topic
+``segmenter_event_outcomes_total{outcome}`` events applied, duplicate (an event id seen before) or too_old
+``segmenter_dead_letters_total{reason}``    records sent to the dead-letter topic: bad_input, processing_error
+``segmenter_changes_total{kind,name,cause}`` segment changes (kind segment, name = dimension) and tag changes
+                                            (kind tag, name = the tag), per cause
+``segmenter_due_customers{partition}``      customers in the due index (time alone may move them)
+``segmenter_overdue_customers{partition}``  of them, due on or before the partition's day and not yet woken
+``segmenter_stream_time_behind_seconds``    wall clock minus the partition's stream time (freshness)
+``segmenter_consumer_lag{topic,partition}`` records of an input partition not yet committed by the group
+``segmenter_processing_latency_seconds``    from the broker timestamp of the oldest record of a fetched batch that
+                                            produced changes to those changes being handed to the producer
+``segmenter_flush_duration_seconds``        one flush: encode, wait for changes, Redis, changelog, commit
+``segmenter_population_ranked``             customers the population ranks in force count (ABC, RFM)
+=========================================== ===========================================================================
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+OUTCOMES = ("applied", "duplicate", "too_old")
+
+
+class WorkerMetrics:
+    """The worker's registry: its two histograms, the per-topic and per-change counts the engine keeps, and the
+    last consumer lag read (``lag``: (topic, partition) -> records)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.latency = Histogram("segmenter_processing_latency_seconds", "arrival (broker timestamp) to the segment "
+                                 "change handed to the producer, per fetched batch that produced changes",
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+                                 registry=self.registry)
+        self.flush = Histogram("segmenter_flush_duration_seconds", "one flush, from snapshot to commit",
+                               buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=self.registry)
+        self.events: Counter[str] = Counter()
+        self.changes: Counter[tuple[str, str, str]] = Counter()
+        self.lag: dict[tuple[str, int], int] = {}
+
+    def serve(self, engine: Any, host: str, port: int) -> None:
+        self.registry.register(_EngineCollector(engine, self))
+        start_http_server(port, addr=host, registry=self.registry)
+
+
+class _EngineCollector(Collector):
+    def __init__(self, engine: Any, metrics: WorkerMetrics) -> None:
+        self.engine, self.metrics = engine, metrics
+
+    def collect(self) -> Iterator[Metric]:
+        engine, metrics = self.engine, self.metrics
+        stats = engine.stats
+        events = CounterMetricFamily("segmenter_events", "input records processed", labels=["topic"])
+        for topic, n in sorted(metrics.events.items()):
+            events.add_metric([topic], n)
+        yield events
+        outcomes = CounterMetricFamily("segmenter_event_outcomes", "events by what they did", labels=["outcome"])
+        for outcome in OUTCOMES:
+            outcomes.add_metric([outcome], stats.get(outcome, 0))
+        yield outcomes
+        letters = CounterMetricFamily("segmenter_dead_letters", "records sent to dead letters", labels=["reason"])
+        letters.add_metric(["bad_input"], stats.get("dead_letters", 0))
+        letters.add_metric(["processing_error"], stats.get("processing_errors", 0))
+        yield letters
+        changes = CounterMetricFamily("segmenter_changes", "segment and tag changes", labels=["kind", "name", "cause"])
+        for key, n in sorted(metrics.changes.items()):
+            changes.add_metric(list(key), n)
+        yield changes
+        due = GaugeMetricFamily("segmenter_due_customers", "customers in the due index", labels=["partition"])
+        overdue = GaugeMetricFamily("segmenter_overdue_customers", "due on or before the partition's day, not yet "
+                                    "woken", labels=["partition"])
+        behind = GaugeMetricFamily("segmenter_stream_time_behind_seconds", "wall clock minus stream time",
+                                   labels=["partition"])
+        now = datetime.now(UTC)
+        for number, part in sorted(engine.parts.items()):
+            label = [str(number)]
+            due.add_metric(label, len(part.dues))
+            day = part.day
+            overdue.add_metric(label, 0 if day is None else sum(1 for d in part.dues.values() if d <= day))
+            if part.stream_time is not None:
+                behind.add_metric(label, (now - part.stream_time).total_seconds())
+        yield due
+        yield overdue
+        yield behind
+        lag = GaugeMetricFamily("segmenter_consumer_lag", "records not yet committed by the worker group",
+                                labels=["topic", "partition"])
+        for (topic, partition), n in sorted(metrics.lag.items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield lag
+        ranked = GaugeMetricFamily("segmenter_population_ranked", "customers the population ranks in force count")
+        ranked.add_metric([], stats.get("population_total", 0))
+        yield ranked
+
+
+def observe_batch(metrics: WorkerMetrics | None, oldest_ms: int | None) -> None:
+    if metrics is not None and oldest_ms:
+        metrics.latency.observe(max(0.0, time.time() - oldest_ms / 1000))
