@@ -10,6 +10,7 @@ from typing import Any
 import faust
 import orjson
 
+from streams.actions import metrics
 from streams.actions.actor import Actor
 from streams.actions.stall import StallGuard
 from streams.kafka import faust_compat
@@ -44,6 +45,8 @@ def create_actions_app(settings: Settings) -> faust.App:
         actor.forget(revoked)
 
     app.on_partitions_revoked.connect(on_revoked)
+    if settings.metrics_port:
+        metrics.serve(actor.stats, settings.metrics_host, settings.metrics_port)
     ready_file = data_dir / "actions.ready"
 
     async def readiness() -> None:

@@ -46,3 +46,13 @@ def test_a_running_worker_is_scraped(system, tmp_path):
     lags = {labels: v for (name, labels), v in got.items() if name == "segmenter_consumer_lag"}
     assert lags
     assert all(v == 0 for v in lags.values())
+
+    # an action worker's: the alert of entering high_value, issued once
+    actions_port = free_port()
+    system.start_actions(data_dir=tmp_path / "actions", actions_replay_horizon="0d", metrics_port=str(actions_port))
+    assert system.run("override", "set", "A", "value", "high_value", "--reason", "key account") == 0
+    assert system.run("wait", "--actions", "--timeout", "120") == 0
+    issued = wait_until(lambda: _scrape(actions_port).get(("segmenter_actions_total", (("action", "alert"),
+                                                                                       ("outcome", "issued")))),
+                        bool, 30, "the alert counted")
+    assert issued == 1
