@@ -32,6 +32,7 @@ class SegmentChange(OutboundModel):
     event_id: str | None = Field(None, description="The event that caused it (cause 'event').")
     profile: dict[str, str | None] = Field(
         default_factory=dict, description="The customer's profile attributes then (for action routing).")
+    amount_12m: Decimal | None = Field(None, description="The customer's amount_12m then (movement reports sum it).")
 
 
 TagCause = Literal["event", "time", "rules", "manual", "population", "erasure"]

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -28,11 +28,14 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from schemas.events import Override
+from segmenter.actions import duration_s
 from segmenter.errors import SegmenterError
 from segmenter.rules import RuleSet, load_ruleset
+from streams.kafka.changes import movement
 from streams.kafka.control import RulesRefusedError, apply_rules, latest_rules, rules_history
 from streams.kafka.topics import create_topics, produce_records
 from streams.names import Names, override_key
+from streams.readmodel.pareto import pareto
 from streams.readmodel.reader import decode_changes, view_of
 from streams.readmodel.story import story
 from streams.settings import Settings
@@ -47,6 +50,8 @@ class ApiError(BaseModel):
 
 
 class SegmentRow(BaseModel):
+    """One segment of a dimension in ``GET /segments`` (the Pareto table)."""
+
     segment: str
     customers: int
     share: float = Field(description="Of the dimension's customers, in percent.")
@@ -231,29 +236,37 @@ def _reads(app: FastAPI, api: Api, reader: Any) -> None:
         return _json(doc)
 
     @app.get("/segments", summary="per dimension: customers, share, summed amount_12m, cumulative shares",
-             dependencies=[Depends(reader)])
-    async def segments() -> dict[str, list[SegmentRow]]:
-        out: dict[str, list[SegmentRow]] = {}
+             dependencies=[Depends(reader)], response_model=dict[str, list[SegmentRow]])
+    async def segments() -> Response:
+        rows = []
         async for key in api.redis.scan_iter(f"{api.prefix}:amt:*", count=1000):
             dimension = key.decode().split(":amt:", 1)[1]
             amounts = await api.redis.hgetall(key)
-            pipe = api.redis.pipeline(transaction=False)
             names = sorted(a.decode() for a in amounts)
+            pipe = api.redis.pipeline(transaction=False)
             for name in names:
                 pipe.scard(f"{api.prefix}:m:{dimension}:{name}")
-            counts = dict(zip(names, await pipe.execute(), strict=True))
-            rows = sorted(((n, int(counts[n]), Decimal(int(amounts[n.encode()])).scaleb(-settings.money_scale))
-                           for n in names if counts[n]), key=lambda r: (-r[2], r[0]))
-            customers, total = sum(r[1] for r in rows) or 1, sum(r[2] for r in rows) or Decimal(1)
-            cum_n, cum_a, mine = 0, Decimal(0), []
-            for name, count, amount in rows:
-                cum_n, cum_a = cum_n + count, cum_a + amount
-                mine.append(SegmentRow(segment=name, customers=count, share=100 * count / customers,
-                                       amount_12m=amount, amount_share=float(100 * amount / total),
-                                       cumulative_share=100 * cum_n / customers,
-                                       cumulative_amount_share=float(100 * cum_a / total)))
-            out[dimension] = mine
-        return dict(sorted(out.items()))
+            for name, count in zip(names, await pipe.execute(), strict=True):
+                if count:
+                    rows.append((dimension, name, int(count),
+                                 Decimal(int(amounts[name.encode()])).scaleb(-settings.money_scale)))
+        out: dict[str, list[dict[str, Any]]] = {}
+        for row in pareto(rows):
+            out.setdefault(row.dimension, []).append({k: v for k, v in row.doc().items() if k != "dimension"})
+        return _json(out)
+
+    @app.get("/movement", summary="from -> to: customers and amount_12m that moved within a span of stream time",
+             dependencies=[Depends(reader)])
+    async def moves(since: Annotated[str, Query(description="like 7d, 12h")] = "7d") -> Response:
+        try:
+            span = timedelta(seconds=duration_s(since))
+        except ValueError as exc:
+            raise _error(400, f"since {since!r}: {exc}") from None
+        times = [datetime.fromisoformat(t) for t, _ in (await api.clock()).values() if t]
+        moved = await movement(settings, span, max(times) if times else None)
+        return _json({"since": moved.since, "until": moved.until, "moves": [
+            {"dimension": d, "from": f, "to": t, "customers": m.customers, "amount_12m": m.amount_12m}
+            for (d, f, t), m in sorted(moved.moves.items())]})
 
     @app.get("/segments/{dimension}/{segment}/members", summary="a segment's customers, a page at a time",
              dependencies=[Depends(reader)], response_model=Members)

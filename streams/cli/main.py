@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from segmenter.errors import SegmenterError
-from streams.cli import demo_tour, offline_commands, override_commands, stream_commands, tag_commands
+from streams.cli import demo_tour, offline_commands, override_commands, report, stream_commands, tag_commands
 from streams.cli.common import CliError, load_settings
 
 SERVICES = ("up", "worker", "actions", "api", "demo")  # long-running commands: their logs are kept whole
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream_commands.register(sub, rules)
     override_commands.register(sub)
     tag_commands.register(sub)
+    report.register(sub)
 
     demo = sub.add_parser("demo", help="synthetic data for trying segmenter out")
     demo_sub = demo.add_subparsers(dest="demo_cmd", required=True)

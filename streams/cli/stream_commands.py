@@ -9,7 +9,6 @@ import re
 import shutil
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -283,51 +282,6 @@ def cmd_customer(args: argparse.Namespace) -> int:
     return 0
 
 
-def pareto_table(rows: list[tuple[str, str, int, Decimal]]) -> str:
-    """Per dimension, its segments by amount_12m, most first: customers and their share, amount_12m, its share,
-    and the cumulative shares (the Pareto columns: A's customers hold what share of the revenue)."""
-    lines = [f"{'dimension':<14} {'segment':<16} {'customers':>10} {'share':>7} {'amount_12m':>16} {'share':>7} "
-             f"{'cum. customers':>14} {'cum. amount':>11}"]
-    for dim in sorted({r[0] for r in rows}):
-        mine = sorted((r for r in rows if r[0] == dim), key=lambda r: (-r[3], r[1]))
-        customers, amount = sum(r[2] for r in mine) or 1, sum(r[3] for r in mine) or Decimal(1)
-        cum_n, cum_a = 0, Decimal(0)
-        for _, seg, count, money in mine:
-            cum_n, cum_a = cum_n + count, cum_a + money
-            lines.append(f"{dim:<14} {seg:<16} {count:>10,} {100 * count / customers:>6.1f}% {money:>16,.2f} "
-                         f"{100 * money / amount:>6.1f}% {100 * cum_n / customers:>13.1f}% "
-                         f"{100 * cum_a / amount:>10.1f}%")
-    return "\n".join(lines)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from streams.readmodel.reader import ReadModel
-
-    settings = load_settings()
-    rows = ReadModel.of(settings).report(settings.money_scale)
-    print(pareto_table(rows))
-    tags = ReadModel.of(settings).tag_counts()
-    if tags:
-        everyone = ReadModel.of(settings).count() or 1
-        print(f"\n{'tag':<32} {'customers':>10} {'share':>7}")
-        for tag, count in sorted(tags.items(), key=lambda item: (-item[1], item[0])):
-            print(f"{clip(tag, 32):<32} {count:>10,} {100 * count / everyone:>6.1f}%")
-    quarantined = ReadModel.of(settings).quarantined()
-    if quarantined:
-        print(f"\n{len(quarantined):,} customer(s) quarantined: Redis refused their rows, so they are missing above "
-              f"(their state is safe; their next accepted write brings them back):")
-        for customer, why in sorted(quarantined.items())[:10]:
-            print(f"  {clip(customer)}: {clip(why.get('error'), 120)} (partition {why.get('partition')}, "
-                  f"since {why.get('at')})")
-    actions = ReadModel.of(settings).action_counts()
-    if actions:
-        print(f"\n{'segment':<30} {'action':<20} {'issued':>8} {'cooldown':>9} {'replay':>8} {'dwell':>7}")
-        for (segment, action), counts in sorted(actions.items()):
-            print(f"{segment:<30} {action:<20} " + " ".join(
-                f"{counts.get(o, 0):>{w},}" for o, w in (("issued", 8), ("cooldown", 9), ("replay", 8), ("dwell", 7))))
-    return 0
-
-
 def cmd_topics_create(args: argparse.Namespace) -> int:
     from streams.kafka.topics import create_topics
 
@@ -398,7 +352,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     p.add_argument("id")
     p.add_argument("--json", action="store_true", help="the same as one JSON document, for tools")
     p.set_defaults(func=cmd_customer)
-    sub.add_parser("report", help="customers, share and amount per segment").set_defaults(func=cmd_report)
     topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(dest="topics_cmd", required=True)
     topics.add_parser("create", help="create the missing topics with their partition counts").set_defaults(
         func=cmd_topics_create)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -89,6 +89,11 @@ class ReadModel:
     def _view(self, customer_id: str, segments: bytes | None, partition: bytes, state: bytes,
               clock: dict[int, tuple[str, int]]) -> CustomerView:
         return view_of(customer_id, segments, partition, state, clock=clock, policy=self.policy)
+
+    def stream_time(self) -> datetime | None:
+        """The newest stream time any partition published (None before any)."""
+        times = [datetime.fromisoformat(t) for t, _ in self.clock().values() if t]
+        return max(times) if times else None
 
     def count(self) -> int:
         """Customers in the read model."""

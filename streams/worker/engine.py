@@ -50,7 +50,7 @@ from segmenter import codec, step
 from segmenter.codec import StateEncoder
 from segmenter.ranking import Ranks
 from segmenter.rules import RuleSet
-from segmenter.state import Fact, totals_at
+from segmenter.state import Fact, amount_12m_minor, totals_at
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.deadletters import dead_letter
@@ -332,8 +332,11 @@ class Engine(Flushing):
             assert ruleset is not None
             stream_time = (part.stream_time or datetime.now(UTC)).isoformat()
             key = customer.encode()
+            amount = (str(self.policy.from_minor(amount_12m_minor(record.state, part.day, self.policy)))
+                      if part.day is not None else None)
             for change in changes:
-                part.changes.append((key, self._change_json(customer, record, change, ruleset, stream_time)))
+                part.changes.append((key, self._change_json(customer, record, change, ruleset, stream_time,
+                                                                      amount_12m=amount)))
             self.stats["changes"] += len(changes)
             if self.metrics is not None:
                 for c in changes:
@@ -345,7 +348,7 @@ class Engine(Flushing):
 
     @staticmethod
     def _change_json(customer: str, record: step.CustomerRecord, change: step.AnyChange, ruleset: RuleSet,
-                     stream_time: str) -> bytes:
+                     stream_time: str, *, amount_12m: str | None = None) -> bytes:
         """A SegmentChange or TagChange document (tests/streams validate these against the schemas)."""
         if isinstance(change, step.TagChange):
             return orjson.dumps({
@@ -364,6 +367,7 @@ class Engine(Flushing):
             "explanation": list(explanation.rejected), "stream_time": stream_time,
             "event_id": change.cause_key if change.cause == "event" else None,
             **({"profile": record.profile} if record.profile else {}),  # absent: no profile known (schema: {})
+            "amount_12m": amount_12m,
         }, default=str)  # Decimal money as its exact text, as the schema says
 
     # -- partitions: opened on their first batch after an assignment -------------------------------

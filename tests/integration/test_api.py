@@ -88,6 +88,9 @@ def test_reads_changes_behind_the_token_and_json_errors(system, tmp_path):
                 break
         assert sorted(members) == ["A", "B", "C"]
         assert api.get("/tags/region:north/members").json()["members"] == ["A", "B"]
+        moved = api.get("/movement", params={"since": "30d"}).json()["moves"]
+        assert sum(m["customers"] for m in moved if m["dimension"] == "value") == 3  # first classifications
+        assert api.get("/movement", params={"since": "soon"}).status_code == 400
         assert api.get("/segments/value/low_value/members", params={"cursor": "x"}).status_code == 400
 
         pin = {"customer_id": "A", "dimension": "value", "segment": "high_value", "reason": "key account",

@@ -2,13 +2,14 @@
 
 from decimal import Decimal
 
-from streams.cli.stream_commands import pareto_table
+from streams.cli.report import pareto_table
+from streams.readmodel.pareto import pareto
 
 
 def test_the_pareto_table_says_what_share_of_revenue_each_class_holds():
     rows = [("abc", "B", 50, Decimal("150.00")), ("abc", "A", 20, Decimal("800.00")),
             ("abc", "C", 30, Decimal("50.00")), ("value", "low", 3, Decimal("9.50"))]
-    lines = pareto_table(rows).splitlines()
+    lines = pareto_table(pareto(rows)).splitlines()
     assert lines[0].split() == ["dimension", "segment", "customers", "share", "amount_12m", "share",
                                 "cum.", "customers", "cum.", "amount"]
     assert [line.split() for line in lines[1:]] == [

@@ -1,0 +1,40 @@
+"""The statistics report (各分类客户数量、占比、累计金额): per dimension, its segments by summed amount_12m, most
+first, with their share of the customers and of the amount, and the cumulative shares (the Pareto columns: what
+share of the revenue the top classes' customers hold). ``segmenter report`` and ``GET /segments`` both print it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ParetoRow:
+    dimension: str
+    segment: str
+    customers: int
+    share: float  # of the dimension's customers, percent
+    amount_12m: Decimal
+    amount_share: float  # of the dimension's amount_12m, percent
+    cumulative_share: float  # customers of this segment and every one above it by amount, percent
+    cumulative_amount_share: float
+
+    def doc(self) -> dict[str, Any]:
+        return {**asdict(self), "amount_12m": str(self.amount_12m)}
+
+
+def pareto(rows: Iterable[tuple[str, str, int, Decimal]]) -> list[ParetoRow]:
+    """``(dimension, segment, customers, amount_12m)`` rows as the Pareto table, dimension by dimension."""
+    rows = list(rows)
+    out = []
+    for dim in sorted({r[0] for r in rows}):
+        mine = sorted((r for r in rows if r[0] == dim), key=lambda r: (-r[3], r[1]))
+        customers, amount = sum(r[2] for r in mine) or 1, sum(r[3] for r in mine) or Decimal(1)
+        cum_n, cum_a = 0, Decimal(0)
+        for _, segment, count, money in mine:
+            cum_n, cum_a = cum_n + count, cum_a + money
+            out.append(ParetoRow(dim, segment, count, 100 * count / customers, money, float(100 * money / amount),
+                                 100 * cum_n / customers, float(100 * cum_a / amount)))
+    return out
