@@ -32,6 +32,7 @@ bench: install
 	$(PY) -m bench.actions
 	$(PY) -m bench.preview
 	$(PY) -m bench.population
+	$(PY) -m bench.api
 
 soak: install
 	$(PY) -m bench.soak

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=8, help="connections (past saturation, more only queue)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as root:
         broker_port, redis_port, api_port = free_port(), free_port(), free_port()

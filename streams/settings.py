@@ -31,7 +31,20 @@ class Settings(BaseSettings):
         MAX_AMOUNT, gt=0, lt=AMOUNT_LIMIT, description="Largest amount of one transaction (major units); larger "
         "ones go to dead letters, so per-customer and per-segment sums stay exact 64-bit integers.")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis of the read model.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects (workers, action workers, the API, the CLI).")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism with SASL_PLAINTEXT or SASL_SSL.")
+    kafka_sasl_username: str | None = Field(None, description="SASL user.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (never logged or printed).")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA certificates to trust (PEM), with SSL or SASL_SSL.")
+    kafka_ssl_certfile: Path | None = Field(None, description="Client certificate (PEM), for mutual TLS.")
+    kafka_ssl_keyfile: Path | None = Field(None, description="The client certificate's key (PEM).")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis of the read model (rediss:// for TLS); "
+                           "keep the password out of it: SEGMENTER_REDIS_PASSWORD.")
+    redis_username: str | None = Field(None, description="Redis ACL user (Redis 6+).")
+    redis_password: SecretStr | None = Field(None, description="Redis password (AUTH; never logged or printed).")
+    redis_ssl_cafile: Path | None = Field(None, description="CA certificates to trust for rediss:// (PEM).")
     data_dir: Path = Field(Path("var"), description="Worker state (RocksDB) and embedded stack files.")
     partitions: int = Field(8, ge=1, description="Partitions of every data topic when created.")
     topic_prefix: str = Field("segmenter.", description="Prefix of every topic name.")
@@ -148,6 +161,17 @@ class Settings(BaseSettings):
     def future_skew_days(self) -> int:
         spec = WindowSpec.parse(self.future_skew)
         return spec.count * (31 if spec.unit == "m" else 1)
+
+    def redis_options(self) -> dict[str, object]:
+        """Keyword arguments of every Redis client (with ``from_url(redis_url)``): credentials and TLS."""
+        options: dict[str, object] = {}
+        if self.redis_username:
+            options["username"] = self.redis_username
+        if self.redis_password is not None:
+            options["password"] = self.redis_password.get_secret_value()
+        if self.redis_ssl_cafile is not None:
+            options["ssl_ca_certs"] = str(self.redis_ssl_cafile)
+        return options
 
     def policy(self) -> Policy:
         return Policy(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 LIMIT = 80
 
@@ -17,3 +18,14 @@ def clip(value: Any, limit: int = LIMIT) -> str:
     if not cut.isprintable():
         cut = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in cut)
     return cut if len(text) <= limit else f"{cut}… ({len(text):,} chars)"
+
+
+def masked_url(url: str) -> str:
+    """``url`` with any password in it replaced by ``***`` (for messages: secrets are never printed)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:" if parts.username else ":"
+    host = parts.hostname or ""
+    netloc = f"{user}***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -116,7 +116,8 @@ class Actor:
 
     def __init__(self, app: faust.App, settings: Settings, names: Names, ledger: Any) -> None:
         self.app, self.settings, self.names, self.ledger = app, settings, names, ledger
-        self.store = ActionStore(settings.redis_url, names.redis, settings.actions_key_ttl_s)
+        self.store = ActionStore(settings.redis_url, names.redis, settings.actions_key_ttl_s,
+                                 **settings.redis_options())
         self.producer: Any = None  # made in start(): aiokafka wants the running loop
         self.parts: dict[int, ActionPartition] = {}
         self.rulesets: dict[tuple[str, int], RuleSet] = {}

@@ -15,6 +15,7 @@ from streams.actions.actor import Actor
 from streams.actions.stall import StallGuard
 from streams.kafka import faust_compat
 from streams.kafka.runner import run_faust
+from streams.kafka.security import faust_credentials
 from streams.kafka.topics import create_topics
 from streams.names import Names
 from streams.settings import Settings
@@ -29,6 +30,7 @@ def create_actions_app(settings: Settings) -> faust.App:
     app = faust.App(
         names.actions_app_id,
         broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings),
         store="rocksdb://", datadir=str(data_dir / "faust-actions"), autodiscover=False, web_enabled=False,
         topic_partitions=n, topic_allow_declare=False, broker_session_timeout=settings.session_timeout_s,
         broker_rebalance_timeout=settings.session_timeout_s, broker_heartbeat_interval=1.0,

@@ -16,6 +16,7 @@ while Redis is away (``streams.readmodel.retry``), which holds the agent and sho
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -34,9 +35,9 @@ OUTCOMES = ("issued", "cooldown", "replay", "dwell")
 
 
 class ActionStore:
-    def __init__(self, url: str, prefix: str, ttl_s: int) -> None:
+    def __init__(self, url: str, prefix: str, ttl_s: int, **options: Any) -> None:
         self.prefix, self.ttl_s = prefix, ttl_s
-        self.client = aioredis.from_url(url)
+        self.client = aioredis.from_url(url, **options)
         self._record = self.client.register_script(_RECORD)
 
     async def record(self, key: str, segment: str, action: str, outcome: str, document: bytes) -> bool:

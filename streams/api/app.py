@@ -96,7 +96,7 @@ class Api:
         self.settings, self.policy = settings, settings.policy()
         self.names = Names(settings.topic_prefix)
         self.prefix = self.names.redis
-        self.redis = aioredis.from_url(settings.redis_url)
+        self.redis = aioredis.from_url(settings.redis_url, **settings.redis_options())
         self._clock: tuple[float, dict[int, tuple[str, int]]] = (0.0, {})
         self._rules: dict[str, RuleSet] = {}
         self._rules_looked = 0.0

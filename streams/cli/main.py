@@ -15,6 +15,7 @@ from pathlib import Path
 from segmenter.errors import SegmenterError
 from streams.cli import demo_tour, offline_commands, override_commands, report, stream_commands, tag_commands
 from streams.cli.common import CliError, load_settings
+from streams.text import masked_url
 
 SERVICES = ("up", "worker", "actions", "api", "demo")  # long-running commands: their logs are kept whole
 
@@ -78,8 +79,11 @@ def unreachable(exc: BaseException) -> str | None:
     and the way to fix it; None for any other error. (The client libraries are looked up only if loaded.)"""
     redis_errors, kafka_errors = sys.modules.get("redis.exceptions"), sys.modules.get("aiokafka.errors")
     fix = "start the embedded stack with `segmenter up --detach`, or set {} to where yours runs"
+    if redis_errors is not None and isinstance(exc, redis_errors.AuthenticationError):
+        return (f"Redis at {masked_url(load_settings().redis_url)} refused the credentials: set "
+                "SEGMENTER_REDIS_USERNAME and SEGMENTER_REDIS_PASSWORD to its user and password")
     if redis_errors is not None and isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError):
-        url = load_settings().redis_url
+        url = masked_url(load_settings().redis_url)
         return f"cannot reach Redis at {url} ({exc}): " + fix.format("SEGMENTER_REDIS_URL")
     if kafka_errors is not None and isinstance(exc, kafka_errors.KafkaConnectionError | kafka_errors.KafkaTimeoutError
                                                | kafka_errors.NoBrokersAvailable):

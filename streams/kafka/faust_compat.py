@@ -68,8 +68,10 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         listed = await super()._highwaters(partitions)
         if self.consumer.in_transaction:
             return listed
-        bootstrap = ",".join(f"{u.host}:{u.port or 9092}" for u in self.app.conf.broker)
-        return await fetched_ends(bootstrap, list(partitions), listed)
+        conf = self.app.conf
+        options = {"bootstrap_servers": ",".join(f"{u.host}:{u.port or 9092}" for u in conf.broker),
+                   **driver.credentials_to_aiokafka_auth(conf.broker_credentials)}
+        return await fetched_ends(options, list(partitions), listed)
 
 
     def verify_event_path(self, now: float, tp: Any) -> None:

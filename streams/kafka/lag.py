@@ -8,6 +8,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.kafka.reading import true_ends
+from streams.kafka.security import kafka_options
 from streams.kafka.topics import started
 from streams.names import Names
 from streams.settings import Settings
@@ -38,7 +39,7 @@ async def group_lag(settings: Settings, actions: bool = True, only: str | None =
     """Per group (or only the group ``only``) and topic-partition: the true end, the committed offset and the lag."""
     wanted = {g: topics for g, topics in groups(settings, actions).items() if only is None or g == only}
     ends = await true_ends(settings, sorted({t for topics in wanted.values() for t in topics}))
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
     await started(admin)
     out = []
     try:

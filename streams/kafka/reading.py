@@ -7,12 +7,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.kafka.security import kafka_options
 from streams.kafka.topics import started
 from streams.settings import Settings
 
 
-async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[Any, int]) -> dict[Any, int]:
-    """The true end of each partition: the high watermark a fetch returns (never below ``listed``).
+async def fetched_ends(options: Mapping[str, Any], partitions: list[Any], listed: Mapping[Any, int]
+                       ) -> dict[Any, int]:
+    """The true end of each partition: the high watermark a fetch returns (never below ``listed``); ``options``:
+    the client's (``security.kafka_options``).
 
     Some Kafka-protocol brokers answer ListOffsets(latest) with the base offset of the last record
     batch; a fetch from just before that point returns the real high watermark."""
@@ -20,7 +23,7 @@ async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[An
     ends = {tp: listed.get(tp, 0) for tp in wanted}
     if not wanted:
         return ends
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50)
+    probe = AIOKafkaConsumer(**options, enable_auto_commit=False, fetch_max_wait_ms=50)
     await started(probe)
     try:
         probe.assign(wanted)
@@ -41,7 +44,7 @@ async def fetched_ends(bootstrap: str, partitions: list[Any], listed: Mapping[An
 
 async def true_ends(settings: Settings, topics: Iterable[str]) -> dict[TopicPartition, int]:
     """Each partition's end offset, taken from a fetch (see ``fetched_ends``)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
     await started(consumer)
     try:
         await consumer.topics()
@@ -49,13 +52,13 @@ async def true_ends(settings: Settings, topics: Iterable[str]) -> dict[TopicPart
         listed = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
-    return await fetched_ends(settings.kafka_bootstrap, tps, listed)
+    return await fetched_ends(kafka_options(settings), tps, listed)
 
 
 async def tail(settings: Settings, topic: str, fetch_max_wait_ms: int = 10) -> AIOKafkaConsumer:
     """A started consumer (no group) positioned at the current end of every partition of ``topic``."""
     ends = await true_ends(settings, [topic])
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False,
                                 fetch_max_wait_ms=fetch_max_wait_ms)
     await started(consumer)
     consumer.assign(list(ends))
@@ -77,11 +80,11 @@ async def read_from(settings: Settings, starts: Mapping[TopicPartition, int],
     """The records of each partition from its start offset up to its true end (or ``ends``), as
     (partition, offset, key, value) in partition and offset order."""
     if ends is None:
-        ends = await fetched_ends(settings.kafka_bootstrap, list(starts), {})
+        ends = await fetched_ends(kafka_options(settings), list(starts), {})
     pending = {tp for tp, start in starts.items() if ends.get(tp, 0) > start}
     if not pending:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
     await started(consumer)
     found: list[tuple[TopicPartition, int, bytes | None, bytes]] = []
     try:

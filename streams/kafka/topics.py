@@ -8,6 +8,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streams.kafka.security import kafka_options
 from streams.names import Names
 from streams.progress import Progress
 from streams.settings import Settings
@@ -41,7 +42,7 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
 
 async def create_topics(settings: Settings) -> list[str]:
     """Create the topics that are missing, with their partition counts. Returns those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
     await started(admin)
     try:
         existing = set(await admin.list_topics())
@@ -56,7 +57,7 @@ async def create_topics(settings: Settings) -> list[str]:
 
 def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
     """The one producer configuration (acks=all, 5 ms linger); ``options`` override aiokafka's."""
-    return AIOKafkaProducer(**{"bootstrap_servers": settings.kafka_bootstrap, "linger_ms": 5,
+    return AIOKafkaProducer(**{**kafka_options(settings), "linger_ms": 5,
                                "max_batch_size": 262144, "acks": "all", **options})
 
 

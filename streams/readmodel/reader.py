@@ -70,14 +70,15 @@ def decode_changes(entries: list[bytes]) -> list[dict[str, Any]]:
 class ReadModel:
     """Customers as the worker last projected them, with metrics computed as of their partition's clock."""
 
-    def __init__(self, url: str, prefix: str, policy: Policy) -> None:
-        self.client = redis.Redis.from_url(url)
+    def __init__(self, url: str, prefix: str, policy: Policy, **options: Any) -> None:
+        self.client = redis.Redis.from_url(url, **options)
         self.prefix, self.policy = prefix, policy
         self._page = self.client.register_script(_PAGE)
 
     @classmethod
     def of(cls, settings: Settings) -> ReadModel:
-        return cls(settings.redis_url, Names(settings.topic_prefix).redis, settings.policy())
+        return cls(settings.redis_url, Names(settings.topic_prefix).redis, settings.policy(),
+                   **settings.redis_options())
 
     def ping(self) -> None:
         self.client.ping()

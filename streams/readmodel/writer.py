@@ -157,9 +157,9 @@ def script_args(prefix: str, customers: Sequence[ProjectedCustomer], keep: int =
 class Projection:
     """Writes customers into Redis (used by the worker)."""
 
-    def __init__(self, url: str, prefix: str, keep: int = 5) -> None:
+    def __init__(self, url: str, prefix: str, keep: int = 5, **options: Any) -> None:
         self.prefix, self.keep = prefix, keep
-        self.client = aioredis.from_url(url)
+        self.client = aioredis.from_url(url, **options)
         self._script = self.client.register_script(_APPLY)
 
     async def write_many(self, customers: Sequence[ProjectedCustomer],

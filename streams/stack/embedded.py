@@ -106,13 +106,15 @@ def start_broker(port: int, log_dir: Path) -> subprocess.Popen[bytes]:
     return process
 
 
-def start_redis(port: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def start_redis(port: int, data_dir: Path, password: str | None = None) -> subprocess.Popen[bytes]:
+    """``password``: clients must AUTH with it (``requirepass``)."""
     if port_open("127.0.0.1", port):
         raise StackError(f"port {port} is already in use; set SEGMENTER_REDIS_URL to a free port")
     data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(  # noqa: S603 - fixed binary, arguments we build
         [str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-         "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes"],
+         "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
+         *(["--requirepass", password] if password else [])],
         stdout=(data_dir / "redis.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     wait_for_port("127.0.0.1", port, "redis-server", process=process)

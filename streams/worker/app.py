@@ -16,6 +16,7 @@ import redis.exceptions
 
 from streams.kafka import faust_compat
 from streams.kafka.runner import run_faust
+from streams.kafka.security import faust_credentials
 from streams.kafka.topics import create_topics
 from streams.names import RAW, Names
 from streams.settings import Settings
@@ -34,6 +35,7 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         names.app_id,
         broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings),
         store=f"{faust_compat.STORE_SCHEME}://",  # RocksDB, zstd-compressed (see faust_compat)
         datadir=str(data_dir / "faust"),
         autodiscover=False,

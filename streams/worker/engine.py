@@ -55,6 +55,7 @@ from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.deadletters import dead_letter
 from streams.kafka.lag import group_lag
+from streams.kafka.security import kafka_options
 from streams.kafka.topics import producer as kafka_producer
 from streams.names import Names
 from streams.readmodel.writer import Projection
@@ -78,7 +79,8 @@ class Engine(Flushing):
         self.app, self.settings, self.names = app, settings, names
         self.policy = settings.policy()
         self.customers, self.meta = tables[names.customers_table], tables[names.partitions_table]
-        self.projection = Projection(settings.redis_url, names.redis, settings.story_changes)
+        self.projection = Projection(settings.redis_url, names.redis, settings.story_changes,
+                                     **settings.redis_options())
         self.parts: dict[int, Partition] = {}
         self.stats: Counter[str] = Counter()
         self.topics = frozenset(names.inputs)
@@ -425,7 +427,7 @@ class Engine(Flushing):
                 doc = population.summary_doc(part.number, part.index.summaries(self.settings.population_buckets))
                 await producer.send(self.names.population, key=f"p{part.number}".encode(), value=doc, partition=0)
         if self._population_reader is None:
-            reader = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False,
+            reader = AIOKafkaConsumer(**kafka_options(self.settings), enable_auto_commit=False,
                                       auto_offset_reset="earliest")
             await reader.start()
             reader.assign([TopicPartition(self.names.population, 0)])
