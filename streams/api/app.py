@@ -31,11 +31,12 @@ from schemas.events import Override
 from segmenter.actions import duration_s
 from segmenter.errors import SegmenterError
 from segmenter.rules import RuleSet, load_ruleset
+from streams.api import dashboard
 from streams.kafka.changes import movement
 from streams.kafka.control import RulesRefusedError, apply_rules, latest_rules, rules_history
 from streams.kafka.topics import create_topics, produce_records
 from streams.names import Names, override_key
-from streams.readmodel.pareto import pareto
+from streams.readmodel.pareto import ParetoRow, pareto
 from streams.readmodel.reader import decode_changes, view_of
 from streams.readmodel.story import story
 from streams.settings import Settings
@@ -129,6 +130,43 @@ class Api:
             found = self._rules.get(key)
         return found
 
+    async def pareto(self) -> list[ParetoRow]:
+        """The Pareto table of every dimension, from the read model's sums and member sets."""
+        rows = []
+        async for key in self.redis.scan_iter(f"{self.prefix}:amt:*", count=1000):
+            dimension = key.decode().split(":amt:", 1)[1]
+            amounts = await self.redis.hgetall(key)
+            names = sorted(a.decode() for a in amounts)
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.scard(f"{self.prefix}:m:{dimension}:{name}")
+            for name, count in zip(names, await pipe.execute(), strict=True):
+                if count:
+                    rows.append((dimension, name, int(count),
+                                 Decimal(int(amounts[name.encode()])).scaleb(-self.settings.money_scale)))
+        return pareto(rows)
+
+    async def stream_time(self) -> datetime | None:
+        times = [datetime.fromisoformat(t) for t, _ in (await self.clock()).values() if t]
+        return max(times) if times else None
+
+    async def customer(self, customer_id: str) -> dict[str, Any] | None:
+        """A customer's story with its segments and recent changes; None when not known."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(f"{self.prefix}:c:{customer_id}", "segments", "partition", "state")
+        pipe.lrange(f"{self.prefix}:h:{customer_id}", 0, -1)
+        (segments, partition, state), recent = await pipe.execute()
+        if state is None:
+            return None
+        view = view_of(customer_id, segments, partition, state, clock=await self.clock(), policy=self.policy)
+        record = view.record
+        assert record is not None
+        ruleset = await self.ruleset(record.ruleset) if record.ruleset else None
+        doc = story(self.policy, view, record, view.day, ruleset)
+        doc["segments"] = view.segments
+        doc["recent_changes"] = decode_changes(recent)
+        return doc
+
     async def members(self, key: str, cursor: str | None, limit: int) -> Response:
         try:
             start = int(cursor or "0")
@@ -182,6 +220,7 @@ def create_api(settings: Settings) -> FastAPI:
 
     _health(app, api)
     _reads(app, api, reader)
+    dashboard.register(app, api, reader)
     _changes(app, api, writer)
     return app
 
@@ -220,38 +259,16 @@ def _reads(app: FastAPI, api: Api, reader: Any) -> None:
     @app.get("/customers/{customer_id}", summary="one customer: segments, tags, metrics, why, recent changes",
              dependencies=[Depends(reader)])
     async def customer(customer_id: str) -> Response:
-        pipe = api.redis.pipeline(transaction=False)
-        pipe.hmget(f"{api.prefix}:c:{customer_id}", "segments", "partition", "state")
-        pipe.lrange(f"{api.prefix}:h:{customer_id}", 0, -1)
-        (segments, partition, state), recent = await pipe.execute()
-        if state is None:
+        doc = await api.customer(customer_id)
+        if doc is None:
             raise _error(404, f"customer {customer_id!r} is not known")
-        view = view_of(customer_id, segments, partition, state, clock=await api.clock(), policy=api.policy)
-        record = view.record
-        assert record is not None
-        ruleset = await api.ruleset(record.ruleset) if record.ruleset else None
-        doc = story(api.policy, view, record, view.day, ruleset)
-        doc["segments"] = view.segments
-        doc["recent_changes"] = decode_changes(recent)
         return _json(doc)
 
     @app.get("/segments", summary="per dimension: customers, share, summed amount_12m, cumulative shares",
              dependencies=[Depends(reader)], response_model=dict[str, list[SegmentRow]])
     async def segments() -> Response:
-        rows = []
-        async for key in api.redis.scan_iter(f"{api.prefix}:amt:*", count=1000):
-            dimension = key.decode().split(":amt:", 1)[1]
-            amounts = await api.redis.hgetall(key)
-            names = sorted(a.decode() for a in amounts)
-            pipe = api.redis.pipeline(transaction=False)
-            for name in names:
-                pipe.scard(f"{api.prefix}:m:{dimension}:{name}")
-            for name, count in zip(names, await pipe.execute(), strict=True):
-                if count:
-                    rows.append((dimension, name, int(count),
-                                 Decimal(int(amounts[name.encode()])).scaleb(-settings.money_scale)))
         out: dict[str, list[dict[str, Any]]] = {}
-        for row in pareto(rows):
+        for row in await api.pareto():
             out.setdefault(row.dimension, []).append({k: v for k, v in row.doc().items() if k != "dimension"})
         return _json(out)
 
@@ -262,8 +279,7 @@ def _reads(app: FastAPI, api: Api, reader: Any) -> None:
             span = timedelta(seconds=duration_s(since))
         except ValueError as exc:
             raise _error(400, f"since {since!r}: {exc}") from None
-        times = [datetime.fromisoformat(t) for t, _ in (await api.clock()).values() if t]
-        moved = await movement(settings, span, max(times) if times else None)
+        moved = await movement(settings, span, await api.stream_time())
         return _json({"since": moved.since, "until": moved.until, "moves": [
             {"dimension": d, "from": f, "to": t, "customers": m.customers, "amount_12m": m.amount_12m}
             for (d, f, t), m in sorted(moved.moves.items())]})

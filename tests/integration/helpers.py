@@ -5,15 +5,22 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
+import uvicorn
+
 from schemas.outputs import CHANGE_ADAPTER, SegmentChange, TagChange
+from streams.api.app import create_api
 from streams.kafka.reading import read_topic
 from streams.kafka.topics import produce_records
 from streams.settings import Settings
+from streams.stack.embedded import free_port, port_open
 
 ROOT = Path(__file__).resolve().parents[2]
 RETAIL = ROOT / "examples" / "rules" / "retail-value.yaml"
@@ -97,3 +104,21 @@ def wait_for_log(path: Path, *needles: str, timeout_s: float = 60.0, after: int 
     return wait_until(lambda: path.read_bytes()[after:].decode(errors="replace") if path.exists() else "",
                       lambda text: all(n in text for n in needles), timeout_s,
                       f"{path} still lacks one of {needles}")
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[httpx.Client]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_api(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not port_open("127.0.0.1", port):
+        assert time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

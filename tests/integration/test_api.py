@@ -3,20 +3,10 @@ members a page at a time, tags), changes behind the bearer token (overrides, rul
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import httpx
-import uvicorn
 from pydantic import SecretStr
 
-from streams.api.app import create_api
 from streams.readmodel.reader import ReadModel
-from streams.settings import Settings
-from streams.stack.embedded import free_port, port_open
-from tests.integration.helpers import ROOT, wait_until
+from tests.integration.helpers import ROOT, serving, wait_until
 
 CRM = ROOT / "examples" / "rules" / "crm.yaml"
 PROFILES = """customer_id,customer_type,industry,region
@@ -29,24 +19,6 @@ A,2026-06-01,100,,a1
 B,2026-06-10,200,,b1
 C,2026-06-20,300,,c1
 """
-
-
-@contextmanager
-def serving(settings: Settings) -> Iterator[httpx.Client]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_api(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not port_open("127.0.0.1", port):
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_reads_changes_behind_the_token_and_json_errors(system, tmp_path):
