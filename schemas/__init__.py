@@ -8,7 +8,15 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from schemas.events import Interaction, ManualTag, Override, Profile, Transaction
-from schemas.outputs import ActionSuppressed, Alert, Coupon, DeadLetter, SegmentChange, TagChange
+from schemas.outputs import (
+    ActionSuppressed,
+    Alert,
+    Coupon,
+    CustomerErased,
+    DeadLetter,
+    SegmentChange,
+    TagChange,
+)
 from schemas.ruleset import RuleSetApplied, RuleSetDocument
 
 MODELS: dict[str, type[BaseModel]] = {
@@ -21,6 +29,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "ruleset_applied": RuleSetApplied,
     "segment_change": SegmentChange,
     "tag_change": TagChange,
+    "customer_erased": CustomerErased,
     "coupon": Coupon,
     "alert": Alert,
     "action_suppressed": ActionSuppressed,
@@ -51,6 +60,7 @@ __all__ = [
     "ActionSuppressed",
     "Alert",
     "Coupon",
+    "CustomerErased",
     "DeadLetter",
     "Interaction",
     "ManualTag",

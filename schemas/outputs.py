@@ -56,8 +56,23 @@ class TagChange(OutboundModel):
     event_id: str | None = Field(None, description="The event that caused it (cause 'event' or 'manual').")
 
 
-AnyChange = Annotated[SegmentChange | TagChange, Field(discriminator="type")]
-CHANGE_ADAPTER: TypeAdapter[SegmentChange | TagChange] = TypeAdapter(AnyChange)
+class CustomerErased(OutboundModel):
+    """A customer erased (``segmenter erase``): downstream consumers delete what they hold of it too."""
+
+    type: Literal["erasure"] = "erasure"
+    change_id: str = Field(description="Deterministic: the same erasure always yields the same id.")
+    customer_id: str
+    cause: Literal["erasure"] = "erasure"
+    segments: dict[str, str] = Field(default_factory=dict, description="What the customer was in, per dimension.")
+    reason: str
+    by: str
+    erased_at: AwareDatetime = Field(description="Events dated at or before it stay ignored; later ones start a "
+                                     "fresh customer.")
+    stream_time: AwareDatetime
+
+
+AnyChange = Annotated[SegmentChange | TagChange | CustomerErased, Field(discriminator="type")]
+CHANGE_ADAPTER: TypeAdapter[SegmentChange | TagChange | CustomerErased] = TypeAdapter(AnyChange)
 """Reads one record of the segment-changes topic (a segment change or a tag change)."""
 
 

@@ -45,7 +45,7 @@ import orjson
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from schemas.outputs import CHANGE_ADAPTER, ActionSuppressed, Alert, Coupon, SegmentChange
+from schemas.outputs import CHANGE_ADAPTER, ActionSuppressed, Alert, Coupon, CustomerErased, SegmentChange
 from segmenter.actions import (
     ChangeView,
     Grant,
@@ -193,6 +193,12 @@ class Actor:
         except ValidationError as exc:
             key, letter = dead_letter(TopicPartition(topic, number), message, exc)
             await (await self.producer.send(self.names.dead_letters, key=key, value=letter))
+            return
+        if isinstance(change, CustomerErased):  # forget what the ledger holds of it; no dwell of it fires
+            self.ledger.pop(change.customer_id.encode(), None)
+            part.pending = [p for p in part.pending if p.change.customer_id != change.customer_id]
+            self.stats["erased"] += 1
+            await self._settle(part, [], {}, None)
             return
         if not isinstance(change, SegmentChange):  # a tag change: no action is defined on tags
             await self._settle(part, [], {}, None)

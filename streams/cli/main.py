@@ -13,7 +13,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from segmenter.errors import SegmenterError
-from streams.cli import backup, demo_tour, offline_commands, override_commands, report, stream_commands, tag_commands
+from streams.cli import (
+    backup,
+    demo_tour,
+    erase,
+    offline_commands,
+    override_commands,
+    report,
+    stream_commands,
+    tag_commands,
+)
 from streams.cli.common import CliError, load_settings
 from streams.text import masked_url
 
@@ -55,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     tag_commands.register(sub)
     report.register(sub)
     backup.register(sub)
+    erase.register(sub)
 
     demo = sub.add_parser("demo", help="synthetic data for trying segmenter out")
     demo_sub = demo.add_subparsers(dest="demo_cmd", required=True)

@@ -101,7 +101,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     settings = load_settings()
     latest: dict[bytes, Override] = {}
     for key, value in asyncio.run(read_topic(settings, Names(settings.topic_prefix).overrides)):
-        if key is not None:
+        if key is not None and value is None:
+            latest.pop(key, None)  # a tombstone: the customer was erased
+        elif key is not None:
             latest[key] = Override.model_validate_json(value)  # the newest per customer and dimension
     known = _segments(_active_rulesets(settings))
     now = datetime.now(UTC)

@@ -141,10 +141,14 @@ def stored_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]]:
     return iter(store._visible_items(store._db_for_partition(partition)))
 
 
-def store_write(table: Any, partition: int, items: Sequence[tuple[bytes, bytes]]) -> None:
+def store_write(table: Any, partition: int, items: Sequence[tuple[bytes, bytes | None]]) -> None:
+    """Values into the store; None deletes the key (an erased customer)."""
     batch = rocksdict.WriteBatch(raw_mode=True)
     for key, value in items:
-        batch.put(key, value)
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
     _db(table, partition).write(batch)
 
 

@@ -61,7 +61,7 @@ def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
                                "max_batch_size": 262144, "acks": "all", **options})
 
 
-Record = tuple[str, bytes | None, bytes, int | None]  # topic, key, value, partition (None: by key)
+Record = tuple[str, bytes | None, bytes | None, int | None]  # topic, key, value (None: a tombstone), partition
 
 
 async def produce_records(settings: Settings, records: Iterable[Record], progress: Progress | None = None) -> int:

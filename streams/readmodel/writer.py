@@ -122,6 +122,35 @@ end
 return applied
 """
 
+_ERASE = """
+local prefix = ARGV[1]
+local function negated(text)
+  if string.sub(text, 1, 1) == '-' then return string.sub(text, 2) end
+  if text == '0' then return text end
+  return '-' .. text
+end
+for i = 2, #ARGV do
+  local customer = ARGV[i]
+  local key = prefix .. ':c:' .. customer
+  local cur = redis.call('HMGET', key, 'segments', 'amount_minor', 'tags', 'partition')
+  if cur[1] then
+    for dim, seg in pairs(cjson.decode(cur[1])) do
+      redis.call('SREM', prefix .. ':m:' .. dim .. ':' .. seg, customer)
+      redis.call('HINCRBY', prefix .. ':amt:' .. dim, seg, negated(cur[2] or '0'))
+    end
+  end
+  if cur[3] and cur[3] ~= '' then
+    for _, tag in ipairs(cjson.decode(cur[3])) do redis.call('SREM', prefix .. ':t:' .. tag, customer) end
+  end
+  if cur[4] then redis.call('SREM', prefix .. ':p:' .. cur[4], customer) end
+  redis.call('SREM', prefix .. ':customers', customer)
+  redis.call('DEL', key, prefix .. ':h:' .. customer)
+  redis.call('HDEL', prefix .. ':quarantine', customer)
+end
+return #ARGV - 1
+"""
+
+
 @dataclass
 class Written:
     """What a flush did in Redis: rows newer than what it held (not counting those of a chunk that was
@@ -161,6 +190,7 @@ class Projection:
         self.prefix, self.keep = prefix, keep
         self.client = aioredis.from_url(url, **options)
         self._script = self.client.register_script(_APPLY)
+        self._erase = self.client.register_script(_ERASE)
 
     async def write_many(self, customers: Sequence[ProjectedCustomer],
                          clocks: Mapping[int, tuple[str, int]] | None = None) -> Written:
@@ -185,6 +215,12 @@ class Projection:
             mapping = {str(p): orjson.dumps(list(v)) for p, v in clocks.items()}
             await retrying(lambda: self.client.hset(f"{self.prefix}:clock", mapping=mapping))
         return written
+
+    async def erase(self, customer_ids: Sequence[str]) -> None:
+        """Everything the read model holds of these customers: their hash, memberships, sums, story list."""
+        for start in range(0, len(customer_ids), CHUNK):
+            args = [self.prefix, *customer_ids[start : start + CHUNK]]
+            await retrying(lambda args=args: self._erase(keys=[], args=args))  # type: ignore[misc]
 
     async def _apply(self, customers: Sequence[ProjectedCustomer]) -> int:
         args = script_args(self.prefix, customers, self.keep)

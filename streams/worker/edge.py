@@ -37,7 +37,8 @@ from streams.settings import Settings
 from streams.text import clip
 
 BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
-FACT, PROFILE, TICK, RULES, OVERRIDE, TAG = "fact", "profile", "tick", "rules", "override", "tag"
+FACT, PROFILE, TICK, RULES, OVERRIDE, TAG, ERASE, SKIP = ("fact", "profile", "tick", "rules", "override", "tag",
+                                                          "erase", "skip")
 Decoded = tuple[str, tuple[Any, ...]]
 
 
@@ -78,12 +79,16 @@ class Edge:
                                                                      self.policy))
 
     def profile(self, record: Any) -> Decoded:
+        if record.value is None:
+            return SKIP, ()  # a tombstone (an erased customer's profile): compaction's, nothing to apply
         profile = PROFILE_ADAPTER.validate_json(record.value)
         self._check(record, profile.customer_id, None)
         key = profile.event_id or f"profile@{record.offset}"
         return PROFILE, (profile.customer_id, profile_attributes(profile), key)
 
     def override(self, record: Any) -> Decoded:
+        if record.value is None:
+            return SKIP, ()
         doc = OVERRIDE_ADAPTER.validate_json(record.value)
         if record.key != override_key(doc.customer_id, doc.dimension):
             raise ValueError(f"override key {clip(record.key) if record.key is not None else None!r} is not "
@@ -94,6 +99,8 @@ class Edge:
         return OVERRIDE, (doc.customer_id, doc.dimension, pin, doc.event_id)
 
     def tag(self, record: Any) -> Decoded:
+        if record.value is None:
+            return SKIP, ()
         doc = MANUAL_TAG_ADAPTER.validate_json(record.value)
         if record.key != tag_key(doc.customer_id, doc.tag):
             raise ValueError(f"tag key {clip(record.key) if record.key is not None else None!r} is not "
@@ -107,6 +114,9 @@ class Edge:
             return TICK, (datetime.fromisoformat(doc["to"]),)
         if doc["type"] == "rules":
             return RULES, (load_ruleset(doc["yaml"], doc.get("source", "rules"), self.policy.money_scale),)
+        if doc["type"] == "erase":
+            return ERASE, (str(doc["customer_id"]), datetime.fromisoformat(doc["at"]), str(doc["reason"]),
+                           str(doc["by"]))
         raise ValueError(f"unknown control record type {doc['type']!r}")
 
     def _check(self, record: Any, customer: str, occurred: datetime | None) -> None:

@@ -34,6 +34,7 @@ rebuilt from the store on assignment.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 import logging
 import time
@@ -64,10 +65,10 @@ from streams.stored import HEADER, due_of, unpack
 from streams.text import clip
 from streams.worker import population
 from streams.worker.collector import Collector
-from streams.worker.edge import BAD_INPUT, FACT, OVERRIDE, PROFILE, RULES, TAG, TICK, Edge
+from streams.worker.edge import BAD_INPUT, ERASE, FACT, OVERRIDE, PROFILE, RULES, SKIP, TAG, TICK, Edge
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
 from streams.worker.metrics import WorkerMetrics, observe_batch
-from streams.worker.partition import Partition
+from streams.worker.partition import Partition, erased_key
 from streams.worker.persist import send_batches
 from streams.worker.story import story_entry
 
@@ -88,7 +89,7 @@ class Engine(Flushing):
         self.encoder = StateEncoder()  # a very active customer's older days are encoded once, not per flush
         self._ops: dict[str, Callable[..., None]] = {
             FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt,
-            OVERRIDE: self._on_override, TAG: self._on_tag}
+            OVERRIDE: self._on_override, TAG: self._on_tag, ERASE: self._erase, SKIP: lambda part: None}
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
@@ -219,6 +220,9 @@ class Engine(Flushing):
     def _on_fact(self, part: Partition, customer: str, event_id: str, occurred: datetime, fact: Fact) -> None:
         if part.stream_time is None or occurred > part.stream_time:
             self._advance(part, occurred)
+        if part.erased and occurred.timestamp() <= part.erased.get(erased_key(customer), -1):
+            self.stats["erased_ignored"] += 1  # dated on or before the customer's erasure: it stays erased
+            return
         record = self._get(part, customer)
         new, changes, outcome = step.on_fact(record, fact, event_id=event_id, now_day=part.day or fact.day,
                                              ruleset=part.ruleset, policy=self.policy, population=self.population)
@@ -246,10 +250,48 @@ class Engine(Flushing):
             [step.CustomerRecord, int, RuleSet | None], tuple[step.CustomerRecord, list[step.AnyChange]]]) -> None:
         """A record with no event time (a profile, an override, a manual tag): applied at the partition's day, and
         classified only once the partition has one."""
+        if part.erased and erased_key(customer) in part.erased and not self._known(part, customer):
+            self.stats["erased_ignored"] += 1  # a profile, override or tag of an erased customer: not brought back
+            return
         record = self._get(part, customer)
         new, changes = change(record, part.day or 0, part.ruleset if part.day is not None else None)
         if new is not record:
             self._put(part, customer, record, new, changes)
+
+    def _known(self, part: Partition, customer: str) -> bool:
+        if customer in part.records:
+            return True
+        return customer not in part.deleted and faust_compat.stored_get(self.customers, part.number,
+                                                                        customer.encode()) is not None
+
+    def _erase(self, part: Partition, customer: str, at: datetime, reason: str, by: str) -> None:
+        """Forget the customer: its record (a tombstone in the changelog at the next flush), its due entry, its place
+        in Redis and the population index; remember a hash of its id with the erasure's time, so older events do not
+        bring it back; publish the erasure for downstream consumers."""
+        when = int(at.timestamp())
+        key = erased_key(customer)
+        known = self._known(part, customer)
+        segments = dict(self._get(part, customer).segments) if known else {}
+        part.erased[key] = max(when, part.erased.get(key, when))
+        part.meta_dirty = True
+        part.records.pop(customer, None)
+        part.dues.pop(customer, None)  # its heap entry, if any, is skipped when popped
+        part.history.pop(customer, None)
+        if customer in part.dirty:
+            part.dirty.discard(customer)
+            self._dirty_count -= 1
+        part.deleted.add(customer)
+        if part.index is not None:
+            part.index.update(customer, None)
+        stream_time = (part.stream_time or datetime.now(UTC)).isoformat()
+        change_id = hashlib.blake2b(f"erase\x1f{customer}\x1f{at.isoformat()}".encode(), digest_size=12).hexdigest()
+        part.changes.append((customer.encode(), orjson.dumps({
+            "type": "erasure", "change_id": change_id, "customer_id": customer, "cause": "erasure",
+            "segments": segments, "reason": reason, "by": by, "erased_at": at.isoformat(),
+            "stream_time": stream_time})))
+        self.stats["erased"] += 1
+        log.warning("partition %d: a customer was erased (%s, by %s); %s", part.number, clip(reason), clip(by),
+                    "its record goes at the next flush" if known else "it held no record")
 
     def _advance(self, part: Partition, when: datetime) -> None:
         if part.stream_time is not None and when <= part.stream_time:
@@ -303,7 +345,8 @@ class Engine(Flushing):
     def _get(self, part: Partition, customer: str) -> step.CustomerRecord:
         record = part.records.get(customer)
         if record is None:
-            value = faust_compat.stored_get(self.customers, part.number, customer.encode())
+            value = (None if part.deleted and customer in part.deleted  # erased; its tombstone not written yet
+                     else faust_compat.stored_get(self.customers, part.number, customer.encode()))
             record = step.CustomerRecord() if value is None else unpack(value)
             part.records[customer] = record
         return record

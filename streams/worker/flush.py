@@ -99,6 +99,8 @@ class Flushing:
 
     def _snapshot(self) -> Snapshot:
         changed: list[tuple[int, int, int | None, str, step.CustomerRecord, list[tuple[str, bytes]]]] = []
+        erased: list[str] = []
+        tombstones: dict[int, list[tuple[bytes, bytes | None]]] = {}
         meta: dict[int, bytes] = {}
         clocks: dict[int, tuple[str, int]] = {}
         offsets: dict[Any, int] = {}
@@ -107,6 +109,11 @@ class Flushing:
             history = part.history
             changed += [(number, epoch, day, customer, records[customer], history.pop(customer, []))
                         for customer in part.dirty]
+            if part.deleted:  # erased: a tombstone, unless an event after the erasure made the customer again
+                gone = sorted(part.deleted - part.dirty)
+                erased.extend(part.deleted)
+                tombstones.setdefault(number, []).extend((c.encode(), None) for c in gone)
+                part.deleted = set()
             part.dirty = set()
             if part.meta_dirty:
                 meta[part.number] = part.meta_value()
@@ -119,7 +126,7 @@ class Flushing:
         deliveries, self._deliveries = self._deliveries, []
         self._dirty_count = 0
         self._last_flush = time.monotonic()
-        return Snapshot(changed, meta, clocks, offsets, deliveries)
+        return Snapshot(changed, meta, clocks, offsets, deliveries, customers=tombstones, erased=erased)
 
     def _encode(self, snap: Snapshot, start: int, stop: int) -> None:
         """The snapshot's changed customers ``start:stop``, encoded for the changelog, store and Redis."""
@@ -175,6 +182,8 @@ class Flushing:
         partition Redis holds nothing of (it restarted empty) is projected whole from the store first."""
         for number in await self.projection.unprojected(sorted(self.parts)):
             await self._reproject(number)
+        if snap.erased:
+            await self.projection.erase(snap.erased)
         if self._quarantined is None:
             self._quarantined = await self.projection.quarantined()
         written = await self.projection.write_many(snap.projected, snap.clocks)
@@ -211,7 +220,8 @@ class Flushing:
                         "again in %.1fs", number, count, time.monotonic() - started)
 
     async def _persist_meta(self, values: Mapping[int, bytes]) -> None:
-        groups = {p: [(f"p{p}".encode(), value)] for p, value in values.items()}
+        groups: dict[int, list[tuple[bytes, bytes | None]]] = {
+            p: [(f"p{p}".encode(), value)] for p, value in values.items()}
         await persist(await self._producer_started(), self.meta, groups)
 
     def _evict(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +14,11 @@ from segmenter import step
 from segmenter.rules import RuleSet, load_ruleset
 from segmenter.state import Policy
 from streams.worker.population import PartitionIndex
+
+
+def erased_key(customer: str) -> str:
+    """How an erased customer is remembered: a keyed hash of its id, not the id."""
+    return hashlib.blake2b(customer.encode(), digest_size=16, person=b"segmenter-erase").hexdigest()
 
 
 @dataclass
@@ -35,6 +41,8 @@ class Partition:
     held: list[tuple[Any, Sequence[Any]]] = field(default_factory=list)  # (tp, records) waiting for a ruleset
     unruled: bool = False  # gave up waiting for a ruleset: records are folded in unclassified
     index: PartitionIndex | None = None  # population members by ranked value, when the rules read ranks
+    erased: dict[str, int] = field(default_factory=dict)  # hash of an erased customer's id -> erasure time (epoch s)
+    deleted: set[str] = field(default_factory=set)  # customers erased since the last snapshot
 
     @classmethod
     def from_meta(cls, number: int, stored: bytes | None, policy: Policy) -> Partition:
@@ -48,6 +56,7 @@ class Partition:
                 part.day = policy.calendar.day(part.stream_time)
             if doc.get("ruleset"):
                 part.ruleset = load_ruleset(doc["ruleset"], "stored ruleset", policy.money_scale)
+            part.erased = dict(doc.get("erased") or {})
         return part
 
     def meta_value(self) -> bytes:
@@ -57,4 +66,5 @@ class Partition:
             "epoch": self.epoch,
             "stream_time": self.stream_time.isoformat() if self.stream_time else None,
             "ruleset": self.ruleset.source if self.ruleset else None,
+            **({"erased": self.erased} if self.erased else {}),
         })

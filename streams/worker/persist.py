@@ -27,12 +27,13 @@ class Snapshot:
     clocks: dict[int, tuple[str, int]]
     offsets: dict[Any, int]
     deliveries: list[asyncio.Future[Any]]
-    customers: dict[int, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    customers: dict[int, list[tuple[bytes, bytes | None]]] = field(default_factory=dict)  # None: a tombstone
+    erased: list[str] = field(default_factory=list)  # customers to take out of Redis before this flush's rows
     projected: list[ProjectedCustomer] = field(default_factory=list)
 
 
 async def send_batches(producer: AIOKafkaProducer, topic: str, partition: int,
-                       records: Sequence[tuple[bytes | None, bytes]]) -> list[tuple[asyncio.Future[Any], int]]:
+                       records: Sequence[tuple[bytes | None, bytes | None]]) -> list[tuple[asyncio.Future[Any], int]]:
     """Whole producer batches: (delivery future, record count) per batch; a batch reports its base offset."""
     sent = []
     batch, count = producer.create_batch(), 0
@@ -41,14 +42,15 @@ async def send_batches(producer: AIOKafkaProducer, topic: str, partition: int,
             sent.append((await producer.send_batch(batch, topic, partition=partition), count))
             batch, count = producer.create_batch(), 0
             if batch.append(key=key, value=value, timestamp=None) is None:
-                raise ValueError(f"a record of {len(value)} bytes does not fit a producer batch")
+                raise ValueError(f"a record of {len(value or b'')} bytes does not fit a producer batch")
         count += 1
     if count:
         sent.append((await producer.send_batch(batch, topic, partition=partition), count))
     return sent
 
 
-async def persist(producer: AIOKafkaProducer, table: Any, groups: Mapping[int, list[tuple[bytes, bytes]]]) -> None:
+async def persist(producer: AIOKafkaProducer, table: Any,
+                  groups: Mapping[int, list[tuple[bytes, bytes | None]]]) -> None:
     """Changelog first (acknowledged), then the local store and the changelog offset it holds."""
     topic = table.changelog_topic.get_topic_name()
     pending = [(partition, writes, await send_batches(producer, topic, partition, writes))
