@@ -31,6 +31,7 @@ def create_actions_app(settings: Settings) -> faust.App:
         names.actions_app_id,
         broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],
         broker_credentials=faust_credentials(settings),
+        table_standby_replicas=settings.standby_replicas,
         store="rocksdb://", datadir=str(data_dir / "faust-actions"), autodiscover=False, web_enabled=False,
         topic_partitions=n, topic_allow_declare=False, broker_session_timeout=settings.session_timeout_s,
         broker_rebalance_timeout=settings.session_timeout_s, broker_heartbeat_interval=1.0,

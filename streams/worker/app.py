@@ -36,6 +36,7 @@ def create_app(settings: Settings) -> faust.App:
         names.app_id,
         broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],
         broker_credentials=faust_credentials(settings),
+        table_standby_replicas=settings.standby_replicas,
         store=f"{faust_compat.STORE_SCHEME}://",  # RocksDB, zstd-compressed (see faust_compat)
         datadir=str(data_dir / "faust"),
         autodiscover=False,

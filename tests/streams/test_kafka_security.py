@@ -67,3 +67,8 @@ def test_secrets_are_never_shown(tmp_path):
     assert "r3dis" not in shown
     assert "t0ken" not in shown
     assert masked_url("redis://:r3dis@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+
+
+def test_standby_replicas_are_a_setting_off_by_default(tmp_path):
+    assert create_app(Settings(data_dir=tmp_path)).conf.table_standby_replicas == 0
+    assert create_app(Settings(data_dir=tmp_path / "b", standby_replicas=1)).conf.table_standby_replicas == 1
