@@ -19,7 +19,7 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.cli.common import load_settings, who
-from streams.kafka.reading import read_topic
+from streams.kafka.reading import latest
 from streams.kafka.topics import Record, create_topics, produce_records
 from streams.names import Names
 from streams.settings import Settings
@@ -36,7 +36,7 @@ async def erase(settings: Settings, customer: str, reason: str, by: str) -> int:
     prefix = f"{customer}\x1f".encode()
     records: list[Record] = []
     for topic in (names.overrides, names.tags):
-        keys = {key for key, _ in await read_topic(settings, topic) if key is not None and key.startswith(prefix)}
+        keys = {key for key in await latest(settings, topic) if key.startswith(prefix)}
         records += [(topic, key, None, partition) for key in sorted(keys)]
     records.append((names.profiles, customer.encode(), None, partition))
     doc = {"type": "erase", "customer_id": customer, "reason": reason, "by": by, "at": datetime.now(UTC).isoformat()}

@@ -96,15 +96,11 @@ def cmd_clear(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from streams.kafka.reading import read_topic
+    from streams.kafka.reading import latest as newest
 
     settings = load_settings()
-    latest: dict[bytes, Override] = {}
-    for key, value in asyncio.run(read_topic(settings, Names(settings.topic_prefix).overrides)):
-        if key is not None and value is None:
-            latest.pop(key, None)  # a tombstone: the customer was erased
-        elif key is not None:
-            latest[key] = Override.model_validate_json(value)  # the newest per customer and dimension
+    latest = {key: Override.model_validate_json(value)  # the newest per customer and dimension
+              for key, value in asyncio.run(newest(settings, Names(settings.topic_prefix).overrides)).items()}
     known = _segments(_active_rulesets(settings))
     now = datetime.now(UTC)
     pins = sorted((o for o in latest.values() if o.segment is not None and args.dimension in (None, o.dimension)),

@@ -49,15 +49,11 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from streams.kafka.reading import read_topic
+    from streams.kafka.reading import latest as newest
 
     settings = load_settings()
-    latest: dict[bytes, ManualTag] = {}
-    for key, value in asyncio.run(read_topic(settings, Names(settings.topic_prefix).tags)):
-        if key is not None and value is None:
-            latest.pop(key, None)  # a tombstone: the customer was erased
-        elif key is not None:
-            latest[key] = ManualTag.model_validate_json(value)  # the newest per customer and tag
+    latest = {key: ManualTag.model_validate_json(value)  # the newest per customer and tag
+              for key, value in asyncio.run(newest(settings, Names(settings.topic_prefix).tags)).items()}
     marks = sorted((m for m in latest.values() if m.present and args.tag in (None, m.tag)),
                    key=lambda m: (m.tag, m.customer_id))
     if not marks:

@@ -74,6 +74,19 @@ async def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None,
     return [(key, value) for _, _, key, value in found]
 
 
+async def latest(settings: Settings, topic: str) -> dict[bytes, bytes]:
+    """A compacted topic as it stands: the newest value of each key (a tombstone, a null value, removes the key)."""
+    out: dict[bytes, bytes] = {}
+    for key, value in await read_topic(settings, topic):
+        if key is None:
+            continue
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
 async def read_from(settings: Settings, starts: Mapping[TopicPartition, int],
                     ends: Mapping[TopicPartition, int] | None = None) -> list[tuple[TopicPartition, int, bytes | None,
                                                                                      bytes]]:

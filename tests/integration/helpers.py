@@ -122,3 +122,14 @@ def serving(settings: Settings) -> Iterator[httpx.Client]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def stream_in(system, tmp_path: Path, rules: Path, transactions: str, *, to: str = "2026-06-30",
+              **worker: str) -> None:
+    """Apply ``rules``, start a worker, import ``transactions`` (CSV text), move stream time ``to``, wait."""
+    assert system.run("rules", "apply", str(rules)) == 0
+    system.start_worker(**worker)
+    (tmp_path / "tx.csv").write_text(transactions)
+    assert system.run("import", "transactions", str(tmp_path / "tx.csv"), "--quiet") == 0
+    assert system.run("tick", "--to", to) == 0
+    assert system.run("wait", "--timeout", "120") == 0

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from streams.names import Names
-from tests.integration.helpers import ROOT, serving
+from tests.integration.helpers import ROOT, serving, stream_in
 
 CRM = ROOT / "examples" / "rules" / "crm.yaml"
 TX = """customer_id,occurred_at,amount,kind,event_id
@@ -32,12 +32,7 @@ def _browse(*args: str) -> str:
 
 @pytest.mark.skipif(BROWSER is None, reason="Debian's chromium is not installed (`make install` installs it as root)")
 def test_the_dashboard_in_a_browser(system, tmp_path):
-    assert system.run("rules", "apply", str(CRM)) == 0
-    system.start_worker()
-    (tmp_path / "tx.csv").write_text(TX)
-    assert system.run("import", "transactions", str(tmp_path / "tx.csv"), "--quiet") == 0
-    assert system.run("tick", "--to", "2026-06-30") == 0
-    assert system.run("wait", "--timeout", "120") == 0
+    stream_in(system, tmp_path, CRM, TX)
     with serving(system.settings) as api:
         base = str(api.base_url).rstrip("/")
         dom = _browse("--dump-dom", f"{base}/")

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import orjson
 
-from tests.integration.helpers import RETAIL
+from tests.integration.helpers import RETAIL, stream_in
 
 TX = """customer_id,occurred_at,amount,kind,event_id
 A,2026-06-01,100,,a1
@@ -21,12 +21,7 @@ A,2026-06-20,5000,,a2
 
 
 def test_report_formats_movement_and_charts(system, tmp_path, capsys):
-    assert system.run("rules", "apply", str(RETAIL)) == 0
-    system.start_worker()
-    (tmp_path / "tx.csv").write_text(TX)
-    assert system.run("import", "transactions", str(tmp_path / "tx.csv"), "--quiet") == 0
-    assert system.run("tick", "--to", "2026-06-30") == 0
-    assert system.run("wait", "--timeout", "120") == 0
+    stream_in(system, tmp_path, RETAIL, TX)
 
     capsys.readouterr()
     assert system.run("report", "--format", "json", "--since", "7d") == 0

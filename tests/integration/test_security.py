@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from streams.readmodel.reader import ReadModel
 from streams.stack.embedded import free_port, start_redis, stop
-from tests.integration.helpers import RETAIL
+from tests.integration.helpers import RETAIL, stream_in
 
 TX = """customer_id,occurred_at,amount,kind,event_id
 A,2026-06-01,100,,a1
@@ -26,12 +26,7 @@ def test_a_redis_with_a_password(system, tmp_path, monkeypatch):
         for key, value in (("SEGMENTER_REDIS_URL", url), ("SEGMENTER_REDIS_PASSWORD", PASSWORD)):
             monkeypatch.setenv(key, value)
             system.env[key] = value
-        assert system.run("rules", "apply", str(RETAIL)) == 0
-        system.start_worker()
-        (tmp_path / "tx.csv").write_text(TX)
-        assert system.run("import", "transactions", str(tmp_path / "tx.csv"), "--quiet") == 0
-        assert system.run("tick", "--to", "2026-06-30") == 0
-        assert system.run("wait", "--timeout", "120") == 0
+        stream_in(system, tmp_path, RETAIL, TX)
         settings = system.settings
         assert settings.redis_password == SecretStr(PASSWORD)
         assert ReadModel.of(settings).customer("A").segments == {"value": "low_value"}
