@@ -11,16 +11,12 @@ error is JSON: ``{"error": "..."}`` with a 4xx (or 503) status. OpenAPI at ``/op
 from __future__ import annotations
 
 import hmac
-import logging
-import time
 import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-import orjson
-import redis.asyncio as aioredis
 from aiokafka.partitioner import DefaultPartitioner
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,20 +26,14 @@ from pydantic import AwareDatetime, BaseModel, Field
 from schemas.events import Override
 from segmenter.actions import duration_s
 from segmenter.errors import SegmenterError
-from segmenter.rules import RuleSet, load_ruleset
+from segmenter.rules import load_ruleset
 from streams.api import dashboard
+from streams.api.state import Api, api_error, json_response
 from streams.kafka.changes import movement
-from streams.kafka.control import RulesRefusedError, apply_rules, latest_rules, rules_history
+from streams.kafka.control import RulesRefusedError, apply_rules, latest_rules
 from streams.kafka.topics import create_topics, produce_records
-from streams.names import Names, override_key
-from streams.readmodel.pareto import ParetoRow, pareto
-from streams.readmodel.reader import decode_changes, view_of
-from streams.readmodel.story import story
+from streams.names import override_key
 from streams.settings import Settings
-
-log = logging.getLogger("segmenter.api")
-CLOCK_TTL_S = 1.0  # the partitions' clocks are read at most this often
-RULES_RETRY_S = 5.0  # a ruleset not found in the history is looked for again after this long
 
 
 class ApiError(BaseModel):
@@ -81,102 +71,6 @@ class Accepted(BaseModel):
     detail: str
 
 
-def _json(doc: Any) -> Response:
-    """JSON by orjson, money as its exact text: the hot reads skip FastAPI's re-encoding of their answer."""
-    return Response(orjson.dumps(doc, default=str), media_type="application/json")
-
-
-def _error(status: int, message: str) -> HTTPException:
-    return HTTPException(status_code=status, detail=message)
-
-
-class Api:
-    """What the endpoints share: settings, one Redis connection pool, the partitions' clocks and the rulesets."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings, self.policy = settings, settings.policy()
-        self.names = Names(settings.topic_prefix)
-        self.prefix = self.names.redis
-        self.redis = aioredis.from_url(settings.redis_url, **settings.redis_options())
-        self._clock: tuple[float, dict[int, tuple[str, int]]] = (0.0, {})
-        self._rules: dict[str, RuleSet] = {}
-        self._rules_looked = 0.0
-
-    async def clock(self) -> dict[int, tuple[str, int]]:
-        at, clock = self._clock
-        if time.monotonic() - at >= CLOCK_TTL_S:
-            raw = await self.redis.hgetall(f"{self.prefix}:clock")
-            clock = {int(p): tuple(orjson.loads(v)) for p, v in raw.items()}
-            self._clock = (time.monotonic(), clock)
-        return clock
-
-    async def ruleset(self, key: str) -> RuleSet | None:
-        """The ruleset ``id@version`` (from the rules history, kept), or None."""
-        found = self._rules.get(key)
-        if found is None and time.monotonic() - self._rules_looked >= RULES_RETRY_S:
-            self._rules_looked = time.monotonic()
-            try:
-                texts = [a.yaml for a in await rules_history(self.settings)]
-                texts += list((await latest_rules(self.settings)).values())
-            except Exception as exc:  # the broker away: the read model still answers, without explanations
-                log.warning("rulesets not read from the broker (%s): customers are shown without explanations", exc)
-                return None
-            for text in texts:
-                try:
-                    ruleset = load_ruleset(text, "rules topic", self.settings.money_scale)
-                except SegmenterError:
-                    continue
-                self._rules.setdefault(ruleset.key, ruleset)
-            found = self._rules.get(key)
-        return found
-
-    async def pareto(self) -> list[ParetoRow]:
-        """The Pareto table of every dimension, from the read model's sums and member sets."""
-        rows = []
-        async for key in self.redis.scan_iter(f"{self.prefix}:amt:*", count=1000):
-            dimension = key.decode().split(":amt:", 1)[1]
-            amounts = await self.redis.hgetall(key)
-            names = sorted(a.decode() for a in amounts)
-            pipe = self.redis.pipeline(transaction=False)
-            for name in names:
-                pipe.scard(f"{self.prefix}:m:{dimension}:{name}")
-            for name, count in zip(names, await pipe.execute(), strict=True):
-                if count:
-                    rows.append((dimension, name, int(count),
-                                 Decimal(int(amounts[name.encode()])).scaleb(-self.settings.money_scale)))
-        return pareto(rows)
-
-    async def stream_time(self) -> datetime | None:
-        times = [datetime.fromisoformat(t) for t, _ in (await self.clock()).values() if t]
-        return max(times) if times else None
-
-    async def customer(self, customer_id: str) -> dict[str, Any] | None:
-        """A customer's story with its segments and recent changes; None when not known."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(f"{self.prefix}:c:{customer_id}", "segments", "partition", "state")
-        pipe.lrange(f"{self.prefix}:h:{customer_id}", 0, -1)
-        (segments, partition, state), recent = await pipe.execute()
-        if state is None:
-            return None
-        view = view_of(customer_id, segments, partition, state, clock=await self.clock(), policy=self.policy)
-        record = view.record
-        assert record is not None
-        ruleset = await self.ruleset(record.ruleset) if record.ruleset else None
-        doc = story(self.policy, view, record, view.day, ruleset)
-        doc["segments"] = view.segments
-        doc["recent_changes"] = decode_changes(recent)
-        return doc
-
-    async def members(self, key: str, cursor: str | None, limit: int) -> Response:
-        try:
-            start = int(cursor or "0")
-        except ValueError:
-            raise _error(400, f"cursor {cursor!r} is not one this API returned") from None
-        following, found = await self.redis.sscan(key, start, count=limit)
-        return _json({"members": sorted(m.decode() for m in found),
-                      "next_cursor": None if int(following) == 0 else str(following)})
-
-
 def create_api(settings: Settings) -> FastAPI:
     api = Api(settings)
 
@@ -206,7 +100,7 @@ def create_api(settings: Settings) -> FastAPI:
         if not need:
             return
         if secret is None:
-            raise _error(403, "changes are refused: no SEGMENTER_API_TOKEN is set on the server")
+            raise api_error(403, "changes are refused: no SEGMENTER_API_TOKEN is set on the server")
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
             raise HTTPException(status_code=401, detail="a valid 'Authorization: Bearer <token>' header is required",
@@ -261,8 +155,8 @@ def _reads(app: FastAPI, api: Api, reader: Any) -> None:
     async def customer(customer_id: str) -> Response:
         doc = await api.customer(customer_id)
         if doc is None:
-            raise _error(404, f"customer {customer_id!r} is not known")
-        return _json(doc)
+            raise api_error(404, f"customer {customer_id!r} is not known")
+        return json_response(doc)
 
     @app.get("/segments", summary="per dimension: customers, share, summed amount_12m, cumulative shares",
              dependencies=[Depends(reader)], response_model=dict[str, list[SegmentRow]])
@@ -270,7 +164,7 @@ def _reads(app: FastAPI, api: Api, reader: Any) -> None:
         out: dict[str, list[dict[str, Any]]] = {}
         for row in await api.pareto():
             out.setdefault(row.dimension, []).append({k: v for k, v in row.doc().items() if k != "dimension"})
-        return _json(out)
+        return json_response(out)
 
     @app.get("/movement", summary="from -> to: customers and amount_12m that moved within a span of stream time",
              dependencies=[Depends(reader)])
@@ -278,9 +172,9 @@ def _reads(app: FastAPI, api: Api, reader: Any) -> None:
         try:
             span = timedelta(seconds=duration_s(since))
         except ValueError as exc:
-            raise _error(400, f"since {since!r}: {exc}") from None
+            raise api_error(400, f"since {since!r}: {exc}") from None
         moved = await movement(settings, span, await api.stream_time())
-        return _json({"since": moved.since, "until": moved.until, "moves": [
+        return json_response({"since": moved.since, "until": moved.until, "moves": [
             {"dimension": d, "from": f, "to": t, "customers": m.customers, "amount_12m": m.amount_12m}
             for (d, f, t), m in sorted(moved.moves.items())]})
 
@@ -311,10 +205,10 @@ def _changes(app: FastAPI, api: Api, writer: Any) -> None:
     async def set_override(request: OverrideRequest) -> Accepted:
         known = await _segments(api)
         if request.dimension not in known:
-            raise _error(422, f"no active ruleset has a dimension {request.dimension!r} "
+            raise api_error(422, f"no active ruleset has a dimension {request.dimension!r} "
                               f"(dimensions: {', '.join(sorted(known)) or 'none'})")
         if request.segment not in known[request.dimension]:
-            raise _error(422, f"dimension {request.dimension} has no segment {request.segment!r} "
+            raise api_error(422, f"dimension {request.dimension} has no segment {request.segment!r} "
                               f"(segments: {', '.join(sorted(known[request.dimension]))})")
         await send_override(Override(event_id=f"override-{uuid.uuid4().hex}", customer_id=request.customer_id,
                                      dimension=request.dimension, segment=request.segment, by=request.by,
@@ -340,13 +234,13 @@ def _changes(app: FastAPI, api: Api, writer: Any) -> None:
         try:
             ruleset = load_ruleset(body.decode("utf-8", errors="replace"), "request body", settings.money_scale)
         except SegmenterError as exc:
-            raise _error(422, str(exc)) from None
+            raise api_error(422, str(exc)) from None
         if dry_run:
             return Accepted(accepted=False, detail=f"{ruleset.id} v{ruleset.version} is valid; not applied (dry_run)")
         try:
             await apply_rules(settings, ruleset, "api", author, message)
         except RulesRefusedError as exc:
-            raise _error(409, str(exc)) from None
+            raise api_error(409, str(exc)) from None
         return Accepted(detail=f"published {ruleset.id} v{ruleset.version}; workers adopt it and reclassify")
 
 

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from html import escape
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query
 from fastapi.responses import HTMLResponse
 
+from streams.api.state import Api
 from streams.kafka.changes import movement
 from streams.kafka.lag import group_lag
-
-if TYPE_CHECKING:
-    from streams.api.app import Api
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{padding:.2rem .6rem;text-align:right}

@@ -1,0 +1,126 @@
+"""What the API's endpoints share: the settings, one Redis connection pool, the partitions' clocks, the rulesets
+(kept in memory, read from the rules history when one is missing), and the reads more than one endpoint makes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from fastapi import HTTPException
+from fastapi.responses import Response
+
+from segmenter.errors import SegmenterError
+from segmenter.rules import RuleSet, load_ruleset
+from streams.kafka.control import latest_rules, rules_history
+from streams.names import Names
+from streams.readmodel.pareto import ParetoRow, pareto
+from streams.readmodel.reader import decode_changes, view_of
+from streams.readmodel.story import story
+from streams.settings import Settings
+
+log = logging.getLogger("segmenter.api")
+CLOCK_TTL_S = 1.0  # the partitions' clocks are read at most this often
+RULES_RETRY_S = 5.0  # a ruleset not found in the history is looked for again after this long
+
+
+def json_response(doc: Any) -> Response:
+    """JSON by orjson, money as its exact text: the hot reads skip FastAPI's re-encoding of their answer."""
+    return Response(orjson.dumps(doc, default=str), media_type="application/json")
+
+
+def api_error(status: int, message: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=message)
+
+
+class Api:
+    """What the endpoints share: settings, one Redis connection pool, the partitions' clocks and the rulesets."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings, self.policy = settings, settings.policy()
+        self.names = Names(settings.topic_prefix)
+        self.prefix = self.names.redis
+        self.redis = aioredis.from_url(settings.redis_url, **settings.redis_options())
+        self._clock: tuple[float, dict[int, tuple[str, int]]] = (0.0, {})
+        self._rules: dict[str, RuleSet] = {}
+        self._rules_looked = 0.0
+
+    async def clock(self) -> dict[int, tuple[str, int]]:
+        at, clock = self._clock
+        if time.monotonic() - at >= CLOCK_TTL_S:
+            raw = await self.redis.hgetall(f"{self.prefix}:clock")
+            clock = {int(p): tuple(orjson.loads(v)) for p, v in raw.items()}
+            self._clock = (time.monotonic(), clock)
+        return clock
+
+    async def ruleset(self, key: str) -> RuleSet | None:
+        """The ruleset ``id@version`` (from the rules history, kept), or None."""
+        found = self._rules.get(key)
+        if found is None and time.monotonic() - self._rules_looked >= RULES_RETRY_S:
+            self._rules_looked = time.monotonic()
+            try:
+                texts = [a.yaml for a in await rules_history(self.settings)]
+                texts += list((await latest_rules(self.settings)).values())
+            except Exception as exc:  # the broker away: the read model still answers, without explanations
+                log.warning("rulesets not read from the broker (%s): customers are shown without explanations", exc)
+                return None
+            for text in texts:
+                try:
+                    ruleset = load_ruleset(text, "rules topic", self.settings.money_scale)
+                except SegmenterError:
+                    continue
+                self._rules.setdefault(ruleset.key, ruleset)
+            found = self._rules.get(key)
+        return found
+
+    async def pareto(self) -> list[ParetoRow]:
+        """The Pareto table of every dimension, from the read model's sums and member sets."""
+        rows = []
+        async for key in self.redis.scan_iter(f"{self.prefix}:amt:*", count=1000):
+            dimension = key.decode().split(":amt:", 1)[1]
+            amounts = await self.redis.hgetall(key)
+            names = sorted(a.decode() for a in amounts)
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.scard(f"{self.prefix}:m:{dimension}:{name}")
+            for name, count in zip(names, await pipe.execute(), strict=True):
+                if count:
+                    rows.append((dimension, name, int(count),
+                                 Decimal(int(amounts[name.encode()])).scaleb(-self.settings.money_scale)))
+        return pareto(rows)
+
+    async def stream_time(self) -> datetime | None:
+        times = [datetime.fromisoformat(t) for t, _ in (await self.clock()).values() if t]
+        return max(times) if times else None
+
+    async def customer(self, customer_id: str) -> dict[str, Any] | None:
+        """A customer's story with its segments and recent changes; None when not known."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(f"{self.prefix}:c:{customer_id}", "segments", "partition", "state")
+        pipe.lrange(f"{self.prefix}:h:{customer_id}", 0, -1)
+        (segments, partition, state), recent = await pipe.execute()
+        if state is None:
+            return None
+        view = view_of(customer_id, segments, partition, state, clock=await self.clock(), policy=self.policy)
+        record = view.record
+        assert record is not None
+        ruleset = await self.ruleset(record.ruleset) if record.ruleset else None
+        doc = story(self.policy, view, record, view.day, ruleset)
+        doc["segments"] = view.segments
+        doc["recent_changes"] = decode_changes(recent)
+        return doc
+
+    async def members(self, key: str, cursor: str | None, limit: int) -> Response:
+        try:
+            start = int(cursor or "0")
+        except ValueError:
+            raise api_error(400, f"cursor {cursor!r} is not one this API returned") from None
+        following, found = await self.redis.sscan(key, start, count=limit)
+        return json_response({"members": sorted(m.decode() for m in found),
+                      "next_cursor": None if int(following) == 0 else str(following)})
+
+
