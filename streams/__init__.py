@@ -10,6 +10,7 @@ included)::
     streams/readmodel/      Redis: the writer (projection), the reader, retries      -> foundation
     streams/worker/         the segmenter worker: faust app, engine, edge, flush     -> foundation, kafka, readmodel
     streams/actions/        the action worker: coupons and alerts exactly once       -> foundation, kafka, readmodel
+    streams/api/            the HTTP API and its dashboard                           -> foundation, kafka, readmodel
     streams/stack/          the embedded broker and Redis, worker processes          -> foundation
     streams/cli/            the ``segmenter`` command                                -> every room
 
