@@ -25,7 +25,7 @@ from tests.integration.helpers import ROOT, consume_all, segment_changes, wait_u
 
 RFM = ROOT / "examples" / "rules" / "rfm.yaml"
 ABC = ROOT / "examples" / "rules" / "abc.yaml"
-HYSTERESIS = "0"  # with the default band (1 point) 3,661 of 100,000 differed, all within 1.05 points (2026-12-01)
+HYSTERESIS = "0"  # with the default band (1 point) more differ, all within it: docs/population.md
 
 
 def _ranked_rules(path) -> str:
@@ -95,7 +95,7 @@ def test_streaming_abc_and_rfm_equal_the_exact_classes_outside_the_error_band(sy
     rng, end = random.Random(18), date(2026, 6, 30)
     lines = ["customer_id,occurred_at,amount,kind,event_id"]
     for c in range(100_000):
-        for k in range(rng.choice((1, 1, 1, 1, 2, 2, 3, 5))):
+        for k in range(rng.choice((1, 1, 1, 1, 1, 2, 3, 4))):
             when = end - timedelta(days=rng.randrange(0, 500))  # some only before the last 12 months
             lines.append(f"C{c:06d},{when},{round(rng.lognormvariate(5, 1.2), 2)},,e{c}-{k}")
     (tmp_path / "tx.csv").write_text("\n".join(lines) + "\n")
