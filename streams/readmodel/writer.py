@@ -102,7 +102,9 @@ for i, row in ipairs(rows) do
     local history = row[8]
     if history[1] then
       local hkey = prefix .. ':h:' .. customer
-      local listed = redis.call('LRANGE', hkey, 0, -1)
+      -- within one epoch a change reaches here once (a retried write of an applied row is skipped above); a new
+      -- epoch (a restart, another owner) may replay changes already listed: only then are they looked for
+      local listed = (cur[2] and epoch > cur_epoch) and redis.call('LRANGE', hkey, 0, -1) or {}
       for _, entry in ipairs(history) do
         local id, known = entry[1], false
         for _, old in ipairs(listed) do
