@@ -102,12 +102,7 @@ class Names:
         return self.prefix.rstrip(".")
 
 
-def override_key(customer_id: str, dimension: str) -> bytes:
-    """The key of an override record: one compacted record per customer and dimension (its partition is the
-    customer's, chosen by the producer from the customer id, not from this key)."""
-    return f"{customer_id}\x1f{dimension}".encode()
-
-
-def tag_key(customer_id: str, tag: str) -> bytes:
-    """The key of a manual tag record: one compacted record per customer and tag (partitioned by customer)."""
-    return f"{customer_id}\x1f{tag}".encode()
+def customer_key(customer_id: str, name: str) -> bytes:
+    """The key of an operator's record of a customer: one compacted record per customer and dimension (an override)
+    or tag (a manual tag). Its partition is the customer's, chosen from the customer id, not from this key."""
+    return f"{customer_id}\x1f{name}".encode()

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         "30,000.")
     story_changes: int = Field(
         5, ge=0, le=100, description="Last segment and tag changes kept per customer in Redis for `segmenter "
-        "customer` (a capped list of about 150 bytes an entry); 0 keeps none.")
+        "customer` (a capped Redis list per customer); 0 keeps none.")
     population_interval_s: float = Field(
         5.0, gt=0, description="How often a worker publishes its partitions' population summaries and adopts the "
         "merged ranks (ABC, RFM): ranks in force are at most about two intervals old.")

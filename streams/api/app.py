@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from aiokafka.partitioner import DefaultPartitioner
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -30,9 +29,9 @@ from segmenter.rules import load_ruleset
 from streams.api import dashboard
 from streams.api.state import Api, api_error, json_response
 from streams.kafka.changes import movement
-from streams.kafka.control import RulesRefusedError, apply_rules, latest_rules
-from streams.kafka.topics import create_topics, produce_records
-from streams.names import override_key
+from streams.kafka.control import RulesRefusedError, active_segments, apply_rules
+from streams.kafka.topics import create_topics, customer_partition, produce_records
+from streams.names import customer_key
 from streams.settings import Settings
 
 
@@ -195,15 +194,14 @@ def _changes(app: FastAPI, api: Api, writer: Any) -> None:
     settings = api.settings
 
     async def send_override(doc: Override) -> None:
-        partitions = list(range(settings.partitions))
-        partition = DefaultPartitioner()(doc.customer_id.encode(), partitions, partitions)
-        await produce_records(settings, [(api.names.overrides, override_key(doc.customer_id, doc.dimension),
-                                          doc.model_dump_json().encode(), partition)])
+        await produce_records(settings, [(api.names.overrides, customer_key(doc.customer_id, doc.dimension),
+                                          doc.model_dump_json().encode(),
+                                          customer_partition(settings, doc.customer_id))])
 
     @app.post("/overrides", status_code=202, summary="pin a customer's dimension to a segment",
               dependencies=[Depends(writer)])
     async def set_override(request: OverrideRequest) -> Accepted:
-        known = await _segments(api)
+        known = await active_segments(settings)
         if request.dimension not in known:
             raise api_error(422, f"no active ruleset has a dimension {request.dimension!r} "
                               f"(dimensions: {', '.join(sorted(known)) or 'none'})")
@@ -242,16 +240,3 @@ def _changes(app: FastAPI, api: Api, writer: Any) -> None:
         except RulesRefusedError as exc:
             raise api_error(409, str(exc)) from None
         return Accepted(detail=f"published {ruleset.id} v{ruleset.version}; workers adopt it and reclassify")
-
-
-async def _segments(api: Api) -> dict[str, set[str]]:
-    """dimension -> its segments in the active rulesets."""
-    out: dict[str, set[str]] = {}
-    for text in (await latest_rules(api.settings)).values():
-        try:
-            ruleset = load_ruleset(text, "rules topic", api.settings.money_scale)
-        except SegmenterError:
-            continue
-        for dimension, names in ruleset.segment_names.items():
-            out.setdefault(dimension, set()).update(names)
-    return out

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from streams.cli.common import CliError, load_settings
-from streams.kafka.reading import read_from, true_ends
+from streams.kafka.reading import latest_by_partition, true_ends
 from streams.kafka.topics import Record, create_topics, produce_records
 from streams.names import Names
 from streams.progress import Progress
@@ -50,16 +50,6 @@ def _kinds(names: Names) -> dict[str, tuple[str, bool]]:
     }
 
 
-async def _latest(settings: Settings, topic: str) -> list[tuple[int, bytes, bytes]]:
-    """(partition, key, value) of the newest record of each key (a null value: deleted, left out)."""
-    ends = await true_ends(settings, [topic])
-    newest: dict[tuple[int, bytes], bytes | None] = {}
-    for tp, _, key, value in await read_from(settings, dict.fromkeys(ends, 0), ends):
-        if key is not None:
-            newest[tp.partition, key] = value
-    return [(p, k, v) for (p, k), v in sorted(newest.items()) if v is not None]
-
-
 def _line(partition: int, key: bytes, value: bytes) -> bytes:
     return orjson.dumps({"p": partition, "k": base64.b64encode(key).decode(),
                          "v": base64.b64encode(value).decode()}) + b"\n"
@@ -71,8 +61,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     members: dict[str, bytes] = {}
     counts: dict[str, int] = {}
     for member, (topic, _) in _kinds(names).items():
-        rows = asyncio.run(_latest(settings, topic))
-        members[member] = b"".join(_line(p, k, v) for p, k, v in rows)
+        rows = asyncio.run(latest_by_partition(settings, topic))
+        members[member] = b"".join(_line(p, k, v) for (p, k), v in rows.items())
         counts[member] = len(rows)
     manifest = {"format": FORMAT, "created_at": datetime.now(UTC).isoformat(), "topic_prefix": settings.topic_prefix,
                 "partitions": settings.partitions, "members": {

@@ -16,12 +16,11 @@ import asyncio
 from datetime import UTC, datetime
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
 
 from streams.cli.common import load_settings, who
 from streams.kafka.reading import latest
-from streams.kafka.topics import Record, create_topics, produce_records
-from streams.names import Names
+from streams.kafka.topics import Record, create_topics, customer_partition, produce_records
+from streams.names import Names, customer_key
 from streams.settings import Settings
 from streams.text import clip
 
@@ -31,9 +30,8 @@ async def erase(settings: Settings, customer: str, reason: str, by: str) -> int:
     tombstones."""
     names = Names(settings.topic_prefix)
     await create_topics(settings)
-    partitions = list(range(settings.partitions))
-    partition = DefaultPartitioner()(customer.encode(), partitions, partitions)
-    prefix = f"{customer}\x1f".encode()
+    partition = customer_partition(settings, customer)
+    prefix = customer_key(customer, "")
     records: list[Record] = []
     for topic in (names.overrides, names.tags):
         keys = {key for key in await latest(settings, topic) if key.startswith(prefix)}

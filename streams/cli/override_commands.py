@@ -12,58 +12,38 @@ from datetime import UTC, datetime
 from schemas.events import ManualTag, Override
 from segmenter.errors import SegmenterError
 from segmenter.rows import parse_time
-from segmenter.rules import RuleSet, load_ruleset
 from streams.cli.common import CliError, load_settings, who
-from streams.names import Names, override_key
+from streams.names import Names, customer_key
 from streams.settings import Settings
 from streams.text import clip
 
 
-def _active_rulesets(settings: Settings) -> list[RuleSet]:
-    from streams.kafka.control import latest_rules
+def _active_segments(settings: Settings) -> dict[str, set[str]]:
+    from streams.kafka.control import active_segments
 
-    out = []
-    for text in asyncio.run(latest_rules(settings)).values():
-        try:
-            out.append(load_ruleset(text, "rules topic", settings.money_scale))
-        except SegmenterError:
-            continue
-    return out
+    return asyncio.run(active_segments(settings))
 
 
-def _segments(rulesets: list[RuleSet]) -> dict[str, set[str]]:
-    """dimension -> its segments (the default included) in the active rulesets."""
-    out: dict[str, set[str]] = {}
-    for ruleset in rulesets:
-        for dimension, names in ruleset.segment_names.items():
-            out.setdefault(dimension, set()).update(names)
-    return out
-
-
-def send_for_customer(settings: Settings, topic: str, key: bytes, doc: Override | ManualTag) -> None:
-    """Produce ``doc`` under ``key`` into the partition of its customer's data (where the owning worker reads it)."""
-    from aiokafka.partitioner import DefaultPartitioner
-
-    from streams.kafka.topics import create_topics, produce_records
-
-    partitions = list(range(settings.partitions))
-    partition = DefaultPartitioner()(doc.customer_id.encode(), partitions, partitions)  # where its data goes
+def send_for_customer(settings: Settings, topic: str, name: str, doc: Override | ManualTag) -> None:
+    """Produce ``doc`` under its customer and ``name`` into the partition of the customer's data (where the owning
+    worker reads it)."""
+    from streams.kafka.topics import create_topics, customer_partition, produce_records
 
     async def send() -> None:
         await create_topics(settings)
-        await produce_records(settings, [(topic, key, doc.model_dump_json().encode(), partition)])
+        await produce_records(settings, [(topic, customer_key(doc.customer_id, name), doc.model_dump_json().encode(),
+                                          customer_partition(settings, doc.customer_id))])
 
     asyncio.run(send())
 
 
 def _send(settings: Settings, doc: Override) -> None:
-    send_for_customer(settings, Names(settings.topic_prefix).overrides, override_key(doc.customer_id, doc.dimension),
-                      doc)
+    send_for_customer(settings, Names(settings.topic_prefix).overrides, doc.dimension, doc)
 
 
 def cmd_set(args: argparse.Namespace) -> int:
     settings = load_settings()
-    known = _segments(_active_rulesets(settings))
+    known = _active_segments(settings)
     if args.dimension not in known:
         raise CliError(f"no active ruleset has a dimension {args.dimension!r} (dimensions: "
                        f"{', '.join(sorted(known)) or 'none: apply a ruleset first'})")
@@ -101,7 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     settings = load_settings()
     latest = {key: Override.model_validate_json(value)  # the newest per customer and dimension
               for key, value in asyncio.run(newest(settings, Names(settings.topic_prefix).overrides)).items()}
-    known = _segments(_active_rulesets(settings))
+    known = _active_segments(settings)
     now = datetime.now(UTC)
     pins = sorted((o for o in latest.values() if o.segment is not None and args.dimension in (None, o.dimension)),
                   key=lambda o: (o.dimension, o.customer_id))

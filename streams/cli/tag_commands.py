@@ -15,7 +15,7 @@ from schemas import first_error
 from schemas.events import ManualTag
 from streams.cli.common import CliError, load_settings, who
 from streams.cli.override_commands import send_for_customer
-from streams.names import Names, tag_key
+from streams.names import Names
 from streams.text import clip
 
 
@@ -31,7 +31,7 @@ def _doc(args: argparse.Namespace, present: bool) -> ManualTag:
 def _send(args: argparse.Namespace, present: bool) -> ManualTag:
     settings = load_settings()
     doc = _doc(args, present)
-    send_for_customer(settings, Names(settings.topic_prefix).tags, tag_key(doc.customer_id, doc.tag), doc)
+    send_for_customer(settings, Names(settings.topic_prefix).tags, doc.tag, doc)
     return doc
 
 

@@ -10,7 +10,7 @@ import orjson
 
 from schemas.ruleset import RuleSetApplied
 from segmenter.errors import SegmenterError
-from segmenter.rules import RuleSet
+from segmenter.rules import RuleSet, load_ruleset
 from streams.kafka.reading import read_topic
 from streams.kafka.topics import Record, create_topics, produce_records
 from streams.names import Names
@@ -70,3 +70,17 @@ async def latest_rules(settings: Settings) -> dict[str, str]:
     """The newest document of each ruleset id on the rules topic."""
     records = await read_topic(settings, Names(settings.topic_prefix).rules)
     return {key.decode(): value.decode() for key, value in records if key is not None}
+
+
+async def active_segments(settings: Settings) -> dict[str, set[str]]:
+    """dimension -> its segments (the default included) in the rulesets in force (a ruleset that no longer loads
+    is left out)."""
+    out: dict[str, set[str]] = {}
+    for text in (await latest_rules(settings)).values():
+        try:
+            ruleset = load_ruleset(text, "rules topic", settings.money_scale)
+        except SegmenterError:
+            continue
+        for dimension, names in ruleset.segment_names.items():
+            out.setdefault(dimension, set()).update(names)
+    return out

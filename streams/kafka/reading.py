@@ -76,15 +76,17 @@ async def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None,
 
 async def latest(settings: Settings, topic: str) -> dict[bytes, bytes]:
     """A compacted topic as it stands: the newest value of each key (a tombstone, a null value, removes the key)."""
-    out: dict[bytes, bytes] = {}
-    for key, value in await read_topic(settings, topic):
-        if key is None:
-            continue
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = value
-    return out
+    return {key: value for (_, key), value in (await latest_by_partition(settings, topic)).items()}
+
+
+async def latest_by_partition(settings: Settings, topic: str) -> dict[tuple[int, bytes], bytes]:
+    """The same, with each key's partition: (partition, key) -> newest value, in partition and key order."""
+    ends = await true_ends(settings, [topic])
+    newest: dict[tuple[int, bytes], bytes | None] = {}
+    for tp, _, key, value in await read_from(settings, dict.fromkeys(ends, 0), ends):
+        if key is not None:
+            newest[tp.partition, key] = value
+    return {pk: v for pk, v in sorted(newest.items()) if v is not None}
 
 
 async def read_from(settings: Settings, starts: Mapping[TopicPartition, int],

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.kafka.security import kafka_options
 from streams.names import Names
@@ -62,6 +63,13 @@ def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
 
 
 Record = tuple[str, bytes | None, bytes | None, int | None]  # topic, key, value (None: a tombstone), partition
+
+
+def customer_partition(settings: Settings, customer_id: str) -> int:
+    """The partition of a customer's data (the producers' default partitioner on its id): where the worker that owns
+    the customer reads its overrides, tags and erasure."""
+    partitions = list(range(settings.partitions))
+    return int(DefaultPartitioner()(customer_id.encode(), partitions, partitions))
 
 
 async def produce_records(settings: Settings, records: Iterable[Record], progress: Progress | None = None) -> int:

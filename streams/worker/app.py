@@ -22,6 +22,7 @@ from streams.names import RAW, Names
 from streams.settings import Settings
 from streams.worker import collector
 from streams.worker.engine import Engine
+from streams.worker.metrics import read_lag
 
 log = logging.getLogger("segmenter.worker")
 
@@ -74,16 +75,14 @@ def create_app(settings: Settings) -> faust.App:
     app.on_partitions_revoked.connect(on_revoked)
 
     async def clock() -> None:
-        await engine.tick_all(datetime.now(UTC))
+        await tick_partitions(engine, settings, names)
 
     if settings.clock == "wall":
         app.timer(settings.tick_interval_s, on_leader=True, name=names.clock_timer)(clock)
 
     app.timer(min(settings.flush_interval_s, 1.0), name="segmenter.flush")(engine.tick)
     app.timer(settings.population_interval_s, name="segmenter.population")(engine.population_round)
-    if engine.metrics is not None:
-        engine.metrics.serve(engine, settings.metrics_host, settings.metrics_port)
-        app.timer(5.0, name="segmenter.lag")(engine.read_lag)
+    _serve_metrics(app, engine, settings, names)
 
     ready_file = data_dir / "worker.ready"
 
@@ -112,6 +111,27 @@ def create_app(settings: Settings) -> faust.App:
 
     app.on_before_shutdown.connect(cleanup)
     return app
+
+
+async def tick_partitions(engine: Engine, settings: Settings, names: Names) -> None:
+    """The wall clock, into every partition through the control topic (in order with events)."""
+    producer = await engine._producer_started()  # the engine's one producer
+    value = orjson.dumps({"type": "tick", "to": datetime.now(UTC).isoformat()})
+    for partition in range(settings.partitions):
+        await producer.send(names.control, key=b"tick", value=value, partition=partition)
+
+
+def _serve_metrics(app: faust.App, engine: Engine, settings: Settings, names: Names) -> None:
+    """Prometheus metrics, and a timer reading the group's lag for them, when SEGMENTER_METRICS_PORT is set."""
+    metrics = engine.metrics
+    if metrics is None:
+        return
+    metrics.serve(engine, settings.metrics_host, settings.metrics_port)
+
+    async def lag() -> None:
+        await read_lag(metrics, settings, names.app_id, engine.topics)
+
+    app.timer(5.0, name="segmenter.lag")(lag)
 
 
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:

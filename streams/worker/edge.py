@@ -32,7 +32,7 @@ from segmenter.facts import (
 from segmenter.rules import load_ruleset
 from segmenter.state import Policy
 from segmenter.step import Mark, Pin
-from streams.names import Names, override_key, tag_key
+from streams.names import Names, customer_key
 from streams.settings import Settings
 from streams.text import clip
 
@@ -40,6 +40,13 @@ BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
 FACT, PROFILE, TICK, RULES, OVERRIDE, TAG, ERASE, SKIP = ("fact", "profile", "tick", "rules", "override", "tag",
                                                           "erase", "skip")
 Decoded = tuple[str, tuple[Any, ...]]
+
+
+def _check_key(record: Any, customer: str, name: str, what: str, field: str) -> None:
+    """An operator's record is keyed by customer and ``field`` (``names.customer_key``): a bad input otherwise."""
+    if record.key != customer_key(customer, name):
+        raise ValueError(f"{what} key {clip(record.key) if record.key is not None else None!r} is not customer_id, "
+                         f"\\x1f, {field} ({clip(customer)!r}, {clip(name)!r})")
 
 
 class Edge:
@@ -90,9 +97,7 @@ class Edge:
         if record.value is None:
             return SKIP, ()
         doc = OVERRIDE_ADAPTER.validate_json(record.value)
-        if record.key != override_key(doc.customer_id, doc.dimension):
-            raise ValueError(f"override key {clip(record.key) if record.key is not None else None!r} is not "
-                             f"customer_id, \\x1f, dimension ({clip(doc.customer_id)!r}, {clip(doc.dimension)!r})")
+        _check_key(record, doc.customer_id, doc.dimension, "override", "dimension")
         until = None if doc.expires_at is None else self.policy.calendar.day(doc.expires_at)
         pin = None if doc.segment is None else Pin(doc.dimension, doc.segment, until, doc.by, doc.reason,
                                                    doc.event_id)
@@ -102,9 +107,7 @@ class Edge:
         if record.value is None:
             return SKIP, ()
         doc = MANUAL_TAG_ADAPTER.validate_json(record.value)
-        if record.key != tag_key(doc.customer_id, doc.tag):
-            raise ValueError(f"tag key {clip(record.key) if record.key is not None else None!r} is not "
-                             f"customer_id, \\x1f, tag ({clip(doc.customer_id)!r}, {clip(doc.tag)!r})")
+        _check_key(record, doc.customer_id, doc.tag, "tag", "tag")
         mark = Mark(doc.tag, doc.by, doc.reason, doc.event_id) if doc.present else None
         return TAG, (doc.customer_id, doc.tag, mark, doc.event_id)
 

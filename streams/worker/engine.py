@@ -34,7 +34,6 @@ rebuilt from the store on assignment.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import heapq
 import logging
 import time
@@ -44,38 +43,37 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from segmenter import codec, step
+from segmenter import step
 from segmenter.codec import StateEncoder
 from segmenter.ranking import Ranks
 from segmenter.rules import RuleSet
-from segmenter.state import Fact, amount_12m_minor, totals_at
+from segmenter.state import Fact, amount_12m_minor
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.deadletters import dead_letter
-from streams.kafka.lag import group_lag
-from streams.kafka.security import kafka_options
 from streams.kafka.topics import producer as kafka_producer
 from streams.names import Names
 from streams.readmodel.writer import Projection
 from streams.settings import Settings
-from streams.stored import HEADER, due_of, unpack
+from streams.stored import due_of, unpack
 from streams.text import clip
 from streams.worker import population
 from streams.worker.collector import Collector
+from streams.worker.documents import change_json, story_entry
 from streams.worker.edge import BAD_INPUT, ERASE, FACT, OVERRIDE, PROFILE, RULES, SKIP, TAG, TICK, Edge
+from streams.worker.erasure import Erasing
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
 from streams.worker.metrics import WorkerMetrics, observe_batch
 from streams.worker.partition import Partition, erased_key
 from streams.worker.persist import send_batches
-from streams.worker.story import story_entry
+from streams.worker.ranking import Ranking
 
 log = logging.getLogger("segmenter.worker")
 
 
-class Engine(Flushing):
+class Engine(Flushing, Ranking, Erasing):
     def __init__(self, app: faust.App, settings: Settings, names: Names, tables: Mapping[str, Any]) -> None:
         self.app, self.settings, self.names = app, settings, names
         self.policy = settings.policy()
@@ -258,41 +256,6 @@ class Engine(Flushing):
         if new is not record:
             self._put(part, customer, record, new, changes)
 
-    def _known(self, part: Partition, customer: str) -> bool:
-        if customer in part.records:
-            return True
-        return customer not in part.deleted and faust_compat.stored_get(self.customers, part.number,
-                                                                        customer.encode()) is not None
-
-    def _erase(self, part: Partition, customer: str, at: datetime, reason: str, by: str) -> None:
-        """Forget the customer: its record (a tombstone in the changelog at the next flush), its due entry, its place
-        in Redis and the population index; remember a hash of its id with the erasure's time, so older events do not
-        bring it back; publish the erasure for downstream consumers."""
-        when = int(at.timestamp())
-        key = erased_key(customer)
-        known = self._known(part, customer)
-        segments = dict(self._get(part, customer).segments) if known else {}
-        part.erased[key] = max(when, part.erased.get(key, when))
-        part.meta_dirty = True
-        part.records.pop(customer, None)
-        part.dues.pop(customer, None)  # its heap entry, if any, is skipped when popped
-        part.history.pop(customer, None)
-        if customer in part.dirty:
-            part.dirty.discard(customer)
-            self._dirty_count -= 1
-        part.deleted.add(customer)
-        if part.index is not None:
-            part.index.update(customer, None)
-        stream_time = (part.stream_time or datetime.now(UTC)).isoformat()
-        change_id = hashlib.blake2b(f"erase\x1f{customer}\x1f{at.isoformat()}".encode(), digest_size=12).hexdigest()
-        part.changes.append((customer.encode(), orjson.dumps({
-            "type": "erasure", "change_id": change_id, "customer_id": customer, "cause": "erasure",
-            "segments": segments, "reason": reason, "by": by, "erased_at": at.isoformat(),
-            "stream_time": stream_time})))
-        self.stats["erased"] += 1
-        log.warning("partition %d: a customer was erased (%s, by %s); %s", part.number, clip(reason), clip(by),
-                    "its record goes at the next flush" if known else "it held no record")
-
     def _advance(self, part: Partition, when: datetime) -> None:
         if part.stream_time is not None and when <= part.stream_time:
             return
@@ -379,9 +342,8 @@ class Engine(Flushing):
             key = customer.encode()
             amount = (str(self.policy.from_minor(amount_12m_minor(record.state, part.day, self.policy)))
                       if part.day is not None else None)
-            for change in changes:
-                part.changes.append((key, self._change_json(customer, record, change, ruleset, stream_time,
-                                                                      amount_12m=amount)))
+            part.changes += [(key, change_json(customer, record, c, ruleset, stream_time, amount_12m=amount))
+                             for c in changes]
             self.stats["changes"] += len(changes)
             if self.metrics is not None:
                 for c in changes:
@@ -390,30 +352,6 @@ class Engine(Flushing):
             if self.settings.story_changes:
                 part.history.setdefault(customer, []).extend(
                     (c.change_id(customer, record.ruleset), story_entry(c, stream_time)) for c in changes)
-
-    @staticmethod
-    def _change_json(customer: str, record: step.CustomerRecord, change: step.AnyChange, ruleset: RuleSet,
-                     stream_time: str, *, amount_12m: str | None = None) -> bytes:
-        """A SegmentChange or TagChange document (tests/streams validate these against the schemas)."""
-        if isinstance(change, step.TagChange):
-            return orjson.dumps({
-                "type": "tag_change", "change_id": change.change_id(customer, record.ruleset),
-                "customer_id": customer, "tag": change.tag, "added": change.added, "ruleset_id": ruleset.id,
-                "ruleset_version": ruleset.version, "cause": change.cause, "condition": change.condition,
-                "metrics": dict(change.metrics), "stream_time": stream_time,
-                "event_id": change.cause_key if change.cause in ("event", "manual") else None,
-            }, default=str)
-        explanation = change.explanation
-        return orjson.dumps({
-            "type": "segment_change", "change_id": change.change_id(customer, record.ruleset), "customer_id": customer,
-            "dimension": change.dimension, "from": change.before, "to": change.after,
-            "ruleset_id": ruleset.id, "ruleset_version": ruleset.version, "cause": change.cause,
-            "condition": explanation.condition, "metrics": dict(explanation.metrics),
-            "explanation": list(explanation.rejected), "stream_time": stream_time,
-            "event_id": change.cause_key if change.cause == "event" else None,
-            **({"profile": record.profile} if record.profile else {}),  # absent: no profile known (schema: {})
-            "amount_12m": amount_12m,
-        }, default=str)  # Decimal money as its exact text, as the schema says
 
     # -- partitions: opened on their first batch after an assignment -------------------------------
     async def _open(self, number: int) -> Partition:
@@ -441,72 +379,6 @@ class Engine(Flushing):
         self.parts[number] = part
         return part
 
-    # -- population ranks (ABC, RFM): streams.worker.population -----------------------------------------
-    def _ranked(self, part: Partition, record: step.CustomerRecord) -> population.Values | None:
-        """The customer's ranked values as of the partition's day; None outside the population."""
-        last = record.state.last_purchase
-        if part.day is None or last is None:
-            return None
-        long = totals_at(record.state, part.day, self.policy).long
-        return (long[1], long[0], last) if long[0] else None
-
-    def _ranked_stored(self, day: int, value: bytes) -> population.Values | None:
-        """The same from a stored record, its window sums read from the bytes."""
-        raw, _ = step.loads_shallow(value[HEADER.size :])
-        starts = self.policy.starts(day)
-        long, _, _, last = codec.sums(raw, day, starts[0], starts[1])
-        return (long[1], long[0], last) if long[0] and last is not None else None
-
-    async def population_round(self) -> None:
-        """Publish the summaries of this worker's partitions that changed, read everyone's, and adopt the merged
-        ranks when they differ from those in force."""
-        indexed = [p for p in self.parts.values() if p.index is not None]
-        if not indexed:
-            return
-        producer = await self._producer_started()
-        for part in indexed:
-            if part.index is not None and part.index.dirty:
-                part.index.dirty = False
-                doc = population.summary_doc(part.number, part.index.summaries(self.settings.population_buckets))
-                await producer.send(self.names.population, key=f"p{part.number}".encode(), value=doc, partition=0)
-        if self._population_reader is None:
-            reader = AIOKafkaConsumer(**kafka_options(self.settings), enable_auto_commit=False,
-                                      auto_offset_reset="earliest")
-            await reader.start()
-            reader.assign([TopicPartition(self.names.population, 0)])
-            self._population_reader = reader
-        fetched = await self._population_reader.getmany(timeout_ms=200)
-        for records in fetched.values():
-            self._population_docs.update(population.decode_docs(records))
-        if not self._population_docs:
-            return  # nothing published yet (not even this worker's own summaries): no ranks to adopt
-        ranks = population.merged(self._population_docs, self.settings.population_hysteresis)
-        if self.population is None or ranks.key != self.population.key:
-            async with self._lock:
-                self._adopt_population(ranks)
-                await self._send_outputs()
-
-    def _adopt_population(self, ranks: Ranks) -> None:
-        """New ranks in force: reclassify only the customers whose class they can change (cause ``population``)."""
-        old, self.population = self.population, ranks
-        looked = 0
-        for part in self.parts.values():
-            if part.index is None or part.ruleset is None or part.day is None:
-                continue
-            ruleset, day = part.ruleset, part.day
-            for customer in sorted(population.candidates(part.index, ruleset.boundaries, old, ranks,
-                                                         ranks.hysteresis)):
-                looked += 1
-                record = self._get(part, customer)
-                new, changes = step.on_population(record, day, ruleset, self.policy, ranks)
-                if changes or new.due != record.due:
-                    self._put(part, customer, record, new, changes)
-        self.stats["population_adoptions"] += 1
-        self.stats["population_reevaluated"] += looked
-        self.stats["population_total"] = ranks.total
-        log.info("population ranks %s adopted (%d customers ranked): %d customers re-evaluated", ranks.key,
-                 ranks.total, looked)
-
     # -- output ----------------------------------------------------------------------------------
     async def _send_outputs(self) -> None:
         producer = await self._producer_started()
@@ -519,19 +391,3 @@ class Engine(Flushing):
             sent = await send_batches(producer, self.names.dead_letters, 0, self._dead)
             self._deliveries.extend(f for f, _ in sent)
             self._dead = []
-
-    async def read_lag(self) -> None:
-        """The worker group's lag per input partition, for the metrics (a timer)."""
-        if self.metrics is not None:
-            lags = await group_lag(self.settings, actions=False, only=self.names.app_id)
-            self.metrics.lag = {(lag.tp.topic, lag.tp.partition): lag.lag for lag in lags
-                                if lag.tp.topic in self.topics}
-
-    async def tick_all(self, when: datetime) -> None:
-        """The wall clock, into every partition through the control topic (in order with events)."""
-        producer = await self._producer_started()
-        value = orjson.dumps({"type": "tick", "to": when.isoformat()})
-        for partition in range(self.settings.partitions):
-            await producer.send(self.names.control, key=b"tick", value=value, partition=partition)
-
-

@@ -106,6 +106,14 @@ class _EngineCollector(Collector):
         yield ranked
 
 
+async def read_lag(metrics: WorkerMetrics, settings: Any, group: str, topics: frozenset[str]) -> None:
+    """The worker group's lag per input partition, for the metrics (a timer)."""
+    from streams.kafka.lag import group_lag  # noqa: PLC0415 - the admin client only where metrics are served
+
+    lags = await group_lag(settings, actions=False, only=group)
+    metrics.lag = {(lag.tp.topic, lag.tp.partition): lag.lag for lag in lags if lag.tp.topic in topics}
+
+
 def observe_batch(metrics: WorkerMetrics | None, oldest_ms: int | None) -> None:
     if metrics is not None and oldest_ms:
         metrics.latency.observe(max(0.0, time.time() - oldest_ms / 1000))

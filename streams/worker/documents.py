@@ -1,0 +1,56 @@
+"""The documents the worker publishes on the segment-changes topic (``SegmentChange``, ``TagChange``,
+``CustomerErased``; tests/streams validate them against the schemas), and a change as the customer's story lists it
+(the Redis list ``P:h:<customer>``: short JSON, no metrics)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+import orjson
+
+from segmenter import step
+from segmenter.rules import RuleSet
+
+
+def change_json(customer: str, record: step.CustomerRecord, change: step.AnyChange, ruleset: RuleSet,
+                stream_time: str, *, amount_12m: str | None = None) -> bytes:
+    """A SegmentChange or TagChange document; money as its exact text, as the schema says."""
+    change_id = change.change_id(customer, record.ruleset)
+    if isinstance(change, step.TagChange):
+        return orjson.dumps({
+            "type": "tag_change", "change_id": change_id, "customer_id": customer, "tag": change.tag,
+            "added": change.added, "ruleset_id": ruleset.id, "ruleset_version": ruleset.version,
+            "cause": change.cause, "condition": change.condition, "metrics": dict(change.metrics),
+            "stream_time": stream_time, "event_id": change.cause_key if change.cause in ("event", "manual") else None,
+        }, default=str)
+    explanation = change.explanation
+    return orjson.dumps({
+        "type": "segment_change", "change_id": change_id, "customer_id": customer,
+        "dimension": change.dimension, "from": change.before, "to": change.after,
+        "ruleset_id": ruleset.id, "ruleset_version": ruleset.version, "cause": change.cause,
+        "condition": explanation.condition, "metrics": dict(explanation.metrics),
+        "explanation": list(explanation.rejected), "stream_time": stream_time,
+        "event_id": change.cause_key if change.cause == "event" else None,
+        **({"profile": record.profile} if record.profile else {}),  # absent: no profile known (schema: {})
+        "amount_12m": amount_12m,
+    }, default=str)
+
+
+def erasure_json(customer: str, segments: dict[str, str], *, reason: str, by: str, at: datetime,
+                 stream_time: str) -> bytes:
+    """A CustomerErased document; its id is the same for every copy of one erasure."""
+    change_id = hashlib.blake2b(f"erase\x1f{customer}\x1f{at.isoformat()}".encode(), digest_size=12).hexdigest()
+    return orjson.dumps({"type": "erasure", "change_id": change_id, "customer_id": customer, "cause": "erasure",
+                         "segments": segments, "reason": reason, "by": by, "erased_at": at.isoformat(),
+                         "stream_time": stream_time})
+
+
+def story_entry(change: step.AnyChange, stream_time: str) -> bytes:
+    """``{"at", "cause", "why"}`` and ``"dimension", "from", "to"`` for a segment change, ``"tag", "added"`` for a
+    tag change."""
+    if isinstance(change, step.TagChange):
+        return orjson.dumps({"at": stream_time, "tag": change.tag, "added": change.added, "cause": change.cause,
+                             "why": change.condition})
+    return orjson.dumps({"at": stream_time, "dimension": change.dimension, "from": change.before, "to": change.after,
+                         "cause": change.cause, "why": change.explanation.condition})
