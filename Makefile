@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test check bench soak schemas clean
+.PHONY: install run test check bench peers soak schemas clean
 
 install: $(STAMP)
 
@@ -29,7 +29,18 @@ check: install
 	$(VENV)/bin/ruff check schemas segmenter streams tests bench
 	$(VENV)/bin/mypy
 
-bench: install
+# The peer the bench compares with, in a virtual environment of its own (segmenter does not depend on it).
+QUIX_VERSION := 3.28.1
+PEERS := var/peers/quix
+peers: $(PEERS)/.installed-$(QUIX_VERSION)
+
+$(PEERS)/.installed-$(QUIX_VERSION):
+	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet 'quixstreams==$(QUIX_VERSION)'
+	@rm -f $(PEERS)/.installed-* && touch $@
+
+bench: install peers
+	$(PY) -m bench.peers.compare
 	$(PY) -m bench.core
 	$(PY) -m bench.engine
 	$(PY) -m bench.stream

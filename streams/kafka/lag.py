@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from aiokafka import TopicPartition
@@ -37,7 +38,12 @@ def groups(settings: Settings, actions: bool = True) -> dict[str, tuple[str, ...
 
 async def group_lag(settings: Settings, actions: bool = True, only: str | None = None) -> list[Lag]:
     """Per group (or only the group ``only``) and topic-partition: the true end, the committed offset and the lag."""
-    wanted = {g: topics for g, topics in groups(settings, actions).items() if only is None or g == only}
+    return await lag_of(settings, {g: topics for g, topics in groups(settings, actions).items()
+                                   if only is None or g == only})
+
+
+async def lag_of(settings: Settings, wanted: Mapping[str, Iterable[str]]) -> list[Lag]:
+    """The same for any consumer groups: group -> the topics it consumes."""
     ends = await true_ends(settings, sorted({t for topics in wanted.values() for t in topics}))
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     await started(admin)

@@ -1,0 +1,130 @@
+"""The peer: the same job written the way a Quix Streams user would write it.
+
+Run by ``bench.peers.compare`` in a virtual environment of its own (``make bench`` installs
+``quixstreams`` there from PyPI; segmenter does not depend on it), so this file imports nothing of
+segmenter's. Its job, as far as Quix Streams' API allows:
+
+- per customer, business-day buckets (UTC days) of purchases and net amount, in Quix's RocksDB state
+  with its changelog topic;
+- stream time per partition (the largest event time seen); the 12- and 6-month windows are calendar
+  months back from the stream day, clamped to the month's end, as segmenter counts them;
+- the retail value rules of ``examples/rules/retail-value.yaml``, first match wins;
+- a change record on every change of segment, the first classification included.
+
+What it does not do: time-driven wake-ups (Quix has no per-key timers; a customer's segment is only
+re-evaluated when an event of that customer arrives), de-duplication of repeated event ids, and a
+read model. For the equality check, ``sweep`` records (``{"sweep": as_of_iso}``) make it evaluate a
+customer's stored buckets as of that day and publish ``{"customer_id", "segment", "final": true}`` to the
+changes topic.
+
+    python quix_app.py --broker HOST:PORT --input TOPIC --changes TOPIC --group GROUP --state-dir DIR
+
+It commits every 2.8 s (faust's default, which segmenter's worker uses) and writes the wall-clock time of
+its first record to ``STATE_DIR/started`` (the bench's clock starts there, as it starts at segmenter's
+"ready").
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import logging
+import time
+from datetime import date, datetime
+from decimal import Decimal
+
+from quixstreams import Application, State, message_context
+
+LONG_MONTHS, SHORT_MONTHS = 12, 6
+stream_day: dict[int, int] = {}  # partition -> the largest event day seen (stream time, by day)
+started: list[str] = []  # the file the time of the first record goes to, until it is written
+
+
+def months_back(day: int, months: int) -> int:
+    """The first day inside a ``months``-month window as of ``day`` (ordinals)."""
+    d = date.fromordinal(day)
+    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
+    return date(y, m + 1, min(d.day, calendar.monthrange(y, m + 1)[1])).toordinal() + 1
+
+
+def segment(purchases_12m: int, amount_12m: int, purchases_6m: int) -> str:
+    """retail-value.yaml's value dimension (amounts in cents)."""
+    if purchases_6m == 0 and purchases_12m > 0:
+        return "churn_risk"
+    if purchases_12m >= 10 and amount_12m >= 1_000_000:
+        return "high_value"
+    if (5 <= purchases_12m <= 9 and 500_000 <= amount_12m < 1_000_000) or (
+            purchases_12m >= 10 and amount_12m < 1_000_000):
+        return "mid_value"
+    if 1 <= purchases_12m <= 4 and amount_12m < 500_000:
+        return "low_value"
+    return "unclassified"
+
+
+def totals(buckets: list[list[int]], day: int) -> tuple[int, int, int]:
+    long_start, short_start = months_back(day, LONG_MONTHS), months_back(day, SHORT_MONTHS)
+    p12 = a12 = p6 = 0
+    for bucket_day, purchases, amount in buckets:
+        if long_start <= bucket_day <= day:
+            p12 += purchases
+            a12 += amount
+            if bucket_day >= short_start:
+                p6 += purchases
+    return p12, a12, p6
+
+
+def step(value: dict, state: State) -> dict | None:
+    if started:
+        with open(started.pop(), "w") as out:
+            out.write(repr(time.time()))
+    buckets: list[list[int]] = state.get("buckets", [])
+    previous = state.get("segment", "unclassified")
+    if "sweep" in value:  # the equality check: the stored buckets as of the given day
+        day = datetime.fromisoformat(value["sweep"]).date().toordinal()
+        return {"customer_id": value["customer_id"], "segment": segment(*totals(buckets, day)), "final": True}
+    partition = message_context().partition
+    day = datetime.fromisoformat(value["occurred_at"]).date().toordinal()
+    now = stream_day[partition] = max(stream_day.get(partition, 0), day)
+    long_start = months_back(now, LONG_MONTHS)
+    if day < long_start:
+        return None  # older than the longest window: changes nothing
+    cents = int(Decimal(value["amount"]) * 100)
+    purchase = value.get("kind", "purchase") != "refund"
+    if not purchase:
+        cents = -cents
+    for bucket in buckets:
+        if bucket[0] == day:
+            bucket[1] += purchase
+            bucket[2] += cents
+            break
+    else:
+        buckets.append([day, int(purchase), cents])
+        buckets.sort()
+    buckets = [b for b in buckets if b[0] >= long_start]
+    state.set("buckets", buckets)
+    p12, a12, p6 = totals(buckets, now)
+    now_segment = segment(p12, a12, p6)
+    if now_segment == previous:
+        return None
+    state.set("segment", now_segment)
+    return {"customer_id": value["customer_id"], "dimension": "value", "from": previous, "to": now_segment,
+            "as_of": date.fromordinal(now).isoformat(), "purchases_12m": p12, "amount_12m": a12 / 100,
+            "purchases_6m": p6, "event_id": value["event_id"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in ("broker", "input", "changes", "group", "state-dir"):
+        parser.add_argument(f"--{name}", required=True)
+    args = parser.parse_args()
+    started.append(f"{args.state_dir}/started")
+    app = Application(broker_address=args.broker, consumer_group=args.group, auto_offset_reset="earliest",
+                      state_dir=args.state_dir, commit_interval=2.8, loglevel=logging.WARNING)
+    source = app.topic(args.input, value_deserializer="json")
+    changes = app.topic(args.changes, value_serializer="json")
+    app.dataframe(source).apply(step, stateful=True).filter(lambda record: record is not None).to_topic(changes)
+    app.run()
+
+
+if __name__ == "__main__":
+    main()
