@@ -10,7 +10,8 @@ partitions, the retail value rules. Each round produces it to a topic of its own
 
 each until its consumer group has committed every input offset, in turn (rounds alternate who goes
 first). Printed per system, median over the rounds: events/s, CPU seconds of the process over the timed
-part, peak RSS, state bytes per customer (every file under its state directory after it stopped) and
+part, peak RSS, state bytes per customer (RocksDB's tables and write-ahead logs under its state directory after it
+stopped, uncompacted) and
 change records; then the ratio.
 
 The equality check, on the first round: segmenter's offline ``classify`` over the same transactions as
@@ -66,7 +67,9 @@ class Run:
 
 
 def dir_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """RocksDB's data under ``path``: its tables (.sst) and write-ahead logs (NNNNNN.log), not its info logs,
+    manifests and options files (segmenter has twice as many stores, two tables of 8 partitions)."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in (".sst", ".log"))
 
 
 async def caught_up(settings: Settings, group: str, topic: str, alive: Callable[[], bool],

@@ -27,11 +27,13 @@ import ctypes.util
 import gc
 import logging
 import time
+from typing import Any
 
 log = logging.getLogger("segmenter.worker")
 
 _taken_over = False
 SLOW_S = 0.1
+TRIM_EVERY_S = 5.0  # malloc_trim took 5-14 ms on a 280 MB heap: every 5 s, about 0.2 % of the worker's time
 
 
 def take_over() -> None:
@@ -47,7 +49,7 @@ def take_over() -> None:
 class Collector:
     def __init__(self, full_every_s: float, young_every_s: float = 0.0) -> None:
         self.full_every_s, self.young_every_s = full_every_s, young_every_s
-        self._last_full = self._last_young = time.monotonic()
+        self._last_full = self._last_young = self._last_trim = time.monotonic()
         self.young_ms_max = 0.0
         self.young_freed = 0  # objects the young collections freed, in all
 
@@ -58,6 +60,9 @@ class Collector:
         if not _taken_over:
             return
         now = time.monotonic()
+        if now - self._last_trim >= TRIM_EVERY_S:
+            self._last_trim = now
+            trim()
         if self.full_every_s and now - self._last_full >= self.full_every_s:
             self.full()
         if now - self._last_young < self.young_every_s:
@@ -84,16 +89,40 @@ class Collector:
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
+_LIBC: list[Any] = []
+
+
+def _libc() -> Any:
+    """glibc, or None where there is none."""
+    if not _LIBC:
+        name = ctypes.util.find_library("c")
+        try:
+            _LIBC.append(ctypes.CDLL(name) if name else None)
+        except OSError:
+            _LIBC.append(None)
+    return _LIBC[0]
+
+
+def trim() -> bool:
+    """Give the memory glibc's malloc holds free back to the system (``malloc_trim``). Freed large blocks
+    (fetched batches, a busy customer's buckets before their last change) stay in malloc's heap otherwise:
+    after bench.stream's 1,000,000 events, one call took the worker's RSS from 600 to 496 MiB. Called every
+    ``TRIM_EVERY_S`` at a flush. False where there is no glibc."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "malloc_trim"):
+        return False
+    libc.malloc_trim(0)
+    return True
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
     """At most ``arenas`` glibc malloc arenas in this process (glibc's default is eight per core: RocksDB's
     background threads each took one and kept its freed memory). Like ``MALLOC_ARENA_MAX``, set from inside.
     False where there is no glibc."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+    libc = _libc()
+    if libc is None:
         return False
     try:
-        return bool(ctypes.CDLL(name).mallopt(M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):
+        return bool(libc.mallopt(M_ARENA_MAX, arenas))
+    except AttributeError:
         return False
