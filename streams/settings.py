@@ -79,10 +79,10 @@ class Settings(BaseSettings):
         "zstd", description="Compression of the worker's RocksDB stores: zstd on 16 KiB blocks (smaller on disk) "
         "or snappy on 4 KiB blocks (faust's and RocksDB's default; a little less CPU).")
     state_cache_customers: int = Field(
-        100_000, ge=1000, description="Decoded customer records kept in memory (the least recently changed are "
-        "dropped; they are read back from RocksDB when needed). bench.stream, 1,000,000 events of 200,000 customers: "
-        "523 MiB RSS and 14,252 events/s with 100,000; 587 MiB and 14,356 with 1,000,000; 465 MiB and 10,992 with "
-        "30,000.")
+        30_000, ge=1000, description="Decoded customer records kept in memory (the least recently changed are "
+        "dropped; they are read back from RocksDB when needed): the bound on a worker's memory. bench.peers.compare, "
+        "1,000,000 events of 200,000 customers, median of 3 rounds (2026-12-01): 499 MiB peak RSS and 11,215 "
+        "events/s with 30,000; 608 MiB and 12,012 with 100,000.")
     story_changes: int = Field(
         5, ge=0, le=100, description="Last segment and tag changes kept per customer in Redis for `segmenter "
         "customer` (a capped Redis list per customer); 0 keeps none.")

@@ -27,50 +27,16 @@ its first record to ``STATE_DIR/started`` (the bench's clock starts there, as it
 from __future__ import annotations
 
 import argparse
-import calendar
 import logging
 import time
 from datetime import date, datetime
 from decimal import Decimal
 
+from quix_rules import LONG_MONTHS, months_back, segment, totals  # beside this file (tests check it)
 from quixstreams import Application, State, message_context
 
-LONG_MONTHS, SHORT_MONTHS = 12, 6
 stream_day: dict[int, int] = {}  # partition -> the largest event day seen (stream time, by day)
 started: list[str] = []  # the file the time of the first record goes to, until it is written
-
-
-def months_back(day: int, months: int) -> int:
-    """The first day inside a ``months``-month window as of ``day`` (ordinals)."""
-    d = date.fromordinal(day)
-    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
-    return date(y, m + 1, min(d.day, calendar.monthrange(y, m + 1)[1])).toordinal() + 1
-
-
-def segment(purchases_12m: int, amount_12m: int, purchases_6m: int) -> str:
-    """retail-value.yaml's value dimension (amounts in cents)."""
-    if purchases_6m == 0 and purchases_12m > 0:
-        return "churn_risk"
-    if purchases_12m >= 10 and amount_12m >= 1_000_000:
-        return "high_value"
-    if (5 <= purchases_12m <= 9 and 500_000 <= amount_12m < 1_000_000) or (
-            purchases_12m >= 10 and amount_12m < 1_000_000):
-        return "mid_value"
-    if 1 <= purchases_12m <= 4 and amount_12m < 500_000:
-        return "low_value"
-    return "unclassified"
-
-
-def totals(buckets: list[list[int]], day: int) -> tuple[int, int, int]:
-    long_start, short_start = months_back(day, LONG_MONTHS), months_back(day, SHORT_MONTHS)
-    p12 = a12 = p6 = 0
-    for bucket_day, purchases, amount in buckets:
-        if long_start <= bucket_day <= day:
-            p12 += purchases
-            a12 += amount
-            if bucket_day >= short_start:
-                p6 += purchases
-    return p12, a12, p6
 
 
 def step(value: dict, state: State) -> dict | None:

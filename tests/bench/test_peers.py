@@ -1,0 +1,56 @@
+"""The Quix Streams peer computes what segmenter computes: its windows and rules (bench/peers/quix_rules.py)
+against segmenter's core over random histories. A peer that computes something else is no peer."""
+
+from datetime import date
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from bench.peers.quix_rules import LONG_MONTHS, SHORT_MONTHS, months_back, segment, totals
+from bench.stream import RULES
+from segmenter.classify import classify
+from segmenter.rules import load_ruleset
+from segmenter.state import EMPTY, PURCHASE, REFUND, Fact, Policy, advance, apply
+from segmenter.timebase import WindowSpec
+
+RULESET = load_ruleset(RULES)
+POLICY = Policy()
+FIRST, LAST = date(2023, 1, 1).toordinal(), date(2026, 12, 31).toordinal()
+
+
+@given(st.integers(FIRST, LAST))
+def test_windows_start_where_segmenter_starts_them(day):
+    assert months_back(day, LONG_MONTHS) == WindowSpec(12, "m").start_day(day)
+    assert months_back(day, SHORT_MONTHS) == WindowSpec(6, "m").start_day(day)
+
+
+# (day offset, refund, cents): many purchases cluster in the last weeks, so every segment is reached
+events = st.lists(st.tuples(st.one_of(st.integers(0, 400), st.integers(370, 400)),
+                            st.sampled_from([False] * 9 + [True]), st.integers(1, 400_000)), max_size=60)
+AT_THE_BOUNDARY = [(390 + n, False, 100_000) for n in range(10)]  # 10 purchases, exactly 10,000.00: high value
+
+
+@settings(max_examples=300, deadline=None)
+@given(events, st.integers(0, 700))
+@example(AT_THE_BOUNDARY, 0)
+@example([*AT_THE_BOUNDARY[:-1], (399, False, 99_999)], 0)  # a cent short: mid value
+@example(AT_THE_BOUNDARY, 183)  # six months on: churn risk
+def test_the_peers_segment_is_segmenters_classification(history, later):
+    """Events in day order (offsets from FIRST; refunds among them) folded in as the peer folds them, then
+    both classify as of ``later`` days after the last one."""
+    state, buckets, now = EMPTY, [], FIRST
+    for n, (offset, refund, cents) in enumerate(sorted(history)):
+        day = now = FIRST + offset
+        state, _ = apply(state, Fact(day, REFUND if refund else PURCHASE, cents, n + 1), now, POLICY)
+        if day >= months_back(now, LONG_MONTHS):
+            signed = -cents if refund else cents
+            for bucket in buckets:
+                if bucket[0] == day:
+                    bucket[1] += not refund
+                    bucket[2] += signed
+                    break
+            else:
+                buckets.append([day, int(not refund), signed])
+    as_of = now + later
+    expected = classify(RULESET, advance(state, as_of, POLICY), as_of, POLICY)[0]
+    assert segment(*totals(buckets, as_of)) == expected
