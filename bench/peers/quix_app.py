@@ -19,7 +19,8 @@ changes topic.
 
     python quix_app.py --broker HOST:PORT --input TOPIC --changes TOPIC --group GROUP --state-dir DIR
 
-It commits every 2.8 s (faust's default, which segmenter's worker uses) and writes the wall-clock time of
+It commits every 2.8 s (faust's default commit interval; segmenter's worker commits at the end of each of
+its own flushes) and writes the wall-clock time of
 its first record to ``STATE_DIR/started`` (the bench's clock starts there, as it starts at segmenter's
 "ready").
 """
