@@ -120,8 +120,8 @@ class Settings(BaseSettings):
     gc_young_every_s: float = Field(
         30.0, ge=0, description="How often the worker collects the objects allocated since its last flush before "
         "freezing them (cyclic garbage among them is freed); at the other flushes they are frozen uncollected. 0: at "
-        "every flush (in bench.stream those collections freed nothing after start-up and took 6-13 % of the "
-        "worker's time; see streams/worker/collector.py).")
+        "every flush (in bench.stream those collections freed nothing after the worker's first 5 s and took 6-13 % "
+        "of the worker's time; see streams/worker/collector.py).")
     on_error: Literal["dead-letter", "crash"] = Field(
         "dead-letter", description="When applying a record raises (a defect, not bad input): dead-letter sends it "
         "to dead letters as a processing_error and goes on; crash stops the worker there (for debugging).")

@@ -43,7 +43,7 @@ from bench.stream import RULES, Bench, embedded_stack, end_offsets, history, say
 from segmenter.rules import load_ruleset
 from streams.cli.classify_job import ClassifyJob, load_population
 from streams.cli.csv_input import BadRows
-from streams.kafka.lag import lag_of
+from streams.cli.ops import wait_caught_up
 from streams.kafka.reading import read_topic
 from streams.kafka.security import kafka_options
 from streams.kafka.topics import produce_records, started
@@ -72,20 +72,6 @@ def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in (".sst", ".log"))
 
 
-async def caught_up(settings: Settings, group: str, topic: str, alive: Callable[[], bool],
-                    timeout_s: float = 3600) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if not alive():
-            raise SystemExit(f"{group} exited before it caught up (see its log under the bench's files)")
-        lags = await lag_of(settings, {group: (topic,)})
-        if lags and sum(lag.lag for lag in lags) == 0:
-            return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{group} not caught up after {timeout_s:.0f}s")
-        await asyncio.sleep(0.25)
-
-
 async def input_topic(settings: Settings) -> None:
     """The round's input topic, created before the others with ``retention.ms`` set: Quix Streams derives its
     changelog topics' retention from the input topic's and stops with a KeyError when the broker's description
@@ -106,7 +92,7 @@ def run_segmenter(bench: Bench, settings: Settings, env: dict[str, str], events:
     wait_ready(Path(settings.data_dir), worker, timeout_s=300)
     cpu0, t0 = cpu_seconds(worker.pid) or 0.0, time.perf_counter()
     with bench.cpu(worker) as meter:
-        asyncio.run(caught_up(settings, names.app_id, names.transactions, bench.alive))
+        asyncio.run(wait_caught_up(settings, timeout_s=3600, alive=bench.alive))
     elapsed, cpu = time.perf_counter() - t0, (cpu_seconds(worker.pid) or 0.0) - cpu0
     peak = rss_mib(worker.pid, "VmHWM")
     say(f"  segmenter: {elapsed:.1f} s; {meter.line()}")
@@ -141,18 +127,21 @@ class Peer:
         cpu0 = cpu_seconds(self.process.pid) or 0.0
         t0 = float(started.read_text())
         with CpuMeter({"quix": self.process.pid, **self.bench.stack}) as meter:
-            asyncio.run(caught_up(self.settings, self.group, self.input, self.bench.alive))
+            self.caught_up()
         elapsed, cpu = time.time() - t0, (cpu_seconds(self.process.pid) or 0.0) - cpu0
         say(f"  Quix Streams: {elapsed:.1f} s; {meter.line()}")
-        self.peak = rss_mib(self.process.pid, "VmHWM")
-        self.count = asyncio.run(end_offsets(self.settings, self.changes))
-        return Run(events / elapsed, cpu, self.peak, 0, self.count)
+        return Run(events / elapsed, cpu, rss_mib(self.process.pid, "VmHWM"), 0,
+                   asyncio.run(end_offsets(self.settings, self.changes)))
+
+    def caught_up(self) -> None:
+        asyncio.run(wait_caught_up(self.settings, timeout_s=3600, alive=self.bench.alive,
+                                   groups={self.group: (self.input,)}))
 
     def sweep(self, customers: list[str], as_of: str) -> dict[str, str]:
         """The peer's segment of each customer as of ``as_of``, evaluated from its stored state."""
         asyncio.run(produce_records(self.settings, (
             (self.input, c.encode(), orjson.dumps({"customer_id": c, "sweep": as_of}), None) for c in customers)))
-        asyncio.run(caught_up(self.settings, self.group, self.input, self.bench.alive))
+        self.caught_up()
         deadline = time.monotonic() + 120
         while True:  # the records are produced before the offsets are committed, but may still be in flight
             docs = [orjson.loads(v) for _, v in asyncio.run(read_topic(self.settings, self.changes))]

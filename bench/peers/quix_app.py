@@ -33,7 +33,7 @@ import time
 from datetime import date, datetime
 from decimal import Decimal
 
-from quix_rules import LONG_MONTHS, months_back, segment, totals  # beside this file (tests check it)
+from quix_rules import fold, segment, totals  # beside this file (tests check it)
 from quixstreams import Application, State, message_context
 
 stream_day: dict[int, int] = {}  # partition -> the largest event day seen (stream time, by day)
@@ -52,22 +52,10 @@ def step(value: dict, state: State) -> dict | None:
     partition = message_context().partition
     day = datetime.fromisoformat(value["occurred_at"]).date().toordinal()
     now = stream_day[partition] = max(stream_day.get(partition, 0), day)
-    long_start = months_back(now, LONG_MONTHS)
-    if day < long_start:
+    folded = fold(buckets, day, value.get("kind", "purchase") != "refund", int(Decimal(value["amount"]) * 100), now)
+    if folded is None:
         return None  # older than the longest window: changes nothing
-    cents = int(Decimal(value["amount"]) * 100)
-    purchase = value.get("kind", "purchase") != "refund"
-    if not purchase:
-        cents = -cents
-    for bucket in buckets:
-        if bucket[0] == day:
-            bucket[1] += purchase
-            bucket[2] += cents
-            break
-    else:
-        buckets.append([day, int(purchase), cents])
-        buckets.sort()
-    buckets = [b for b in buckets if b[0] >= long_start]
+    buckets = folded
     state.set("buckets", buckets)
     p12, a12, p6 = totals(buckets, now)
     now_segment = segment(p12, a12, p6)

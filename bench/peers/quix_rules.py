@@ -42,3 +42,21 @@ def totals(buckets: list[list[int]], day: int) -> tuple[int, int, int]:
             if bucket_day >= short_start:
                 p6 += purchases
     return p12, a12, p6
+
+
+def fold(buckets: list[list[int]], day: int, purchase: bool, cents: int, now: int) -> list[list[int]] | None:
+    """``buckets`` with one event of ``day`` folded in (a refund: ``purchase`` False, its amount taken off) and
+    those older than the long window as of stream day ``now`` dropped; None when the event itself is that old."""
+    long_start = months_back(now, LONG_MONTHS)
+    if day < long_start:
+        return None
+    signed = cents if purchase else -cents
+    for bucket in buckets:
+        if bucket[0] == day:
+            bucket[1] += purchase
+            bucket[2] += signed
+            break
+    else:
+        buckets.append([day, int(purchase), signed])
+        buckets.sort()
+    return [b for b in buckets if b[0] >= long_start]

@@ -29,9 +29,8 @@ from segmenter.rules import load_ruleset
 from streams.api import dashboard
 from streams.api.state import Api, api_error, json_response
 from streams.kafka.changes import movement
-from streams.kafka.control import RulesRefusedError, active_segments, apply_rules
-from streams.kafka.topics import create_topics, customer_partition, produce_records
-from streams.names import customer_key
+from streams.kafka.control import RulesRefusedError, active_segments, apply_rules, send_customer_record
+from streams.kafka.topics import missing_topics
 from streams.settings import Settings
 
 
@@ -134,8 +133,8 @@ def _health(app: FastAPI, api: Api) -> None:
         except Exception as exc:  # reported, not raised: this is the readiness report
             checks["redis"] = f"unreachable: {exc}"
         try:
-            await create_topics(settings)  # a metadata round trip; creates nothing that exists
-            checks["broker"] = "ok"
+            missing = await missing_topics(settings)  # a metadata round trip; a probe creates nothing
+            checks["broker"] = "ok" if not missing else f"reachable, but topics are missing: {', '.join(missing)}"
         except Exception as exc:
             checks["broker"] = f"unreachable: {exc}"
         clocks = await api.clock() if checks["redis"] == "ok" else {}
@@ -194,9 +193,7 @@ def _changes(app: FastAPI, api: Api, writer: Any) -> None:
     settings = api.settings
 
     async def send_override(doc: Override) -> None:
-        await produce_records(settings, [(api.names.overrides, customer_key(doc.customer_id, doc.dimension),
-                                          doc.model_dump_json().encode(),
-                                          customer_partition(settings, doc.customer_id))])
+        await send_customer_record(settings, api.names.overrides, doc.dimension, doc)
 
     @app.post("/overrides", status_code=202, summary="pin a customer's dimension to a segment",
               dependencies=[Depends(writer)])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -19,7 +18,7 @@ from segmenter.rules import RuleSet, load_ruleset
 from streams.kafka.control import latest_rules, rules_history
 from streams.names import Names
 from streams.readmodel.pareto import ParetoRow, pareto
-from streams.readmodel.reader import decode_changes, view_of
+from streams.readmodel.reader import decode_changes, newest_stream_time, parse_clock, segment_rows, view_of
 from streams.readmodel.story import story
 from streams.settings import Settings
 
@@ -52,8 +51,7 @@ class Api:
     async def clock(self) -> dict[int, tuple[str, int]]:
         at, clock = self._clock
         if time.monotonic() - at >= CLOCK_TTL_S:
-            raw = await self.redis.hgetall(f"{self.prefix}:clock")
-            clock = {int(p): tuple(orjson.loads(v)) for p, v in raw.items()}
+            clock = parse_clock(await self.redis.hgetall(f"{self.prefix}:clock"))
             self._clock = (time.monotonic(), clock)
         return clock
 
@@ -83,19 +81,14 @@ class Api:
         async for key in self.redis.scan_iter(f"{self.prefix}:amt:*", count=1000):
             dimension = key.decode().split(":amt:", 1)[1]
             amounts = await self.redis.hgetall(key)
-            names = sorted(a.decode() for a in amounts)
             pipe = self.redis.pipeline(transaction=False)
-            for name in names:
-                pipe.scard(f"{self.prefix}:m:{dimension}:{name}")
-            for name, count in zip(names, await pipe.execute(), strict=True):
-                if count:
-                    rows.append((dimension, name, int(count),
-                                 Decimal(int(amounts[name.encode()])).scaleb(-self.settings.money_scale)))
+            for name in sorted(amounts):
+                pipe.scard(f"{self.prefix}:m:{dimension}:{name.decode()}")
+            rows += segment_rows(dimension, amounts, await pipe.execute(), self.settings.money_scale)
         return pareto(rows)
 
     async def stream_time(self) -> datetime | None:
-        times = [datetime.fromisoformat(t) for t, _ in (await self.clock()).values() if t]
-        return max(times) if times else None
+        return newest_stream_time(await self.clock())
 
     async def customer(self, customer_id: str) -> dict[str, Any] | None:
         """A customer's story with its segments and recent changes; None when not known."""
@@ -121,6 +114,6 @@ class Api:
             raise api_error(400, f"cursor {cursor!r} is not one this API returned") from None
         following, found = await self.redis.sscan(key, start, count=limit)
         return json_response({"members": sorted(m.decode() for m in found),
-                      "next_cursor": None if int(following) == 0 else str(following)})
+                              "next_cursor": None if int(following) == 0 else str(following)})
 
 

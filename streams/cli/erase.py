@@ -34,7 +34,7 @@ async def erase(settings: Settings, customer: str, reason: str, by: str) -> int:
     prefix = customer_key(customer, "")
     records: list[Record] = []
     for topic in (names.overrides, names.tags):
-        keys = {key for key in await latest(settings, topic) if key.startswith(prefix)}
+        keys = {key for key in await latest(settings, topic, partition) if key.startswith(prefix)}  # its partition
         records += [(topic, key, None, partition) for key in sorted(keys)]
     records.append((names.profiles, customer.encode(), None, partition))
     doc = {"type": "erase", "customer_id": customer, "reason": reason, "by": by, "at": datetime.now(UTC).isoformat()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -17,7 +17,7 @@ from segmenter.errors import SegmenterError
 from segmenter.metrics import WINDOW_METRICS
 from segmenter.rows import Row, RowReader
 from streams.cli.csv_input import BadRows, read_rows
-from streams.kafka.lag import group_lag
+from streams.kafka.lag import group_lag, lag_of
 from streams.kafka.topics import create_topics, produce_records
 from streams.names import Names
 from streams.progress import Progress
@@ -57,14 +57,16 @@ async def import_file(settings: Settings, kind: str, path: Path, quiet: bool = F
 
 
 async def wait_caught_up(settings: Settings, timeout_s: float, actions: bool = False,
-                         alive: Callable[[], bool] | None = None) -> None:
-    """Until the worker group (and with ``actions`` the action group) committed everything produced;
-    ``alive``: whether the workers being waited for still run (when they stop, waiting ends in an error)."""
+                         alive: Callable[[], bool] | None = None,
+                         groups: Mapping[str, Iterable[str]] | None = None) -> None:
+    """Until the worker group (and with ``actions`` the action group; or the ``groups`` given, group -> topics)
+    committed everything produced; ``alive``: whether the workers being waited for still run (when they stop,
+    waiting ends in an error)."""
     deadline = time.monotonic() + timeout_s
     while True:
         if alive is not None and not alive():
             raise OpsError("a worker exited before the group caught up (see its log)")
-        lags = await group_lag(settings, actions)
+        lags = await (group_lag(settings, actions) if groups is None else lag_of(settings, groups))
         behind = sum(lag.lag for lag in lags)
         if behind == 0 and lags:
             return

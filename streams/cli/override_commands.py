@@ -13,7 +13,7 @@ from schemas.events import ManualTag, Override
 from segmenter.errors import SegmenterError
 from segmenter.rows import parse_time
 from streams.cli.common import CliError, load_settings, who
-from streams.names import Names, customer_key
+from streams.names import Names
 from streams.settings import Settings
 from streams.text import clip
 
@@ -27,12 +27,12 @@ def _active_segments(settings: Settings) -> dict[str, set[str]]:
 def send_for_customer(settings: Settings, topic: str, name: str, doc: Override | ManualTag) -> None:
     """Produce ``doc`` under its customer and ``name`` into the partition of the customer's data (where the owning
     worker reads it)."""
-    from streams.kafka.topics import create_topics, customer_partition, produce_records
+    from streams.kafka.control import send_customer_record
+    from streams.kafka.topics import create_topics
 
     async def send() -> None:
         await create_topics(settings)
-        await produce_records(settings, [(topic, customer_key(doc.customer_id, name), doc.model_dump_json().encode(),
-                                          customer_partition(settings, doc.customer_id))])
+        await send_customer_record(settings, topic, name, doc)
 
     asyncio.run(send())
 

@@ -1,5 +1,5 @@
 """The control and rules topics: control records for every partition (ticks, rule adoptions), the rulesets in
-force and every version ever applied."""
+force and every version ever applied; and the operators' records of one customer (overrides, manual tags)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from typing import Any
 
 import orjson
 
+from schemas.events import ManualTag, Override
 from schemas.ruleset import RuleSetApplied
 from segmenter.errors import SegmenterError
 from segmenter.rules import RuleSet, load_ruleset
 from streams.kafka.reading import read_topic
-from streams.kafka.topics import Record, create_topics, produce_records
-from streams.names import Names
+from streams.kafka.topics import Record, create_topics, customer_partition, produce_records
+from streams.names import Names, customer_key
 from streams.settings import Settings
 
 
@@ -84,3 +85,10 @@ async def active_segments(settings: Settings) -> dict[str, set[str]]:
         for dimension, names in ruleset.segment_names.items():
             out.setdefault(dimension, set()).update(names)
     return out
+
+
+async def send_customer_record(settings: Settings, topic: str, name: str, doc: Override | ManualTag) -> None:
+    """An operator's record of a customer (an override of dimension ``name``, a manual tag ``name``), keyed by
+    customer and name, into the partition of the customer's data, where the owning worker reads it."""
+    await produce_records(settings, [(topic, customer_key(doc.customer_id, name), doc.model_dump_json().encode(),
+                                      customer_partition(settings, doc.customer_id))])

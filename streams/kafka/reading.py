@@ -74,14 +74,17 @@ async def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None,
     return [(key, value) for _, _, key, value in found]
 
 
-async def latest(settings: Settings, topic: str) -> dict[bytes, bytes]:
-    """A compacted topic as it stands: the newest value of each key (a tombstone, a null value, removes the key)."""
-    return {key: value for (_, key), value in (await latest_by_partition(settings, topic)).items()}
+async def latest(settings: Settings, topic: str, partition: int | None = None) -> dict[bytes, bytes]:
+    """A compacted topic as it stands (or only its ``partition``): the newest value of each key (a tombstone, a null
+    value, removes the key)."""
+    return {key: value for (_, key), value in (await latest_by_partition(settings, topic, partition)).items()}
 
 
-async def latest_by_partition(settings: Settings, topic: str) -> dict[tuple[int, bytes], bytes]:
+async def latest_by_partition(settings: Settings, topic: str,
+                              partition: int | None = None) -> dict[tuple[int, bytes], bytes]:
     """The same, with each key's partition: (partition, key) -> newest value, in partition and key order."""
-    ends = await true_ends(settings, [topic])
+    ends = {tp: end for tp, end in (await true_ends(settings, [topic])).items()
+            if partition is None or tp.partition == partition}
     newest: dict[tuple[int, bytes], bytes | None] = {}
     for tp, _, key, value in await read_from(settings, dict.fromkeys(ends, 0), ends):
         if key is not None:

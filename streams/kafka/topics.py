@@ -41,19 +41,25 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     }
 
 
-async def create_topics(settings: Settings) -> list[str]:
-    """Create the topics that are missing, with their partition counts. Returns those created."""
+async def missing_topics(settings: Settings, *, create: bool = False) -> list[str]:
+    """The topics of ``topic_specs`` the broker does not have (a metadata round trip); with ``create``, created
+    with their partition counts and settings."""
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     await started(admin)
     try:
         existing = set(await admin.list_topics())
         missing = [NewTopic(name, parts, 1, topic_configs=configs)
                    for name, (parts, configs) in topic_specs(settings).items() if name not in existing]
-        if missing:
+        if missing and create:
             await admin.create_topics(missing)
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def create_topics(settings: Settings) -> list[str]:
+    """Create the topics that are missing, with their partition counts. Returns those created."""
+    return await missing_topics(settings, create=True)
 
 
 def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:

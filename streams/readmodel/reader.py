@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -58,6 +58,25 @@ def view_of(customer_id: str, segments: bytes | None, partition: bytes, state: b
     return CustomerView(customer_id, orjson.loads(segments or b"{}"), doc, record, None if now is None else int(now[1]))
 
 
+def parse_clock(raw: Mapping[bytes, bytes]) -> dict[int, tuple[str, int]]:
+    """The ``P:clock`` hash: partition -> (stream time, business day)."""
+    return {int(p): tuple(orjson.loads(v)) for p, v in raw.items()}
+
+
+def newest_stream_time(clock: Mapping[int, tuple[str, int]]) -> datetime | None:
+    """The newest stream time any partition published (None before any)."""
+    times = [datetime.fromisoformat(t) for t, _ in clock.values() if t]
+    return max(times) if times else None
+
+
+def segment_rows(dimension: str, amounts: Mapping[bytes, bytes], counts: Sequence[Any],
+                 money_scale: int) -> list[tuple[str, str, int, Decimal]]:
+    """A dimension's ``P:amt`` hash (segment -> summed amount_12m in minor units) with its segments' member counts
+    (``counts``, in the segments' sorted order) as report rows; segments with no customer are left out."""
+    return [(dimension, name.decode(), int(count), Decimal(int(amounts[name])).scaleb(-money_scale))
+            for name, count in zip(sorted(amounts), counts, strict=True) if int(count)]
+
+
 def decode_changes(entries: list[bytes]) -> list[dict[str, Any]]:
     """The story list's entries (``P:h:<customer>``), newest first."""
     out = []
@@ -85,7 +104,7 @@ class ReadModel:
 
     def clock(self) -> dict[int, tuple[str, int]]:
         """Each partition's stream time and business day, as the worker last published them."""
-        return {int(p): tuple(orjson.loads(v)) for p, v in self.client.hgetall(f"{self.prefix}:clock").items()}
+        return parse_clock(self.client.hgetall(f"{self.prefix}:clock"))
 
     def _view(self, customer_id: str, segments: bytes | None, partition: bytes, state: bytes,
               clock: dict[int, tuple[str, int]]) -> CustomerView:
@@ -93,8 +112,7 @@ class ReadModel:
 
     def stream_time(self) -> datetime | None:
         """The newest stream time any partition published (None before any)."""
-        times = [datetime.fromisoformat(t) for t, _ in self.clock().values() if t]
-        return max(times) if times else None
+        return newest_stream_time(self.clock())
 
     def count(self) -> int:
         """Customers in the read model."""
@@ -189,12 +207,13 @@ class ReadModel:
         return out
 
     def report(self, money_scale: int) -> list[tuple[str, str, int, Decimal]]:
+        """``(dimension, segment, customers, amount_12m)`` of every segment with customers (``pareto`` input)."""
         rows = []
         for key in sorted(self.client.scan_iter(f"{self.prefix}:amt:*")):
-            dimension = key.decode().split(":", 2)[2]
-            for segment, amount in sorted(self.client.hgetall(key).items()):
-                name = segment.decode()
-                count = int(self.client.scard(f"{self.prefix}:m:{dimension}:{name}"))
-                if count:
-                    rows.append((dimension, name, count, Decimal(int(amount)).scaleb(-money_scale)))
+            dimension = key.decode().split(":amt:", 1)[1]
+            amounts = self.client.hgetall(key)
+            pipe = self.client.pipeline(transaction=False)
+            for name in sorted(amounts):
+                pipe.scard(f"{self.prefix}:m:{dimension}:{name.decode()}")
+            rows += segment_rows(dimension, amounts, pipe.execute(), money_scale)
         return rows

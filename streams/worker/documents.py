@@ -14,9 +14,9 @@ from segmenter.rules import RuleSet
 
 
 def change_json(customer: str, record: step.CustomerRecord, change: step.AnyChange, ruleset: RuleSet,
-                stream_time: str, *, amount_12m: str | None = None) -> bytes:
-    """A SegmentChange or TagChange document; money as its exact text, as the schema says."""
-    change_id = change.change_id(customer, record.ruleset)
+                stream_time: str, *, change_id: str, amount_12m: str | None = None) -> bytes:
+    """A SegmentChange or TagChange document (``change_id``: ``change.change_id(customer, record.ruleset)``); money as
+    its exact text, as the schema says."""
     if isinstance(change, step.TagChange):
         return orjson.dumps({
             "type": "tag_change", "change_id": change_id, "customer_id": customer, "tag": change.tag,

@@ -342,8 +342,9 @@ class Engine(Flushing, Ranking, Erasing):
             key = customer.encode()
             amount = (str(self.policy.from_minor(amount_12m_minor(record.state, part.day, self.policy)))
                       if part.day is not None else None)
-            part.changes += [(key, change_json(customer, record, c, ruleset, stream_time, amount_12m=amount))
-                             for c in changes]
+            ids = [c.change_id(customer, record.ruleset) for c in changes]  # once: the document and the story
+            part.changes += [(key, change_json(customer, record, c, ruleset, stream_time, change_id=i,
+                                               amount_12m=amount)) for c, i in zip(changes, ids, strict=True)]
             self.stats["changes"] += len(changes)
             if self.metrics is not None:
                 for c in changes:
@@ -351,7 +352,7 @@ class Engine(Flushing, Ranking, Erasing):
                                          else ("segment", c.dimension, c.cause)] += 1
             if self.settings.story_changes:
                 part.history.setdefault(customer, []).extend(
-                    (c.change_id(customer, record.ruleset), story_entry(c, stream_time)) for c in changes)
+                    (i, story_entry(c, stream_time)) for c, i in zip(changes, ids, strict=True))
 
     # -- partitions: opened on their first batch after an assignment -------------------------------
     async def _open(self, number: int) -> Partition:

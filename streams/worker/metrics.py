@@ -1,6 +1,6 @@
 """Prometheus metrics of a worker (``SEGMENTER_METRICS_PORT``; the official client). Counters and gauges are read
-from the engine when scraped (nothing is added to the hot path but two histograms, observed once per fetched batch
-and once per flush).
+from the engine when scraped; the hot path adds a count per fetched batch and per change, and two histograms, observed
+once per fetched batch that produced changes and once per flush.
 
 =========================================== ===========================================================================
 name                                        what
@@ -89,8 +89,7 @@ class _EngineCollector(Collector):
         for number, part in sorted(engine.parts.items()):
             label = [str(number)]
             due.add_metric(label, len(part.dues))
-            day = part.day
-            overdue.add_metric(label, 0 if day is None else sum(1 for d in part.dues.values() if d <= day))
+            overdue.add_metric(label, _overdue(part))
             if part.stream_time is not None:
                 behind.add_metric(label, (now - part.stream_time).total_seconds())
         yield due
@@ -104,6 +103,20 @@ class _EngineCollector(Collector):
         ranked = GaugeMetricFamily("segmenter_population_ranked", "customers the population ranks in force count")
         ranked.add_metric([], stats.get("population_total", 0))
         yield ranked
+
+
+def _overdue(part: Any) -> int:
+    """Due entries on or before the partition's day. Called from the metrics server's thread while the engine
+    changes ``part.dues``: the heap's head (read at once) tells whether any is due, and only then are the dues
+    copied (in one call, which no other thread interleaves) and counted."""
+    day, heap = part.day, part.heap
+    try:
+        head = heap[0][0]
+    except IndexError:  # empty (or emptied meanwhile)
+        return 0
+    if day is None or head > day:
+        return 0
+    return sum(1 for d in list(part.dues.values()) if d <= day)
 
 
 async def read_lag(metrics: WorkerMetrics, settings: Any, group: str, topics: frozenset[str]) -> None:

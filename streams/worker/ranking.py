@@ -101,8 +101,7 @@ class Ranking:
             if part.index is None or part.ruleset is None or part.day is None:
                 continue
             ruleset, day = part.ruleset, part.day
-            for customer in sorted(candidates(part.index, ruleset.boundaries, old, ranks,
-                                                         ranks.hysteresis)):
+            for customer in sorted(candidates(part.index, ruleset.boundaries, old, ranks, ranks.hysteresis)):
                 looked += 1
                 record = self._get(part, customer)
                 new, changes = step.on_population(record, day, ruleset, self.policy, ranks)

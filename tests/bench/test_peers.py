@@ -6,7 +6,7 @@ from datetime import date
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bench.peers.quix_rules import LONG_MONTHS, SHORT_MONTHS, months_back, segment, totals
+from bench.peers.quix_rules import LONG_MONTHS, SHORT_MONTHS, fold, months_back, segment, totals
 from bench.stream import RULES
 from segmenter.classify import classify
 from segmenter.rules import load_ruleset
@@ -36,21 +36,15 @@ AT_THE_BOUNDARY = [(390 + n, False, 100_000) for n in range(10)]  # 10 purchases
 @example([*AT_THE_BOUNDARY[:-1], (399, False, 99_999)], 0)  # a cent short: mid value
 @example(AT_THE_BOUNDARY, 183)  # six months on: churn risk
 def test_the_peers_segment_is_segmenters_classification(history, later):
-    """Events in day order (offsets from FIRST; refunds among them) folded in as the peer folds them, then
-    both classify as of ``later`` days after the last one."""
+    """Events in day order (offsets from FIRST; refunds among them) folded in by segmenter's core and by the peer's
+    ``fold``, then both classify as of ``later`` days after the last one."""
     state, buckets, now = EMPTY, [], FIRST
     for n, (offset, refund, cents) in enumerate(sorted(history)):
         day = now = FIRST + offset
         state, _ = apply(state, Fact(day, REFUND if refund else PURCHASE, cents, n + 1), now, POLICY)
-        if day >= months_back(now, LONG_MONTHS):
-            signed = -cents if refund else cents
-            for bucket in buckets:
-                if bucket[0] == day:
-                    bucket[1] += not refund
-                    bucket[2] += signed
-                    break
-            else:
-                buckets.append([day, int(not refund), signed])
+        folded = fold(buckets, day, not refund, cents, now)  # the peer's own fold
+        assert folded is not None  # an event dated at the stream day is never too old
+        buckets = folded
     as_of = now + later
     expected = classify(RULESET, advance(state, as_of, POLICY), as_of, POLICY)[0]
     assert segment(*totals(buckets, as_of)) == expected
