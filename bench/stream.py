@@ -46,9 +46,11 @@ from streams.kafka.control import apply_rules
 from streams.kafka.reading import true_ends
 from streams.kafka.topics import Record, create_topics, produce_records
 from streams.names import Names
+from streams.readmodel.reader import ReadModel
 from streams.settings import Settings
 from streams.stack.embedded import free_port, start_broker, start_redis, stop
 from streams.stack.processes import spawn_worker, wait_ready
+from streams.worker.flush import FLUSH_STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 RECOVERED = re.compile(r"recovered (\d+) changelog records in ([0-9.]+)s")  # the worker's log line
@@ -210,10 +212,22 @@ def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
         if "floor" not in skip:
             broker_floor(bench, lat_rate, args)
     bench.end(worker)
+    say(f"  {flush_line(settings, worker.pid)}")
     per_disk, per_value, stored = disk_bytes_per_customer(Path(settings.data_dir), settings.store_compression)
     say(f"state on disk                               {per_disk:>9.1f} bytes/customer  "
         f"(RocksDB after compaction; stored record {per_value:.1f} bytes; {stored:,} customers)")
     restart(bench, settings, env, stored)
+
+
+def flush_line(settings: Settings, pid: int) -> str:
+    """Where a stopped worker's flushes spent their time, from the counters it published as it stopped."""
+    counters = next((c for worker, c in ReadModel.of(settings).counters().items() if worker.endswith(f":{pid}")), None)
+    if not counters:
+        return "flushes: the worker published no counters"
+    stages = ", ".join(f"{stage} {counters.get(f'flush_ms_{stage}', 0) / 1000:.1f}" for stage in FLUSH_STAGES)
+    return (f"flushes: {counters.get('flushes', 0):,} writing {counters.get('stored', 0):,} customers; seconds in "
+            f"{stages}; the worker waited for one {counters.get('flush_waits', 0):,} times, "
+            f"{counters.get('flush_wait_ms', 0) / 1000:.1f} s in all")
 
 
 def report_latency(title: str, seen: list[tuple[float, float]], cpu: CpuMeter, what: str) -> None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import faust
 import orjson
-import redis.exceptions
 
 from streams.kafka import faust_compat
 from streams.kafka.runner import run_faust
@@ -97,13 +95,7 @@ def create_app(settings: Settings) -> faust.App:
 
     app.timer(0.5, name="segmenter.readiness")(readiness)
 
-    async def publish_counters() -> None:
-        try:
-            await engine.projection.set_counters(f"{socket.gethostname()}:{os.getpid()}", engine.stats)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            log.warning("counters not published (redis: %s); the next try is in 5 s", exc)  # stats only
-
-    app.timer(5.0, name="segmenter.counters")(publish_counters)
+    app.timer(5.0, name="segmenter.counters")(engine.publish_counters)
 
     async def cleanup(*_: Any, **__: Any) -> None:
         ready_file.unlink(missing_ok=True)

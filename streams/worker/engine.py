@@ -36,6 +36,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +45,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import redis.exceptions
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from segmenter import step
@@ -120,7 +123,14 @@ class Engine(Flushing, Ranking, Erasing):
             await self._producer.stop()
         if self._population_reader is not None:
             await self._population_reader.stop()
+        await self.publish_counters()  # the final figures, for whoever reads them after the worker stopped
         await self.projection.close()
+
+    async def publish_counters(self) -> None:
+        try:
+            await self.projection.set_counters(f"{socket.gethostname()}:{os.getpid()}", self.stats)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("counters not published (redis: %s); the next try is in 5 s", exc)  # stats only
 
     async def on_revoked(self, revoked: Sequence[Any]) -> None:
         """Before partitions move: make everything processed so far durable and committed, then forget."""

@@ -30,7 +30,9 @@ from streams.worker.persist import Snapshot, persist
 log = logging.getLogger("segmenter.worker")
 SLOW_FLUSH_S = 2.0  # a flush that took longer is logged with where its time went
 STUCK_FLUSH_S = 30.0  # a flush in flight this long at one stage is logged (again every 30 s)
-ENCODE_SLICE = 256  # customers encoded between two looks at the event loop (a few ms)
+FLUSH_STAGES = ("encode", "acked", "redis", "changelog", "commit")  # the counters flush_ms_<stage>
+ENCODE_STEP = 256  # customers encoded between two looks at the clock
+ENCODE_SLICE_S = 0.05  # the longest the encoding of a flush holds the event loop at a time
 
 
 def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, number: int, epoch: int,
@@ -78,7 +80,9 @@ class Flushing:
         flushing = self._flushing
         if flushing is not None and not flushing.done() and self._dirty_count >= self.settings.flush_max_dirty:
             self.stats["flush_waits"] += 1
+            t0 = time.monotonic()
             await asyncio.shield(flushing)
+            self.stats["flush_wait_ms"] += round((time.monotonic() - t0) * 1000)
 
     async def _start_flush(self) -> None:
         """Under the lock: snapshot now, do the I/O in the background (one flush in flight)."""
@@ -141,9 +145,12 @@ class Flushing:
     async def _write(self, snap: Snapshot) -> None:
         marks = [time.monotonic()]
         self._stage = ("encode", marks[0])
-        for start in range(0, len(snap.changed), ENCODE_SLICE):  # 1. encoded in slices: a big flush is no pause
-            self._encode(snap, start, start + ENCODE_SLICE)
-            await asyncio.sleep(0)
+        slice_end = marks[0] + ENCODE_SLICE_S
+        for start in range(0, len(snap.changed), ENCODE_STEP):  # 1. encoded in slices: a big flush is no pause
+            self._encode(snap, start, start + ENCODE_STEP)
+            if time.monotonic() >= slice_end:  # each yield lets a whole fetched batch run: not after every step
+                await asyncio.sleep(0)
+                slice_end = time.monotonic() + ENCODE_SLICE_S
         marks.append(time.monotonic())
         self._stage = ("segment changes acknowledged", marks[-1])
         if snap.deliveries:
@@ -166,8 +173,11 @@ class Flushing:
             log.warning("the commit of %d input offsets was refused (a rebalance?); the next flush commits past them",
                         len(snap.offsets))
         marks.append(time.monotonic())
-        self.stats["flushes"] += 1
-        self.stats["stored"] += sum(len(w) for w in snap.customers.values())
+        stats = self.stats
+        stats["flushes"] += 1
+        for stage, (a, b) in zip(FLUSH_STAGES, itertools.pairwise(marks), strict=True):
+            stats[f"flush_ms_{stage}"] += round((b - a) * 1000)  # where flushes spend their time, summed
+        stats["stored"] += sum(len(w) for w in snap.customers.values())
         took = marks[-1] - marks[0]
         if self.metrics is not None:
             self.metrics.flush.observe(took)
@@ -207,7 +217,7 @@ class Flushing:
         for key, value in faust_compat.stored_items(self.customers, number):
             rows.append(projected_row(key.decode(), unpack(value), value, number=number, epoch=part.epoch, day=day,
                                       policy=policy))
-            if len(rows) >= ENCODE_SLICE * 8:
+            if len(rows) >= ENCODE_STEP * 8:
                 count += len(rows)
                 await self.projection.write_many(rows)
                 rows = []
