@@ -4,9 +4,12 @@ Each record of bench.stream's input (Pareto-skewed transactions of a year, retai
 partitions) goes through what ``Engine.take`` does with it: the edge decodes and validates the JSON,
 the engine advances the partition's stream clock (waking the customers that are due), applies the
 fact, reclassifies, and writes a segment-change document for every change. The state store is empty
-(a fresh worker), so every customer is new on its first event, as in the end-to-end bench. Every
+at the start (a fresh worker), so every customer is new on its first event, as in the end-to-end bench. Every
 ``flush_max_dirty`` changed customers it also does the CPU part of a flush: the snapshot (each
-changed customer encoded) and the Redis script's arguments; the I/O is left out.
+changed customer encoded) and the Redis script's arguments; the I/O is left out. What a flush wrote goes
+into a dict that stands in for the store, and the engine evicts as after a flush, keeping the worker's
+share of decoded customers (``SEGMENTER_STATE_CACHE_CUSTOMERS`` of bench.stream's 200,000), so customers
+are read back and decoded as often as in the worker.
 
 It isolates the Python that the worker spends most of its time in (``py-spy`` on a worker during
 ``bench.stream`` puts ``Engine.take`` at about 80 %) from the broker and the machine's noise, so
@@ -34,14 +37,16 @@ from streams.worker.engine import Engine
 from streams.worker.partition import Partition
 
 
-class _EmptyStore:
-    """Stands in for a table whose RocksDB store holds nothing yet."""
+class _DictStore:
+    """Stands in for a table's RocksDB store: empty at the start of a run (a fresh worker), then holding
+    what the flushes wrote, which the engine reads back for the customers it evicted."""
 
     def __init__(self) -> None:
         self.data = self
+        self.partitions: dict[int, dict[bytes, bytes]] = {}
 
     def _db_for_partition(self, partition: int) -> dict[bytes, bytes]:
-        return {}
+        return self.partitions.setdefault(partition, {})
 
 
 def run(engine: Engine, records: list[Any], partitions: int, topic: str) -> float:
@@ -50,6 +55,8 @@ def run(engine: Engine, records: list[Any], partitions: int, topic: str) -> floa
     decode, ops = engine.edge.decoders[topic], engine._ops
     engine.parts, engine._dirty_count = parts, 0
     engine.stats.clear()
+    store = engine.customers
+    store.partitions.clear()
     flush_at, prefix = engine.settings.flush_max_dirty, engine.names.redis
     t0 = time.perf_counter()
     for record in records:
@@ -63,6 +70,9 @@ def run(engine: Engine, records: list[Any], partitions: int, topic: str) -> floa
             snapshot = engine._snapshot()
             engine._encode(snapshot, 0, len(snapshot.changed))  # in the worker: in slices, between batches
             script_args(prefix, snapshot.projected)
+            for number, writes in snapshot.customers.items():
+                store._db_for_partition(number).update(writes)
+            engine._evict()  # as at the end of a flush: the least recently changed go, read back when needed
             engine.collector.freeze()
             engine.stats["written"] += len(snapshot.projected)
             engine.stats["flush_ns"] += int((time.perf_counter() - t1) * 1e9)
@@ -73,6 +83,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--customers", type=int, default=60_000)
+    parser.add_argument("--cache-customers", type=int, default=0, help="decoded customers kept (default: "
+                        "SEGMENTER_STATE_CACHE_CUSTOMERS scaled from bench.stream's 200,000 customers to these)")
     parser.add_argument("--runs", type=int, default=3, help="the best of this many runs is reported")
     parser.add_argument("--profile", action="store_true", help="one run under cProfile, the top functions")
     args = parser.parse_args()
@@ -82,8 +94,10 @@ def main() -> None:
     records = [SimpleNamespace(topic=topic, key=key, value=value, offset=offset,
                                partition=spread(key, numbers, numbers))
                for offset, (topic, key, value, _) in enumerate(history(names, args.customers, args.events))]
+    settings = settings.model_copy(update={"state_cache_customers": args.cache_customers or max(
+        1, settings.state_cache_customers * args.customers // 200_000)})
     engine = Engine(SimpleNamespace(), settings, names,
-                    {names.customers_table: _EmptyStore(), names.partitions_table: _EmptyStore()})
+                    {names.customers_table: _DictStore(), names.partitions_table: _DictStore()})
     collector.take_over()  # as the worker does
     if args.profile:
         profiler = cProfile.Profile()
@@ -95,7 +109,8 @@ def main() -> None:
     print(f"engine: {args.events:,} records of {args.customers:,} customers, with flushes' CPU "
           f"(best of {args.runs}): {args.events / best:,.0f} records/s, {best / args.events * 1e6:.1f} µs/record")
     print(f"engine: {stats['changes']:,} segment changes, {stats['time_wakeups']:,} time wake-ups, "
-          f"{stats['written']:,} customer writes per run")
+          f"{stats['written']:,} customer writes, {stats['store_reads']:,} customers read back from the store per run "
+          f"({settings.state_cache_customers:,} kept decoded)")
     print(f"engine: flushes' CPU {stats['flush_ns'] / 1e3 / max(stats['written'], 1):.1f} µs per customer write, "
           f"{stats['flush_ns'] / 1e3 / args.events:.1f} µs per record")
 

@@ -227,7 +227,8 @@ def flush_line(settings: Settings, pid: int) -> str:
     stages = ", ".join(f"{stage} {counters.get(f'flush_ms_{stage}', 0) / 1000:.1f}" for stage in FLUSH_STAGES)
     return (f"flushes: {counters.get('flushes', 0):,} writing {counters.get('stored', 0):,} customers; seconds in "
             f"{stages}; the worker waited for one {counters.get('flush_waits', 0):,} times, "
-            f"{counters.get('flush_wait_ms', 0) / 1000:.1f} s in all")
+            f"{counters.get('flush_wait_ms', 0) / 1000:.1f} s in all; {counters.get('store_reads', 0):,} customers "
+            "read back from the store")
 
 
 def report_latency(title: str, seen: list[tuple[float, float]], cpu: CpuMeter, what: str) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import struct
 
 from segmenter.errors import InvalidStateError
-from segmenter.state import Bucket, WindowState
+from segmenter.state import Bucket, WindowState, new_tuple
 
 FORMAT = 1
 _FIELDS = 8
@@ -30,10 +30,6 @@ def _put(out: bytearray, value: int) -> None:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
-
-
-def _unzig(value: int) -> int:
-    return value >> 1 if not value & 1 else -((value + 1) >> 1)
 
 
 def dumps(state: WindowState) -> bytes:
@@ -90,12 +86,7 @@ def _buckets(buckets: tuple[Bucket, ...], previous: int, out: bytearray | None =
             if n == 1:
                 out += _ONE_ID(ids[0])
             else:
-                packer = _PACKERS.get(n)
-                if packer is None:
-                    packer = struct.Struct(f">{n}Q")
-                    if n <= 64:  # a very busy day has thousands of ids: those are not kept
-                        _PACKERS[n] = packer
-                out += packer.pack(*ids)
+                out += _id_packer(n).pack(*ids)
     return out
 
 
@@ -201,18 +192,6 @@ class Reader:
             raise IndexError("truncated text")
         return self.data[start : self.pos].decode()
 
-    def byte(self) -> int:
-        self.pos += 1
-        return self.data[self.pos - 1]
-
-    def hashes(self, n: int) -> tuple[int, ...]:
-        """``n`` event-id hashes, sorted (the state keeps them sorted; older writers did not)."""
-        start = self.pos
-        self.pos += 8 * n
-        if self.pos > len(self.data):
-            raise IndexError("truncated event-id hash")
-        return tuple(sorted(struct.unpack_from(f">{n}Q", self.data, start)))
-
 
 Sums = tuple[tuple[int, ...], tuple[int, ...], int | None, int | None]
 
@@ -286,31 +265,78 @@ def sums(data: bytes, as_of: int, long_start: int, short_start: int) -> Sums:  #
     return tuple(lo), tuple(sh), first, last
 
 
-def loads(data: bytes) -> WindowState:
+def loads(data: bytes) -> WindowState:  # noqa: PLR0912, PLR0915 - one pass, inline (the worker reads customers back)
     if not data or data[0] != FORMAT:
         found = data[0] if data else "nothing"
         raise InvalidStateError(f"window state: expected format {FORMAT}, found {found}")
     reader = Reader(data)
     reader.pos = 1
+    pos = 1
     try:
         first_raw, last_raw, n = reader.varint(), reader.varint(), reader.varint()
+        pos = reader.pos
         first = first_raw - 1 if first_raw else None
         last = first + last_raw - 1 if first is not None and last_raw else None
-        buckets, previous = [], first or 0
+        buckets: list[Bucket] = []
+        append, day, unpack_one = buckets.append, first or 0, _ONE_ID_FROM
         for _ in range(n):
-            day = previous + _unzig(reader.varint())
-            previous = day
-            mask = reader.byte()
+            z = data[pos]
+            pos += 1
+            if z >= 0x80:
+                z, shift = z & 0x7F, 7
+                while True:
+                    b = data[pos]
+                    pos += 1
+                    z |= (b & 0x7F) << shift
+                    if b < 0x80:
+                        break
+                    shift += 7
+            day += z >> 1 if not z & 1 else -((z + 1) >> 1)
+            mask = data[pos]
+            pos += 1
             values = [0] * _FIELDS
-            for k in range(_FIELDS):
-                if mask >> k & 1:
-                    v = reader.varint()
-                    values[k] = _unzig(v) if k == 1 else v
-            n_ids = values[0] + values[2] + values[3]
-            ids = reader.hashes(n_ids)
-            buckets.append(Bucket(day, *values, ids))  # type: ignore[arg-type, call-arg]
-    except IndexError as exc:
-        raise InvalidStateError(f"window state: truncated at byte {reader.pos} of {len(data)}") from exc
-    if reader.pos != len(data):
-        raise InvalidStateError(f"window state: {len(data) - reader.pos} trailing bytes")
+            k = 0
+            while mask:
+                if mask & 1:
+                    v = data[pos]
+                    pos += 1
+                    if v >= 0x80:
+                        v, shift = v & 0x7F, 7
+                        while True:
+                            b = data[pos]
+                            pos += 1
+                            v |= (b & 0x7F) << shift
+                            if b < 0x80:
+                                break
+                            shift += 7
+                    values[k] = (v >> 1 if not v & 1 else -((v + 1) >> 1)) if k == 1 else v
+                mask >>= 1
+                k += 1
+            p, a, r, i, c, ref, ss, sc = values
+            n_ids = p + r + i
+            if n_ids == 1:
+                ids: tuple[int, ...] = unpack_one(data, pos)
+            elif n_ids:  # past the end: struct.error
+                ids = tuple(sorted(_id_packer(n_ids).unpack_from(data, pos)))  # sorted: older writers did not
+            else:
+                ids = ()
+            pos += 8 * n_ids
+            append(new_tuple(Bucket, (day, p, a, r, i, c, ref, ss, sc, ids)))
+    except (IndexError, struct.error) as exc:
+        raise InvalidStateError(f"window state: truncated at byte {pos} of {len(data)}") from exc
+    if pos != len(data):
+        raise InvalidStateError(f"window state: {len(data) - pos} trailing bytes" if pos < len(data)
+                                else f"window state: truncated at byte {len(data)}: {pos} expected")
     return WindowState(tuple(buckets), first, last)
+
+
+_ONE_ID_FROM = struct.Struct(">Q").unpack_from
+
+
+def _id_packer(n: int) -> struct.Struct:
+    packer = _PACKERS.get(n)
+    if packer is None:
+        packer = struct.Struct(f">{n}Q")
+        if n <= 64:  # a very busy day has thousands of ids: those are not kept
+            _PACKERS[n] = packer
+    return packer

@@ -321,6 +321,7 @@ class Engine(Flushing, Ranking, Erasing):
             value = (None if part.deleted and customer in part.deleted  # erased; its tombstone not written yet
                      else faust_compat.stored_get(self.customers, part.number, customer.encode()))
             record = step.CustomerRecord() if value is None else unpack(value)
+            self.stats["store_reads"] += value is not None  # read back (evicted, or stored before a restart)
             part.records[customer] = record
         return record
 
