@@ -13,7 +13,8 @@ retail value rules, a change event on every segment change, durable state with a
    with one very active customer mixed in; produce -> segment-change received, p50/p99 (overall and
    per 5 s), and the CPU each process used meanwhile; then ``floor``: the same load through a fresh
    broker alone (produce -> fetch, no worker), the part of the latency that is the broker's;
-6. two workers on a fresh copy of the input: events/s and the ratio to one worker;
+6. two workers (``--workers 2,4`` for more) on a fresh copy of the input: events/s, the ratio to one
+   worker, and the workers' CPU per event beside one worker's, with the machine's core count;
 7. restart with ``--restart-customers`` customers (one event each) in the state.
 """
 
@@ -67,6 +68,7 @@ class Bench:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.stack: dict[str, int] = {}  # broker and Redis: label -> pid, for the CPU shares
         self.rate = 0.0  # one worker's events/s, once measured
+        self.cpu_us = 0.0  # and its CPU µs per event
 
     def env(self, prefix: str, data_dir: str) -> dict[str, str]:
         return {"SEGMENTER_KAFKA_BOOTSTRAP": self.bootstrap, "SEGMENTER_REDIS_URL": self.redis_url,
@@ -195,6 +197,7 @@ def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
         asyncio.run(wait_caught_up(settings, timeout_s=7200, alive=bench.alive))
     elapsed = time.perf_counter() - t0
     rate = bench.rate = args.events / elapsed
+    bench.cpu_us = bulk.shares.get("worker", 0.0) * elapsed / args.events * 1e6
     changes = asyncio.run(end_offsets(settings, names.segment_changes))
     say(f"segmenter, one worker                       {rate:>9,.0f} events/s  ({elapsed:.1f}s; "
         f"{changes:,} segment-changes, Redis projection on)")
@@ -277,21 +280,29 @@ def restart(bench: Bench, settings: Settings, env: dict[str, str], customers: in
         f"{seconds:.2f} s, {rate})")
 
 
-def two_workers(bench: Bench, args: argparse.Namespace) -> None:
-    env = bench.env("two.", "two-a")
+def more_workers(bench: Bench, args: argparse.Namespace, count: int) -> None:
+    """``count`` workers in one group over the same input: events/s and their CPU per event beside one worker's,
+    with the machine's core count (the broker, Redis and the bench share the cores with them)."""
+    env = bench.env(f"w{count}.", f"w{count}-1")
     settings = bench.settings(env)
     asyncio.run(bench.prepare(settings, history(Names(settings.topic_prefix), args.customers, args.events)))
-    first = bench.worker(settings, env)
-    env_b = {**env, "SEGMENTER_DATA_DIR": str(bench.root / "two-b"), "SEGMENTER_WEB_PORT": str(free_port())}
-    second = bench.worker(bench.settings(env_b), env_b)
-    wait_ready(Path(settings.data_dir), first, timeout_s=300)
-    wait_ready(bench.root / "two-b", second, timeout_s=300)
+    envs = [env, *({**env, "SEGMENTER_DATA_DIR": str(bench.root / f"w{count}-{i}"),
+                    "SEGMENTER_WEB_PORT": str(free_port())} for i in range(2, count + 1))]
+    workers = [bench.worker(bench.settings(e), e) for e in envs]
+    for e, worker in zip(envs, workers, strict=True):
+        wait_ready(Path(e["SEGMENTER_DATA_DIR"]), worker, timeout_s=300)
+    labels = [f"worker {i}" for i in range(1, count + 1)]
     t0 = time.perf_counter()
-    asyncio.run(wait_caught_up(settings, timeout_s=7200, alive=bench.alive))
-    rate = args.events / (time.perf_counter() - t0)
-    say(f"segmenter, two workers                      {rate:>9,.0f} events/s  ({rate / bench.rate:.2f}x one worker)")
-    bench.end(first)
-    bench.end(second)
+    with CpuMeter({**dict(zip(labels, (w.pid for w in workers), strict=True)), **bench.stack}) as cpu:
+        asyncio.run(wait_caught_up(settings, timeout_s=7200, alive=bench.alive))
+    elapsed = time.perf_counter() - t0
+    rate = args.events / elapsed
+    per_event = sum(cpu.shares.get(label, 0.0) for label in labels) * elapsed / args.events * 1e6
+    say(f"segmenter, {count} workers {'':<17}{rate:>9,.0f} events/s  ({rate / bench.rate:.2f}x one worker; "
+        f"workers' CPU {per_event:.0f} µs/event, {per_event / bench.cpu_us:.2f}x one worker's; {os.cpu_count()} cores)")
+    say(f"  CPU: {cpu.line()}")
+    for worker in workers:
+        bench.end(worker)
 
 
 def big_restart(bench: Bench, args: argparse.Namespace) -> None:
@@ -317,6 +328,8 @@ def main() -> None:
     parser.add_argument("--hot-share", type=float, default=0.05, help="share of latency events of one customer")
     parser.add_argument("--latency-rate", type=float, default=0.0, help="events/s (default: half the measured rate)")
     parser.add_argument("--restart-customers", type=int, default=int(os.environ.get("BENCH_RESTART", "1000000")))
+    parser.add_argument("--workers", default="2", type=lambda text: [int(n) for n in text.split(",")],
+                        help="the worker counts of the phase 'two' (comma-separated, each beside one worker)")
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: naive,latency,floor,two,restart")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -325,7 +338,8 @@ def main() -> None:
             f"(files in {bench.root})")
         one_worker(bench, args, skip)
         if "two" not in skip:
-            two_workers(bench, args)
+            for count in args.workers:
+                more_workers(bench, args, count)
         if "restart" not in skip:
             big_restart(bench, args)
 

@@ -39,7 +39,7 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.cpu import CpuMeter, cpu_seconds, rss_mib
-from bench.stream import RULES, Bench, embedded_stack, end_offsets, history, say
+from bench.stream import RULES, Bench, embedded_stack, end_offsets, flush_line, history, say
 from segmenter.rules import load_ruleset
 from streams.cli.classify_job import ClassifyJob, load_population
 from streams.cli.csv_input import BadRows
@@ -97,6 +97,7 @@ def run_segmenter(bench: Bench, settings: Settings, env: dict[str, str], events:
     peak = rss_mib(worker.pid, "VmHWM")
     say(f"  segmenter: {elapsed:.1f} s; {meter.line()}")
     bench.end(worker)
+    say(f"  segmenter's {flush_line(settings, worker.pid)}")
     changes = asyncio.run(end_offsets(settings, names.segment_changes))
     return Run(events / elapsed, cpu, peak, dir_bytes(Path(settings.data_dir) / "faust"), changes)
 
