@@ -298,7 +298,7 @@ def more_workers(bench: Bench, args: argparse.Namespace, count: int) -> None:
     elapsed = time.perf_counter() - t0
     rate = args.events / elapsed
     per_event = sum(cpu.shares.get(label, 0.0) for label in labels) * elapsed / args.events * 1e6
-    say(f"segmenter, {count} workers {'':<17}{rate:>9,.0f} events/s  ({rate / bench.rate:.2f}x one worker; "
+    say(f"{f'segmenter, {count} workers':<44}{rate:>9,.0f} events/s  ({rate / bench.rate:.2f}x one worker; "
         f"workers' CPU {per_event:.0f} µs/event, {per_event / bench.cpu_us:.2f}x one worker's; {os.cpu_count()} cores)")
     say(f"  CPU: {cpu.line()}")
     for worker in workers:

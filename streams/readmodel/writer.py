@@ -15,10 +15,11 @@ Keys under the prefix ``P`` (the topic prefix without its dot)::
     P:quarantine            hash: customer -> why Redis refused its row (JSON), until a write is accepted
     P:projected             hash: partition -> epoch, once every stored customer of it is projected
 
-The worker writes whole flushes: one Lua call applies up to ``CHUNK`` customers atomically, each only
-when its (epoch, seq) is newer than what Redis holds: the epoch is its partition's (taken anew each
-time a worker opens the partition), the seq its record's; retries never move the model backwards and
-a worker that restarts or takes over a partition always overrides what the previous owner wrote. Readers
+The worker writes whole flushes, their chunks pipelined in one round trip: one Lua call applies up to
+``CHUNK`` customers atomically, each only when its (epoch, seq) is newer than what Redis holds: the epoch
+is its partition's (taken anew each time a worker opens the partition), the seq its record's; retries never
+move the model backwards and a worker that restarts or takes over a partition always overrides what the
+previous owner wrote. Readers
 (``streams.readmodel.reader``) compute a customer's metrics from ``state`` as of its partition's clock.
 (The script touches keys it derives, which standalone Redis allows; Redis Cluster would need hash tags.)
 When Redis comes back empty (or a partition was never projected), the worker projects the partition's
@@ -226,8 +227,8 @@ class Projection:
             await retrying(lambda args=args: self._erase(keys=[], args=args))  # type: ignore[misc]
 
     async def _apply_all(self, chunks: Sequence[Sequence[ProjectedCustomer]]) -> list[Any]:
-        """Every chunk in one round trip, each its own script call (Redis serves readers between them): a
-        chunk's result, or the error it was refused with. A transient refusal is raised, so that the caller
+        """Every chunk in one round trip, each its own script call (each atomic alone): a chunk's result, or
+        the error it was refused with. A transient refusal is raised, so that the caller
         retries them all (rows already applied are skipped by their seq)."""
         async with self.client.pipeline(transaction=False) as pipe:
             for chunk in chunks:
