@@ -1,7 +1,8 @@
 """segmenter and Quix Streams side by side: one broker, the same input, the same job, in one run.
 
 The input is bench.stream's: N transactions of C customers (Pareto-skewed, a year of history) on 8
-partitions, the retail value rules. Each round produces it to a topic of its own, then runs
+partitions, the retail value rules. Each round starts a broker and a Redis of its own (the embedded broker
+slows as it holds more), produces the input to them, then runs
 
 - segmenter, one worker: the changelog, segment-change events, time-driven wake-ups, de-duplication and
   the Redis projection all on; timed from the worker's ready file;
@@ -29,6 +30,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -195,38 +197,47 @@ def main() -> None:
         capture_output=True, text=True, check=True).stdout.strip()
     runs: dict[str, list[Run]] = {"segmenter": [], "quix": []}
     differ = 0
-    with embedded_stack("segmenter-peers-") as bench:
-        say(f"peers: {args.events:,} transactions of {args.customers:,} customers, 8 partitions, retail rules, "
-            f"{args.rounds} round(s), {os.cpu_count()} cores (files in {bench.root})")
-        expected, as_of = reference(bench.root, args.customers, args.events)
-        say(f"  reference: classify as of {as_of}: {len(expected):,} customers")
-        for n in range(args.rounds):
-            name = f"r{n}"
-            env = bench.env(f"{name}.", name)
-            settings = bench.settings(env)
-            asyncio.run(input_topic(settings))
-            took = asyncio.run(bench.prepare(settings, history(Names(settings.topic_prefix), args.customers,
-                                                                args.events)))
-            say(f"round {n + 1}: produced the input in {took:.1f}s")
-            if n % 2:  # the peer first
-                peer = Peer(bench, settings, name)
-                runs["quix"].append(peer.stop(peer.run(args.events)))
-                runs["segmenter"].append(run_segmenter(bench, settings, env, args.events))
-                continue
-            runs["segmenter"].append(run_segmenter(bench, settings, env, args.events))
-            if n == 0:
-                model = ReadModel.of(settings)
-                differ += compare("segmenter's Redis read model", {
-                    v.customer_id: v.segments.get("value", "") for v in model.customers(model.customer_ids())},
-                    expected)
-            peer = Peer(bench, settings, name)
-            run = peer.run(args.events)
-            if n == 0:
-                differ += compare(f"Quix Streams {version}", peer.sweep(sorted(expected), as_of), expected)
-            runs["quix"].append(peer.stop(run))
+    root = Path(tempfile.mkdtemp(prefix="segmenter-peers-"))
+    say(f"peers: {args.events:,} transactions of {args.customers:,} customers, 8 partitions, retail rules, "
+        f"{args.rounds} round(s), {os.cpu_count()} cores (files in {root})")
+    expected, as_of = reference(root, args.customers, args.events)
+    say(f"  reference: classify as of {as_of}: {len(expected):,} customers")
+    for n in range(args.rounds):
+        # A broker and a Redis of the round's own: the embedded broker slows as it holds more, which would
+        # charge each round for the ones before it.
+        with embedded_stack(f"segmenter-peers-r{n + 1}-") as bench:
+            differ += one_round(bench, args, n, expected=expected, as_of=as_of, version=version, runs=runs)
     table(runs, len(expected), version, args.events)
     if differ:
         raise SystemExit("the final segments differ from classify (see above)")
+
+
+def one_round(bench: Bench, args: argparse.Namespace, n: int, *, expected: dict[str, str], as_of: str, version: str,
+              runs: dict[str, list[Run]]) -> int:
+    """Round ``n`` (from 0) on a fresh stack; returns how many customers differ from classify (checked in round 0)."""
+    differ = 0
+    name = f"r{n}"
+    env = bench.env(f"{name}.", name)
+    settings = bench.settings(env)
+    asyncio.run(input_topic(settings))
+    took = asyncio.run(bench.prepare(settings, history(Names(settings.topic_prefix), args.customers, args.events)))
+    say(f"round {n + 1}: produced the input in {took:.1f}s (files in {bench.root})")
+    if n % 2:  # the peer first
+        peer = Peer(bench, settings, name)
+        runs["quix"].append(peer.stop(peer.run(args.events)))
+        runs["segmenter"].append(run_segmenter(bench, settings, env, args.events))
+        return differ
+    runs["segmenter"].append(run_segmenter(bench, settings, env, args.events))
+    if n == 0:
+        model = ReadModel.of(settings)
+        differ += compare("segmenter's Redis read model", {
+            v.customer_id: v.segments.get("value", "") for v in model.customers(model.customer_ids())}, expected)
+    peer = Peer(bench, settings, name)
+    run = peer.run(args.events)
+    if n == 0:
+        differ += compare(f"Quix Streams {version}", peer.sweep(sorted(expected), as_of), expected)
+    runs["quix"].append(peer.stop(run))
+    return differ
 
 
 def table(runs: dict[str, list[Run]], customers: int, version: str, events: int) -> None:
