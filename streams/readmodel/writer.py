@@ -15,11 +15,10 @@ Keys under the prefix ``P`` (the topic prefix without its dot)::
     P:quarantine            hash: customer -> why Redis refused its row (JSON), until a write is accepted
     P:projected             hash: partition -> epoch, once every stored customer of it is projected
 
-The worker writes whole flushes, their chunks pipelined in one round trip: one Lua call applies up to
-``CHUNK`` customers atomically, each only when its (epoch, seq) is newer than what Redis holds: the epoch
-is its partition's (taken anew each time a worker opens the partition), the seq its record's; retries never
-move the model backwards and a worker that restarts or takes over a partition always overrides what the
-previous owner wrote. Readers
+The worker writes whole flushes: one Lua call applies up to ``CHUNK`` customers atomically, each only
+when its (epoch, seq) is newer than what Redis holds: the epoch is its partition's (taken anew each
+time a worker opens the partition), the seq its record's; retries never move the model backwards and
+a worker that restarts or takes over a partition always overrides what the previous owner wrote. Readers
 (``streams.readmodel.reader``) compute a customer's metrics from ``state`` as of its partition's clock.
 (The script touches keys it derives, which standalone Redis allows; Redis Cluster would need hash tags.)
 When Redis comes back empty (or a partition was never projected), the worker projects the partition's
@@ -38,7 +37,7 @@ import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from streams.readmodel.retry import retrying, transient
+from streams.readmodel.retry import retrying
 from streams.text import clip
 
 log = logging.getLogger("segmenter.projection")
@@ -200,14 +199,13 @@ class Projection:
         """Apply a flush. A chunk Redis refuses for good is written again row by row: the rows it still
         refuses are quarantined (left out, listed under ``P:quarantine``), the others written."""
         written = Written()
-        chunks = [customers[start : start + CHUNK] for start in range(0, len(customers), CHUNK)]
-        results = await retrying(lambda: self._apply_all(chunks)) if chunks else []
-        for chunk, result in zip(chunks, results, strict=True):
-            if not isinstance(result, redis.exceptions.ResponseError):
-                written.applied += int(result)
-            else:
-                log.error("redis refused a flush chunk of %d customers (%s); writing them one by one",
-                          len(chunk), clip(str(result)))
+        for start in range(0, len(customers), CHUNK):
+            chunk = customers[start : start + CHUNK]
+            try:
+                written.applied += await self._apply(chunk)
+            except redis.exceptions.ResponseError as exc:
+                log.error("redis refused a flush chunk of %d customers (%s); writing them one by one",  # noqa: TRY400
+                          len(chunk), clip(str(exc)))
                 for customer in chunk:
                     try:
                         written.applied += await self._apply([customer])
@@ -225,19 +223,6 @@ class Projection:
         for start in range(0, len(customer_ids), CHUNK):
             args = [self.prefix, *customer_ids[start : start + CHUNK]]
             await retrying(lambda args=args: self._erase(keys=[], args=args))  # type: ignore[misc]
-
-    async def _apply_all(self, chunks: Sequence[Sequence[ProjectedCustomer]]) -> list[Any]:
-        """Every chunk in one round trip, each its own script call (each atomic alone): a chunk's result, or
-        the error it was refused with. A transient refusal is raised, so that the caller
-        retries them all (rows already applied are skipped by their seq)."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for chunk in chunks:
-                await self._script(keys=[], args=script_args(self.prefix, chunk, self.keep), client=pipe)  # queued
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-        for result in results:
-            if isinstance(result, redis.exceptions.RedisError) and transient(result):
-                raise result
-        return results
 
     async def _apply(self, customers: Sequence[ProjectedCustomer]) -> int:
         args = script_args(self.prefix, customers, self.keep)

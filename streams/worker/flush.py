@@ -31,8 +31,7 @@ log = logging.getLogger("segmenter.worker")
 SLOW_FLUSH_S = 2.0  # a flush that took longer is logged with where its time went
 STUCK_FLUSH_S = 30.0  # a flush in flight this long at one stage is logged (again every 30 s)
 FLUSH_STAGES = ("encode", "acked", "redis", "changelog", "commit")  # the counters flush_ms_<stage>
-ENCODE_STEP = 256  # customers encoded between two looks at the clock
-ENCODE_SLICE_S = 0.05  # the longest the encoding of a flush holds the event loop at a time
+ENCODE_STEP = 256  # customers encoded between two looks at the event loop (a few ms)
 
 
 def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, number: int, epoch: int,
@@ -145,12 +144,9 @@ class Flushing:
     async def _write(self, snap: Snapshot) -> None:
         marks = [time.monotonic()]
         self._stage = ("encode", marks[0])
-        slice_end = marks[0] + ENCODE_SLICE_S
         for start in range(0, len(snap.changed), ENCODE_STEP):  # 1. encoded in slices: a big flush is no pause
             self._encode(snap, start, start + ENCODE_STEP)
-            if time.monotonic() >= slice_end:  # each yield lets a whole fetched batch run: not after every step
-                await asyncio.sleep(0)
-                slice_end = time.monotonic() + ENCODE_SLICE_S
+            await asyncio.sleep(0)
         marks.append(time.monotonic())
         self._stage = ("segment changes acknowledged", marks[-1])
         if snap.deliveries:
