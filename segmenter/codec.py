@@ -17,6 +17,7 @@ Format 1, all integers as LEB128 varints (signed ones zig-zagged)::
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 from segmenter.errors import InvalidStateError
 from segmenter.state import Bucket, WindowState, new_tuple
@@ -196,53 +197,76 @@ class Reader:
 Sums = tuple[tuple[int, ...], tuple[int, ...], int | None, int | None]
 
 
-def sums(data: bytes, as_of: int, long_start: int, short_start: int) -> Sums:  # noqa: PLR0912, PLR0915 - one pass, inline
-    """``(long, short, first_purchase, last_purchase)`` of an encoded state as of ``as_of``, equal to
-    ``totals_at(loads(data), ...)``'s window sums, read straight from the bytes: no bucket objects, event-id hashes
-    skipped (what ``rules preview`` needs of a million customers)."""
+def _opened(data: bytes) -> tuple[int | None, int | None, int, int]:
+    """An encoded state's header: first and last purchase days, the bucket count, where the buckets start."""
     if not data or data[0] != FORMAT:
-        raise InvalidStateError(f"window state: expected format {FORMAT}, found {data[0] if data else 'nothing'}")
+        found = data[0] if data else "nothing"
+        raise InvalidStateError(f"window state: expected format {FORMAT}, found {found}")
     reader = Reader(data)
     reader.pos = 1
     try:
         first_raw, last_raw, n = reader.varint(), reader.varint(), reader.varint()
-        pos = reader.pos
-        first = first_raw - 1 if first_raw else None
-        last = first + last_raw - 1 if first is not None and last_raw else None
-        lo, sh = [0] * 7, [0] * 4
-        day = first or 0
-        for _ in range(n):
-            z = data[pos]
-            pos += 1
-            if z >= 0x80:
-                z, shift = z & 0x7F, 7
-                while True:
-                    b = data[pos]
-                    pos += 1
-                    z |= (b & 0x7F) << shift
-                    if b < 0x80:
-                        break
-                    shift += 7
-            day += z >> 1 if not z & 1 else -((z + 1) >> 1)
-            mask = data[pos]
-            pos += 1
-            values = [0] * _FIELDS
-            for k in range(_FIELDS):
-                if mask >> k & 1:
-                    v = data[pos]
-                    pos += 1
-                    if v >= 0x80:
-                        v, shift = v & 0x7F, 7
-                        while True:
-                            b = data[pos]
-                            pos += 1
-                            v |= (b & 0x7F) << shift
-                            if b < 0x80:
-                                break
-                            shift += 7
-                    values[k] = (v >> 1 if not v & 1 else -((v + 1) >> 1)) if k == 1 else v
-            p, a, r, i, c, ref, ss, sc = values
-            pos += 8 * (p + r + i)
+    except IndexError as exc:
+        raise InvalidStateError(f"window state: truncated at byte {reader.pos} of {len(data)}") from exc
+    first = first_raw - 1 if first_raw else None
+    last = first + last_raw - 1 if first is not None and last_raw else None
+    return first, last, n, reader.pos
+
+
+Walked = tuple[int, int, int, int, int, int, int, int, int, int]
+
+
+def _walk(data: bytes, n: int, pos: int, day: int) -> Iterator[Walked]:
+    """Each of the ``n`` buckets encoded from ``pos`` on: (day, purchases, amount, refunds, interactions,
+    complaints, referrals, sat_sum, sat_count, where its event-id hashes start), in one pass over the bytes with
+    the varints read inline (``loads`` and ``sums`` are hot); IndexError past the end."""
+    for _ in range(n):
+        z = data[pos]
+        pos += 1
+        if z >= 0x80:
+            z, shift = z & 0x7F, 7
+            while True:
+                b = data[pos]
+                pos += 1
+                z |= (b & 0x7F) << shift
+                if b < 0x80:
+                    break
+                shift += 7
+        day += z >> 1 if not z & 1 else -((z + 1) >> 1)
+        mask = data[pos]
+        pos += 1
+        values = [0] * _FIELDS
+        k = 0
+        while mask:
+            if mask & 1:
+                v = data[pos]
+                pos += 1
+                if v >= 0x80:
+                    v, shift = v & 0x7F, 7
+                    while True:
+                        b = data[pos]
+                        pos += 1
+                        v |= (b & 0x7F) << shift
+                        if b < 0x80:
+                            break
+                        shift += 7
+                values[k] = (v >> 1 if not v & 1 else -((v + 1) >> 1)) if k == 1 else v
+            mask >>= 1
+            k += 1
+        p, a, r, i, c, ref, ss, sc = values
+        yield day, p, a, r, i, c, ref, ss, sc, pos
+        pos += 8 * (p + r + i)
+
+
+def sums(data: bytes, as_of: int, long_start: int, short_start: int) -> Sums:
+    """``(long, short, first_purchase, last_purchase)`` of an encoded state as of ``as_of``, equal to
+    ``totals_at(loads(data), ...)``'s window sums, read straight from the bytes: no bucket objects, event-id hashes
+    skipped (what ``rules preview`` needs of a million customers)."""
+    first, last, n, end = _opened(data)
+    lo, sh = [0] * 7, [0] * 4
+    try:
+        for day, p, a, r, i, c, ref, ss, sc, at in _walk(data, n, end, first or 0):
+            end = at + 8 * (p + r + i)
             if day > as_of:
                 break
             if day >= long_start:
@@ -259,74 +283,32 @@ def sums(data: bytes, as_of: int, long_start: int, short_start: int) -> Sums:  #
                 sh[2] += i
                 sh[3] += c
     except IndexError as exc:
-        raise InvalidStateError(f"window state: truncated at byte {pos} of {len(data)}") from exc
-    if pos > len(data):
-        raise InvalidStateError(f"window state: truncated at byte {len(data)}: {pos} expected")
+        raise InvalidStateError(f"window state: truncated after byte {end} of {len(data)}") from exc
+    if end > len(data):
+        raise InvalidStateError(f"window state: truncated at byte {len(data)}: {end} expected")
     return tuple(lo), tuple(sh), first, last
 
 
-def loads(data: bytes) -> WindowState:  # noqa: PLR0912, PLR0915 - one pass, inline (the worker reads customers back)
-    if not data or data[0] != FORMAT:
-        found = data[0] if data else "nothing"
-        raise InvalidStateError(f"window state: expected format {FORMAT}, found {found}")
-    reader = Reader(data)
-    reader.pos = 1
-    pos = 1
+def loads(data: bytes) -> WindowState:
+    first, last, n, end = _opened(data)
+    buckets: list[Bucket] = []
+    append, unpack_one = buckets.append, _ONE_ID_FROM
     try:
-        first_raw, last_raw, n = reader.varint(), reader.varint(), reader.varint()
-        pos = reader.pos
-        first = first_raw - 1 if first_raw else None
-        last = first + last_raw - 1 if first is not None and last_raw else None
-        buckets: list[Bucket] = []
-        append, day, unpack_one = buckets.append, first or 0, _ONE_ID_FROM
-        for _ in range(n):
-            z = data[pos]
-            pos += 1
-            if z >= 0x80:
-                z, shift = z & 0x7F, 7
-                while True:
-                    b = data[pos]
-                    pos += 1
-                    z |= (b & 0x7F) << shift
-                    if b < 0x80:
-                        break
-                    shift += 7
-            day += z >> 1 if not z & 1 else -((z + 1) >> 1)
-            mask = data[pos]
-            pos += 1
-            values = [0] * _FIELDS
-            k = 0
-            while mask:
-                if mask & 1:
-                    v = data[pos]
-                    pos += 1
-                    if v >= 0x80:
-                        v, shift = v & 0x7F, 7
-                        while True:
-                            b = data[pos]
-                            pos += 1
-                            v |= (b & 0x7F) << shift
-                            if b < 0x80:
-                                break
-                            shift += 7
-                    values[k] = (v >> 1 if not v & 1 else -((v + 1) >> 1)) if k == 1 else v
-                mask >>= 1
-                k += 1
-            p, a, r, i, c, ref, ss, sc = values
+        for day, p, a, r, i, c, ref, ss, sc, at in _walk(data, n, end, first or 0):
             n_ids = p + r + i
             if n_ids == 1:
-                ids: tuple[int, ...] = unpack_one(data, pos)
+                ids: tuple[int, ...] = unpack_one(data, at)
             elif n_ids:  # past the end: struct.error
-                ids = tuple(sorted(_id_packer(n_ids).unpack_from(data, pos)))  # sorted: older writers did not
+                ids = tuple(sorted(_id_packer(n_ids).unpack_from(data, at)))  # sorted: older writers did not
             else:
                 ids = ()
-            pos += 8 * n_ids
+            end = at + 8 * n_ids
             append(new_tuple(Bucket, (day, p, a, r, i, c, ref, ss, sc, ids)))
     except (IndexError, struct.error) as exc:
-        raise InvalidStateError(f"window state: truncated at byte {pos} of {len(data)}") from exc
-    if pos != len(data):
-        raise InvalidStateError(f"window state: {len(data) - pos} trailing bytes" if pos < len(data)
-                                else f"window state: truncated at byte {len(data)}: {pos} expected")
+        raise InvalidStateError(f"window state: truncated after byte {end} of {len(data)}") from exc
+    if end != len(data):
+        raise InvalidStateError(f"window state: {len(data) - end} trailing bytes" if end < len(data)
+                                else f"window state: truncated at byte {len(data)}: {end} expected")
     return WindowState(tuple(buckets), first, last)
 
 

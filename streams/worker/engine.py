@@ -52,7 +52,7 @@ from segmenter import step
 from segmenter.codec import StateEncoder
 from segmenter.ranking import Ranks
 from segmenter.rules import RuleSet
-from segmenter.state import Fact, amount_12m_minor
+from segmenter.state import Fact
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.deadletters import dead_letter
@@ -60,11 +60,10 @@ from streams.kafka.topics import producer as kafka_producer
 from streams.names import Names
 from streams.readmodel.writer import Projection
 from streams.settings import Settings
-from streams.stored import due_of, unpack
+from streams.stored import due_of
 from streams.text import clip
 from streams.worker import population
 from streams.worker.collector import Collector
-from streams.worker.documents import change_json, story_entry
 from streams.worker.edge import BAD_INPUT, ERASE, FACT, OVERRIDE, PROFILE, RULES, SKIP, TAG, TICK, Edge
 from streams.worker.erasure import Erasing
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
@@ -76,7 +75,7 @@ from streams.worker.ranking import Ranking
 log = logging.getLogger("segmenter.worker")
 
 
-class Engine(Flushing, Ranking, Erasing):
+class Engine(Flushing, Ranking, Erasing):  # Ranking and Erasing are Records (streams.worker.records)
     def __init__(self, app: faust.App, settings: Settings, names: Names, tables: Mapping[str, Any]) -> None:
         self.app, self.settings, self.names = app, settings, names
         self.policy = settings.policy()
@@ -314,56 +313,6 @@ class Engine(Flushing, Ranking, Erasing):
                     len(customers | part.records.keys()))
         if part.held:
             self._release(part)
-
-    def _get(self, part: Partition, customer: str) -> step.CustomerRecord:
-        record = part.records.get(customer)
-        if record is None:
-            value = (None if part.deleted and customer in part.deleted  # erased; its tombstone not written yet
-                     else faust_compat.stored_get(self.customers, part.number, customer.encode()))
-            record = step.CustomerRecord() if value is None else unpack(value)
-            self.stats["store_reads"] += value is not None  # read back (evicted, or stored before a restart)
-            part.records[customer] = record
-        return record
-
-    def _put(self, part: Partition, customer: str, old: step.CustomerRecord | None, record: step.CustomerRecord,
-             changes: list[step.AnyChange]) -> None:
-        """``old``: the record this replaces, whose heap entry (if any) is still queued."""
-        records = part.records
-        records.pop(customer, None)  # to the end: the least recently changed customers are evicted first
-        records[customer] = record
-        if part.index is not None:
-            part.index.update(customer, self._ranked(part, record))
-        if customer not in part.dirty:
-            part.dirty.add(customer)
-            self._dirty_count += 1
-        due = record.due
-        if due is None:
-            part.dues.pop(customer, None)
-        elif old is None or old.due != due:
-            part.dues[customer] = due
-            heap = part.heap
-            heapq.heappush(heap, (due, customer))  # an unchanged due is already queued
-            if len(heap) > 2 * len(part.dues) + 1024:  # superseded entries: rebuild from the current dues
-                part.heap = [(d, c) for c, d in part.dues.items()]
-                heapq.heapify(part.heap)
-        if changes:
-            ruleset = part.ruleset
-            assert ruleset is not None
-            stream_time = (part.stream_time or datetime.now(UTC)).isoformat()
-            key = customer.encode()
-            amount = (str(self.policy.from_minor(amount_12m_minor(record.state, part.day, self.policy)))
-                      if part.day is not None else None)
-            ids = [c.change_id(customer, record.ruleset) for c in changes]  # once: the document and the story
-            part.changes += [(key, change_json(customer, record, c, ruleset, stream_time, change_id=i,
-                                               amount_12m=amount)) for c, i in zip(changes, ids, strict=True)]
-            self.stats["changes"] += len(changes)
-            if self.metrics is not None:
-                for c in changes:
-                    self.metrics.changes[("tag", c.tag, c.cause) if isinstance(c, step.TagChange)
-                                         else ("segment", c.dimension, c.cause)] += 1
-            if self.settings.story_changes:
-                part.history.setdefault(customer, []).extend(
-                    (i, story_entry(c, stream_time)) for c, i in zip(changes, ids, strict=True))
 
     # -- partitions: opened on their first batch after an assignment -------------------------------
     async def _open(self, number: int) -> Partition:

@@ -4,28 +4,19 @@ as a keyed hash of its id with the erasure's time, so that older events replayed
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
 
-from segmenter import step
 from streams.kafka import faust_compat
 from streams.text import clip
 from streams.worker.documents import erasure_json
 from streams.worker.partition import Partition, erased_key
+from streams.worker.records import Records
 
 log = logging.getLogger("segmenter.worker")
 
 
-class Erasing:
-    """These attributes and ``_get`` are the engine's."""
-
-    customers: Any
-    stats: Counter[str]
-    _dirty_count: int
-
-    def _get(self, part: Partition, customer: str) -> step.CustomerRecord:
-        raise NotImplementedError  # the engine's
+class Erasing(Records):
+    """The engine's attributes are declared in ``Records``."""
 
     def _known(self, part: Partition, customer: str) -> bool:
         if customer in part.records:

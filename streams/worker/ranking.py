@@ -6,31 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from segmenter import codec, step
 from segmenter.ranking import Ranks
-from segmenter.state import Policy, totals_at
+from segmenter.state import totals_at
 from streams.kafka.security import kafka_options
 from streams.names import Names
-from streams.settings import Settings
 from streams.stored import HEADER
 from streams.worker.partition import Partition
 from streams.worker.population import Values, candidates, decode_docs, merged, summary_doc
+from streams.worker.records import Records
 
 log = logging.getLogger("segmenter.worker")
 
 
-class Ranking:
+class Ranking(Records):
     """These attributes and methods are the engine's."""
 
-    settings: Settings
     names: Names
-    policy: Policy
     parts: dict[int, Partition]
-    stats: Counter[str]
     population: Ranks | None
     _population_docs: dict[bytes, bytes]
     _population_reader: AIOKafkaConsumer | None
@@ -40,13 +36,6 @@ class Ranking:
         raise NotImplementedError  # the engine's
 
     async def _send_outputs(self) -> None:
-        raise NotImplementedError  # the engine's
-
-    def _get(self, part: Partition, customer: str) -> step.CustomerRecord:
-        raise NotImplementedError  # the engine's
-
-    def _put(self, part: Partition, customer: str, old: step.CustomerRecord | None, record: step.CustomerRecord,
-             changes: list[step.AnyChange]) -> None:
         raise NotImplementedError  # the engine's
 
     def _ranked(self, part: Partition, record: step.CustomerRecord) -> Values | None:
