@@ -84,10 +84,13 @@ def test_codec_round_trips_and_is_compact():
     (b"", "expected format 1, found nothing"),
     (b"\x09abc", "expected format 1, found 9"),
     (b"\x01\x05", "truncated"),
+    (b"\x01\x85", "truncated"),  # inside the header's first varint
 ])
 def test_corrupt_state_is_refused(data, message):
     with pytest.raises(InvalidStateError, match=message):
         codec.loads(data)
+    with pytest.raises(InvalidStateError, match=message):  # the sums straight from the bytes refuse it alike
+        codec.sums(data, 1, 0, 0)
 
 
 def test_trailing_bytes_are_refused():
