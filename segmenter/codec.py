@@ -141,13 +141,26 @@ class StateEncoder:
         out += prefix
         return bytes(_buckets(buckets[last:], buckets[last - 1].day if last else first, out))
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._memo
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def forget(self, key: str) -> None:
+        """Drop what is kept for ``key`` (if anything): its state is no longer held elsewhere, and the memo's
+        buckets would keep that state's buckets alive (about 4 KB for an active customer)."""
+        if key in self._memo:
+            self._forget(key)
+
     def _forget(self, key: str) -> None:
         _, buckets, prefix = self._memo.pop(key)
         self._held -= _held_bytes(prefix, len(buckets))
 
 
 def _held_bytes(prefix: bytes, buckets: int) -> int:
-    """Roughly what one memo entry holds: the bytes, a tuple of ``buckets`` pointers, the entry."""
+    """Roughly what one memo entry holds: the bytes, a tuple of ``buckets`` pointers, the entry (the buckets
+    themselves are the live state's, as long as the caller ``forget``s the keys whose state it drops)."""
     return len(prefix) + 8 * buckets + 200
 
 

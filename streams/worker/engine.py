@@ -73,6 +73,7 @@ from streams.worker.persist import send_batches
 from streams.worker.ranking import Ranking
 
 log = logging.getLogger("segmenter.worker")
+RUN_STEP = 512  # records run between two turns of the event loop (a few ms)
 
 
 class Engine(Flushing, Ranking, Erasing):  # Ranking and Erasing are Records (streams.worker.records)
@@ -137,7 +138,9 @@ class Engine(Flushing, Ranking, Erasing):  # Ranking and Erasing are Records (st
             await self._flush_now()
             numbers = sorted({tp.partition for tp in revoked} & set(self.parts))
             for number in numbers:
-                self.parts.pop(number, None)  # held records were never committed: the next owner reads them
+                part = self.parts.pop(number)  # held records were never committed: the next owner reads them
+                for customer in part.records:
+                    self.encoder.forget(customer)
             if numbers:
                 log.info("partitions %s revoked: everything processed in them is flushed and committed",
                          ", ".join(map(str, numbers)))
@@ -155,8 +158,11 @@ class Engine(Flushing, Ranking, Erasing):  # Ranking and Erasing are Records (st
                 part = self.parts.get(tp.partition) or await self._open(tp.partition)
                 if part.ruleset is None and not part.unruled and tp.topic != self.names.control:
                     self._hold(part, tp, records)
-                else:
-                    self._run(part, tp, records)
+                    continue
+                for start in range(0, len(records), RUN_STEP):
+                    if start:
+                        await asyncio.sleep(0)  # the flush in flight gets its replies and sends its next call
+                    self._run(part, tp, records[start : start + RUN_STEP])
             await self._send_outputs()
             if self._flush_due():
                 await self._start_flush()

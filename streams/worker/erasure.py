@@ -35,6 +35,7 @@ class Erasing(Records):
         part.erased[key] = max(when, part.erased.get(key, when))
         part.meta_dirty = True
         part.records.pop(customer, None)
+        self.encoder.forget(customer)  # the encoder's memo of its older days
         part.dues.pop(customer, None)  # its heap entry, if any, is skipped when popped
         part.history.pop(customer, None)
         if customer in part.dirty:

@@ -241,6 +241,8 @@ class Flushing:
             records, dirty = part.records, part.dirty
             share = -(-excess * len(records) // total)  # this partition's part of the excess, rounded up
             dropped = list(itertools.islice((c for c in records if c not in dirty), share))
+            forget = self.encoder.forget  # its memo would keep the dropped states' buckets in memory
             for customer in dropped:
                 del records[customer]
+                forget(customer)
             self.stats["evicted"] += len(dropped)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from segmenter import step
+from segmenter.codec import StateEncoder
 from segmenter.state import Policy, amount_12m_minor
 from streams.kafka import faust_compat
 from streams.settings import Settings
@@ -27,6 +28,7 @@ class Records:
     policy: Policy
     stats: Counter[str]
     customers: Any
+    encoder: StateEncoder
     metrics: WorkerMetrics | None
     _dirty_count: int
 
