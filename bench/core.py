@@ -36,7 +36,7 @@ def make_events(customers: int, events: int, seed: int = 11) -> list[tuple[int, 
         roll = rng.random()
         kind = INTERACTION if roll < 0.10 else REFUND if roll < 0.13 else PURCHASE
         amount = 0 if kind == INTERACTION else rng.randrange(1_000, 500_000)
-        out.append((c, Fact(day, kind, amount, rng.getrandbits(64), rng.random() < 0.05, False,
+        out.append((c, Fact(day, kind, amount, rng.randbytes(8), rng.random() < 0.05, False,
                             rng.randrange(0, 6) if kind == INTERACTION else 0)))
     return out
 

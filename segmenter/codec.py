@@ -11,12 +11,12 @@ Format 1, all integers as LEB128 varints (signed ones zig-zagged)::
       field mask              bit k set when field k of (purchases, amount, refunds, interactions,
                               complaints, referrals, sat_sum, sat_count) is non-zero
       the set fields          amount zig-zagged, the others plain
-      event-id hashes         8 bytes each, as many as purchases + refunds + interactions
+      event-id hashes         8 bytes each (big-endian), ascending, as many as purchases + refunds +
+                                interactions
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 
 from segmenter.errors import InvalidStateError
@@ -82,17 +82,8 @@ def _buckets(buckets: tuple[Bucket, ...], previous: int, out: bytearray | None =
             for v in (r, i, c, ref, ss, sc):
                 if v:
                     _put(out, v)
-        if ids:
-            n = len(ids)
-            if n == 1:
-                out += _ONE_ID(ids[0])
-            else:
-                out += _id_packer(n).pack(*ids)
+        out += ids  # the day's event-id hashes, 8 bytes each, as the bucket holds them
     return out
-
-
-_PACKERS: dict[int, struct.Struct] = {}
-_ONE_ID = struct.Struct(">Q").pack
 
 
 class StateEncoder:
@@ -305,19 +296,15 @@ def sums(data: bytes, as_of: int, long_start: int, short_start: int) -> Sums:
 def loads(data: bytes) -> WindowState:
     first, last, n, end = _opened(data)
     buckets: list[Bucket] = []
-    append, unpack_one = buckets.append, _ONE_ID_FROM
+    append = buckets.append
     try:
         for day, p, a, r, i, c, ref, ss, sc, at in _walk(data, n, end, first or 0):
-            n_ids = p + r + i
-            if n_ids == 1:
-                ids: tuple[int, ...] = unpack_one(data, at)
-            elif n_ids:  # past the end: struct.error
-                ids = tuple(sorted(_id_packer(n_ids).unpack_from(data, at)))  # sorted: older writers did not
-            else:
-                ids = ()
-            end = at + 8 * n_ids
+            end = at + 8 * (p + r + i)
+            ids = data[at:end]  # past the end: short, and found below
+            if end - at > 8:
+                ids = _ascending(ids)
             append(new_tuple(Bucket, (day, p, a, r, i, c, ref, ss, sc, ids)))
-    except (IndexError, struct.error) as exc:
+    except IndexError as exc:
         raise InvalidStateError(f"window state: truncated after byte {end} of {len(data)}") from exc
     if end != len(data):
         raise InvalidStateError(f"window state: {len(data) - end} trailing bytes" if end < len(data)
@@ -325,13 +312,8 @@ def loads(data: bytes) -> WindowState:
     return WindowState(tuple(buckets), first, last)
 
 
-_ONE_ID_FROM = struct.Struct(">Q").unpack_from
-
-
-def _id_packer(n: int) -> struct.Struct:
-    packer = _PACKERS.get(n)
-    if packer is None:
-        packer = struct.Struct(f">{n}Q")
-        if n <= 64:  # a very busy day has thousands of ids: those are not kept
-            _PACKERS[n] = packer
-    return packer
+def _ascending(ids: bytes) -> bytes:
+    """A day's 8-byte hashes in ascending order (older writers did not sort them)."""
+    chunks = [ids[k : k + 8] for k in range(0, len(ids), 8)]
+    ordered = sorted(chunks)
+    return ids if ordered == chunks else b"".join(ordered)

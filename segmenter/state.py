@@ -27,7 +27,7 @@ class Fact(NamedTuple):
     day: int
     kind: int  # PURCHASE, REFUND or INTERACTION
     amount: int = 0  # minor currency units, never negative
-    id_hash: int = 0
+    id_hash: bytes = bytes(8)  # the event id's 64-bit hash, 8 bytes big-endian (``hash_event_id``)
     complaint: bool = False
     referral: bool = False
     satisfaction: int = 0  # 1..5, 0 when not given
@@ -45,7 +45,7 @@ class Bucket(NamedTuple):
     referrals: int = 0
     sat_sum: int = 0
     sat_count: int = 0
-    ids: tuple[int, ...] = ()  # 64-bit hashes of the day's event ids, sorted
+    ids: bytes = b""  # the day's event-id hashes, 8 bytes each, ascending (an int and a tuple slot each cost 5x)
 
 
 class Totals(NamedTuple):
@@ -171,18 +171,32 @@ class Policy:
         return Decimal(minor).scaleb(-self.money_scale)
 
 
-def hash_event_id(event_id: str) -> int:
-    """A stable 64-bit hash of an event id (stable across processes, unlike ``hash``)."""
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+def hash_event_id(event_id: str) -> bytes:
+    """A stable 64-bit hash of an event id, as 8 bytes (stable across processes, unlike ``hash``)."""
+    return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+
+
+def _position(ids: bytes, key: bytes) -> int:
+    """The byte offset at which the 8-byte ``key`` is, or would go, in ``ids`` (8-byte hashes, ascending; byte
+    order is numeric order for big-endian hashes of one width)."""
+    lo, hi = 0, len(ids) >> 3
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        at = mid << 3
+        if ids[at : at + 8] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo << 3
 
 
 new_tuple = tuple.__new__  # a NamedTuple without its Python-level __new__ (timeit: 0.14 µs a bucket, not 0.37)
 
 
 def _added(bucket: Bucket, fact: Fact, at: int) -> Bucket:
-    """``bucket`` with ``fact`` folded in; its id hash goes to position ``at`` (ids stay sorted)."""
+    """``bucket`` with ``fact`` folded in; its id hash goes to byte offset ``at`` (ids stay ascending)."""
     d, p, a, r, i, c, ref, ss, sc, ids = bucket
-    ids = ids[:at] + (fact.id_hash,) + ids[at:]  # noqa: RUF005 - slices + concatenation: C speed for a big day
+    ids = ids[:at] + fact.id_hash + ids[at:]
     if fact.kind == PURCHASE:
         return new_tuple(Bucket, (d, p + 1, a + fact.amount, r, i, c, ref, ss, sc, ids))
     if fact.kind == REFUND:
@@ -196,10 +210,10 @@ def _fresh(fact: Fact) -> Bucket:
     """The bucket of a day that had no event yet (the common case: built in one step)."""
     day, kind, amount, id_hash, complaint, referral, sat = fact
     if kind == PURCHASE:
-        return new_tuple(Bucket, (day, 1, amount, 0, 0, 0, 0, 0, 0, (id_hash,)))
+        return new_tuple(Bucket, (day, 1, amount, 0, 0, 0, 0, 0, 0, id_hash))
     if kind == REFUND:
-        return new_tuple(Bucket, (day, 0, -amount, 1, 0, 0, 0, 0, 0, (id_hash,)))
-    return new_tuple(Bucket, (day, 0, 0, 0, 1, int(complaint), int(referral), sat, int(sat > 0), (id_hash,)))
+        return new_tuple(Bucket, (day, 0, -amount, 1, 0, 0, 0, 0, 0, id_hash))
+    return new_tuple(Bucket, (day, 0, 0, 0, 1, int(complaint), int(referral), sat, int(sat > 0), id_hash))
 
 
 def apply(state: WindowState, fact: Fact, now_day: int, policy: Policy) -> tuple[WindowState, Outcome]:
@@ -213,9 +227,9 @@ def apply(state: WindowState, fact: Fact, now_day: int, policy: Policy) -> tuple
         i -= 1
     if i and buckets[i - 1].day == day:
         old = buckets[i - 1]
-        ids = old.ids  # sorted: a very active customer's day stays O(log n) to check
-        at = bisect_left(ids, fact.id_hash)
-        if at < len(ids) and ids[at] == fact.id_hash:
+        ids = old.ids  # ascending: a very active customer's day stays O(log n) to check
+        at = _position(ids, fact.id_hash)
+        if ids[at : at + 8] == fact.id_hash:
             return state, Outcome.DUPLICATE
         buckets = (*buckets[: i - 1], _added(old, fact, at), *buckets[i:])
     else:

@@ -41,7 +41,8 @@ def test_the_peers_segment_is_segmenters_classification(history, later):
     state, buckets, now = EMPTY, [], FIRST
     for n, (offset, refund, cents) in enumerate(sorted(history)):
         day = now = FIRST + offset
-        state, _ = apply(state, Fact(day, REFUND if refund else PURCHASE, cents, n + 1), now, POLICY)
+        fact = Fact(day, REFUND if refund else PURCHASE, cents, (n + 1).to_bytes(8, "big"))
+        state, _ = apply(state, fact, now, POLICY)
         folded = fold(buckets, day, not refund, cents, now)  # the peer's own fold
         assert folded is not None  # an event dated at the stream day is never too old
         buckets = folded

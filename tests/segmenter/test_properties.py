@@ -22,7 +22,8 @@ BASE = date(2024, 1, 1).toordinal()
 POLICIES = [Policy(), Policy(long_window=WindowSpec(365, "d"), short_window=WindowSpec(90, "d"))]
 
 fact_st = st.builds(
-    lambda d, kind, amount, ident, flags, sat: Fact(BASE + d, kind, amount, ident, flags == 1, flags == 2, sat),
+    lambda d, kind, amount, ident, flags, sat: Fact(BASE + d, kind, amount, ident.to_bytes(8, "big"), flags == 1,
+                                                             flags == 2, sat),
     st.integers(0, 900), st.sampled_from([PURCHASE, PURCHASE, REFUND, INTERACTION]),
     st.integers(0, 500_000), st.integers(0, 60), st.integers(0, 2), st.integers(0, 5),
 )
@@ -111,7 +112,7 @@ def test_incremental_metrics_and_segments_equal_brute_force(steps, later, policy
 @settings(max_examples=200, deadline=None)
 @given(st.lists(fact_st.map(lambda f: f._replace(day=BASE + 600 + (f.day - BASE) % 300)), max_size=40))
 def test_duplicates_and_order_do_not_matter_inside_the_window(facts):
-    facts = [f._replace(id_hash=i) for i, f in enumerate(facts)]  # one id, one event
+    facts = [f._replace(id_hash=i.to_bytes(8, "big")) for i, f in enumerate(facts)]  # one id, one event
     policy = Policy()
     now = BASE + 900  # every fact dated in the last 300 days is inside the horizon
     forward, backward = EMPTY, EMPTY

@@ -93,6 +93,33 @@ def test_corrupt_state_is_refused(data, message):
         codec.sums(data, 1, 0, 0)
 
 
+def test_a_day_of_many_events_keeps_its_ids_ascending_and_finds_every_repeat():
+    ids = [f"e{n}" for n in range(40)]
+    state, outcomes = fold([purchase("2026-06-01", 1, i) for i in ids[::3] + ids[1::3] + ids[2::3]])
+    assert outcomes == [Outcome.APPLIED] * 40
+    hashes = state.buckets[0].ids
+    chunks = [hashes[k : k + 8] for k in range(0, len(hashes), 8)]
+    assert len(chunks) == 40
+    assert chunks == sorted(chunks)
+    repeated = state
+    for i in ids:
+        repeated, outcome = apply(repeated, purchase("2026-06-01", 1, i), day("2026-06-30"), POLICY)
+        assert outcome is Outcome.DUPLICATE
+    assert repeated is state
+
+
+def test_a_state_written_with_its_ids_out_of_order_is_read_in_order():
+    """Older writers did not sort a day's hashes: a reader sorts them, so a repeat is still found."""
+    state, _ = fold([purchase("2026-06-01", 1, "a"), purchase("2026-06-01", 1, "b"), purchase("2026-06-01", 1, "c")])
+    bucket = state.buckets[0]
+    backwards = b"".join(reversed([bucket.ids[k : k + 8] for k in range(0, 24, 8)]))
+    written = codec.dumps(type(state)((bucket._replace(ids=backwards),), state.first_purchase, state.last_purchase))
+    read = codec.loads(written)
+    assert read == state
+    for i in "abc":
+        assert apply(read, purchase("2026-06-01", 1, i), day("2026-06-30"), POLICY)[1] is Outcome.DUPLICATE
+
+
 def test_trailing_bytes_are_refused():
     with pytest.raises(InvalidStateError, match="trailing"):
         codec.loads(codec.dumps(EMPTY) + b"\x00")
