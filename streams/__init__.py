@@ -16,3 +16,7 @@ included)::
 
 Every room may import ``segmenter`` and ``schemas``; neither of those imports ``streams``.
 """
+
+from streams import compiled as _compiled
+
+_compiled.install()  # the compiled hot path, when a current build exists (streams/compiled.py)

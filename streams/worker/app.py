@@ -12,6 +12,7 @@ from typing import Any
 import faust
 import orjson
 
+from streams import compiled
 from streams.kafka import faust_compat
 from streams.kafka.runner import run_faust
 from streams.kafka.security import faust_credentials
@@ -129,6 +130,7 @@ def _serve_metrics(app: faust.App, engine: Engine, settings: Settings, names: Na
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     """Run one worker in the foreground until SIGINT/SIGTERM."""
     collector.limit_malloc_arenas()  # before RocksDB's and the event loop's threads exist
+    log.warning("hot path: %s", compiled.install())
     (Path(settings.data_dir) / "worker.ready").unlink(missing_ok=True)
     created = asyncio.run(create_topics(settings))
     if created:
