@@ -6,8 +6,9 @@ arithmetic, the quick event reader, the edge, the change documents, the stored r
 dependency, which ships mypyc) and the machine's C compiler; without them it says so and the interpreted modules
 run, as they do everywhere else. ``install()`` (run by ``streams/__init__.py`` and the test suite's conftest) puts a
 finder ahead of the source for exactly those modules, unless ``SEGMENTER_COMPILED=0`` or the source changed since
-the build (a fingerprint of every module under ``segmenter/``, ``schemas/`` and ``streams/``, the Python and the
-mypy version). The interpreted modules are the reference: ``make test`` runs the unit tests with them too.
+the build (a fingerprint of every module under ``segmenter/``, ``schemas/`` and ``streams/``, and the Python).
+The interpreted modules are the reference: ``make test`` runs the unit tests with them too. The Docker image
+compiles them in a build stage (``docker/Dockerfile``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from importlib.abc import MetaPathFinder
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import ModuleType
 
@@ -56,19 +56,13 @@ _state: dict[str, str] = {}
 
 
 def fingerprint() -> str:
-    """What a build is valid for: every source module of the three packages, the Python and mypy versions."""
-    digest = hashlib.sha256(f"{sys.version}\n{_mypy_version()}\n".encode())
+    """What a build is valid for: every source module of the three packages and the Python it was built for (not
+    the mypy that built it, which a runtime without dev dependencies lacks: the extensions carry mypyc's runtime)."""
+    digest = hashlib.sha256(f"{sys.version}\n".encode())
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
             digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
-
-
-def _mypy_version() -> str:
-    try:
-        return version("mypy")
-    except PackageNotFoundError:
-        return "none"
 
 
 def _extensions(directory: Path) -> dict[str, Path]:
