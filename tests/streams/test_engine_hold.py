@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from segmenter.rules import load_ruleset
 from streams.names import Names
 from streams.settings import Settings
 from streams.worker.engine import Engine
@@ -27,23 +28,29 @@ class TP(NamedTuple):
     partition: int
 
 
-class _EmptyStore:
+class _Store:
+    """A table's store in memory: empty at the start, then what a test's flushes wrote into it."""
+
     def __init__(self) -> None:
         self.data = self
+        self.partitions: dict[int, dict[bytes, bytes]] = {}
 
     def _db_for_partition(self, partition: int) -> dict[bytes, bytes]:
-        return {}
+        return self.partitions.setdefault(partition, {})
 
     def _visible_items(self, db: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
         return list(db.items())
 
 
-def _engine(**overrides: Any) -> tuple[Engine, Names, list[bytes]]:
-    settings = Settings(clock="event", flush_interval_s=1e6, flush_max_dirty=10**9, **overrides)
+def _engine(ruleset: str | None = None, **overrides: Any) -> tuple[Engine, Names, list[bytes]]:
+    """An engine on in-memory stores with partition 0 open (under ``ruleset``, if given), flushing only when a test
+    says; ``overrides``: settings, unvalidated (a test may go below a setting's floor). The list receives the
+    segment-change documents the producer would be handed."""
+    settings = Settings(clock="event", flush_interval_s=1e6, flush_max_dirty=10**9).model_copy(update=overrides)
     names = Names(settings.topic_prefix)
     engine = Engine(SimpleNamespace(), settings, names,
-                    {names.customers_table: _EmptyStore(), names.partitions_table: _EmptyStore()})
-    engine.parts[0] = Partition(0)
+                    {names.customers_table: _Store(), names.partitions_table: _Store()})
+    engine.parts[0] = Partition(0, ruleset=None if ruleset is None else load_ruleset(ruleset))
     sent: list[bytes] = []
 
     async def send_outputs() -> None:  # what the producer would be handed

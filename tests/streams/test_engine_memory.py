@@ -4,54 +4,16 @@ batch run in slices gives what it gives in one piece."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
-from segmenter.rules import load_ruleset
 from streams.names import Names
 from streams.settings import Settings
 from streams.worker import engine as engine_module
 from streams.worker.engine import Engine
-from streams.worker.partition import Partition
-
-RULES = (Path(__file__).parents[2] / "examples/rules/retail-value.yaml").read_text()
-
-
-class TP(NamedTuple):
-    topic: str
-    partition: int
-
-
-class _DictStore:
-    """A table's store: what the flushes wrote, read back for the customers the engine evicted."""
-
-    def __init__(self) -> None:
-        self.data = self
-        self.partitions: dict[int, dict[bytes, bytes]] = {}
-
-    def _db_for_partition(self, partition: int) -> dict[bytes, bytes]:
-        return self.partitions.setdefault(partition, {})
-
-
-def _engine(cache: int = 30_000) -> tuple[Engine, Names, list[bytes]]:
-    settings = Settings(clock="event", flush_interval_s=1e6, flush_max_dirty=10**9).model_copy(
-        update={"state_cache_customers": cache})  # below the setting's floor of 1,000: a small test
-    names = Names(settings.topic_prefix)
-    engine = Engine(SimpleNamespace(), settings, names,
-                    {names.customers_table: _DictStore(), names.partitions_table: _DictStore()})
-    engine.parts[0] = Partition(0, ruleset=load_ruleset(RULES))
-    sent: list[bytes] = []
-
-    async def send_outputs() -> None:  # what the producer would be handed
-        for part in engine.parts.values():
-            sent.extend(value for _, value in part.changes)
-            part.changes = []
-
-    engine._send_outputs = send_outputs  # type: ignore[method-assign]
-    return engine, names, sent
+from tests.streams.test_engine_hold import RULES, TP, _engine
 
 
 def _purchases(names: Names, customers: int, days: int) -> list[SimpleNamespace]:
@@ -82,7 +44,7 @@ def _always(tp: Any) -> bool:
 async def test_the_encoder_keeps_nothing_of_the_customers_evicted_from_memory() -> None:
     """The encoder's memo of a very active customer's older days holds that state's buckets: kept for an evicted
     customer, it would keep the whole state in memory past the cache's bound."""
-    engine, names, _ = _engine(cache=10)
+    engine, names, _ = _engine(RULES, state_cache_customers=10)
     tx, records = TP(names.transactions, 0), _purchases(names, customers=40, days=12)
     for day in range(12):
         await engine.take({tx: records[day * 40 : (day + 1) * 40]}, _always)
@@ -104,7 +66,7 @@ async def test_a_batch_run_in_slices_gives_what_it_gives_in_one_piece(monkeypatc
     outcomes = []
     for step in (10**9, 7):
         monkeypatch.setattr(engine_module, "RUN_STEP", step)
-        engine, _, sent = _engine()
+        engine, _, sent = _engine(RULES)
         await engine.take({tx: records}, _always)
         outcomes.append((sent, engine.parts[0].offsets, engine.stats["applied"]))
     whole, sliced = outcomes
