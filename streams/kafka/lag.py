@@ -43,18 +43,27 @@ async def group_lag(settings: Settings, actions: bool = True, only: str | None =
 
 
 async def lag_of(settings: Settings, wanted: Mapping[str, Iterable[str]]) -> list[Lag]:
-    """The same for any consumer groups: group -> the topics it consumes."""
-    ends = await true_ends(settings, sorted({t for topics in wanted.values() for t in topics}))
+    """The same for any consumer groups: group -> the topics it consumes.
+
+    The ends are read again after every group's committed offsets, which are read in the order given (upstream
+    first: the workers, then the action workers), so a lag is never under-counted. Zero for every group then means
+    each had committed everything produced when its offsets were read: the workers produce their segment-changes
+    before they commit, so what they had committed was already in the ends read after. (With the ends read first, a
+    flush that produced its last changes and committed in between made both groups look caught up while the action
+    workers had not read those changes.)"""
+    topics = sorted({t for topics in wanted.values() for t in topics})
+    partitions = sorted(await true_ends(settings, topics))  # which partitions there are
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     await started(admin)
-    out = []
+    read: list[tuple[str, TopicPartition, int]] = []
     try:
-        for group, topics in wanted.items():
-            tps = [tp for tp in ends if tp.topic in topics]
+        for group, group_topics in wanted.items():
+            tps = [tp for tp in partitions if tp.topic in group_topics]
             committed = await admin.list_consumer_group_offsets(group, partitions=tps)
-            for tp in sorted(tps):
+            for tp in tps:
                 meta = committed.get(tp)
-                out.append(Lag(group, tp, ends[tp], meta.offset if meta is not None and meta.offset >= 0 else 0))
+                read.append((group, tp, meta.offset if meta is not None and meta.offset >= 0 else 0))
     finally:
         await admin.close()
-    return out
+    ends = await true_ends(settings, topics)
+    return [Lag(group, tp, ends.get(tp, offset), offset) for group, tp, offset in read]
