@@ -12,7 +12,7 @@ install: $(STAMP) compiled
 # The hot path compiled with mypyc from the same source (streams/compiled.py): rebuilt when the source changed,
 # skipped with a note where mypy or a C compiler is missing (the interpreted modules then run).
 compiled: $(STAMP)
-	@$(PY) -c 'import streams.compiled as c; c.main(["build"])'
+	@$(PY) -c 'import streams.compiled as c; c.build()'
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

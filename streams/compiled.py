@@ -13,7 +13,6 @@ compiles them in a build stage (``docker/Dockerfile``).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -120,10 +119,10 @@ setup(name="segmenter-hot-path", ext_modules=mypycify(modules, opt_level="3", ta
 """
 
 
-def build(*, force: bool = False) -> int:
+def build() -> int:
     """Compile ``MODULES`` into ``TARGET`` (unless a current build is there); 0 when there is one after."""
     wanted = fingerprint()
-    if not force and (TARGET / FINGERPRINT).is_file() and (TARGET / FINGERPRINT).read_text().strip() == wanted:
+    if (TARGET / FINGERPRINT).is_file() and (TARGET / FINGERPRINT).read_text().strip() == wanted:
         print(f"compiled hot path: current ({TARGET.relative_to(ROOT)})")
         return 0
     if importlib.util.find_spec("mypyc") is None:
@@ -145,16 +144,4 @@ def build(*, force: bool = False) -> int:
         shutil.rmtree(TARGET, ignore_errors=True)
         (work / "lib").rename(TARGET)
     print(f"compiled hot path: built into {TARGET.relative_to(ROOT)}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make compiled", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("build", "status"))
-    parser.add_argument("--force", action="store_true", help="build even when the build is current")
-    args = parser.parse_args(argv)
-    if args.command == "build":
-        return build(force=args.force)
-    print(install())
     return 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.kafka.reading import true_ends
+from streams.kafka.reading import partitions_of, true_ends
 from streams.kafka.security import kafka_options
 from streams.kafka.topics import started
 from streams.names import Names
@@ -52,7 +52,7 @@ async def lag_of(settings: Settings, wanted: Mapping[str, Iterable[str]]) -> lis
     flush that produced its last changes and committed in between made both groups look caught up while the action
     workers had not read those changes.)"""
     topics = sorted({t for topics in wanted.values() for t in topics})
-    partitions = sorted(await true_ends(settings, topics))  # which partitions there are
+    partitions = sorted(await partitions_of(settings, topics))
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     await started(admin)
     read: list[tuple[str, TopicPartition, int]] = []

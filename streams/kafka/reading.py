@@ -47,12 +47,26 @@ async def true_ends(settings: Settings, topics: Iterable[str]) -> dict[TopicPart
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
     await started(consumer)
     try:
-        await consumer.topics()
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        tps = await _partitions(consumer, topics)
         listed = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
     return await fetched_ends(kafka_options(settings), tps, listed)
+
+
+async def partitions_of(settings: Settings, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, from the cluster's metadata (no offsets read)."""
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
+    await started(consumer)
+    try:
+        return await _partitions(consumer, topics)
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    await consumer.topics()
+    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
 
 
 async def tail(settings: Settings, topic: str, fetch_max_wait_ms: int = 10) -> AIOKafkaConsumer:

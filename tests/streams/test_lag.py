@@ -41,7 +41,11 @@ async def test_changes_produced_while_the_offsets_are_read_count_as_lag(monkeypa
     async def started(client: Any) -> Any:
         return client
 
+    async def partitions_of(settings: Settings, topics: list[str]) -> list[TopicPartition]:
+        return sorted(tp for tp in ends if tp.topic in topics)
+
     monkeypatch.setattr(lag, "true_ends", true_ends)
+    monkeypatch.setattr(lag, "partitions_of", partitions_of)
     monkeypatch.setattr(lag, "AIOKafkaAdminClient", Admin)
     monkeypatch.setattr(lag, "started", started)
     found = {(x.group, x.tp): x.lag for x in await lag.lag_of(settings, {names.app_id: (names.transactions,),
