@@ -178,15 +178,11 @@ class Reader:
         self.pos = 0
 
     def varint(self) -> int:
-        data, pos, shift, value = self.data, self.pos, 0, 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                self.pos = pos
-                return value
-            shift += 7
+        value = self.data[self.pos]
+        self.pos += 1
+        if value >= 0x80:
+            value, self.pos = _continued(self.data, self.pos, value)
+        return value
 
     def text(self) -> str | None:
         n = self.varint()
@@ -223,19 +219,12 @@ Walked = tuple[int, int, int, int, int, int, int, int, int, int]
 def _walk(data: bytes, n: int, pos: int, day: int) -> Iterator[Walked]:
     """Each of the ``n`` buckets encoded from ``pos`` on: (day, purchases, amount, refunds, interactions,
     complaints, referrals, sat_sum, sat_count, where its event-id hashes start), in one pass over the bytes with
-    the varints read inline (``loads`` and ``sums`` are hot); IndexError past the end."""
+    the first byte of each varint read inline (``loads`` and ``sums`` are hot); IndexError past the end."""
     for _ in range(n):
         z = data[pos]
         pos += 1
-        if z >= 0x80:
-            z, shift = z & 0x7F, 7
-            while True:
-                b = data[pos]
-                pos += 1
-                z |= (b & 0x7F) << shift
-                if b < 0x80:
-                    break
-                shift += 7
+        if z >= 0x80:  # the first byte inline (most deltas are one byte), the rest in _continued
+            z, pos = _continued(data, pos, z)
         day += z >> 1 if not z & 1 else -((z + 1) >> 1)
         mask = data[pos]
         pos += 1
@@ -246,20 +235,26 @@ def _walk(data: bytes, n: int, pos: int, day: int) -> Iterator[Walked]:
                 v = data[pos]
                 pos += 1
                 if v >= 0x80:
-                    v, shift = v & 0x7F, 7
-                    while True:
-                        b = data[pos]
-                        pos += 1
-                        v |= (b & 0x7F) << shift
-                        if b < 0x80:
-                            break
-                        shift += 7
+                    v, pos = _continued(data, pos, v)
                 values[k] = (v >> 1 if not v & 1 else -((v + 1) >> 1)) if k == 1 else v
             mask >>= 1
             k += 1
         p, a, r, i, c, ref, ss, sc = values
         yield day, p, a, r, i, c, ref, ss, sc, pos
         pos += 8 * (p + r + i)
+
+
+def _continued(data: bytes, pos: int, first: int) -> tuple[int, int]:
+    """A varint whose first byte ``first`` (>= 0x80) was read, its next at ``pos``: (its value, the position after
+    it)."""
+    value, shift = first & 0x7F, 7
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
 
 
 def sums(data: bytes, as_of: int, long_start: int, short_start: int) -> Sums:
