@@ -9,7 +9,9 @@ from pydantic import AwareDatetime, Field, TypeAdapter
 
 from schemas.base import OutboundModel
 
-Cause = Literal["event", "time", "rules", "override", "population", "erasure"]
+# recovery: a worker restarted from a saved state older than the changes published before it stopped, and the
+# replay took another path; the change brings the topic back to the saved state.
+Cause = Literal["event", "time", "rules", "override", "population", "erasure", "recovery"]
 MetricValue = int | Decimal | str | None
 
 
@@ -35,7 +37,7 @@ class SegmentChange(OutboundModel):
     amount_12m: Decimal | None = Field(None, description="The customer's amount_12m then (movement reports sum it).")
 
 
-TagCause = Literal["event", "time", "rules", "manual", "population", "erasure"]
+TagCause = Literal["event", "time", "rules", "manual", "population", "erasure", "recovery"]
 
 
 class TagChange(OutboundModel):

@@ -65,18 +65,18 @@ from streams.text import clip
 from streams.worker import population
 from streams.worker.collector import Collector
 from streams.worker.edge import BAD_INPUT, ERASE, FACT, OVERRIDE, PROFILE, RULES, SKIP, TAG, TICK, Edge
-from streams.worker.erasure import Erasing
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
 from streams.worker.metrics import WorkerMetrics, observe_batch
 from streams.worker.partition import Partition, erased_key
-from streams.worker.persist import send_batches
+from streams.worker.persist import Delivery, send_batches
 from streams.worker.ranking import Ranking
+from streams.worker.recovery import Recovering
 
 log = logging.getLogger("segmenter.worker")
 RUN_STEP = 512  # records run between two turns of the event loop (a few ms)
 
 
-class Engine(Flushing, Ranking, Erasing):  # Ranking and Erasing are Records (streams.worker.records)
+class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Records (worker.records)
     def __init__(self, app: faust.App, settings: Settings, names: Names, tables: Mapping[str, Any]) -> None:
         self.app, self.settings, self.names = app, settings, names
         self.policy = settings.policy()
@@ -94,7 +94,7 @@ class Engine(Flushing, Ranking, Erasing):  # Ranking and Erasing are Records (st
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._flushing: asyncio.Task[None] | None = None
-        self._deliveries: list[asyncio.Future[Any]] = []
+        self._deliveries: list[Delivery] = []
         self._dead: list[tuple[bytes | None, bytes]] = []
         self._last_flush = time.monotonic()
         self._dirty_count = 0
@@ -344,6 +344,7 @@ class Engine(Flushing, Ranking, Erasing):  # Ranking and Erasing are Records (st
         log.warning("partition %d opened (epoch %d): %d customers, %d due", number, part.epoch, count,
                     len(part.heap))
         self.parts[number] = part
+        await self._reconcile(part)  # changes published past the saved state by a worker that stopped
         return part
 
     # -- output ----------------------------------------------------------------------------------
@@ -352,9 +353,9 @@ class Engine(Flushing, Ranking, Erasing):  # Ranking and Erasing are Records (st
         for part in self.parts.values():
             if part.changes:
                 sent = await send_batches(producer, self.names.segment_changes, part.number, part.changes)
-                self._deliveries.extend(f for f, _ in sent)
+                self._deliveries.extend(Delivery(part.number, f, n) for f, n in sent)
                 part.changes = []
         if self._dead:
             sent = await send_batches(producer, self.names.dead_letters, 0, self._dead)
-            self._deliveries.extend(f for f, _ in sent)
+            self._deliveries.extend(Delivery(None, f, n) for f, n in sent)
             self._dead = []

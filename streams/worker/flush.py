@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from segmenter import step
@@ -25,7 +26,7 @@ from streams.stored import pack, unpack
 from streams.worker.collector import Collector
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.partition import Partition
-from streams.worker.persist import Snapshot, persist
+from streams.worker.persist import Delivery, Snapshot, persist
 
 log = logging.getLogger("segmenter.worker")
 SLOW_FLUSH_S = 2.0  # a flush that took longer is logged with where its time went
@@ -59,7 +60,7 @@ class Flushing:
     collector: Collector
     _failpoints: Failpoints
     _flushing: asyncio.Task[None] | None
-    _deliveries: list[asyncio.Future[Any]]
+    _deliveries: list[Delivery]
     _dirty_count: int
     _last_flush: float
     _quarantined: set[str] | None
@@ -104,9 +105,11 @@ class Flushing:
         changed: list[tuple[int, int, int | None, str, step.CustomerRecord, list[tuple[str, bytes]]]] = []
         erased: list[str] = []
         tombstones: dict[int, list[tuple[bytes, bytes | None]]] = {}
-        meta: dict[int, bytes] = {}
+        meta: dict[int, dict[str, Any]] = {}
         clocks: dict[int, tuple[str, int]] = {}
         offsets: dict[Any, int] = {}
+        deliveries, self._deliveries = self._deliveries, []
+        published = {d.partition for d in deliveries}  # their meta records how far the saved state's changes go
         for part in self.parts.values():
             number, epoch, day, records = part.number, part.epoch, part.day, part.records
             history = part.history
@@ -118,15 +121,14 @@ class Flushing:
                 tombstones.setdefault(number, []).extend((c.encode(), None) for c in gone)
                 part.deleted = set()
             part.dirty = set()
-            if part.meta_dirty:
-                meta[part.number] = part.meta_value()
+            if part.meta_dirty or part.number in published:
+                meta[part.number] = part.meta_doc()
                 part.meta_dirty = False
             if part.clock_dirty and part.stream_time is not None and day is not None:
                 clocks[part.number] = (part.stream_time.isoformat(), day)
                 part.clock_dirty = False
             offsets.update(part.offsets)
             part.offsets = {}
-        deliveries, self._deliveries = self._deliveries, []
         self._dirty_count = 0
         self._last_flush = time.monotonic()
         return Snapshot(changed, meta, clocks, offsets, deliveries, customers=tombstones, erased=erased)
@@ -149,8 +151,8 @@ class Flushing:
             await asyncio.sleep(0)
         marks.append(time.monotonic())
         self._stage = ("segment changes acknowledged", marks[-1])
-        if snap.deliveries:
-            await asyncio.gather(*snap.deliveries)  # 2. changes and dead letters are out
+        if snap.deliveries:  # 2. changes and dead letters are out
+            self._changes_out(snap, await asyncio.gather(*(d.future for d in snap.deliveries)))
         marks.append(time.monotonic())
         self._stage = ("redis", marks[-1])
         await self._project(snap)  # 3. Redis
@@ -159,7 +161,7 @@ class Flushing:
         if self._failpoints:
             self._failpoints.hit("before-persist")
         await persist(await self._producer_started(), self.customers, snap.customers)  # 4. + 5.
-        await self._persist_meta(snap.meta)
+        await self._persist_meta({number: orjson.dumps(doc) for number, doc in snap.meta.items()})
         marks.append(time.monotonic())
         self._stage = ("commit", marks[-1])
         if self._failpoints:
@@ -182,6 +184,23 @@ class Flushing:
             "%.2f, commit %.2f)", len(snap.projected), len(snap.offsets), took,
             *(b - a for a, b in itertools.pairwise(marks)))
         self._evict()
+
+    def _changes_out(self, snap: Snapshot, results: Sequence[Any]) -> None:
+        """The snapshot's changes are acknowledged: its partitions' meta (saved with this flush) records where the
+        segment-change topic stands, so that a restart knows what was published past the saved state
+        (``streams.worker.recovery``)."""
+        ends: dict[int, int] = {}
+        for delivery, result in zip(snap.deliveries, results, strict=True):
+            if delivery.partition is not None:
+                ends[delivery.partition] = max(ends.get(delivery.partition, 0), result.offset + delivery.count)
+        for number, end in ends.items():
+            doc = snap.meta.get(number)
+            if doc is None:
+                continue  # not held at the snapshot (cannot happen: a revocation flushes first)
+            doc["changes_end"] = end
+            part = self.parts.get(number)
+            if part is not None and part.epoch == doc["epoch"]:
+                part.changes_end = end
 
     async def _project(self, snap: Snapshot) -> None:
         """Redis; rows it refuses for good are quarantined (the rest written), earlier ones released. A

@@ -43,6 +43,9 @@ class Partition:
     index: PartitionIndex | None = None  # population members by ranked value, when the rules read ranks
     erased: dict[str, int] = field(default_factory=dict)  # hash of an erased customer's id -> erasure time (epoch s)
     deleted: set[str] = field(default_factory=set)  # customers erased since the last snapshot
+    # The segment-change topic's offset (this partition's) below which every change belongs to the saved state;
+    # those from it on were published by a worker that stopped before saving (None: a meta from before it was kept).
+    changes_end: int | None = 0
 
     @classmethod
     def from_meta(cls, number: int, stored: bytes | None, policy: Policy) -> Partition:
@@ -57,14 +60,20 @@ class Partition:
             if doc.get("ruleset"):
                 part.ruleset = load_ruleset(doc["ruleset"], "stored ruleset", policy.money_scale)
             part.erased = dict(doc.get("erased") or {})
+            part.changes_end = doc.get("changes_end")
         return part
 
-    def meta_value(self) -> bytes:
-        """This partition's ``partitions`` table entry."""
-        return orjson.dumps({
+    def meta_doc(self) -> dict[str, Any]:
+        """This partition's ``partitions`` table entry, as a document."""
+        return {
             "partition": self.number,
             "epoch": self.epoch,
             "stream_time": self.stream_time.isoformat() if self.stream_time else None,
             "ruleset": self.ruleset.source if self.ruleset else None,
-            **({"erased": self.erased} if self.erased else {}),
-        })
+            **({"erased": dict(self.erased)} if self.erased else {}),
+            "changes_end": self.changes_end,
+        }
+
+    def meta_value(self) -> bytes:
+        """This partition's ``partitions`` table entry."""
+        return orjson.dumps(self.meta_doc())

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 
@@ -16,6 +16,15 @@ from streams.readmodel.writer import ProjectedCustomer
 log = logging.getLogger("segmenter.worker")
 
 
+class Delivery(NamedTuple):
+    """A producer batch handed over: ``partition`` of the segment-change topic (None: another topic's), its
+    delivery future (the batch's base offset), and how many records it holds."""
+
+    partition: int | None
+    future: asyncio.Future[Any]
+    count: int
+
+
 @dataclass
 class Snapshot:
     """What a flush writes. Taken at once; the changed customers' records (immutable values) are
@@ -23,10 +32,10 @@ class Snapshot:
 
     changed: list[tuple[int, int, int | None, str, Any, Any]]  # partition, its epoch, its day, customer, record,
     # its changes since the last snapshot (change id, story entry)
-    meta: dict[int, bytes]
+    meta: dict[int, dict[str, Any]]  # partition -> its meta document; changes_end is set once the changes are out
     clocks: dict[int, tuple[str, int]]
     offsets: dict[Any, int]
-    deliveries: list[asyncio.Future[Any]]
+    deliveries: list[Delivery]
     customers: dict[int, list[tuple[bytes, bytes | None]]] = field(default_factory=dict)  # None: a tombstone
     erased: list[str] = field(default_factory=list)  # customers to take out of Redis before this flush's rows
     projected: list[ProjectedCustomer] = field(default_factory=list)
