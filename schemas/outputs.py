@@ -128,9 +128,10 @@ class ActionSuppressed(OutboundModel):
     customer_id: str
     action: str
     segment: str
-    reason: Literal["cooldown", "replay", "dwell"] = Field(
+    reason: Literal["cooldown", "replay", "dwell", "recovery"] = Field(
         description="cooldown: acted on recently; replay: history older than the horizon, or actions "
-        "switched off; dwell: left the segment before min_dwell.")
+        "switched off; dwell: left the segment before min_dwell; recovery: a change of cause recovery (the "
+        "segment-change topic set back to a worker's saved state after it stopped), not a move of the customer's.")
     stream_time: AwareDatetime
     at: AwareDatetime
 

@@ -29,7 +29,7 @@ SEEN_KEPT = 16  # change ids remembered per customer: re-emitted copies of a cha
 _DURATION = re.compile(r"^(\d+)(d|h|s)$")
 _UNIT_S = {"d": 86_400, "h": 3_600, "s": 1}
 
-Reason = Literal["cooldown", "replay", "dwell"]
+Reason = Literal["cooldown", "replay", "dwell", "recovery"]
 
 
 def duration_s(text: str) -> int:
@@ -149,6 +149,7 @@ class ChangeView:
     ruleset_id: str
     ruleset_version: int
     profile: Mapping[str, str | None] = field(default_factory=dict)
+    cause: str = "event"  # recovery: the state put back after a worker's stop, which grants nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +273,8 @@ def decide(ledger: Ledger, change: ChangeView, actions: Sequence[ActionSpec], wa
             continue
         if replay_before_s is not None and change.stream_s < replay_before_s:
             out.suppressed.append(Suppressed(action, change, "replay"))
+        elif change.cause == "recovery":  # not the customer's move: the topic set back to the saved state
+            out.suppressed.append(Suppressed(action, change, "recovery"))
         elif action.min_dwell_s:
             out.pending.append(Pending(change.stream_s + action.min_dwell_s, action.id, change))
         else:

@@ -75,13 +75,14 @@ log = logging.getLogger("segmenter.actions")
 
 def _view_of(doc: dict[str, Any]) -> ChangeView:
     return ChangeView(doc["change_id"], doc["customer_id"], doc["dimension"], doc["before"], doc["after"],
-                      doc["stream_s"], doc["ruleset_id"], doc["ruleset_version"], doc.get("profile", {}))
+                      doc["stream_s"], doc["ruleset_id"], doc["ruleset_version"], doc.get("profile", {}),
+                      doc.get("cause", "event"))
 
 
 def _view_doc(view: ChangeView) -> dict[str, Any]:
     return {"change_id": view.change_id, "customer_id": view.customer_id, "dimension": view.dimension,
             "before": view.before, "after": view.after, "stream_s": view.stream_s, "ruleset_id": view.ruleset_id,
-            "ruleset_version": view.ruleset_version, "profile": dict(view.profile)}
+            "ruleset_version": view.ruleset_version, "profile": dict(view.profile), "cause": view.cause}
 
 
 @dataclass
@@ -205,7 +206,7 @@ class Actor:
             return
         view = ChangeView(change.change_id, change.customer_id, change.dimension, change.from_segment,
                           change.to_segment, change.stream_time.timestamp(), change.ruleset_id,
-                          change.ruleset_version, change.profile)
+                          change.ruleset_version, change.profile, change.cause)
         part.clock = max(part.clock, view.stream_s)
         actions = (await self._ruleset(view)).actions
         waiting = [p for p in part.pending if p.change.customer_id == view.customer_id]

@@ -31,7 +31,7 @@ end
 return 0
 """
 
-OUTCOMES = ("issued", "cooldown", "replay", "dwell")
+OUTCOMES = ("issued", "cooldown", "replay", "dwell", "recovery")
 
 
 class ActionStore:

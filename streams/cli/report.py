@@ -99,10 +99,10 @@ def _table(model: ReadModel, rows: list[ParetoRow], moved: Movement | None) -> N
                   f"since {why.get('at')})")
     actions = model.action_counts()
     if actions:
-        print(f"\n{'segment':<30} {'action':<20} {'issued':>8} {'cooldown':>9} {'replay':>8} {'dwell':>7}")
+        columns = (("issued", 8), ("cooldown", 9), ("replay", 8), ("dwell", 7), ("recovery", 9))
+        print(f"\n{'segment':<30} {'action':<20} " + " ".join(f"{o:>{w}}" for o, w in columns))
         for (segment, action), counts in sorted(actions.items()):
-            print(f"{segment:<30} {action:<20} " + " ".join(
-                f"{counts.get(o, 0):>{w},}" for o, w in (("issued", 8), ("cooldown", 9), ("replay", 8), ("dwell", 7))))
+            print(f"{segment:<30} {action:<20} " + " ".join(f"{counts.get(o, 0):>{w},}" for o, w in columns))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -190,6 +190,8 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
             if failpoints:
                 failpoints.hit("mid-batch")
         part.offsets[tp] = records[-1].offset + 1
+        if part.replaying is not None:
+            self._replayed(part, tp, records[-1].offset + 1)
         if self.metrics is not None:
             self.metrics.events[tp.topic] += len(records)
             if len(part.changes) > changed_before:

@@ -38,6 +38,8 @@ class Erasing(Records):
         self.encoder.forget(customer)  # the encoder's memo of its older days
         part.dues.pop(customer, None)  # its heap entry, if any, is skipped when popped
         part.history.pop(customer, None)
+        if part.replaying is not None:  # the erasure is the topic's last word on the customer
+            part.replaying.published.pop(customer, None)
         if customer in part.dirty:
             part.dirty.discard(customer)
             self._dirty_count -= 1

@@ -110,6 +110,7 @@ class Flushing:
         offsets: dict[Any, int] = {}
         deliveries, self._deliveries = self._deliveries, []
         published = {d.partition for d in deliveries}  # their meta records how far the saved state's changes go
+        replaying = {p.number for p in self.parts.values() if p.replaying is not None}
         for part in self.parts.values():
             number, epoch, day, records = part.number, part.epoch, part.day, part.records
             history = part.history
@@ -131,7 +132,8 @@ class Flushing:
             part.offsets = {}
         self._dirty_count = 0
         self._last_flush = time.monotonic()
-        return Snapshot(changed, meta, clocks, offsets, deliveries, customers=tombstones, erased=erased)
+        return Snapshot(changed, meta, clocks, offsets, deliveries, customers=tombstones, erased=erased,
+                        replaying=replaying)
 
     def _encode(self, snap: Snapshot, start: int, stop: int) -> None:
         """The snapshot's changed customers ``start:stop``, encoded for the changelog, store and Redis."""
@@ -191,7 +193,8 @@ class Flushing:
         (``streams.worker.recovery``)."""
         ends: dict[int, int] = {}
         for delivery, result in zip(snap.deliveries, results, strict=True):
-            if delivery.partition is not None:
+            # a partition still replaying keeps its record where it was: a stop now must find those changes again
+            if delivery.partition is not None and delivery.partition not in snap.replaying:
                 ends[delivery.partition] = max(ends.get(delivery.partition, 0), result.offset + delivery.count)
         for number, end in ends.items():
             doc = snap.meta.get(number)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,44 @@ from streams.worker.population import PartitionIndex
 def erased_key(customer: str) -> str:
     """How an erased customer is remembered: a keyed hash of its id, not the id."""
     return hashlib.blake2b(customer.encode(), digest_size=16, person=b"segmenter-erase").hexdigest()
+
+
+@dataclass
+class Published:
+    """The last word the topic holds on one customer: segment per dimension, and tags added (True) or removed."""
+
+    segments: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class Replaying:
+    """A partition opened past changes it had not saved, until its replay has reached every input's end as it stood
+    at the opening (all that the stopped worker can have processed): what the topic last said of each customer there,
+    less what the replay has said since."""
+
+    published: dict[str, Published]
+    targets: dict[Any, int]  # input topic-partition -> its end at the opening, while not reached
+    values: int  # changes read past the saved state
+    unreadable: int
+    began: float = field(default_factory=time.monotonic)
+
+    def superseded(self, customer: str, changes: Sequence[step.AnyChange]) -> None:
+        """The replay published ``changes`` of ``customer``: the topic's last word on those is the state's."""
+        said = self.published.get(customer)
+        if said is not None:
+            for change in changes:
+                if isinstance(change, step.TagChange):
+                    said.tags.pop(change.tag, None)
+                else:
+                    said.segments.pop(change.dimension, None)
+
+    def reached(self, tp: Any, position: int) -> bool:
+        """The replay is at ``position`` of ``tp``; True once every input's end at the opening is reached."""
+        target = self.targets.get(tp)
+        if target is not None and position >= target:
+            del self.targets[tp]
+        return not self.targets
 
 
 @dataclass
@@ -46,6 +85,7 @@ class Partition:
     # The segment-change topic's offset (this partition's) below which every change belongs to the saved state;
     # those from it on were published by a worker that stopped before saving (None: a meta from before it was kept).
     changes_end: int | None = 0
+    replaying: Replaying | None = None  # opened past changes it had not saved, until its replay has caught up
 
     @classmethod
     def from_meta(cls, number: int, stored: bytes | None, policy: Policy) -> Partition:

@@ -39,6 +39,7 @@ class Snapshot:
     customers: dict[int, list[tuple[bytes, bytes | None]]] = field(default_factory=dict)  # None: a tombstone
     erased: list[str] = field(default_factory=list)  # customers to take out of Redis before this flush's rows
     projected: list[ProjectedCustomer] = field(default_factory=list)
+    replaying: set[int] = field(default_factory=set)  # partitions whose published changes are not all checked yet
 
 
 async def send_batches(producer: AIOKafkaProducer, topic: str, partition: int,

@@ -70,6 +70,8 @@ class Records:
                 part.heap = [(d, c) for c, d in part.dues.items()]
                 heapq.heapify(part.heap)
         if changes:
+            if part.replaying is not None:  # the topic's last word on these is now the state's
+                part.replaying.superseded(customer, changes)
             ruleset = part.ruleset
             assert ruleset is not None
             stream_time = (part.stream_time or datetime.now(UTC)).isoformat()

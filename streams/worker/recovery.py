@@ -10,9 +10,13 @@ published before, and the topic's last word on a customer could differ from its 
 
 Every flush records, in the partition's meta (``changes_end``), the offset of this partition of the segment-change
 topic below which every change belongs to the saved state. Opening the partition reads what was published from
-there on and, for each customer whose last published segment or tag differs from its saved record, publishes the
-change back to it (cause ``recovery``). The replay's own changes follow; so, whatever path it takes, the topic's
-last word on every customer is its state, as it is without a stop.
+there on, and the replay goes on: where it takes the same path, it publishes the same changes again (same ids), and
+each change it publishes is the topic's new last word on that customer's dimension or tag. Once the replay has
+reached every input's end as it stood at the opening (all that the stopped worker can have processed), what is left
+of the stopped worker's words that differs from the state is put back to the state with one change each (cause
+``recovery``; the action worker grants nothing for them). Until then the flushes keep ``changes_end`` where it was,
+so that a stop meanwhile finds those changes again. Whatever path the replay takes, the topic's last word on every
+customer is then its state, as it is without a stop.
 """
 
 from __future__ import annotations
@@ -20,27 +24,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
 
 from segmenter import step
 from segmenter.ranking import Ranks
+from streams.kafka.lag import lag_of
 from streams.kafka.reading import read_from
 from streams.names import Names
 from streams.worker.erasure import Erasing
-from streams.worker.partition import Partition
+from streams.worker.partition import Partition, Published, Replaying
 
 log = logging.getLogger("segmenter.worker")
-
-
-@dataclass
-class Published:
-    """The last word the topic holds on one customer: segment per dimension, and tags added (True) or removed."""
-
-    segments: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, bool] = field(default_factory=dict)
 
 
 def published_of(values: Iterable[bytes]) -> tuple[dict[str, Published], int]:
@@ -76,27 +73,50 @@ class Recovering(Erasing):
         tp = TopicPartition(self.names.segment_changes, number)
         return [value for _, _, _, value in await read_from(self.settings, {tp: start})]
 
+    async def _replay_targets(self, number: int) -> dict[Any, int]:
+        """Partition ``number`` of each input with records past the group's commit: its end now."""
+        lags = await lag_of(self.settings, {self.names.app_id: self.names.inputs})
+        return {lag.tp: lag.end for lag in lags if lag.tp.partition == number and lag.end > lag.committed}
+
     async def _reconcile(self, part: Partition) -> None:
-        """Publish the changes that take the topic's last word on each customer back to its saved record."""
+        """On opening: read what was published past the saved state; put it right at once when there is nothing to
+        replay, else once the replay has reached the inputs' ends (``_replayed``)."""
         start = part.changes_end
         if start is None:
             log.info("partition %d: its saved meta predates the record of published changes; the changes published "
                      "after it (if any) are not checked", part.number)
             return
-        began = time.monotonic()
         values = await self._published_since(part.number, start)
         if not values:
             return
         published, unreadable = published_of(values)
+        part.replaying = Replaying(published, await self._replay_targets(part.number), len(values), unreadable)
+        log.warning("partition %d: %d changes were published past its saved state, by a worker that stopped before "
+                    "saving them; they are checked against the state once the replay reaches the end of %d input "
+                    "partitions", part.number, len(values), len(part.replaying.targets))
+        if not part.replaying.targets:
+            self._put_right(part)
+
+    def _replayed(self, part: Partition, tp: Any, position: int) -> None:
+        """Called after each run of records while the partition is replaying."""
+        if part.replaying is not None and part.replaying.reached(tp, position):
+            self._put_right(part)
+
+    def _put_right(self, part: Partition) -> None:
+        """Publish the changes that take the topic's last word on each customer back to its record: where the
+        replay went along another path than the stopped worker's (a replay along the same path has published the
+        same changes again, with the same ids, and nothing is left to put right)."""
+        replaying, part.replaying = part.replaying, None
+        if replaying is None:
+            return
         corrected = changes = 0
         ruleset, day = part.ruleset, part.day
         if ruleset is not None and day is not None:
             key = f"p{part.number}e{part.epoch}"
-            for customer in sorted(published):
-                if not self._known(part, customer):
-                    continue  # not in the saved state: the replay classifies it from the start
+            for customer, said in sorted(replaying.published.items()):
+                if not (said.segments or said.tags) or not self._known(part, customer):
+                    continue  # nothing left, or not a customer of the state (erased since)
                 record = self._get(part, customer)
-                said = published[customer]
                 found = step.on_recovery(record, said.segments, said.tags, key=key, now_day=day, ruleset=ruleset,
                                          policy=self.policy, population=self.population)
                 if found:
@@ -104,7 +124,7 @@ class Recovering(Erasing):
                     corrected += 1
                     changes += len(found)
         self.stats["recovery_changes"] += changes
-        log.warning("partition %d: %d changes were published past its saved state (by a worker that stopped before "
-                    "saving them; %d unreadable); %d customers set back to their saved segments with %d changes "
-                    "(cause recovery) in %.2fs", part.number, len(values), unreadable, corrected, changes,
-                    time.monotonic() - began)
+        log.warning("partition %d: the replay reached where the stopped worker was; of the %d changes it had published "
+                    "past the saved state (%d unreadable), %d customers differed from the state and were set back with "
+                    "%d changes (cause recovery), %.1fs after the opening", part.number, replaying.values,
+                    replaying.unreadable, corrected, changes, time.monotonic() - replaying.began)

@@ -111,7 +111,8 @@ def test_a_change_published_past_the_saved_state_is_put_back_to_the_state_on_res
     # a partition is opened, and put right, at its first record after the restart: a tick before the stream time
     assert system.run("tick", "--to", "2026-01-01T00:00:00+00:00") == 0
     log = system.data_dir / "worker.log"
-    wait_for_log(log, f"partition {number}: 1 changes were published past its saved state", "1 customers set back")
+    wait_for_log(log, f"partition {number}: 1 changes were published past its saved state",
+                 "1 customers differed from the state")
     assert system.run("wait", "--timeout", "120") == 0
     records = consume_all(settings, names.segment_changes)
     final = [orjson.loads(v) for _, v in records if orjson.loads(v)["customer_id"] == customer]

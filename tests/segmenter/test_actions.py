@@ -1,5 +1,6 @@
 """Actions decided by the core: cooldown and dwell at their boundaries, replay, ids, routing, validation."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,20 @@ def test_replay_horizon_and_switched_off_actions_suppress():
     assert fresh.grants
     off = decide(Ledger(), change(1, None, "churn_risk", 10**12), RULES.actions, (), replay_before_s=float("inf"))
     assert [s.reason for s in off.suppressed] == ["replay"]
+
+
+def test_a_change_that_sets_the_topic_back_to_the_saved_state_grants_nothing():
+    back = replace(change(1, "low_value", "churn_risk", 100), cause="recovery")
+    out = decide(Ledger(), back, RULES.actions, (), replay_before_s=None)
+    assert [s.reason for s in out.suppressed] == ["recovery"]
+    assert not out.grants
+    # it still ends a dwell that waited on the segment it leaves
+    ledger = Ledger()
+    waiting = decide(ledger, change(2, "mid_value", "high_value", 0), DWELL.actions, (), replay_before_s=None).pending
+    left = replace(change(3, "high_value", "mid_value", DAY), cause="recovery")
+    out = decide(ledger, left, DWELL.actions, waiting, replay_before_s=None)
+    assert out.cancelled == waiting
+    assert [s.reason for s in out.suppressed] == ["dwell"]
 
 
 DWELL = load_ruleset(RETAIL.replace("    cooldown: 90d\n", "    cooldown: 90d\n    min_dwell: 2d\n"))

@@ -16,9 +16,9 @@ from segmenter.state import Policy
 from streams.stored import pack
 from streams.worker.partition import Partition
 from streams.worker.persist import Delivery, Snapshot
-from streams.worker.recovery import published_of
+from streams.worker.recovery import Replaying, published_of
 from tests.segmenter.helpers import day, purchase
-from tests.streams.test_engine_hold import RULES, _engine
+from tests.streams.test_engine_hold import RULES, TP, _engine
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
 
@@ -46,19 +46,24 @@ def _saved(engine, customer: str, record: step.CustomerRecord, *, epoch: int, ch
     engine.meta.partitions.setdefault(0, {})[b"p0"] = meta.meta_value()
 
 
-def _opened(engine, published: list[bytes]) -> tuple[Partition, list[int]]:
-    """Partition 0 opened from the stores, the topic holding ``published`` past its saved state."""
+def _opened(engine, published: list[bytes], behind: dict | None = None) -> tuple[Partition, list[int]]:
+    """Partition 0 opened from the stores, the topic holding ``published`` past its saved state and the inputs
+    ``behind`` (topic-partition -> end) past the group's commit."""
     asked: list[int] = []
 
     async def published_since(number: int, start: int) -> list[bytes]:
         asked.append(start)
         return published
 
+    async def replay_targets(number: int) -> dict:
+        return dict(behind or {})
+
     async def persist_meta(values) -> None:
         for number, value in values.items():
             engine.meta.partitions.setdefault(number, {})[f"p{number}".encode()] = value
 
     engine._published_since = published_since
+    engine._replay_targets = replay_targets
     engine._persist_meta = persist_meta
     engine.parts.clear()
     return asyncio.run(engine._open(0)), asked
@@ -70,7 +75,7 @@ def _low_value() -> step.CustomerRecord:
     return record
 
 
-def test_opening_a_partition_publishes_the_saved_segment_where_the_topic_says_another():
+def test_with_nothing_to_replay_the_saved_segment_is_published_where_the_topic_says_another():
     engine, _, _ = _engine()
     record = _low_value()
     _saved(engine, "C1", record, epoch=2, changes_end=40)
@@ -79,11 +84,40 @@ def test_opening_a_partition_publishes_the_saved_segment_where_the_topic_says_an
                                    _change("C9", "high_value")])  # C9: not in the saved state
     assert asked == [40]  # read from where the saved state's changes end
     assert part.epoch == 3
+    assert part.replaying is None
     (doc,) = [orjson.loads(value) for _, value in part.changes]
     assert (doc["customer_id"], doc["from"], doc["to"], doc["cause"]) == ("C1", "churn_risk", "low_value", "recovery")
     assert doc["condition"] == "1 <= purchases_12m <= 4 and amount_12m < 5000"
     assert part.dirty == {"C1"}  # saved again at the next flush, which records the topic's new end
     assert engine.stats["recovery_changes"] == 1
+
+
+def _purchase(names, customer: str, offset: int, when: str = "2026-06-20T10:00:00+00:00") -> SimpleNamespace:
+    doc = {"event_id": f"{customer}-{offset}", "customer_id": customer, "occurred_at": when, "amount": "100.00",
+           "order_id": f"o{offset}"}
+    return SimpleNamespace(topic=names.transactions, partition=0, key=customer.encode(), value=orjson.dumps(doc),
+                           offset=offset, timestamp=0)
+
+
+def test_with_records_to_replay_only_what_the_replay_left_different_is_put_right_once_it_caught_up():
+    engine, names, _ = _engine()
+    _saved(engine, "C1", _low_value(), epoch=2, changes_end=40)
+    _saved(engine, "C2", _low_value(), epoch=2, changes_end=40)
+    tx = TP(names.transactions, 0)
+    part, _ = _opened(engine, [_change("C1", "churn_risk"), _change("C2", "low_value"), _change("C3", "high_value")],
+                      behind={tx: 3})  # the stopped worker can have processed transactions up to offset 3
+    assert part.replaying is not None
+    assert part.changes == []  # not yet: the replay may publish the same changes again
+    engine.edge.new_batch()
+    engine._run(part, tx, [_purchase(names, "C3", 0), _purchase(names, "C3", 1)])
+    (first,) = [orjson.loads(value) for _, value in part.changes]
+    assert (first["customer_id"], first["from"], first["to"]) == ("C3", None, "low_value")  # the replay's own word
+    part.changes = []
+    engine._run(part, tx, [_purchase(names, "C9", 2)])  # offset 2: position 3, the end at the opening
+    assert part.replaying is None
+    docs = [orjson.loads(value) for _, value in part.changes]
+    assert [(d["customer_id"], d["from"], d["to"], d["cause"]) for d in docs] == [
+        ("C9", None, "low_value", "event"), ("C1", "churn_risk", "low_value", "recovery")]  # C2 said it; C3 superseded
 
 
 def test_a_meta_saved_before_the_topic_position_was_kept_reads_nothing():
@@ -95,7 +129,7 @@ def test_a_meta_saved_before_the_topic_position_was_kept_reads_nothing():
 
 
 def test_a_flush_records_where_the_topic_stands_once_its_changes_are_acknowledged():
-    engine, _, _ = _engine(RULES)
+    engine, names, _ = _engine(RULES)
     part = engine.parts[0]
     part.epoch, part.changes_end = 5, 17
     loop = asyncio.new_event_loop()
@@ -111,6 +145,15 @@ def test_a_flush_records_where_the_topic_stands_once_its_changes_are_acknowledge
     assert isinstance(snap, Snapshot)
     assert snap.meta[0]["changes_end"] == 17  # until they are acknowledged, the saved state's changes end there
     engine._changes_out(snap, [d.future.result() for d in snap.deliveries])
-    loop.close()
     assert snap.meta[0]["changes_end"] == 22
     assert part.changes_end == 22
+    # while the partition replays past changes it had not saved, its record stays where it was: a stop meanwhile
+    # must find those changes again
+    part.replaying = Replaying({}, {TP(names.transactions, 0): 9}, values=1, unreadable=0)
+    future = loop.create_future()
+    future.set_result(SimpleNamespace(offset=22))
+    engine._deliveries = [Delivery(0, future, 4)]
+    snap = engine._snapshot()
+    engine._changes_out(snap, [future.result()])
+    loop.close()
+    assert (snap.meta[0]["changes_end"], part.changes_end) == (22, 22)
