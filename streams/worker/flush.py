@@ -195,7 +195,7 @@ class Flushing:
         for delivery, result in zip(snap.deliveries, results, strict=True):
             # a partition still replaying keeps its record where it was: a stop now must find those changes again
             if delivery.partition is not None and delivery.partition not in snap.replaying:
-                ends[delivery.partition] = max(ends.get(delivery.partition, 0), result.offset + delivery.count)
+                ends[delivery.partition] = max(ends.get(delivery.partition, 0), result.offset + delivery.records)
         for number, end in ends.items():
             doc = snap.meta.get(number)
             if doc is None:

@@ -22,7 +22,7 @@ class Delivery(NamedTuple):
 
     partition: int | None
     future: asyncio.Future[Any]
-    count: int
+    records: int
 
 
 @dataclass
