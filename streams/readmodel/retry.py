@@ -15,11 +15,23 @@ T = TypeVar("T")
 # Refusals that go away by themselves: retried like a connection error. Any other ResponseError is about the
 # rows written (a sum past 64 bits, a key holding a foreign value): retrying cannot cure it.
 TRANSIENT = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
+# The same refusals as redis-py raises them: it turns these codes into classes and leaves the code out of the text.
+TRANSIENT_CLASSES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.OutOfMemoryError,
+                     redis.exceptions.ReadOnlyError, redis.exceptions.MasterDownError, redis.exceptions.TryAgainError,
+                     redis.exceptions.ClusterDownError)
 
 
 def transient(exc: Exception) -> bool:
-    return isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError) or (
-        isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(TRANSIENT))
+    """Also a refusal met inside a script (``Error running script (...): -OOM command not allowed ...``), and one
+    the projection's script passes on for a row (``ROW 3 OOM command not allowed ...``)."""
+    if isinstance(exc, TRANSIENT_CLASSES):
+        return True
+    if not isinstance(exc, redis.exceptions.ResponseError):
+        return False
+    text = str(exc)
+    if text.startswith("ROW "):
+        text = text.split(" ", 2)[-1]
+    return text.startswith(TRANSIENT) or any(f" -{code} " in text for code in TRANSIENT)
 
 
 async def retrying(call: Callable[[], Awaitable[T]]) -> T:

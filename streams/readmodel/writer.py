@@ -38,6 +38,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from streams.readmodel.retry import retrying
+from streams.readmodel.retry import transient as is_transient
 from streams.text import clip
 
 log = logging.getLogger("segmenter.projection")
@@ -160,6 +161,7 @@ class Written:
 
     applied: int = 0
     quarantined: list[tuple[ProjectedCustomer, str]] = field(default_factory=list)
+    unprojected: list[int] = field(default_factory=list)  # of the partitions asked about, those Redis holds none of
 
 
 class ProjectedCustomer(NamedTuple):
@@ -195,28 +197,58 @@ class Projection:
         self._erase = self.client.register_script(_ERASE)
 
     async def write_many(self, customers: Sequence[ProjectedCustomer],
-                         clocks: Mapping[int, tuple[str, int]] | None = None) -> Written:
-        """Apply a flush. A chunk Redis refuses for good is written again row by row: the rows it still
-        refuses are quarantined (left out, listed under ``P:quarantine``), the others written."""
-        written = Written()
-        for start in range(0, len(customers), CHUNK):
-            chunk = customers[start : start + CHUNK]
-            try:
-                written.applied += await self._apply(chunk)
-            except redis.exceptions.ResponseError as exc:
-                log.error("redis refused a flush chunk of %d customers (%s); writing them one by one",  # noqa: TRY400
-                          len(chunk), clip(str(exc)))
-                for customer in chunk:
-                    try:
-                        written.applied += await self._apply([customer])
-                    except redis.exceptions.ResponseError as row_exc:
-                        written.quarantined.append((customer, str(row_exc).removeprefix("ROW 1 ")))
+                         clocks: Mapping[int, tuple[str, int]] | None = None,
+                         partitions: Sequence[int] = ()) -> Written:
+        """Apply a flush, in one round trip: its chunks of rows, the partitions' clocks, and which of ``partitions``
+        Redis holds no projection of (``Written.unprojected``: never written, or Redis lost its data). A chunk Redis
+        refuses for good is written again row by row: the rows it still refuses are quarantined (left out, listed
+        under ``P:quarantine``), the others written. Sent again whole while Redis is away: a row applies only over
+        an older one, and a change already in a story is not added again."""
+        chunks = [customers[start : start + CHUNK] for start in range(0, len(customers), CHUNK)]
+        argses = [script_args(self.prefix, chunk, self.keep) for chunk in chunks]
+        clock_map = {str(p): orjson.dumps(list(v)) for p, v in clocks.items()} if clocks else {}
+        marks, results = await retrying(lambda: self._pipelined(argses, clock_map, partitions))
+        written = Written(unprojected=[p for p, mark in zip(partitions, marks, strict=True) if mark is None])
+        for chunk, result in zip(chunks, results, strict=True):
+            if not isinstance(result, redis.exceptions.ResponseError):
+                written.applied += int(result)
+                continue
+            log.error("redis refused a flush chunk of %d customers (%s); writing them one by one",
+                      len(chunk), clip(str(result)))
+            for customer in chunk:
+                try:
+                    written.applied += await self._apply([customer])
+                except redis.exceptions.ResponseError as row_exc:
+                    written.quarantined.append((customer, str(row_exc).removeprefix("ROW 1 ")))
         if written.quarantined:
             await self._quarantine(written.quarantined)
-        if clocks:
-            mapping = {str(p): orjson.dumps(list(v)) for p, v in clocks.items()}
-            await retrying(lambda: self.client.hset(f"{self.prefix}:clock", mapping=mapping))
         return written
+
+    async def _pipelined(self, argses: Sequence[list[Any]], clocks: Mapping[str, bytes],
+                         partitions: Sequence[int]) -> tuple[list[Any], list[Any]]:
+        """One pipeline: the projected marks of ``partitions``, a script call per chunk, the clocks. A chunk's
+        refusal comes back as its result; a transient one (Redis loading, out of memory) is raised, so that
+        ``retrying`` sends the whole pipeline again."""
+        for _ in range(2):
+            pipe = self.client.pipeline(transaction=False)
+            if partitions:
+                pipe.hmget(f"{self.prefix}:projected", [str(p) for p in partitions])
+            for args in argses:
+                pipe.evalsha(self._script.sha, 0, *args)
+            if clocks:
+                pipe.hset(f"{self.prefix}:clock", mapping=clocks)
+            out = await pipe.execute(raise_on_error=False)
+            marks = out[0] if partitions else []
+            results = out[1 if partitions else 0 :][: len(argses)]
+            failed = [r for r in out if isinstance(r, redis.exceptions.ResponseError)]
+            if any(isinstance(r, redis.exceptions.NoScriptError) for r in failed):
+                await self.client.script_load(_APPLY)  # Redis restarted since the script was loaded
+                continue
+            transient = next((r for r in failed if is_transient(r) or r not in results), None)
+            if transient is not None:
+                raise transient
+            return marks, results
+        raise redis.exceptions.NoScriptError("the apply script is not loaded after loading it")
 
     async def erase(self, customer_ids: Sequence[str]) -> None:
         """Everything the read model holds of these customers: their hash, memberships, sums, story list."""
@@ -237,14 +269,6 @@ class Projection:
         mapping = {c.customer_id: orjson.dumps({"error": error, "partition": c.partition, "seq": c.seq,
                                                 "at": datetime.now(UTC).isoformat()}) for c, error in rows}
         await retrying(lambda: self.client.hset(f"{self.prefix}:quarantine", mapping=mapping))
-
-    async def unprojected(self, partitions: Sequence[int]) -> list[int]:
-        """The partitions Redis holds no projection of: never written, or Redis lost its data (restarted
-        empty, flushed). ``P:projected`` has a field per partition once it is whole."""
-        if not partitions:
-            return []
-        found = await retrying(lambda: self.client.hmget(f"{self.prefix}:projected", [str(p) for p in partitions]))
-        return [p for p, mark in zip(partitions, found, strict=True) if mark is None]
 
     async def mark_projected(self, partition: int, epoch: int) -> None:
         await retrying(lambda: self.client.hset(f"{self.prefix}:projected", str(partition), str(epoch)))

@@ -9,7 +9,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -206,15 +206,16 @@ class Flushing:
                 part.changes_end = end
 
     async def _project(self, snap: Snapshot) -> None:
-        """Redis; rows it refuses for good are quarantined (the rest written), earlier ones released. A
-        partition Redis holds nothing of (it restarted empty) is projected whole from the store first."""
-        for number in await self.projection.unprojected(sorted(self.parts)):
-            await self._reproject(number)
+        """Redis, in one round trip as a rule; rows it refuses for good are quarantined (the rest written), earlier
+        ones released. A partition Redis holds nothing of (it restarted empty) is then projected whole from the store
+        (rows older than this flush's do not apply over them)."""
         if snap.erased:
             await self.projection.erase(snap.erased)
         if self._quarantined is None:
             self._quarantined = await self.projection.quarantined()
-        written = await self.projection.write_many(snap.projected, snap.clocks)
+        written = await self.projection.write_many(snap.projected, snap.clocks, sorted(self.parts))
+        for number in written.unprojected:
+            await self._reproject(number, skip=set(snap.erased))  # the erased: tombstoned in the store only at 4.
         refused = {c.customer_id for c, _ in written.quarantined}
         self.stats["quarantined"] += len(refused)
         if self._quarantined:
@@ -224,16 +225,20 @@ class Flushing:
             self._quarantined.difference_update(released)
         self._quarantined |= refused
 
-    async def _reproject(self, number: int) -> None:
-        """Every customer the store holds for partition ``number``, into Redis (in the flush task: nothing
-        writes the store meanwhile). Newer rows already there, or written by later flushes, win by seq."""
+    async def _reproject(self, number: int, skip: Collection[str] = ()) -> None:
+        """Every customer the store holds for partition ``number`` but those in ``skip``, into Redis (in the flush
+        task: nothing writes the store meanwhile). Newer rows already there, or written by later flushes, win by
+        seq."""
         part = self.parts.get(number)
         if part is None:
             return
         started, count, day, rows = time.monotonic(), 0, part.day, []
         policy = self.policy
         for key, value in faust_compat.stored_items(self.customers, number):
-            rows.append(projected_row(key.decode(), unpack(value), value, number=number, epoch=part.epoch, day=day,
+            customer = key.decode()
+            if customer in skip:
+                continue
+            rows.append(projected_row(customer, unpack(value), value, number=number, epoch=part.epoch, day=day,
                                       policy=policy))
             if len(rows) >= ENCODE_STEP * 8:
                 count += len(rows)

@@ -4,6 +4,7 @@ reads back exactly; a row Redis refuses for good is quarantined and the rest of 
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -172,3 +173,38 @@ def test_tag_sets_follow_each_write_and_the_story_list_is_capped_and_never_repea
     assert [c["change_id"] for c in reader.recent_changes("A")] == ["c5", "c4", "c3"]  # capped at 3, newest first
     assert not client.exists(f"{prefix}:t:vip")
     assert reader.tag_counts() == {}
+
+
+def test_redis_out_of_memory_for_a_while_holds_a_flush_back_then_takes_it_whole(stack, caplog):
+    """A refusal that goes away by itself (here out of memory, met inside the projection's script and by a plain
+    command of the same round trip) holds the flush back and is retried; nothing is quarantined."""
+    prefix = f"o{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(url(stack))
+    limit = client.config_get("maxmemory")["maxmemory"]
+    policy = client.config_get("maxmemory-policy")["maxmemory-policy"]
+    rows = [ProjectedCustomer(c, 1, 1, {"value": "low_value"}, 500, 0, pack(0, step.CustomerRecord())) for c in "ABC"]
+
+    async def write() -> tuple[bool, Any]:
+        projection = Projection(url(stack), prefix)
+        try:
+            flush = asyncio.create_task(projection.write_many(rows, {0: (D0.isoformat(), 1)}, [0]))
+            await asyncio.sleep(1.0)
+            held = not flush.done()
+            client.config_set("maxmemory", limit)
+            return held, await flush
+        finally:
+            await projection.close()
+
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", 1)
+    try:
+        with caplog.at_level(logging.WARNING, "segmenter.redis"):
+            held, written = asyncio.run(write())
+    finally:
+        client.config_set("maxmemory", limit)
+        client.config_set("maxmemory-policy", policy)
+    assert held
+    assert (written.applied, written.quarantined, written.unprojected) == (3, [], [0])
+    assert "maxmemory" in caplog.text  # the retries were logged with Redis' reason
+    assert client.smembers(f"{prefix}:m:value:low_value") == {b"A", b"B", b"C"}
+    assert client.hget(f"{prefix}:clock", "0") is not None
