@@ -226,6 +226,7 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
         if stuck and now - self._stuck_said >= STUCK_FLUSH_S:
             self._stuck_said = now
             log.warning("a flush has waited %.0fs at '%s' (nothing is committed meanwhile)", now - since, stage)
+        await self._replay_overdue()
         if self._flush_due() and any(p.dirty or p.meta_dirty or p.offsets for p in self.parts.values()):
             async with self._lock:
                 await self._start_flush()

@@ -12,7 +12,8 @@ Every flush records, in the partition's meta (``changes_end``), the offset of th
 topic below which every change belongs to the saved state. Opening the partition reads what was published from
 there on, and the replay goes on: where it takes the same path, it publishes the same changes again (same ids), and
 each change it publishes is the topic's new last word on that customer's dimension or tag. Once the replay has
-reached every input's end as it stood at the opening (all that the stopped worker can have processed), what is left
+reached every input's end as it stood at the opening (all that the stopped worker can have processed; or
+``REPLAY_WAIT_S`` after the opening, should it not get there: an input closed by a transaction marker), what is left
 of the stopped worker's words that differs from the state is put back to the state with one change each (cause
 ``recovery``; the action worker grants nothing for them). Until then the flushes keep ``changes_end`` where it was,
 so that a stop meanwhile finds those changes again. Whatever path the replay takes, the topic's last word on every
@@ -21,6 +22,7 @@ customer is then its state, as it is without a stop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -38,6 +40,7 @@ from streams.worker.erasure import Erasing
 from streams.worker.partition import Partition, Published, Replaying
 
 log = logging.getLogger("segmenter.worker")
+REPLAY_WAIT_S = 600.0  # a partition whose replay has not reached the inputs' ends by then is put right all the same
 
 
 def published_of(values: Iterable[bytes]) -> tuple[dict[str, Published], int]:
@@ -66,7 +69,12 @@ class Recovering(Erasing):
     """These attributes are the engine's."""
 
     names: Names
+    parts: dict[int, Partition]
     population: Ranks | None
+    _lock: asyncio.Lock
+
+    async def _send_outputs(self) -> None:
+        raise NotImplementedError  # the engine's
 
     async def _published_since(self, number: int, start: int) -> list[bytes]:
         """The values of partition ``number`` of the segment-change topic from offset ``start`` to its end."""
@@ -96,6 +104,24 @@ class Recovering(Erasing):
                     "partitions", part.number, len(values), len(part.replaying.targets))
         if not part.replaying.targets:
             self._put_right(part)
+
+    async def _replay_overdue(self) -> None:
+        """Called by the timer: a partition still replaying ``REPLAY_WAIT_S`` after its opening is put right now (an
+        end it cannot reach as records: a transaction marker closing an input, for one). Should the replay then
+        publish changes the stopped worker had published too, each is again the topic's last word on its own."""
+        now = time.monotonic()
+        if not any(p.replaying is not None and now - p.replaying.began >= REPLAY_WAIT_S for p in self.parts.values()):
+            return
+        async with self._lock:
+            for part in list(self.parts.values()):
+                replaying = part.replaying
+                if replaying is None or now - replaying.began < REPLAY_WAIT_S:
+                    continue
+                log.warning("partition %d: the replay has not reached the end of %d input partitions %.0fs after the "
+                            "opening; the changes published past the saved state are checked now", part.number,
+                            len(replaying.targets), now - replaying.began)
+                self._put_right(part)
+            await self._send_outputs()  # before any snapshot: the changes belong to the state it saves
 
     def _replayed(self, part: Partition, tp: Any, position: int) -> None:
         """Called after each run of records while the partition is replaying."""

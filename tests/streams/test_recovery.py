@@ -16,7 +16,7 @@ from segmenter.state import Policy
 from streams.stored import pack
 from streams.worker.partition import Partition
 from streams.worker.persist import Delivery, Snapshot
-from streams.worker.recovery import Replaying, published_of
+from streams.worker.recovery import REPLAY_WAIT_S, Replaying, published_of
 from tests.segmenter.helpers import day, purchase
 from tests.streams.test_engine_hold import RULES, TP, _engine
 
@@ -118,6 +118,20 @@ def test_with_records_to_replay_only_what_the_replay_left_different_is_put_right
     docs = [orjson.loads(value) for _, value in part.changes]
     assert [(d["customer_id"], d["from"], d["to"], d["cause"]) for d in docs] == [
         ("C9", None, "low_value", "event"), ("C1", "churn_risk", "low_value", "recovery")]  # C2 said it; C3 superseded
+
+
+def test_a_replay_that_cannot_reach_an_input_end_is_put_right_after_a_while():
+    engine, names, sent = _engine()
+    _saved(engine, "C1", _low_value(), epoch=2, changes_end=40)
+    part, _ = _opened(engine, [_change("C1", "churn_risk")], behind={TP(names.transactions, 0): 3})
+    asyncio.run(engine._replay_overdue())
+    assert part.replaying is not None  # not yet
+    assert sent == []
+    part.replaying.began -= REPLAY_WAIT_S
+    asyncio.run(engine._replay_overdue())
+    assert part.replaying is None
+    (doc,) = [orjson.loads(value) for value in sent]  # handed to the producer at once, before any snapshot
+    assert (doc["customer_id"], doc["from"], doc["to"], doc["cause"]) == ("C1", "churn_risk", "low_value", "recovery")
 
 
 def test_a_meta_saved_before_the_topic_position_was_kept_reads_nothing():
