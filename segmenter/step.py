@@ -369,42 +369,6 @@ def on_rules(record: CustomerRecord, now_day: int, ruleset: RuleSet, policy: Pol
                        cause=("rules", ruleset.key), population=population)
 
 
-RECOVERED = "as the saved state holds it after a restart (a change published before was never saved)"
-
-
-def on_recovery(record: CustomerRecord, published: Mapping[str, str], published_tags: Mapping[str, bool], *, key: str,
-                now_day: int, ruleset: RuleSet, policy: Policy, population: Ranks | None = None) -> list[AnyChange]:
-    """``published`` (dimension -> segment) and ``published_tags`` (tag -> added): what the segment-change topic
-    last said of this customer past the worker's saved state, written by a worker that stopped before it saved the
-    state they came from. A replay need not take the same path again (records of different topics interleave as
-    they are fetched), so the changes that bring the topic back to ``record``; cause ``recovery``. A dimension the
-    record does not hold is left to the replay, which classifies it."""
-    segments = dict(record.segments)
-    pins = {pin.dimension: pin for pin in record.pins}
-    dims = {dim.name: dim for dim in ruleset.dimensions}
-    values = None
-    changes: list[AnyChange] = []
-    for name, said in sorted(published.items()):
-        now = segments.get(name)
-        if now is None or now == said:
-            continue
-        pin, dim = pins.get(name), dims.get(name)
-        why = None
-        if pin is not None and pin.segment == now:
-            why = Explanation(name, now, pin.condition(), {}, ())
-        elif dim is not None:
-            values = values or metric_view(record.state, now_day, policy, record.profile or NO_PROFILE, population)
-            why = explain_dimension(dim, values, policy)
-        if why is None or why.segment != now:  # the record's segment is not today's (its due day has not come yet)
-            why = Explanation(name, now, RECOVERED, {}, ())
-        changes.append(Change(name, said, now, "recovery", key, why))
-    held = set(record.tags)
-    for tag, added in sorted(published_tags.items()):
-        if added != (tag in held):
-            changes.append(TagChange(tag, not added, "recovery", key, RECOVERED, {}))
-    return changes
-
-
 def on_population(record: CustomerRecord, now_day: int, ruleset: RuleSet, policy: Policy, population: Ranks
                   ) -> tuple[CustomerRecord, list[AnyChange]]:
     """The population's ranks moved (``population.key`` names the new ones): reclassify; cause ``population``."""

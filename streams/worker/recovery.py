@@ -31,8 +31,8 @@ from typing import Any
 import orjson
 from aiokafka import TopicPartition
 
-from segmenter import step
 from segmenter.ranking import Ranks
+from segmenter.recovery import changes_back
 from streams.kafka.lag import lag_of
 from streams.kafka.reading import read_from
 from streams.names import Names
@@ -143,7 +143,7 @@ class Recovering(Erasing):
                 if not (said.segments or said.tags) or not self._known(part, customer):
                     continue  # nothing left, or not a customer of the state (erased since)
                 record = self._get(part, customer)
-                found = step.on_recovery(record, said.segments, said.tags, key=key, now_day=day, ruleset=ruleset,
+                found = changes_back(record, said.segments, said.tags, key=key, now_day=day, ruleset=ruleset,
                                          policy=self.policy, population=self.population)
                 if found:
                     self._put(part, customer, record, record, found)
