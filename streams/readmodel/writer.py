@@ -173,7 +173,7 @@ class ProjectedCustomer(NamedTuple):
     partition: int
     state: bytes  # the record as the customers table stores it
     tags: tuple[str, ...] = ()
-    history: tuple[tuple[str, bytes], ...] = ()  # changes since the last write: (change id, story entry JSON)
+    history: tuple[tuple[str, str], ...] = ()  # changes since the last write: (change id, story entry JSON)
 
 
 def script_args(prefix: str, customers: Sequence[ProjectedCustomer], keep: int = 5) -> list[Any]:
@@ -183,7 +183,7 @@ def script_args(prefix: str, customers: Sequence[ProjectedCustomer], keep: int =
     travel as text, so Lua stores them as they are (its numbers would print 1e+14 past 14 digits)."""
     rows = [[c.customer_id, str(c.epoch), str(c.seq), orjson.dumps(c.segments).decode(), str(c.amount_minor),
              str(c.partition), orjson.dumps(c.tags).decode() if c.tags else "",
-             [[cid, entry.decode()] for cid, entry in c.history], keep] for c in customers]
+             [[cid, entry] for cid, entry in c.history], keep] for c in customers]
     return [prefix, orjson.dumps(rows), *(c.state for c in customers)]
 
 

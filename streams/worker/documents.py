@@ -1,6 +1,11 @@
 """The documents the worker publishes on the segment-changes topic (``SegmentChange``, ``TagChange``,
 ``CustomerErased``; tests/streams validate them against the schemas), and a change as the customer's story lists it
-(the Redis list ``P:h:<customer>``: short JSON, no metrics)."""
+(the Redis list ``P:h:<customer>``: short JSON, no metrics).
+
+Both are kept a while (a change document until its batch is handed to the producer, a story entry until its flush
+reached Redis), so each is returned in an object of its own size: orjson 3.12 and later returns its working buffer,
+4 KiB or more, whatever the document's length (ijl/orjson c2a6e8f; home-assistant/core#181245). In bench.stream's
+worker that was 100 MiB of its peak RSS (docs/peers.md, "Documents of their own size")."""
 
 from __future__ import annotations
 
@@ -18,14 +23,14 @@ def change_json(customer: str, record: step.CustomerRecord, change: step.AnyChan
     """A SegmentChange or TagChange document (``change_id``: ``change.change_id(customer, record.ruleset)``); money as
     its exact text, as the schema says."""
     if isinstance(change, step.TagChange):
-        return orjson.dumps({
+        return _sized(orjson.dumps({
             "type": "tag_change", "change_id": change_id, "customer_id": customer, "tag": change.tag,
             "added": change.added, "ruleset_id": ruleset.id, "ruleset_version": ruleset.version,
             "cause": change.cause, "condition": change.condition, "metrics": dict(change.metrics),
             "stream_time": stream_time, "event_id": change.cause_key if change.cause in ("event", "manual") else None,
-        }, default=str)
+        }, default=str))
     explanation = change.explanation
-    return orjson.dumps({
+    return _sized(orjson.dumps({
         "type": "segment_change", "change_id": change_id, "customer_id": customer,
         "dimension": change.dimension, "from": change.before, "to": change.after,
         "ruleset_id": ruleset.id, "ruleset_version": ruleset.version, "cause": change.cause,
@@ -34,23 +39,28 @@ def change_json(customer: str, record: step.CustomerRecord, change: step.AnyChan
         "event_id": change.cause_key if change.cause == "event" else None,
         **({"profile": record.profile} if record.profile else {}),  # absent: no profile known (schema: {})
         "amount_12m": amount_12m,
-    }, default=str)
+    }, default=str))
 
 
 def erasure_json(customer: str, segments: dict[str, str], *, reason: str, by: str, at: datetime,
                  stream_time: str) -> bytes:
     """A CustomerErased document; its id is the same for every copy of one erasure."""
     change_id = hashlib.blake2b(f"erase\x1f{customer}\x1f{at.isoformat()}".encode(), digest_size=12).hexdigest()
-    return orjson.dumps({"type": "erasure", "change_id": change_id, "customer_id": customer, "cause": "erasure",
-                         "segments": segments, "reason": reason, "by": by, "erased_at": at.isoformat(),
-                         "stream_time": stream_time})
+    return _sized(orjson.dumps({"type": "erasure", "change_id": change_id, "customer_id": customer, "cause": "erasure",
+                                "segments": segments, "reason": reason, "by": by, "erased_at": at.isoformat(),
+                                "stream_time": stream_time}))
 
 
-def story_entry(change: step.AnyChange, stream_time: str) -> bytes:
+def story_entry(change: step.AnyChange, stream_time: str) -> str:
     """``{"at", "cause", "why"}`` and ``"dimension", "from", "to"`` for a segment change, ``"tag", "added"`` for a
-    tag change."""
+    tag change (text: the Redis script's rows are JSON text)."""
     if isinstance(change, step.TagChange):
         return orjson.dumps({"at": stream_time, "tag": change.tag, "added": change.added, "cause": change.cause,
-                             "why": change.condition})
+                             "why": change.condition}).decode()
     return orjson.dumps({"at": stream_time, "dimension": change.dimension, "from": change.before, "to": change.after,
-                         "cause": change.cause, "why": change.explanation.condition})
+                         "cause": change.cause, "why": change.explanation.condition}).decode()
+
+
+def _sized(doc: bytes) -> bytes:
+    """``doc`` copied into a bytes object of its own length (text in between: the cheapest copy, 0.2 µs)."""
+    return doc.decode().encode()

@@ -36,7 +36,7 @@ ENCODE_STEP = 256  # customers encoded between two looks at the event loop (a fe
 
 
 def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, number: int, epoch: int,
-                  day: int | None, policy: Policy, history: Sequence[tuple[str, bytes]] = ()) -> ProjectedCustomer:
+                  day: int | None, policy: Policy, history: Sequence[tuple[str, str]] = ()) -> ProjectedCustomer:
     """A customer's Redis row: its stored ``value``, segments and amount_12m as of its partition's ``day``, and
     its changes since the last flush (for its story's list)."""
     amount = amount_12m_minor(record.state, day, policy) if day is not None else 0
@@ -102,7 +102,7 @@ class Flushing:
         await self._write(self._snapshot())
 
     def _snapshot(self) -> Snapshot:
-        changed: list[tuple[int, int, int | None, str, step.CustomerRecord, list[tuple[str, bytes]]]] = []
+        changed: list[tuple[int, int, int | None, str, step.CustomerRecord, list[tuple[str, str]]]] = []
         erased: list[str] = []
         tombstones: dict[int, list[tuple[bytes, bytes | None]]] = {}
         meta: dict[int, dict[str, Any]] = {}

@@ -76,7 +76,7 @@ class Partition:
     clock_dirty: bool = False
     offsets: dict[Any, int] = field(default_factory=dict)  # input tp -> next offset to commit
     changes: list[tuple[bytes, bytes]] = field(default_factory=list)  # not yet handed to the producer
-    history: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)  # since the last snapshot, per customer
+    history: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # since the last snapshot, per customer
     held: list[tuple[Any, Sequence[Any]]] = field(default_factory=list)  # (tp, records) waiting for a ruleset
     unruled: bool = False  # gave up waiting for a ruleset: records are folded in unclassified
     index: PartitionIndex | None = None  # population members by ranked value, when the rules read ranks

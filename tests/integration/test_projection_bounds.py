@@ -149,8 +149,9 @@ def test_tag_sets_follow_each_write_and_the_story_list_is_capped_and_never_repea
     client = redis.Redis.from_url(url(stack))
 
     def row(epoch: int, seq: int, tags: tuple[str, ...], history: list[str]) -> ProjectedCustomer:
-        entries = tuple((cid, orjson.dumps({"at": "t", "tag": cid, "added": True, "cause": "manual", "why": "w"}))
-                        for cid in history)
+        entries = tuple(
+            (cid, orjson.dumps({"at": "t", "tag": cid, "added": True, "cause": "manual", "why": "w"}).decode())
+            for cid in history)
         return ProjectedCustomer("A", epoch, seq, {"value": "low"}, 0, 0, pack(0, step.CustomerRecord()), tags,
                                  entries)
 
