@@ -347,12 +347,14 @@ def main() -> None:
 @contextmanager
 def embedded_stack(prefix: str) -> Iterator[Bench]:
     """A broker and a Redis of the bench's own under a new temporary directory; everything it started
-    is stopped on the way out."""
+    is stopped on the way out, also when the bench is stopped with SIGTERM (``timeout``, ``kill``): the workers,
+    broker and Redis run in sessions of their own, so nothing else would stop them."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
     bport, rport = free_port(), free_port()
     broker, redis_proc = start_broker(bport, root / "logs"), start_redis(rport, root / "redis")
     bench = Bench(root, f"127.0.0.1:{bport}", f"redis://127.0.0.1:{rport}/0")
     bench.stack = {"broker": broker.pid, "redis": redis_proc.pid}
+    before = signal.signal(signal.SIGTERM, _terminated)
     try:
         yield bench
     finally:
@@ -360,6 +362,11 @@ def embedded_stack(prefix: str) -> Iterator[Bench]:
             stop(process.pid)
         stop(redis_proc.pid)
         stop(broker.pid)
+        signal.signal(signal.SIGTERM, before)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through embedded_stack's cleanup, as Ctrl-C does
 
 
 if __name__ == "__main__":

@@ -81,8 +81,9 @@ class Settings(BaseSettings):
     state_cache_customers: int = Field(
         30_000, ge=1000, description="Decoded customer records kept in memory (the least recently changed are "
         "dropped; they are read back from RocksDB when needed): the bound on a worker's memory. bench.peers.compare, "
-        "1,000,000 events of 200,000 customers, median of 3 rounds (2026-12-01): 499 MiB peak RSS and 11,215 "
-        "events/s with 30,000; 608 MiB and 12,012 with 100,000.")
+        "1,000,000 events of 200,000 customers, median of 3 rounds (2026-12-01): 389 MiB peak RSS with 30,000, "
+        "against Quix Streams' 454. bench.stream, two runs each: 388-400 MiB and 10,266-10,530 events/s with 30,000; "
+        "518-542 MiB and 10,498-11,156 with 100,000.")
     story_changes: int = Field(
         5, ge=0, le=100, description="Last segment and tag changes kept per customer in Redis for `segmenter "
         "customer` (a capped Redis list per customer); 0 keeps none.")
