@@ -3,7 +3,7 @@
 (the Redis list ``P:h:<customer>``: short JSON, no metrics).
 
 Both are kept a while (a change document until its batch is handed to the producer, a story entry until its flush
-reached Redis), so each is returned in an object of its own size: orjson 3.12 and later returns its working buffer,
+reaches Redis), so each is returned in an object of its own size: orjson 3.12 and later return their working buffer,
 4 KiB or more, whatever the document's length (ijl/orjson c2a6e8f; home-assistant/core#181245). In bench.stream's
 worker that was 100 MiB of its peak RSS (docs/peers.md, "Documents of their own size")."""
 
