@@ -214,8 +214,9 @@ class Flushing:
         if self._quarantined is None:
             self._quarantined = await self.projection.quarantined()
         written = await self.projection.write_many(snap.projected, snap.clocks, sorted(self.parts))
+        erased = set(snap.erased)  # tombstoned in the store only at 4.
         for number in written.unprojected:
-            await self._reproject(number, skip=set(snap.erased))  # the erased: tombstoned in the store only at 4.
+            await self._reproject(number, skip=erased)
         refused = {c.customer_id for c, _ in written.quarantined}
         self.stats["quarantined"] += len(refused)
         if self._quarantined:

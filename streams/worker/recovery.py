@@ -110,13 +110,15 @@ class Recovering(Erasing):
         end it cannot reach as records: a transaction marker closing an input, for one). Should the replay then
         publish changes the stopped worker had published too, each is again the topic's last word on its own."""
         now = time.monotonic()
-        if not any(p.replaying is not None and now - p.replaying.began >= REPLAY_WAIT_S for p in self.parts.values()):
+
+        def overdue() -> list[tuple[Partition, Replaying]]:
+            return [(p, p.replaying) for p in self.parts.values()
+                    if p.replaying is not None and now - p.replaying.began >= REPLAY_WAIT_S]
+
+        if not overdue():
             return
-        async with self._lock:
-            for part in list(self.parts.values()):
-                replaying = part.replaying
-                if replaying is None or now - replaying.began < REPLAY_WAIT_S:
-                    continue
+        async with self._lock:  # a rebalance may have dropped some meanwhile: looked for again
+            for part, replaying in overdue():
                 log.warning("partition %d: the replay has not reached the end of %d input partitions %.0fs after the "
                             "opening; the changes published past the saved state are checked now", part.number,
                             len(replaying.targets), now - replaying.began)
@@ -144,7 +146,7 @@ class Recovering(Erasing):
                     continue  # nothing left, or not a customer of the state (erased since)
                 record = self._get(part, customer)
                 found = changes_back(record, said.segments, said.tags, key=key, now_day=day, ruleset=ruleset,
-                                         policy=self.policy, population=self.population)
+                                     policy=self.policy, population=self.population)
                 if found:
                     self._put(part, customer, record, record, found)
                     corrected += 1

@@ -24,16 +24,16 @@ def test_a_segment_published_past_the_saved_record_is_changed_back_to_it_with_th
     record = _bought_once(RETAIL)
     assert dict(record.segments)["value"] == "low_value"
     (change,) = changes_back(record, {"value": "churn_risk"}, {}, key="p0e3", now_day=NOW, ruleset=RETAIL,
-                                 policy=POLICY)
+                             policy=POLICY)
     assert (change.dimension, change.before, change.after, change.cause) == ("value", "churn_risk", "low_value",
                                                                              "recovery")
     assert change.explanation.condition == "1 <= purchases_12m <= 4 and amount_12m < 5000"
     assert change.explanation.metrics["purchases_12m"] == 1
     # deterministic: the same stop, seen again, gives the same id; another epoch's correction is another change
     again = changes_back(record, {"value": "churn_risk"}, {}, key="p0e3", now_day=NOW, ruleset=RETAIL,
-                             policy=POLICY)
+                         policy=POLICY)
     later = changes_back(record, {"value": "churn_risk"}, {}, key="p0e4", now_day=NOW, ruleset=RETAIL,
-                             policy=POLICY)
+                         policy=POLICY)
     assert again[0].change_id("C1", record.ruleset) == change.change_id("C1", record.ruleset)
     assert later[0].change_id("C1", record.ruleset) != change.change_id("C1", record.ruleset)
 
@@ -41,12 +41,12 @@ def test_a_segment_published_past_the_saved_record_is_changed_back_to_it_with_th
 def test_nothing_to_put_right_when_the_topic_already_says_what_the_record_holds():
     record = _bought_once(RETAIL)
     assert changes_back(record, {"value": "low_value"}, {}, key="k", now_day=NOW, ruleset=RETAIL,
-                            policy=POLICY) == []
+                        policy=POLICY) == []
     # a dimension the record does not hold (a customer or a ruleset the saved state never saw): left to the replay
     assert changes_back(step.CustomerRecord(), {"value": "churn_risk"}, {}, key="k", now_day=NOW,
-                            ruleset=RETAIL, policy=POLICY) == []
+                        ruleset=RETAIL, policy=POLICY) == []
     assert changes_back(record, {"lifecycle": "active"}, {}, key="k", now_day=NOW, ruleset=RETAIL,
-                            policy=POLICY) == []
+                        policy=POLICY) == []
 
 
 def test_a_pinned_segment_is_explained_by_its_pin():
@@ -54,7 +54,7 @@ def test_a_pinned_segment_is_explained_by_its_pin():
     pinned, _ = step.on_override(_bought_once(RETAIL), pin, dimension="value", event_id="o1", now_day=NOW,
                                  ruleset=RETAIL, policy=POLICY)
     (change,) = changes_back(pinned, {"value": "low_value"}, {}, key="k", now_day=NOW, ruleset=RETAIL,
-                                 policy=POLICY)
+                             policy=POLICY)
     assert (change.before, change.after) == ("low_value", "high_value")
     assert change.explanation.condition == "override by alice: key account"
 
@@ -63,7 +63,7 @@ def test_a_segment_not_due_yet_is_still_put_back_with_a_plain_reason():
     record = _bought_once(RETAIL)  # low_value as of its day; judged long after, the rules would say otherwise
     late = day("2027-03-01")
     (change,) = changes_back(record, {"value": "churn_risk"}, {}, key="k", now_day=late, ruleset=RETAIL,
-                                 policy=POLICY)
+                             policy=POLICY)
     assert (change.before, change.after) == ("churn_risk", "low_value")
     assert change.explanation.condition == RECOVERED
 
@@ -74,6 +74,6 @@ def test_tags_published_past_the_saved_record_are_added_or_removed_back():
                             policy=POLICY)
     assert record.tags == ("vip",)
     changes = changes_back(record, {}, {"vip": False, "gone": True, "kept": False}, key="k", now_day=NOW,
-                               ruleset=RETAIL, policy=POLICY)
+                           ruleset=RETAIL, policy=POLICY)
     assert sorted((c.tag, c.added, c.cause) for c in changes) == [("gone", False, "recovery"),
                                                                    ("vip", True, "recovery")]
