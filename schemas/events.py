@@ -14,7 +14,10 @@ from pydantic import AfterValidator, AwareDatetime, Field, TypeAdapter, field_va
 
 from schemas.base import InboundModel
 
-NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"
+"""Text without control characters: no newline, escape, unit separator (the key separator of tags and
+overrides), C1 control or Unicode line separator can reach a key, a log line or a terminal."""
+NonEmpty = Annotated[str, Field(min_length=1, max_length=256, pattern=NO_CONTROL)]
 Label = Annotated[str, Field(max_length=256)]  # free text a worker stores or logs: bounded like the ids
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)

@@ -42,8 +42,10 @@ def _object(raw: Any) -> dict[str, Any] | None:
 
 
 def _id(value: Any) -> TypeGuard[str]:
-    """A ``NonEmpty`` string the model keeps as it is (its whitespace stripping would change nothing)."""
-    return type(value) is str and 0 < len(value) <= 256 and not value[0].isspace() and not value[-1].isspace()
+    """A ``NonEmpty`` string the model keeps as it is (its whitespace stripping would change nothing, it holds no
+    control character); anything else, such as a no-break space, goes to the model, which decides."""
+    return (type(value) is str and 0 < len(value) <= 256 and value.isprintable() and not value[0].isspace()
+            and not value[-1].isspace())
 
 
 def _instant(value: Any) -> datetime | None:

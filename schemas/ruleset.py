@@ -51,7 +51,7 @@ class CouponAction(OutboundModel):
     """A coupon to grant: a template, a fixed value or a percentage, and how long it stays valid."""
 
     template: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)]
-    value: Annotated[Decimal, Field(gt=0, allow_inf_nan=False)] | None = None
+    value: Annotated[Decimal, Field(gt=0, le=10**12, allow_inf_nan=False)] | None = None
     percent: Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False)] | None = None
     valid_for: Duration = "30d"
 
@@ -104,7 +104,7 @@ class RuleSetDocument(OutboundModel):
     """A versioned set of classification dimensions."""
 
     id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)]
-    version: Annotated[int, Field(ge=1)]
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)]
     description: str = ""
     dimensions: Annotated[dict[Name, Dimension], Field(min_length=1)]
     tags: list[TagRule] = Field(default_factory=list, description="Tags by condition or copied from the profile.")

@@ -26,7 +26,9 @@ from typing import Any, Literal
 from segmenter.errors import InvalidRuleError
 
 SEEN_KEPT = 16  # change ids remembered per customer: re-emitted copies of a change arrive close together
-_DURATION = re.compile(r"^(\d+)(d|h|s)$")
+_DURATION = re.compile(r"^(\d{1,12})(d|h|s)$")
+MAX_DURATION_S = 3660 * 86_400
+"""The longest duration a ruleset may name (10 years and a few days): a coupon's validity, a cooldown, a dwell."""
 _UNIT_S = {"d": 86_400, "h": 3_600, "s": 1}
 
 Reason = Literal["cooldown", "replay", "dwell", "recovery"]
@@ -37,7 +39,10 @@ def duration_s(text: str) -> int:
     match = _DURATION.match(text)
     if not match:
         raise InvalidRuleError(f"{text!r} is not a duration: use a whole number of d, h or s (30d, 12h, 90s)")
-    return int(match.group(1)) * _UNIT_S[match.group(2)]
+    seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
+    if seconds > MAX_DURATION_S:
+        raise InvalidRuleError(f"{text!r} is longer than {MAX_DURATION_S // 86_400}d, the longest duration allowed")
+    return seconds
 
 
 def _human(seconds: int) -> str:

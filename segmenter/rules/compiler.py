@@ -83,6 +83,8 @@ class CompiledDimension:
 
 
 TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
+_TAG_UNSAFE = re.compile(r"[^\w.:/-]+")  # a copied attribute keeps what a manual tag name may hold, the rest is _
+MAX_TAG = 128
 _RANKED_BY = {"amount_12m_rank_pct": (AMOUNT,), "purchases_12m_rank_pct": (PURCHASES,), "rfm_r": (RECENCY,),
               "rfm_f": (PURCHASES,), "rfm_m": (AMOUNT,), "rfm_score": (AMOUNT, PURCHASES, RECENCY)}
 
@@ -104,7 +106,7 @@ class CompiledTag:
         if any(not v for v in values):
             return None
         it = iter(values)
-        return TEMPLATE_FIELD.sub(lambda _: str(next(it)).strip().replace(" ", "_"), self.name)
+        return TEMPLATE_FIELD.sub(lambda _: _TAG_UNSAFE.sub("_", str(next(it)).strip()), self.name)[:MAX_TAG]
 
     def reason(self, profile: Mapping[str, str | None]) -> str:
         """Why a customer has (or lacks) it, as written."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import string
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
@@ -26,6 +27,73 @@ from segmenter.rules.syntax import RuleSyntaxError, parse
 Path_ = tuple[str | int, ...]
 
 
+MAX_RULES_BYTES = 256 * 1024
+"""A ruleset's text, at most (a large one is a few KiB)."""
+MAX_NODES = 20_000
+"""YAML nodes (mappings, lists, scalars) in one ruleset, at most."""
+MAX_DEPTH = 32
+"""Nesting of mappings and lists, at most (a ruleset needs 6)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with the rule language's limits, checked while the text is composed.
+
+    Aliases and anchors are refused (an alias re-expanded at every use is how 600 bytes become gigabytes),
+    explicit tags are refused (a ruleset has no use for ``!!python/...`` or ``!!binary``), and depth and node
+    count are bounded, so composing stays linear in the text and never exhausts the interpreter's stack.
+    """
+
+    def __init__(self, text: str, source: str) -> None:
+        super().__init__(text)
+        self.source = source
+        self.depth = 0
+        self.nodes = 0
+
+    def refuse(self, mark: Any, reason: str) -> InvalidRuleError:
+        return InvalidRuleError(f"{self.source}:{mark.line + 1}:{mark.column + 1}: {reason}")
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise self.refuse(event.start_mark, "YAML anchors and aliases (& and *) are not allowed in a ruleset; "
+                                                "write the value out")
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag != "!":  # "!" is a quoted scalar's non-specific tag, not one written
+            raise self.refuse(event.start_mark, f"YAML tags ({tag}) are not allowed in a ruleset")
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.refuse(event.start_mark, f"more than {MAX_NODES:,} YAML nodes; a ruleset is far smaller")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise self.refuse(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _compose(text: str, source: str) -> yaml.Node | None:
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_RULES_BYTES:
+        raise InvalidRuleError(f"{source}: {size:,} bytes; a ruleset is at most {MAX_RULES_BYTES:,} bytes")
+    loader = None
+    try:
+        loader = _Loader(text, source)
+        return loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise InvalidRuleError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
+    except yaml.reader.ReaderError as exc:
+        raise InvalidRuleError(f"{source}: character {exc.position + 1}: not valid YAML: "
+                               f"{exc.reason} (U+{exc.character:04X})") from None
+    except yaml.YAMLError as exc:
+        raise InvalidRuleError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
 class _Tree:
     """YAML composed into plain data, remembering where every node started."""
 
@@ -33,15 +101,19 @@ class _Tree:
         self.source = source
         self.marks: dict[Path_, tuple[int, int, str | None]] = {}
         self._constructor = yaml.SafeLoader("")
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-            raise InvalidRuleError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+        node = _compose(text, source)
         if node is None:
             raise InvalidRuleError(f"{source}: the file is empty")
         self.data = self._walk(node, ())
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            return self._constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:  # e.g. an integer of 5,000 digits
+            mark = node.start_mark
+            reason = str(exc).splitlines()[0][:200]
+            raise InvalidRuleError(f"{self.source}:{mark.line + 1}:{mark.column + 1}: cannot read this value "
+                                   f"({reason})") from None
 
     def _walk(self, node: yaml.Node, path: Path_) -> Any:
         style = getattr(node, "style", None)
@@ -49,7 +121,11 @@ class _Tree:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self._constructor.construct_object(key_node)
+                if not isinstance(key_node, yaml.ScalarNode):
+                    mark = key_node.start_mark
+                    raise InvalidRuleError(f"{self.source}:{mark.line + 1}:{mark.column + 1}: a key is a plain "
+                                           "name, not a mapping or a list")
+                key = self._scalar(key_node)
                 if key in out:
                     line = key_node.start_mark.line + 1
                     raise InvalidRuleError(f"{self.where(path)}: duplicate key {key!r} at line {line}")
@@ -57,7 +133,7 @@ class _Tree:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self._walk(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._constructor.construct_object(node)
+        return self._scalar(node)
 
     def where(self, path: Path_, column: int | None = None) -> str:
         while path not in self.marks:
@@ -163,23 +239,53 @@ def _actions(doc: RuleSetDocument, rosters: dict[str, RosterSpec], problems: lis
             problems.append(f"{where((*path, trigger))}: {label}: dimension {dim!r} has no segment {seg!r}"
                             f"{_suggest(seg, segments[dim])}")
         coupon = alert = None
+        cooldown, dwell = (_duration(rule.cooldown, (*path, "cooldown"), label, problems, where),
+                           _duration(rule.min_dwell, (*path, "min_dwell"), label, problems, where))
         if rule.coupon is not None:
             c = rule.coupon
-            coupon = CouponSpec(c.template, c.value, c.percent, duration_s(c.valid_for))
+            valid_for = _duration(c.valid_for, (*path, "coupon", "valid_for"), label, problems, where)
+            coupon = CouponSpec(c.template, c.value, c.percent, valid_for)
         if rule.alert is not None:
             a = rule.alert
             if a.roster is not None and a.roster not in rosters:
                 problems.append(f"{where((*path, 'alert', 'roster'))}: {label}: no roster {a.roster!r}"
                                 f"{_suggest(a.roster, rosters)}")
-            try:
-                a.message.format(customer_id="", dimension="", segment="", manager="", team="")
-            except (KeyError, IndexError, ValueError) as exc:
-                problems.append(f"{where((*path, 'alert', 'message'))}: {label}: bad message template ({exc!r}); "
-                                "it may use {customer_id}, {dimension}, {segment}, {manager}, {team}")
+            bad = _template_problem(a.message)
+            if bad:
+                problems.append(f"{where((*path, 'alert', 'message'))}: {label}: {bad}; a message may use "
+                                f"{', '.join('{' + f + '}' for f in ALERT_FIELDS)}")
             alert = AlertSpec(a.priority, a.roster, a.message)
-        out.append(ActionSpec(rule.id, trigger, dim, seg, duration_s(rule.cooldown), duration_s(rule.min_dwell),
-                              coupon, alert))
+        out.append(ActionSpec(rule.id, trigger, dim, seg, cooldown, dwell, coupon, alert))
     return out
+
+
+ALERT_FIELDS = ("customer_id", "dimension", "segment", "manager", "team")
+"""The fields an alert message may name, each as a bare ``{name}``."""
+
+
+def _template_problem(message: str) -> str | None:
+    """Why an alert message is refused, or None. Only bare ``{name}`` fields of ``ALERT_FIELDS``: ``str.format``
+    would otherwise reach attributes (``{customer_id.__class__}``) or pad to any width (``{customer_id:>9999999}``)."""
+    try:
+        parts = list(string.Formatter().parse(message))
+    except ValueError as exc:
+        return f"bad message template ({exc})"
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in ALERT_FIELDS:
+            return f"the field {{{field}}} is not allowed" if field else "an empty field {} is not allowed"
+        if spec or conversion:
+            return f"the field {{{field}}} may not carry a format or a conversion"
+    return None
+
+
+def _duration(text: str, path: Path_, label: str, problems: list[str], where: Callable[[Path_], str]) -> int:
+    try:
+        return duration_s(text)
+    except InvalidRuleError as exc:
+        problems.append(f"{where(path)}: {label}: {exc}")
+        return 0
 
 
 def _where(tree: _Tree | None, path: Path_, source: str, column: int | None = None) -> str:

@@ -152,7 +152,7 @@ def test_ledger_round_trips_and_keeps_a_bounded_memory():
     ("roster: senior,", "roster: senor,", "no roster 'senor' (did you mean 'senior'?)"),
     ("cooldown: 30d", "cooldown: 1m", "actions.0.cooldown: String should match pattern"),
     ("percent: 15,", "percent: 15, value: 5,", "exactly one of 'value' or 'percent'"),
-    ("call them ({manager}", "call them ({boss}", "bad message template"),
+    ("call them ({manager}", "call them ({boss}", "the field {boss} is not allowed"),
 ])
 def test_bad_actions_are_refused_with_the_place_and_reason(old, new, message):
     assert old in RETAIL
