@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.events import Interaction, ManualTag, Override, Profile, Transaction
+from schemas.events import NO_CONTROL, Interaction, ManualTag, Override, Profile, Transaction
 from schemas.outputs import (
     ActionSuppressed,
     Alert,
@@ -42,7 +42,10 @@ JSON_DIR = Path(__file__).parent / "json"
 def first_error(exc: ValidationError) -> str:
     """The first validation error as ``field.path: message`` (for logs, dead letters, bad rows)."""
     first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    message = first["msg"]
+    if first["type"] == "string_pattern_mismatch" and first.get("ctx", {}).get("pattern") == NO_CONTROL:
+        message = "must not contain control characters (newline, tab, escape, \\x1f …)"
+    return f"{'.'.join(str(p) for p in first['loc'])}: {message}"
 
 
 def json_schemas() -> dict[str, str]:

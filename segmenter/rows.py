@@ -37,8 +37,13 @@ def parse_time(text: str | None, tz: tzinfo, column: str = "occurred_at") -> dat
             return datetime.combine(date.fromisoformat(raw), time(0), tz)
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidEventError(f"{column} {raw!r} is not an ISO 8601 date or time") from None
+        raise InvalidEventError(f"{column} {clip_text(raw)!r} is not an ISO 8601 date or time") from None
     return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+
+
+def clip_text(value: str, limit: int = 40) -> str:
+    """A value from a row, cut for a message: a bad row's report stays one short line."""
+    return value if len(value) <= limit else f"{value[:limit]}… ({len(value):,} chars)"
 
 
 def _required(row: Row, column: str) -> str:
@@ -81,7 +86,9 @@ class RowReader:
         try:
             amount = Decimal(raw_amount)
         except InvalidOperation:
-            raise InvalidEventError(f"amount {raw_amount!r} is not a number") from None
+            raise InvalidEventError(f"amount {clip_text(raw_amount)!r} is not a number") from None
+        if not amount.is_finite():
+            raise InvalidEventError(f"amount {clip_text(raw_amount)!r} is not a finite number")
         kind = (_optional(row, "kind") or ("refund" if amount < 0 else "purchase")).lower()
         if kind == "refund":
             amount = abs(amount)

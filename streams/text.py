@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,3 +30,29 @@ def masked_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{user}***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these is run as a formula by Excel, LibreOffice and Google Sheets (CSV injection)."""
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A text cell that a spreadsheet would run, prefixed with ``'`` so it is shown as text (OWASP's rule for CSV
+    injection); numbers and other text pass unchanged."""
+    if isinstance(cell, str) and cell.startswith(SPREADSHEET_TRIGGERS):
+        return "'" + cell
+    return cell
+
+
+class SafeCsvWriter:
+    """``csv.writer`` whose text cells pass through ``spreadsheet_safe``: every CSV segmenter writes."""
+
+    def __init__(self, out: Any) -> None:
+        self._writer = csv.writer(out)
+
+    def writerow(self, row: Any) -> None:
+        self._writer.writerow([spreadsheet_safe(cell) for cell in row])
+
+    def writerows(self, rows: Any) -> None:
+        for row in rows:
+            self.writerow(row)

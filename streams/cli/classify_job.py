@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from segmenter.rules.compiler import RuleSet
 from segmenter.state import Policy
 from streams.cli.csv_input import BadRows, read_rows
 from streams.progress import Progress
+from streams.text import SafeCsvWriter
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def load_population(job: ClassifyJob, bad: BadRows, show_progress: bool = True) 
         handle = _handler(kind, RowReader(policy.timezone, kind[:2]), population, policy, as_of)
         progress = Progress(f"read {path.name}", path.stat().st_size if path.is_file() else None,
                             unit="bytes") if show_progress else None
-        for line, row in read_rows(path, kind, progress):
+        for line, row in read_rows(path, kind, bad, progress):
             try:
                 handle(row)
             except (InvalidEventError, ValueError) as exc:
@@ -77,7 +77,7 @@ def _add_profile(population: Population, reader: RowReader, row: Row) -> None:
 def write_output(population: Population, job: ClassifyJob, fmt: str, out: TextIO) -> int:
     dims = [d.name for d in job.ruleset.dimensions]
     count = 0
-    writer = csv.writer(out) if fmt == "csv" else None
+    writer = SafeCsvWriter(out) if fmt == "csv" else None
     if writer:
         writer.writerow(["customer_id", *dims, "tags", *WINDOW_METRICS])
     for item in population.classify(job.ruleset, job.as_of_day):

@@ -41,8 +41,9 @@ class BadRows:
             self.stream.write("… further bad rows are counted but not shown\n")
 
 
-def read_rows(path: Path, kind: str, progress: Progress | None = None) -> Iterator[tuple[int, Row]]:
-    """(line number, row) for each data row; checks the header first."""
+def read_rows(path: Path, kind: str, bad: BadRows, progress: Progress | None = None) -> Iterator[tuple[int, Row]]:
+    """(line number, row) for each data row; checks the header first. A line that cannot be read as CSV (a field
+    over ``csv.field_size_limit()``, bytes that are not UTF-8, a NUL) is reported to ``bad`` and skipped."""
     if not path.is_file():
         raise InputFileError(f"{kind} file {path} does not exist")
     consumed = 0
@@ -51,16 +52,32 @@ def read_rows(path: Path, kind: str, progress: Progress | None = None) -> Iterat
         nonlocal consumed
         for raw in handle:  # type: ignore[attr-defined]
             consumed += len(raw)
-            yield raw.decode("utf-8-sig")
+            yield raw.decode("utf-8-sig", errors="replace")
 
     with path.open("rb") as handle:
         reader = csv.DictReader(lines(handle))
-        missing = [c for c in REQUIRED[kind] if c not in (reader.fieldnames or [])]
+        try:
+            fieldnames = reader.fieldnames or []
+        except csv.Error as exc:
+            raise InputFileError(f"{path}:1: the header cannot be read as CSV: {exc}") from None
+        missing = [c for c in REQUIRED[kind] if c not in fieldnames]
         if missing:
             raise InputFileError(f"{path}: {kind} need the columns {', '.join(missing)} "
-                                 f"(found: {', '.join(reader.fieldnames or []) or 'no header'})")
-        for index, row in enumerate(reader):
+                                 f"(found: {', '.join(fieldnames) or 'no header'})")
+        index = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                bad.report(path, reader.reader.line_num, ValueError(f"not readable as CSV: {exc}"))
+                continue
+            if "\ufffd" in "".join(v for v in row.values() if isinstance(v, str)):
+                bad.report(path, reader.line_num, ValueError("bytes that are not UTF-8"))
+                continue
             yield reader.line_num, row
+            index += 1
             if progress and index % 4096 == 0:
                 progress.update(consumed)
     if progress:

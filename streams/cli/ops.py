@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -23,6 +22,7 @@ from streams.names import Names
 from streams.progress import Progress
 from streams.readmodel.reader import ReadModel
 from streams.settings import Settings
+from streams.text import SafeCsvWriter
 
 
 class OpsError(SegmenterError):
@@ -41,7 +41,7 @@ async def import_file(settings: Settings, kind: str, path: Path, quiet: bool = F
     parse = parsers[kind]
     no_time = datetime.min.replace(tzinfo=tz)  # profiles have no event time: they go first
     records: list[tuple[datetime, str, bytes]] = []
-    for line, row in read_rows(path, kind):
+    for line, row in read_rows(path, kind, bad):
         try:
             model = parse(row)
         except (SegmenterError, ValueError) as exc:
@@ -87,7 +87,7 @@ def export(settings: Settings, out: TextIO, fmt: str, dimension: str | None, seg
     model = ReadModel.of(settings)
     views = list(model.customers(model.customer_ids(dimension, segment, tag)))
     dims = sorted({d for v in views for d in v.segments})
-    writer = csv.writer(out) if fmt == "csv" else None
+    writer = SafeCsvWriter(out) if fmt == "csv" else None
     if writer:
         writer.writerow(["customer_id", *dims, "tags", *WINDOW_METRICS])
     for view in views:

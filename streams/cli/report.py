@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +18,7 @@ from streams.cli.common import CliError, load_settings
 from streams.kafka.changes import Movement, movement
 from streams.readmodel.pareto import ParetoRow, pareto
 from streams.readmodel.reader import ReadModel
-from streams.text import clip
+from streams.text import SafeCsvWriter, clip
 
 
 def pareto_table(rows: list[ParetoRow]) -> str:
@@ -58,7 +57,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             doc["movement"] = {"since": moved.since, "until": moved.until, "moves": movement_rows(moved)}
         print(orjson.dumps(doc, default=str).decode())
     elif args.format == "csv":
-        writer = csv.writer(sys.stdout)
+        writer = SafeCsvWriter(sys.stdout)
         writer.writerow(["dimension", "segment", "customers", "share", "amount_12m", "amount_share",
                          "cumulative_share", "cumulative_amount_share"])
         writer.writerows([r.dimension, r.segment, r.customers, f"{r.share:.4f}", r.amount_12m,
