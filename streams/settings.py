@@ -100,9 +100,18 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Where `segmenter api` listens (127.0.0.1: this machine only).")
     api_port: int = Field(8080, ge=1, le=65535, description="The HTTP API's port.")
     api_token: SecretStr | None = Field(
-        None, description="Bearer token the HTTP API requires for changes (overrides, rules); unset: changes are "
-        "refused. Never logged or printed.")
-    api_token_for_reads: bool = Field(False, description="Require the token for reads too.")
+        None, description="Bearer token the HTTP API requires for changes (overrides, rules), and for reads when "
+        "they are closed; at least 16 characters (an empty or shorter one stops the API at start); unset: changes "
+        "are refused. Never logged or printed.")
+    api_token_for_reads: bool | None = Field(
+        None, description="Require the token for reads too; unset: required whenever SEGMENTER_API_HOST is not a "
+        "loopback address.")
+    api_allowed_hosts: str = Field(
+        "", description="Comma-separated Host header names the API answers (against DNS rebinding); empty: "
+        "localhost, 127.0.0.1, ::1 and SEGMENTER_API_HOST. '*' answers any (behind a proxy that checks it).")
+    api_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest request body the API reads; larger "
+        "ones get 413 unread.")
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port of the Prometheus metrics of a worker or action worker (0: not "
         "served); give each process on one machine its own.")

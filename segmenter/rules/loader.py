@@ -53,7 +53,7 @@ class _Loader(yaml.SafeLoader):
         return InvalidRuleError(f"{self.source}:{mark.line + 1}:{mark.column + 1}: {reason}")
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise self.refuse(event.start_mark, "YAML anchors and aliases (& and *) are not allowed in a ruleset; "
                                                 "write the value out")

@@ -4,20 +4,21 @@ topics like the CLI does. No faust internals: it reads what the workers project 
 Reads: ``GET /customers/{id}``, ``/segments``, ``/segments/{dimension}/{segment}/members``,
 ``/tags/{tag}/members``, ``/health``, ``/ready``. Changes: ``POST /overrides``,
 ``DELETE /overrides/{customer}/{dimension}``, ``POST /rules``: they need ``Authorization: Bearer <token>``
-(``SEGMENTER_API_TOKEN``; unset, changes are refused), reads too with ``SEGMENTER_API_TOKEN_FOR_READS``. Every
+(``SEGMENTER_API_TOKEN``; unset, changes are refused), reads too when the API listens beyond loopback or with
+``SEGMENTER_API_TOKEN_FOR_READS``; streams/api/guard.py checks it before a body is read. Every
 error is JSON: ``{"error": "..."}`` with a 4xx (or 503) status. OpenAPI at ``/openapi.json``, docs at ``/docs``.
 """
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
@@ -27,6 +28,7 @@ from segmenter.actions import duration_s
 from segmenter.errors import SegmenterError
 from segmenter.rules import load_ruleset
 from streams.api import dashboard
+from streams.api.guard import Guard, check_settings
 from streams.api.state import Api, api_error, json_response
 from streams.kafka.changes import movement
 from streams.kafka.control import RulesRefusedError, active_segments, apply_rules, send_customer_record
@@ -70,6 +72,8 @@ class Accepted(BaseModel):
 
 
 def create_api(settings: Settings) -> FastAPI:
+    """The API; raises ``ApiConfigError`` for settings that would leave it open (streams/api/guard.py)."""
+    check_settings(settings)
     api = Api(settings)
 
     @asynccontextmanager
@@ -93,27 +97,11 @@ def create_api(settings: Settings) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
 
-    def token(authorization: str | None, need: bool) -> None:
-        secret = settings.api_token
-        if not need:
-            return
-        if secret is None:
-            raise api_error(403, "changes are refused: no SEGMENTER_API_TOKEN is set on the server")
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
-            raise HTTPException(status_code=401, detail="a valid 'Authorization: Bearer <token>' header is required",
-                                headers={"WWW-Authenticate": "Bearer"})
-
-    async def reader(authorization: Annotated[str | None, Header()] = None) -> None:
-        token(authorization, settings.api_token_for_reads)
-
-    async def writer(authorization: Annotated[str | None, Header()] = None) -> None:
-        token(authorization, True)
-
     _health(app, api)
-    _reads(app, api, reader)
-    dashboard.register(app, api, reader)
-    _changes(app, api, writer)
+    _reads(app, api)
+    dashboard.register(app, api)
+    _changes(app, api)
+    app.add_middleware(Guard, settings=settings)
     return app
 
 
@@ -125,7 +113,7 @@ def _health(app: FastAPI, api: Api) -> None:
         return {"status": "ok"}
 
     @app.get("/ready", summary="Redis, the broker and the workers answer", responses={503: {"model": ApiError}})
-    async def ready() -> Response:
+    async def ready(request: Request) -> Response:
         checks: dict[str, str] = {}
         try:
             await api.redis.ping()
@@ -141,15 +129,16 @@ def _health(app: FastAPI, api: Api) -> None:
         checks["workers"] = (f"{len(clocks)} partition clocks published" if clocks
                              else "no partition clock published yet (no worker has processed a record)")
         ok = checks["redis"] == "ok" and checks["broker"] == "ok" and bool(clocks)
-        body = {"ready": ok, "checks": checks} if ok else {"error": "not ready", "ready": False, "checks": checks}
+        body: dict[str, Any] = {"ready": ok} if ok else {"error": "not ready", "ready": False}
+        if request.scope.get("state", {}).get("authorised"):  # hosts, ports and topics only for the token
+            body["checks"] = checks
         return JSONResponse(body, status_code=200 if ok else 503)
 
 
-def _reads(app: FastAPI, api: Api, reader: Any) -> None:
+def _reads(app: FastAPI, api: Api) -> None:
     settings = api.settings
 
-    @app.get("/customers/{customer_id}", summary="one customer: segments, tags, metrics, why, recent changes",
-             dependencies=[Depends(reader)])
+    @app.get("/customers/{customer_id}", summary="one customer: segments, tags, metrics, why, recent changes")
     async def customer(customer_id: str) -> Response:
         doc = await api.customer(customer_id)
         if doc is None:
@@ -157,15 +146,14 @@ def _reads(app: FastAPI, api: Api, reader: Any) -> None:
         return json_response(doc)
 
     @app.get("/segments", summary="per dimension: customers, share, summed amount_12m, cumulative shares",
-             dependencies=[Depends(reader)], response_model=dict[str, list[SegmentRow]])
+             response_model=dict[str, list[SegmentRow]])
     async def segments() -> Response:
         out: dict[str, list[dict[str, Any]]] = {}
         for row in await api.pareto():
             out.setdefault(row.dimension, []).append({k: v for k, v in row.doc().items() if k != "dimension"})
         return json_response(out)
 
-    @app.get("/movement", summary="from -> to: customers and amount_12m that moved within a span of stream time",
-             dependencies=[Depends(reader)])
+    @app.get("/movement", summary="from -> to: customers and amount_12m that moved within a span of stream time")
     async def moves(since: Annotated[str, Query(description="like 7d, 12h")] = "7d") -> Response:
         try:
             span = timedelta(seconds=duration_s(since))
@@ -177,26 +165,25 @@ def _reads(app: FastAPI, api: Api, reader: Any) -> None:
             for (d, f, t), m in sorted(moved.moves.items())]})
 
     @app.get("/segments/{dimension}/{segment}/members", summary="a segment's customers, a page at a time",
-             dependencies=[Depends(reader)], response_model=Members)
+             response_model=Members)
     async def segment_members(dimension: str, segment: str, cursor: str | None = None,
                               limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> Response:
         return await api.members(f"{api.prefix}:m:{dimension}:{segment}", cursor, limit)
 
     @app.get("/tags/{tag}/members", summary="the customers with a tag, a page at a time",
-             dependencies=[Depends(reader)], response_model=Members)
+             response_model=Members)
     async def tag_members(tag: str, cursor: str | None = None,
                           limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> Response:
         return await api.members(f"{api.prefix}:t:{tag}", cursor, limit)
 
 
-def _changes(app: FastAPI, api: Api, writer: Any) -> None:
+def _changes(app: FastAPI, api: Api) -> None:
     settings = api.settings
 
     async def send_override(doc: Override) -> None:
         await send_customer_record(settings, api.names.overrides, doc.dimension, doc)
 
-    @app.post("/overrides", status_code=202, summary="pin a customer's dimension to a segment",
-              dependencies=[Depends(writer)])
+    @app.post("/overrides", status_code=202, summary="pin a customer's dimension to a segment")
     async def set_override(request: OverrideRequest) -> Accepted:
         known = await active_segments(settings)
         if request.dimension not in known:
@@ -211,8 +198,7 @@ def _changes(app: FastAPI, api: Api, writer: Any) -> None:
         return Accepted(detail=f"{request.customer_id}: {request.dimension} pinned to {request.segment}; the owning "
                                "worker applies it")
 
-    @app.delete("/overrides/{customer_id}/{dimension}", status_code=202, summary="clear an override",
-                dependencies=[Depends(writer)])
+    @app.delete("/overrides/{customer_id}/{dimension}", status_code=202, summary="clear an override")
     async def clear_override(customer_id: str, dimension: str, reason: Annotated[str, Query(min_length=1)],
                              by: Annotated[str, Query(min_length=1)]) -> Accepted:
         await send_override(Override(event_id=f"override-{uuid.uuid4().hex}", customer_id=customer_id,
@@ -221,13 +207,14 @@ def _changes(app: FastAPI, api: Api, writer: Any) -> None:
         return Accepted(detail=f"{customer_id}: the override of {dimension} is cleared; the rules decide again")
 
     @app.post("/rules", status_code=202, summary="validate a ruleset (YAML body), then apply it",
-              dependencies=[Depends(writer)], openapi_extra={"requestBody": {
+              openapi_extra={"requestBody": {
                   "required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}}})
     async def post_rules(request: Request, author: Annotated[str, Query(min_length=1)], message: str = "",
                          dry_run: bool = False) -> Accepted:
         body = await request.body()
         try:
-            ruleset = load_ruleset(body.decode("utf-8", errors="replace"), "request body", settings.money_scale)
+            ruleset = await asyncio.to_thread(  # off the event loop: the other requests go on meanwhile
+                load_ruleset, body.decode("utf-8", errors="replace"), "request body", settings.money_scale)
         except SegmenterError as exc:
             raise api_error(422, str(exc)) from None
         if dry_run:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from html import escape
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse
 
 from streams.api.state import Api
@@ -21,8 +21,8 @@ td:first-child,th:first-child{text-align:left}th{border-bottom:1px solid #999}
 .bar{display:inline-block;height:.8rem;background:#4c78a8}.muted{color:#777}form{margin:1rem 0}"""
 
 
-def register(app: FastAPI, api: Api, reader: Any) -> None:
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=[Depends(reader)])
+def register(app: FastAPI, api: Api) -> None:
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def dashboard(customer: Annotated[str | None, Query(max_length=256)] = None) -> HTMLResponse:
         parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>segmenter</title>"
                  f"<style>{STYLE}</style></head><body><h1>segmenter</h1>"]

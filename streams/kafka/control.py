@@ -59,12 +59,29 @@ async def apply_rules(settings: Settings, ruleset: RuleSet, source: str, author:
             f"version {newest + 1} (`segmenter rules history {ruleset.id}` lists them)")
     applied = before or RuleSetApplied(id=ruleset.id, version=ruleset.version, yaml=ruleset.source, source=source,
                                        author=author, message=message, applied_at=datetime.now(UTC))
-    records: list[Record] = [] if before else [
-        (names.rules_history, f"{ruleset.id}@{ruleset.version}".encode(), applied.model_dump_json().encode(), None)]
-    records.append((names.rules, ruleset.id.encode(), ruleset.source.encode(), None))
+    if before is None:
+        applied = await _claim_version(settings, applied)
+    records: list[Record] = [(names.rules, ruleset.id.encode(), ruleset.source.encode(), None)]
     records += _control_records(settings, {"type": "rules", "yaml": ruleset.source, "source": source})
     await produce_records(settings, records)
     return applied
+
+
+async def _claim_version(settings: Settings, applied: RuleSetApplied) -> RuleSetApplied:
+    """Append the version to the history, then read it back: the first record of ``id@version`` in the log is the
+    version's text. Two applies of one version at the same moment both append; the one whose record came second
+    with other content writes the first one's record again (so compaction, which keeps a key's last record, keeps
+    the first text) and is refused, having published nothing else."""
+    names = Names(settings.topic_prefix)
+    key = f"{applied.id}@{applied.version}".encode()
+    await produce_records(settings, [(names.rules_history, key, applied.model_dump_json().encode(), None)])
+    first = next(doc for doc in await rules_history(settings, applied.id) if doc.version == applied.version)
+    if first.yaml == applied.yaml:
+        return first
+    await produce_records(settings, [(names.rules_history, key, first.model_dump_json().encode(), None)])
+    raise RulesRefusedError(
+        f"{applied.id} v{applied.version} was applied at the same moment by {first.author} with other content, and "
+        f"a version is never rewritten: give the changed ruleset version {applied.version + 1}")
 
 
 async def latest_rules(settings: Settings) -> dict[str, str]:

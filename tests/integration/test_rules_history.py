@@ -8,6 +8,9 @@ from pathlib import Path
 
 import orjson
 
+from segmenter.rules import load_ruleset
+from streams.kafka.control import RulesRefusedError, apply_rules, latest_rules, rules_history
+from streams.kafka.reading import read_topic
 from streams.kafka.topics import produce_records
 from streams.names import Names
 from streams.readmodel.reader import ReadModel
@@ -91,3 +94,26 @@ def test_history_rollback_and_a_version_never_rewritten(system, tmp_path, capsys
     view = ReadModel.of(settings).customer("A")
     assert view is not None
     assert view.segments["value"] == "mid_value"  # still the bar of the v3 in force (10,000)
+
+
+def test_two_applies_of_one_version_at_the_same_moment_publish_one_text(system):
+    settings = system.settings
+    a = load_ruleset(V1)
+    b = load_ruleset(V1.replace("amount_12m >= 10000", "amount_12m >= 5000"))
+
+    async def both() -> list[object]:
+        return await asyncio.gather(apply_rules(settings, a, "a.yaml", "alice"),
+                                    apply_rules(settings, b, "b.yaml", "bob"), return_exceptions=True)
+
+    results = asyncio.run(both())
+    refused = [r for r in results if isinstance(r, RulesRefusedError)]
+    assert len(refused) == 1, results
+    assert "at the same moment" in str(refused[0])
+    winner = next(r for r in results if not isinstance(r, BaseException))
+    history = asyncio.run(rules_history(settings, "retail-value"))
+    assert [doc.yaml for doc in history] == [winner.yaml]  # type: ignore[attr-defined]
+    assert asyncio.run(latest_rules(settings))["retail-value"] == winner.yaml  # type: ignore[attr-defined]
+    names = Names(settings.topic_prefix)
+    last = [value for key, value in asyncio.run(read_topic(settings, names.rules_history))
+            if key == b"retail-value@1"][-1]
+    assert orjson.loads(last)["yaml"] == winner.yaml  # type: ignore[attr-defined]  # what compaction keeps
