@@ -194,32 +194,47 @@ class Pending:
     change: ChangeView
 
 
+GRANTED_KEPT = 64  # (action, change) pairs remembered per customer: several actions may fire on one change
+
+
 @dataclass(slots=True)
 class Ledger:
-    """What one customer has been granted: recent change ids, last grant per action, managers."""
+    """What one customer has been granted: the changes decided in full, each (action, change) pair granted, the
+    last grant per action, managers. A change is skipped whole only once it was decided in full; a grant found on
+    the output topics after a crash records its pair alone, so a redelivered change still grants its other
+    actions."""
 
     seen: list[str] = field(default_factory=list)
     last: dict[str, float] = field(default_factory=dict)
     managers: dict[str, str] = field(default_factory=dict)
+    granted: list[str] = field(default_factory=list)  # idempotency keys, "action:change"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seen": self.seen, "last": self.last, "managers": self.managers}
+        return {"seen": self.seen, "last": self.last, "managers": self.managers, "granted": self.granted}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Ledger:
         if not data:
             return cls()
-        return cls(list(data.get("seen", ())), dict(data.get("last", {})), dict(data.get("managers", {})))
+        return cls(list(data.get("seen", ())), dict(data.get("last", {})), dict(data.get("managers", {})),
+                   list(data.get("granted", ())))
 
     def remember(self, change_id: str) -> None:
+        """The change was decided in full: a copy of it does nothing."""
         if change_id not in self.seen:
             self.seen.append(change_id)
             del self.seen[:-SEEN_KEPT]
 
     def record_grant(self, action_id: str, change_id: str, at_s: float) -> None:
         """A grant happened (decided here, or found on the output topic after a crash)."""
-        self.remember(change_id)
+        key = idempotency_key(action_id, change_id)
+        if key not in self.granted:
+            self.granted.append(key)
+            del self.granted[:-GRANTED_KEPT]
         self.last[action_id] = max(at_s, self.last.get(action_id, at_s))
+
+    def has_granted(self, action_id: str, change_id: str) -> bool:
+        return idempotency_key(action_id, change_id) in self.granted
 
 
 @dataclass(slots=True)
@@ -273,8 +288,12 @@ def decide(ledger: Ledger, change: ChangeView, actions: Sequence[ActionSpec], wa
             else:
                 out.suppressed.append(Suppressed(action, pending.change, "dwell"))
             out.cancelled.append(pending)
+    already = False
     for action in actions:
         if not action.fires_on(change.dimension, change.before, change.after):
+            continue
+        if ledger.has_granted(action.id, change.change_id):  # granted before a crash, found on its topic
+            already = True
             continue
         if replay_before_s is not None and change.stream_s < replay_before_s:
             out.suppressed.append(Suppressed(action, change, "replay"))
@@ -284,7 +303,7 @@ def decide(ledger: Ledger, change: ChangeView, actions: Sequence[ActionSpec], wa
             out.pending.append(Pending(change.stream_s + action.min_dwell_s, action.id, change))
         else:
             _fire(ledger, action, change, change.stream_s, out)
-    if out.effective:
+    if out.effective or already:
         ledger.remember(change.change_id)
     return out
 

@@ -282,3 +282,32 @@ def test_changes_that_wait_past_the_horizon_while_the_action_worker_is_down_are_
     assert sorted(c.customer_id for c in coupons) == [f"R{i:02d}" for i in range(8)]
     audits = [ActionSuppressed.model_validate_json(v) for _, v in consume_all(settings, names.action_audit)]
     assert sorted(s.customer_id for s in audits if s.reason == "replay") == [f"B{i:02d}" for i in range(6)]
+
+
+TWO_ON_ONE = RETAIL.read_text().replace(
+    "  - id: senior_manager           # 高价值客户 → 资深客户经理\n    enter: value.high_value",
+    "  - id: winback_call\n    enter: value.churn_risk\n    alert: {priority: high, message: \"call {customer_id}\"}\n"
+    "  - id: senior_manager           # 高价值客户 → 资深客户经理\n    enter: value.high_value", 1)
+
+
+def test_a_kill_between_two_grants_of_one_change_loses_neither(system, tmp_path):
+    rules = tmp_path / "two-on-one.yaml"
+    rules.write_text(TWO_ON_ONE)
+    paths = write_population(tmp_path / "data", high=0, churn=12, late=8)
+    assert system.run("rules", "apply", str(rules)) == 0
+    system.start_worker()
+    assert system.run("import", "transactions", str(paths["transactions"]), "--quiet") == 0
+    assert system.run("wait", "--timeout", "120") == 0
+    # Die after a change's coupon is acknowledged and before its call alert is sent
+    doomed = system.start_actions(actions_replay_horizon="0d", failpoint="between-grants:2", wait=False)
+    assert doomed.wait(timeout=180) == -signal.SIGKILL
+    system.start_actions(actions_replay_horizon="0d")
+    wait_actions(system)
+    want, _ = expected_grants(system.settings)
+    assert len(want) >= 4  # the partitions whose stream time the late buyers moved past six months
+    coupons, alerts = granted(system.settings)
+    assert sorted(c.change_id for c in coupons) == sorted(want)
+    calls = [a.change_id for a in alerts if a.action == "winback_call"]
+    assert sorted(calls) == sorted(want)  # each once: none lost at the kill, none doubled after it
+    log = (Path(system.settings.data_dir) / "actions.log").read_text()
+    assert "failpoint between-grants reached" in log

@@ -143,7 +143,7 @@ def test_ledger_round_trips_and_keeps_a_bounded_memory():
         ledger.record_grant("a", f"ch{n}", n)
     again = Ledger.from_dict(ledger.to_dict())
     assert again == ledger
-    assert (len(again.seen), again.last) == (16, {"a": 99})
+    assert (len(again.granted), again.last) == (64, {"a": 99})
 
 
 @pytest.mark.parametrize(("old", "new", "message"), [
@@ -166,3 +166,38 @@ def test_durations():
     assert [duration_s(t) for t in ("30d", "12h", "90s")] == [30 * DAY, 43_200, 90]
     with pytest.raises(InvalidRuleError, match="whole number of d, h or s"):
         duration_s("1m")
+
+
+TWO_ON_ONE = load_ruleset(RETAIL.replace(
+    "  - id: senior_manager           # 高价值客户 → 资深客户经理\n    enter: value.high_value",
+    "  - id: winback_call\n    enter: value.churn_risk\n    alert: {priority: high, message: \"call {customer_id}\"}\n"
+    "  - id: senior_manager           # 高价值客户 → 资深客户经理\n    enter: value.high_value", 1))
+
+
+def test_a_crash_between_two_grants_of_one_change_loses_neither():
+    actions = [a.id for a in TWO_ON_ONE.actions if a.target == "value.churn_risk"]
+    assert actions == ["winback_coupon", "winback_call"]
+    entered = change(1, "low_value", "churn_risk", 0)
+    # Before the crash the first grant was acknowledged; the restart finds it on its topic and folds it in
+    ledger = Ledger()
+    ledger.record_grant("winback_coupon", entered.change_id, 0)
+    again = Ledger.from_dict(ledger.to_dict())
+    out = decide(again, entered, TWO_ON_ONE.actions, (), replay_before_s=None)  # the change is redelivered
+    assert [g.action.id for g in out.grants] == ["winback_call"]
+    assert again.has_granted("winback_coupon", "ch1") and again.has_granted("winback_call", "ch1")
+    assert not decide(again, entered, TWO_ON_ONE.actions, (), replay_before_s=None).effective  # a third copy
+
+
+def test_both_grants_folded_in_leave_nothing_to_grant_and_the_change_decided():
+    entered = change(1, "low_value", "churn_risk", 0)
+    ledger = Ledger()
+    for action in ("winback_coupon", "winback_call"):
+        ledger.record_grant(action, entered.change_id, 0)
+    assert not decide(ledger, entered, TWO_ON_ONE.actions, (), replay_before_s=None).grants
+    assert "ch1" in ledger.seen
+
+
+def test_a_ledger_written_before_pairs_were_kept_still_skips_its_changes():
+    old = Ledger.from_dict({"seen": ["ch1"], "last": {"winback_coupon": 0}, "managers": {}})
+    assert not decide(old, change(1, "low_value", "churn_risk", 0), TWO_ON_ONE.actions, (),
+                      replay_before_s=None).effective
