@@ -271,6 +271,19 @@ def _fire(ledger: Ledger, action: ActionSpec, change: ChangeView, at_s: float, o
         ledger.record_grant(action.id, change.change_id, at_s)
 
 
+def _act(ledger: Ledger, action: ActionSpec, change: ChangeView, replay_before_s: float | None,
+         out: Outcome) -> None:
+    """One action that ``change`` fires and that was not granted yet: suppressed, waiting out its dwell, or fired."""
+    if replay_before_s is not None and change.stream_s < replay_before_s:
+        out.suppressed.append(Suppressed(action, change, "replay"))
+    elif change.cause == "recovery":  # not the customer's move: the topic set back to the saved state
+        out.suppressed.append(Suppressed(action, change, "recovery"))
+    elif action.min_dwell_s:
+        out.pending.append(Pending(change.stream_s + action.min_dwell_s, action.id, change))
+    else:
+        _fire(ledger, action, change, change.stream_s, out)
+
+
 def decide(ledger: Ledger, change: ChangeView, actions: Sequence[ActionSpec], waiting: Sequence[Pending], *,
            replay_before_s: float | None) -> Outcome:
     """What ``change`` does. ``waiting``: this customer's pending dwells; ``replay_before_s``: changes
@@ -294,15 +307,8 @@ def decide(ledger: Ledger, change: ChangeView, actions: Sequence[ActionSpec], wa
             continue
         if ledger.has_granted(action.id, change.change_id):  # granted before a crash, found on its topic
             already = True
-            continue
-        if replay_before_s is not None and change.stream_s < replay_before_s:
-            out.suppressed.append(Suppressed(action, change, "replay"))
-        elif change.cause == "recovery":  # not the customer's move: the topic set back to the saved state
-            out.suppressed.append(Suppressed(action, change, "recovery"))
-        elif action.min_dwell_s:
-            out.pending.append(Pending(change.stream_s + action.min_dwell_s, action.id, change))
         else:
-            _fire(ledger, action, change, change.stream_s, out)
+            _act(ledger, action, change, replay_before_s, out)
     if out.effective or already:
         ledger.remember(change.change_id)
     return out

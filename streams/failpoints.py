@@ -13,8 +13,8 @@ class Failpoints:
     """Crash tests: die the hard way at a chosen point (the ``failpoint`` setting: ``mid-batch:N``,
     ``before-persist:N`` or ``before-commit:N`` in the segmenter worker, ``after-grant:N`` in the action
     worker: after its Nth acknowledged grant, before the ledger write; ``between-grants:N`` in the action worker:
-    at the Nth time a change's grant waits to be sent after an earlier one was acknowledged; ``process-error:N`` raises while
-    applying the Nth record instead, as a defect would; several joined by commas)."""
+    the Nth time a grant waits to be sent after an earlier one of its batch was acknowledged; ``process-error:N``
+    raises while applying the Nth record instead, as a defect would; several joined by commas)."""
 
     POINTS = ("mid-batch", "before-persist", "before-commit", "after-grant", "between-grants", "process-error")
     RAISES = ("process-error",)  # raises FailpointError once, at the Nth record, instead of killing
