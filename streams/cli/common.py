@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from segmenter.rules import RuleSet, load_ruleset
 from streams.settings import Settings
+from streams.stack.embedded import StackInfo
 
 
 class CliError(Exception):
@@ -16,13 +18,26 @@ class CliError(Exception):
 
 
 def load_settings() -> Settings:
-    """The settings from the environment; a bad one is named in one sentence."""
+    """The settings from the environment; a bad one is named in one sentence. Without SEGMENTER_REDIS_PASSWORD,
+    the password ``segmenter up`` made for the embedded Redis it runs on this Redis URL."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = f"setting SEGMENTER_{str(first['loc'][0]).upper()}" if first["loc"] else "settings"
         raise CliError(f"bad {where}: {first['msg']}") from None
+    return _embedded_password(settings)
+
+
+def _embedded_password(settings: Settings) -> Settings:
+    data_dir = Path(settings.data_dir)
+    info = StackInfo.load(data_dir / "stack.json")
+    path = data_dir / "redis.password"
+    if settings.redis_password is not None or info is None or not path.is_file():
+        return settings
+    if (urlparse(settings.redis_url).port or 6379) != info.redis_port:
+        return settings
+    return settings.model_copy(update={"redis_password": SecretStr(path.read_text(encoding="utf-8").strip())})
 
 
 def load_rules(path: Path, money_scale: int) -> RuleSet:

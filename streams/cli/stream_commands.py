@@ -23,7 +23,7 @@ from streams.text import clip
 
 def cmd_up(args: argparse.Namespace) -> int:
     from streams.kafka.topics import create_topics
-    from streams.stack.embedded import StackInfo, start_broker, start_redis, stop
+    from streams.stack.embedded import StackInfo, redis_password, start_broker, start_redis, stop
 
     settings = load_settings()
     broker_port, redis_port = embedded_ports(settings)
@@ -39,27 +39,30 @@ def cmd_up(args: argparse.Namespace) -> int:
     if stale:
         print(f"cleared the previous embedded run's state ({', '.join(str(p) for p in stale)}): the embedded "
               "broker starts empty")
+    given = settings.redis_password.get_secret_value() if settings.redis_password else None
+    password = redis_password(data_dir, given)
+    env = {**EMBEDDED_ENV, "SEGMENTER_REDIS_PASSWORD": password}  # what they connect with
     broker = start_broker(broker_port, data_dir / "logs")
-    redis_proc = start_redis(redis_port, data_dir / "redis")
+    redis_proc = start_redis(redis_port, data_dir / "redis", password)
     info = StackInfo(broker.pid, broker_port, redis_proc.pid, redis_port)
     info.save(info_path)
     try:
         created = asyncio.run(create_topics(settings))
         print(f"broker 127.0.0.1:{broker_port} (Tansu, memory), redis 127.0.0.1:{redis_port}; "
               f"created {len(created)} topics")
-        worker = spawn_worker(settings, EMBEDDED_ENV)
+        worker = spawn_worker(settings, env)
         info.worker_pid = worker.pid
         info.save(info_path)
-        actions = spawn_worker(settings, EMBEDDED_ENV, role="actions")
+        actions = spawn_worker(settings, env, role="actions")
         info.actions_pid = actions.pid
         info.save(info_path)
         wait_ready(data_dir, worker)
         wait_ready(data_dir, actions, role="actions")
         print(f"worker ready (pid {worker.pid}), action worker ready (pid {actions.pid}); logs in {data_dir}")
-        info.api_pid = _start_api(settings, data_dir)
+        info.api_pid = _start_api(settings, data_dir, env)
         info.save(info_path)
     except BaseException:
-        for pid in (info.api_pid, info.actions_pid, info.worker_pid, info.redis_pid, info.broker_pid):
+        for pid in info.pids():
             stop(pid)
         info_path.unlink(missing_ok=True)
         raise
@@ -71,14 +74,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         return cmd_down(args)
 
 
-def _start_api(settings: Settings, data_dir: Path) -> int | None:
+def _start_api(settings: Settings, data_dir: Path, env: dict[str, str]) -> int | None:
     """The HTTP API beside the embedded stack; a warning, not a failure, when its port is taken."""
     from streams.stack.embedded import port_open
 
     if port_open(settings.api_host, settings.api_port):
         print(f"warning: port {settings.api_port} is in use: the HTTP API is not started (set SEGMENTER_API_PORT)")
         return None
-    api = spawn_worker(settings, role="api")
+    api = spawn_worker(settings, env, role="api")
     deadline = time.monotonic() + 30
     while not port_open(settings.api_host, settings.api_port):
         if api.poll() is not None or time.monotonic() > deadline:
@@ -101,7 +104,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from streams.stack.embedded import StackInfo, stop
+    from streams.stack.embedded import StackInfo, started_at, stop
 
     settings = load_settings()
     info_path = Path(settings.data_dir) / "stack.json"
@@ -109,9 +112,16 @@ def cmd_down(args: argparse.Namespace) -> int:
     if info is None:
         print(f"nothing to stop: no {info_path}")
         return 0
-    for pid in (info.api_pid, info.actions_pid, info.worker_pid, info.redis_pid, info.broker_pid):
-        stop(pid)
+    left = []
+    for pid in info.pids():
+        if info.ours(pid):
+            stop(pid)
+        elif started_at(pid) is not None:
+            left.append(pid)
     info_path.unlink(missing_ok=True)
+    for pid in left:
+        print(f"left process {pid} alone: it is not the one `segmenter up` started (its id was given to another "
+              "program since)")
     for role in ("worker", "actions"):
         (Path(settings.data_dir) / f"{role}.ready").unlink(missing_ok=True)
     print("stopped the HTTP API, action worker, worker, redis and broker")

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+import psutil
 
 from segmenter.errors import SegmenterError
 
@@ -71,9 +74,18 @@ def wait_for_port(host: str, port: int, what: str, timeout_s: float = 20.0,
     raise StackError(f"{what} did not listen on {host}:{port} within {timeout_s:.0f}s")
 
 
+def started_at(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), None when there is none."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
 @dataclass
 class StackInfo:
-    """What ``segmenter up`` started, saved so that ``segmenter down`` can stop it."""
+    """What ``segmenter up`` started, saved so that ``segmenter down`` can stop it: each process's id and the time
+    it started, so that a process id the system gave to another program since is never signalled."""
 
     broker_pid: int
     broker_port: int
@@ -82,14 +94,43 @@ class StackInfo:
     worker_pid: int | None = None
     actions_pid: int | None = None
     api_pid: int | None = None
+    started: dict[str, float] = field(default_factory=dict)  # pid -> its start time, read when recorded
+
+    def pids(self) -> list[int]:
+        """The processes recorded, the API first and the broker last (the order to stop them in)."""
+        return [pid for pid in (self.api_pid, self.actions_pid, self.worker_pid, self.redis_pid, self.broker_pid)
+                if pid]
 
     def save(self, path: Path) -> None:
+        for pid in self.pids():
+            if str(pid) not in self.started and (at := started_at(pid)) is not None:
+                self.started[str(pid)] = at
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self)))
 
+    def ours(self, pid: int) -> bool:
+        """Whether ``pid`` is still the process ``up`` started (same start time), not a later one given its id."""
+        recorded, now = self.started.get(str(pid)), started_at(pid)
+        return recorded is not None and now is not None and abs(recorded - now) < 0.5
+
     @classmethod
     def load(cls, path: Path) -> StackInfo | None:
-        return cls(**json.loads(path.read_text())) if path.is_file() else None
+        if not path.is_file():
+            return None
+        doc = json.loads(path.read_text())
+        return cls(**{f.name: doc[f.name] for f in fields(cls) if f.name in doc})
+
+
+def redis_password(data_dir: Path, given: str | None) -> str:
+    """The embedded Redis's password: ``given`` (SEGMENTER_REDIS_PASSWORD), else one made now and kept in
+    DATA_DIR/redis.password, readable by its owner only, where the CLI finds it."""
+    path = data_dir / "redis.password"
+    password = given or secrets.token_urlsafe(24)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        handle.write(password)
+    return password
 
 
 def start_broker(port: int, log_dir: Path) -> subprocess.Popen[bytes]:

@@ -52,6 +52,8 @@ def spawn_worker(settings: Settings, extra_env: dict[str, str] | None = None,
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(extra_env or {})}
+    if settings.redis_password is not None:  # the embedded Redis's own, when the CLI found it
+        env.setdefault("SEGMENTER_REDIS_PASSWORD", settings.redis_password.get_secret_value())
     if role not in ("worker", "actions", "api"):
         raise ValueError(f"unknown worker role {role!r}")
     return subprocess.Popen(  # noqa: S603 - our own module, a role checked above

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
+import redis
 
 from streams.cli.main import main
 from streams.names import Names
-from streams.stack.embedded import StackInfo, free_port, port_open
+from streams.stack.embedded import StackInfo, free_port, port_open, stop
 from tests.integration.helpers import RETAIL, consume_all, read_csv
 
 pytestmark = pytest.mark.integration
@@ -40,8 +44,28 @@ def test_up_then_down_start_and_stop_the_embedded_stack(tmp_path, monkeypatch, c
         capsys.readouterr()
         assert main(["rules", "show"]) == 0
         assert "id: retail-value" in capsys.readouterr().out
+        # The embedded Redis wants the password `up` made, kept for its owner alone; the CLI finds it
+        password = tmp_path / "var" / "redis.password"
+        assert stat.S_IMODE(password.stat().st_mode) == 0o600
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=redis_port).ping()
+        assert redis.Redis(port=redis_port, password=password.read_text()).ping()
+        assert main(["report"]) == 0
+        # A recorded process id now held by another program (a reused id) is left alone by `down`
+        stranger = subprocess.Popen(["sleep", "60"])  # noqa: S607 (coreutils, a stand-in)
+        info = StackInfo.load(tmp_path / "var" / "stack.json")
+        assert info is not None
+        api_pid, info.api_pid = info.api_pid, stranger.pid
+        info.started[str(stranger.pid)] = time.time() - 3600  # what `up` recorded for its own process
+        info.save(tmp_path / "var" / "stack.json")
+        capsys.readouterr()
     finally:
         assert main(["down"]) == 0
+    assert f"left process {stranger.pid} alone" in capsys.readouterr().out
+    assert stranger.poll() is None
+    stranger.kill()
+    stranger.wait()
+    stop(api_pid)
     assert not port_open("127.0.0.1", broker)
     assert not port_open("127.0.0.1", redis_port)
     assert not (tmp_path / "var" / "stack.json").exists()
