@@ -52,7 +52,7 @@ def test_up_then_down_start_and_stop_the_embedded_stack(tmp_path, monkeypatch, c
         assert redis.Redis(port=redis_port, password=password.read_text()).ping()
         assert main(["report"]) == 0
         # A recorded process id now held by another program (a reused id) is left alone by `down`
-        stranger = subprocess.Popen(["sleep", "60"])  # noqa: S607 (coreutils, a stand-in)
+        stranger = subprocess.Popen(["sleep", "60"])
         info = StackInfo.load(tmp_path / "var" / "stack.json")
         assert info is not None
         api_pid, info.api_pid = info.api_pid, stranger.pid
