@@ -54,6 +54,10 @@ class Names:
         return f"{self.prefix}rules-history"
 
     @property
+    def erasures(self) -> str:  # the erasure log: key = the keyed hash of an erased id, never the id
+        return f"{self.prefix}erasures"
+
+    @property
     def segment_changes(self) -> str:
         return f"{self.prefix}segment-changes"
 

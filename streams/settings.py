@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -112,6 +113,12 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest request body the API reads; larger "
         "ones get 413 unread.")
+    erasure_key: SecretStr | None = Field(
+        None, description="Secret key of the hash by which erased customers are remembered (so that no one can "
+        "recover an erased id from a backup by trying ids): at least 16 characters, the same on every worker and "
+        "wherever `segmenter erase` and `restore` run, never changed (a new key forgets which customers older "
+        "erasures protect). Make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`. Unset: "
+        "erasure is refused.")
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port of the Prometheus metrics of a worker or action worker (0: not "
         "served); give each process on one machine its own.")
@@ -155,6 +162,20 @@ class Settings(BaseSettings):
             raise ValueError(f"max_amount {self.max_amount} at money_scale {self.money_scale} is more than 10^16 "
                              "minor units: a segment's sum could overflow Redis' 64-bit counters; lower max_amount")
         return self
+
+    @field_validator("erasure_key")
+    @classmethod
+    def _erasure_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("SEGMENTER_ERASURE_KEY must be at least 16 characters (make one with `python -c 'import "
+                             "secrets; print(secrets.token_urlsafe(32))'`)")
+        return value
+
+    def erasure_secret(self) -> bytes | None:
+        """The erasure key as the hash's key (32 bytes), None when unset."""
+        if self.erasure_key is None:
+            return None
+        return hashlib.sha256(self.erasure_key.get_secret_value().encode()).digest()
 
     @field_validator("timezone")
     @classmethod

@@ -195,7 +195,11 @@ class Actor:
             key, letter = dead_letter(TopicPartition(topic, number), message, exc)
             await (await self.producer.send(self.names.dead_letters, key=key, value=letter))
             return
-        if isinstance(change, CustomerErased):  # forget what the ledger holds of it; no dwell of it fires
+        if isinstance(change, CustomerErased):  # forget what the ledger and Redis hold of it; no dwell of it fires
+            ledger = self._ledger(change.customer_id)
+            ids = {a.id for ruleset in self.rulesets.values() for a in ruleset.actions}
+            await self.store.forget(change.customer_id, [*ledger.granted, *(f"{a}:{c}" for a in ids
+                                                                                for c in ledger.seen)])
             self.ledger.pop(change.customer_id.encode(), None)
             part.pending = [p for p in part.pending if p.change.customer_id != change.customer_id]
             self.stats["erased"] += 1
@@ -265,11 +269,13 @@ class Actor:
             metadata = await future
             part.reach[topic] = max(part.reach.get(topic, 0), metadata.offset + 1)
             self.failpoints.hit("after-grant")
-            await self.store.record(grant.key, grant.action.target, grant.action.id, "issued", document)
+            await self.store.record(grant.key, grant.action.target, grant.action.id, "issued", document,
+                                    customer=grant.change.customer_id)
             self.stats[f"issued_{grant.action.kind}"] += 1
         for s, future in zip(suppressed, audits, strict=True):
             await future
-            await self.store.record(s.key, s.action.target, s.action.id, s.reason, self._audit(s))
+            await self.store.record(s.key, s.action.target, s.action.id, s.reason, self._audit(s),
+                                    customer=s.change.customer_id)
             self.stats[f"suppressed_{s.reason}"] += 1
             log.info("suppressed %s for %s (%s): %s", s.action.id, clip(s.change.customer_id), s.change.change_id,
                      s.reason)
@@ -339,7 +345,8 @@ class Actor:
                         ledger.managers[action.alert.roster] = doc["manager"]
             part.pending = [p for p in part.pending
                             if (p.action_id, p.change.change_id) != (doc["action"], doc["change_id"])]
-            await self.store.record(doc["idempotency_key"], doc["segment"], doc["action"], "issued", value)
+            await self.store.record(doc["idempotency_key"], doc["segment"], doc["action"], "issued", value,
+                                    customer=customer)
             part.reach[tp.topic] = offset + 1
         for customer, ledger in ledgers.items():
             self.ledger[customer.encode()] = orjson.dumps(ledger.to_dict())

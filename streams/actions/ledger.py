@@ -5,6 +5,7 @@ Keys under the prefix ``P``::
     P:action:<action>:<change_id>   the outcome (issued grant or suppression) as JSON, with a TTL
     P:action-counts                 hash: "<dimension.segment>|<action>|<outcome>" -> count
     P:mgr:<roster>:<manager>        set of the customers assigned to a manager (its load)
+    P:cust-actions:<customer>       set of the customer's P:action:... keys, so that an erasure removes them all
     P:rr:<roster>:<team>            round-robin turn counter of a team
 
 Redis is a projection here, not the ledger (that is the changelog-backed ``action-ledger`` table):
@@ -26,6 +27,8 @@ from streams.readmodel.retry import retrying
 _RECORD = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  redis.call('SADD', KEYS[3], KEYS[1])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
   return 1
 end
 return 0
@@ -40,9 +43,10 @@ class ActionStore:
         self.client = aioredis.from_url(url, **options)
         self._record = self.client.register_script(_RECORD)
 
-    async def record(self, key: str, segment: str, action: str, outcome: str, document: bytes) -> bool:
-        """Record one outcome of ``key`` (action:change_id); True when it was not recorded before."""
-        keys = [f"{self.prefix}:action:{key}", f"{self.prefix}:action-counts"]
+    async def record(self, key: str, segment: str, action: str, outcome: str, document: bytes, *,
+                     customer: str) -> bool:
+        """Record one outcome of ``key`` (action:change_id) of ``customer``; True when it was not recorded before."""
+        keys = [f"{self.prefix}:action:{key}", f"{self.prefix}:action-counts", f"{self.prefix}:cust-actions:{customer}"]
         args: list[bytes | str | int] = [document, f"{segment}|{action}|{outcome}", self.ttl_s]
         return bool(await retrying(lambda: self._record(keys=keys, args=args)))
 
@@ -86,6 +90,26 @@ class ActionStore:
                 pipe.srem(f"{self.prefix}:mgr:{roster.name}:{other}", customer)
             pipe.sadd(f"{self.prefix}:mgr:{roster.name}:{manager}", customer)
             await pipe.execute()
+
+    async def forget(self, customer: str, known: Sequence[str]) -> int:
+        """An erased customer: its outcome documents (those indexed, and ``known`` action:change_id keys of its
+        ledger), its index, its place in every manager's set. Returns how many keys went."""
+        index = f"{self.prefix}:cust-actions:{customer}"
+
+        async def run() -> int:
+            keys = {k.decode() for k in await self.client.smembers(index)}
+            keys |= {f"{self.prefix}:action:{k}" for k in known}
+            managers = [k async for k in self.client.scan_iter(f"{self.prefix}:mgr:*", count=1000)]
+            async with self.client.pipeline(transaction=True) as pipe:
+                for key in sorted(keys):
+                    pipe.delete(key)
+                pipe.delete(index)
+                for key in managers:
+                    pipe.srem(key, customer)
+                done = await pipe.execute()
+            return sum(int(n) for n in done[:len(keys)])
+
+        return await retrying(run)
 
     async def close(self) -> None:
         await self.client.aclose()

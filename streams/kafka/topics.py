@@ -34,6 +34,7 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
         names.overrides: (n, compact), names.tags: (n, compact),
         names.control: (n, {}), names.segment_changes: (n, {}), names.dead_letters: (1, {}),
         names.rules: (1, compact), names.rules_history: (1, compact), names.population: (1, compact),
+        names.erasures: (1, compact),
         names.coupons: (n, {}), names.alerts: (n, {}), names.action_audit: (n, {}),
         names.ledger_changelog: (n, compact),
         names.changelog(names.customers_table): (n, compact),

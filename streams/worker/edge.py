@@ -52,6 +52,7 @@ def _check_key(record: Any, customer: str, name: str, what: str, field: str) -> 
 class Edge:
     def __init__(self, settings: Settings, names: Names, policy: Policy) -> None:
         self.policy, self.future_skew = policy, settings.future_skew
+        self.can_erase = settings.erasure_key is not None
         self._skew = timedelta(days=settings.future_skew_days)
         self._latest_allowed = datetime.now(UTC) + self._skew
         self.decoders: dict[str, Callable[[Any], Decoded]] = {
@@ -118,6 +119,9 @@ class Edge:
         if doc["type"] == "rules":
             return RULES, (load_ruleset(doc["yaml"], doc.get("source", "rules"), self.policy.money_scale),)
         if doc["type"] == "erase":
+            if not self.can_erase:
+                raise ValueError("an erasure, and this worker has no SEGMENTER_ERASURE_KEY: set the key `segmenter "
+                                 "erase` ran with on every worker, then send the erasure again")
             return ERASE, (str(doc["customer_id"]), datetime.fromisoformat(doc["at"]), str(doc["reason"]),
                            str(doc["by"]))
         raise ValueError(f"unknown control record type {doc['type']!r}")

@@ -50,6 +50,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from segmenter import step
 from segmenter.codec import StateEncoder
+from segmenter.privacy import erased_key
 from segmenter.ranking import Ranks
 from segmenter.rules import RuleSet
 from segmenter.state import Fact
@@ -67,7 +68,7 @@ from streams.worker.collector import Collector
 from streams.worker.edge import BAD_INPUT, ERASE, FACT, OVERRIDE, PROFILE, RULES, SKIP, TAG, TICK, Edge
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
 from streams.worker.metrics import WorkerMetrics, observe_batch
-from streams.worker.partition import Partition, erased_key
+from streams.worker.partition import Partition
 from streams.worker.persist import Delivery, send_batches
 from streams.worker.ranking import Ranking
 from streams.worker.recovery import Recovering
@@ -88,6 +89,7 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
         self.topics = frozenset(names.inputs)
         self.edge = Edge(settings, names, self.policy)
         self.encoder = StateEncoder()  # a very active customer's older days are encoded once, not per flush
+        self.erase_secret = settings.erasure_secret() or b""  # the edge refuses erasures without a key
         self._ops: dict[str, Callable[..., None]] = {
             FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt,
             OVERRIDE: self._on_override, TAG: self._on_tag, ERASE: self._erase, SKIP: lambda part: None}
@@ -236,7 +238,7 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
     def _on_fact(self, part: Partition, customer: str, event_id: str, occurred: datetime, fact: Fact) -> None:
         if part.stream_time is None or occurred > part.stream_time:
             self._advance(part, occurred)
-        if part.erased and occurred.timestamp() <= part.erased.get(erased_key(customer), -1):
+        if part.erased and occurred.timestamp() <= part.erased.get(erased_key(customer, self.erase_secret), -1):
             self.stats["erased_ignored"] += 1  # dated on or before the customer's erasure: it stays erased
             return
         record = self._get(part, customer)
@@ -266,7 +268,7 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
             [step.CustomerRecord, int, RuleSet | None], tuple[step.CustomerRecord, list[step.AnyChange]]]) -> None:
         """A record with no event time (a profile, an override, a manual tag): applied at the partition's day, and
         classified only once the partition has one."""
-        if part.erased and erased_key(customer) in part.erased and not self._known(part, customer):
+        if part.erased and erased_key(customer, self.erase_secret) in part.erased and not self._known(part, customer):
             self.stats["erased_ignored"] += 1  # a profile, override or tag of an erased customer: not brought back
             return
         record = self._get(part, customer)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from segmenter.privacy import erased_key
 from streams.kafka import faust_compat
 from streams.text import clip
 from streams.worker.documents import erasure_json
-from streams.worker.partition import Partition, erased_key
+from streams.worker.partition import Partition
 from streams.worker.records import Records
 
 log = logging.getLogger("segmenter.worker")
@@ -29,7 +30,7 @@ class Erasing(Records):
         in Redis and the population index; remember a hash of its id with the erasure's time, so older events do not
         bring it back; publish the erasure for downstream consumers."""
         when = int(at.timestamp())
-        key = erased_key(customer)
+        key = erased_key(customer, self.erase_secret)
         known = self._known(part, customer)
         segments = dict(self._get(part, customer).segments) if known else {}
         part.erased[key] = max(when, part.erased.get(key, when))

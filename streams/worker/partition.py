@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,11 +14,6 @@ from segmenter import step
 from segmenter.rules import RuleSet, load_ruleset
 from segmenter.state import Policy
 from streams.worker.population import PartitionIndex
-
-
-def erased_key(customer: str) -> str:
-    """How an erased customer is remembered: a keyed hash of its id, not the id."""
-    return hashlib.blake2b(customer.encode(), digest_size=16, person=b"segmenter-erase").hexdigest()
 
 
 @dataclass

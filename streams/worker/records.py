@@ -29,6 +29,7 @@ class Records:
     stats: Counter[str]
     customers: Any
     encoder: StateEncoder
+    erase_secret: bytes
     metrics: WorkerMetrics | None
     _dirty_count: int
 

@@ -90,6 +90,7 @@ def system(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         # move after it: 4 s (the default is 6) keeps the suite within its time with these small loads.
         "SEGMENTER_SESSION_TIMEOUT_S": "4",
         "SEGMENTER_WEB_PORT": str(free_port()),
+        "SEGMENTER_ERASURE_KEY": f"test-erasure-key-{n:04d}",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
