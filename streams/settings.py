@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         "wherever `segmenter erase` and `restore` run, never changed (a new key forgets which customers older "
         "erasures protect). Make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`. Unset: "
         "erasure is refused.")
+    backup_key: SecretStr | None = Field(
+        None, description="Key of the HMAC that `segmenter backup` signs an archive's manifest with and `restore` "
+        "checks (an unsigned or forged archive is then refused). Unset: archives are checked for corruption only.")
+    backup_max_bytes: int = Field(
+        8 * 1024**3, ge=1024, description="Largest member of an archive `segmenter restore` reads (a member's "
+        "size is read from its header, before its content).")
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port of the Prometheus metrics of a worker or action worker (0: not "
         "served); give each process on one machine its own.")

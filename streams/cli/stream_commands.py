@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,14 +17,14 @@ import orjson
 
 from streams.cli.common import CliError, load_rules, load_settings, who
 from streams.settings import Settings
-from streams.stack.embedded import StackError
+from streams.stack.embedded import StackError, StackInfo
 from streams.stack.processes import EMBEDDED_ENV, embedded_ports, spawn_worker, wait_ready
 from streams.text import clip
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from streams.kafka.topics import create_topics
-    from streams.stack.embedded import StackInfo, redis_password, start_broker, start_redis, stop
+    from streams.stack.embedded import redis_password, start_broker, start_redis, stop
 
     settings = load_settings()
     broker_port, redis_port = embedded_ports(settings)
@@ -50,17 +51,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         created = asyncio.run(create_topics(settings))
         print(f"broker 127.0.0.1:{broker_port} (Tansu, memory), redis 127.0.0.1:{redis_port}; "
               f"created {len(created)} topics")
-        worker = spawn_worker(settings, env)
-        info.worker_pid = worker.pid
-        info.save(info_path)
-        actions = spawn_worker(settings, env, role="actions")
-        info.actions_pid = actions.pid
-        info.save(info_path)
-        wait_ready(data_dir, worker)
-        wait_ready(data_dir, actions, role="actions")
-        print(f"worker ready (pid {worker.pid}), action worker ready (pid {actions.pid}); logs in {data_dir}")
-        info.api_pid = _start_api(settings, data_dir, env)
-        info.save(info_path)
+        if args.no_workers:
+            print("no workers started (--no-workers): `segmenter restore FILE` starts them once the backup is in")
+            return 0
+        worker = start_services(settings, info, info_path, env)
     except BaseException:
         for pid in info.pids():
             stop(pid)
@@ -72,6 +66,25 @@ def cmd_up(args: argparse.Namespace) -> int:
         return worker.wait()
     except KeyboardInterrupt:
         return cmd_down(args)
+
+
+def start_services(settings: Settings, info: StackInfo, info_path: Path,
+                   env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The worker, the action worker and the HTTP API of an embedded stack, each recorded in ``info`` as it starts;
+    returns the worker once both workers are ready."""
+    data_dir = Path(settings.data_dir)
+    worker = spawn_worker(settings, env)
+    info.worker_pid = worker.pid
+    info.save(info_path)
+    actions = spawn_worker(settings, env, role="actions")
+    info.actions_pid = actions.pid
+    info.save(info_path)
+    wait_ready(data_dir, worker)
+    wait_ready(data_dir, actions, role="actions")
+    print(f"worker ready (pid {worker.pid}), action worker ready (pid {actions.pid}); logs in {data_dir}")
+    info.api_pid = _start_api(settings, data_dir, env)
+    info.save(info_path)
+    return worker
 
 
 def _start_api(settings: Settings, data_dir: Path, env: dict[str, str]) -> int | None:
@@ -324,6 +337,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
         argparse.ArgumentParser]) -> None:
     p = sub.add_parser("up", help="start the embedded broker, Redis and a worker")
     p.add_argument("--detach", action="store_true", help="return once everything is ready")
+    p.add_argument("--no-workers", action="store_true",
+                   help="the broker, Redis and topics only (then `segmenter restore FILE`, which starts the workers)")
     p.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
     p = sub.add_parser("api", help="serve the HTTP API (SEGMENTER_API_HOST:SEGMENTER_API_PORT)")

@@ -7,10 +7,18 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import stat
 import tarfile
 import uuid
+from pathlib import Path
 
+import pytest
+
+from streams.cli.common import load_settings
+from streams.cli.main import main
 from streams.names import Names
+from streams.readmodel.reader import ReadModel
+from streams.stack.embedded import free_port
 from tests.integration.helpers import RETAIL, consume_all
 
 TX = """customer_id,occurred_at,amount,kind,event_id
@@ -91,3 +99,44 @@ def test_backup_restore_into_an_empty_stack(system, tmp_path, capsys, monkeypatc
     assert "key account" in capsys.readouterr().out
     assert system.run("tag", "list") == 0
     assert "vip:gold" in capsys.readouterr().out
+
+
+def _embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system) -> dict[str, str]:
+    """Settings of a second, embedded stack (`segmenter up`), beside the test session's."""
+    env = {**system.env, "SEGMENTER_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+           "SEGMENTER_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "SEGMENTER_DATA_DIR": str(tmp_path / "up"),
+           "SEGMENTER_WEB_PORT": str(free_port()), "SEGMENTER_API_PORT": str(free_port())}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def test_restore_into_a_stack_started_by_up_and_the_workers_go_on_from_it(system, tmp_path, capsys, monkeypatch):
+    assert system.run("rules", "apply", str(RETAIL)) == 0
+    system.start_worker(data_dir=tmp_path / "w1")
+    (tmp_path / "tx.csv").write_text("customer_id,occurred_at,amount,kind,event_id\n"
+                                     "R,2026-04-01,100,,r1\nR,2026-05-01,100,,r2\nR,2026-06-01,100,,r3\n")
+    assert system.run("import", "transactions", str(tmp_path / "tx.csv"), "--quiet") == 0
+    assert system.run("wait", "--timeout", "120") == 0
+    archive = tmp_path / "backup.tar.gz"
+    assert system.run("backup", str(archive)) == 0
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o600
+
+    _embedded(tmp_path, monkeypatch, system)
+    try:
+        assert main(["up", "--no-workers"]) == 0
+        assert main(["restore", str(archive)]) == 0  # starts the workers on the restored state
+        assert "worker ready" in capsys.readouterr().out
+        settings = load_settings()
+        assert ReadModel.of(settings).customer("R").doc["metrics"]["purchases_12m"] == 3
+        (tmp_path / "more.csv").write_text("customer_id,occurred_at,amount,kind,event_id\nR,2026-06-10,100,,r4\n")
+        assert main(["import", "transactions", str(tmp_path / "more.csv"), "--quiet"]) == 0
+        assert main(["wait", "--timeout", "120"]) == 0
+        view = ReadModel.of(settings).customer("R")
+        assert view is not None
+        assert view.doc["metrics"]["purchases_12m"] == 4  # on from the restored three
+        capsys.readouterr()
+        assert main(["restore", str(archive)]) == 1  # workers run on it now
+        assert "workers are running" in capsys.readouterr().err
+    finally:
+        assert main(["down"]) == 0
