@@ -1,11 +1,14 @@
-"""The HTTP API under load: ``GET /customers/{id}`` and a members page with N customers in Redis.
+"""The HTTP API under load: ``GET /customers/{id}``, a members page with N customers in Redis, and the movement a
+page view reads (``GET /movement?since=365d`` and the dashboard ``GET /``) after 10,000,000 segment changes.
 
 A Redis read model of N customers is written the way the workers' flush writes it (each customer's stored
 record, segments, membership sets, the partitions' clocks), the retail ruleset is applied on an embedded broker
 (the API explains each customer with it), ``segmenter api`` is started as its own process, and a load generator
 (aiohttp, ``--concurrency`` connections kept alive) asks for random customers, then for members pages, for
 ``--seconds`` each. Both share this machine's cores with Redis and the broker. Printed: requests per second and
-latency percentiles.
+latency percentiles. The movement is read from the day summaries the workers keep in Redis, never from the
+segment-changes topic: the bench writes the summaries that ``--changes`` changes over 400 business days leave
+(what the topic holds does not enter a page view, so it is not filled).
 
 Run: ``python -m bench.api`` (part of ``make bench``).
 """
@@ -20,6 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from datetime import date, datetime
+from datetime import time as dtime
 from pathlib import Path
 
 import aiohttp
@@ -62,7 +68,25 @@ def fill(client: redis.Redis, prefix: str, customers: int) -> None:
             pipe.sadd(f"{prefix}:m:{dim}:{seg}", customer)
         if c % 5000 == 4999:
             pipe.execute()
-    pipe.hset(f"{prefix}:clock", mapping={str(p): orjson.dumps(["", DAY]) for p in range(PARTITIONS)})
+    noon = datetime.combine(date.fromordinal(DAY), dtime(12), policy.timezone).isoformat()
+    pipe.hset(f"{prefix}:clock", mapping={str(p): orjson.dumps([noon, DAY]) for p in range(PARTITIONS)})
+    pipe.execute()
+
+
+def fill_moves(client: redis.Redis, prefix: str, changes: int, days: int = 400) -> None:
+    """The day summaries ``changes`` segment changes over ``days`` business days leave (4 dimensions, 16 moves each)."""
+    rng, segments = random.Random(4), ["high_value", "mid_value", "low_value", "churn_risk", "(none)"]
+    pipe = client.pipeline(transaction=False)
+    per_day = changes // days
+    for day in range(DAY - days + 1, DAY + 1):
+        fields: dict[str, int] = {}
+        for _ in range(64):
+            dim = f"dim{rng.randrange(4)}"
+            before, after = rng.sample(segments, 2)
+            fields[f"{dim}\x1f{before}\x1f{after}"] = 0
+        for name in fields:
+            fields[name] = per_day // len(fields)
+        pipe.hset(f"{prefix}:mv:{day}", mapping={**fields, **{f"{k}\x1fa": v * 150_000 for k, v in fields.items()}})
     pipe.execute()
 
 
@@ -110,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=8, help="connections (past saturation, more only queue)")
+    parser.add_argument("--changes", type=int, default=10_000_000, help="segment changes the movement summarises")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as root:
         broker_port, redis_port, api_port = free_port(), free_port(), free_port()
@@ -140,6 +165,15 @@ def main(argv: list[str] | None = None) -> None:
             pages = ["/segments/value/low_value/members?limit=100", "/segments/value/high_value/members?limit=100"]
             done, latencies, errors = asyncio.run(load(base, pages, args.seconds, args.concurrency))
             report("GET /segments/{d}/{s}/members?limit=100", done, latencies, errors, args.seconds)
+            fill_moves(redis.Redis.from_url(settings.redis_url), Names(settings.topic_prefix).redis, args.changes)
+            print(f"movement: the day summaries of {args.changes:,} segment changes over 400 business days")
+            done, latencies, errors = asyncio.run(load(base, ["/movement?since=365d"], args.seconds, args.concurrency))
+            report("GET /movement?since=365d", done, latencies, errors, args.seconds)
+            with urllib.request.urlopen(f"{base}/movement?since=365d") as answer:  # noqa: S310 (our own API)
+                moved = sum(m["customers"] for m in orjson.loads(answer.read())["moves"])
+            print(f"  (it sums {moved:,} moves of the last 365 days)")
+            done, latencies, errors = asyncio.run(load(base, ["/"], args.seconds, args.concurrency))
+            report("GET / (the dashboard: segments, 7 days' movement, lag)", done, latencies, errors, args.seconds)
         finally:
             if api is not None:
                 api.terminate()

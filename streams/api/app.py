@@ -30,7 +30,6 @@ from segmenter.rules import load_ruleset
 from streams.api import dashboard
 from streams.api.guard import Guard, check_settings
 from streams.api.state import Api, api_error, json_response
-from streams.kafka.changes import movement
 from streams.kafka.control import RulesRefusedError, active_segments, apply_rules, send_customer_record
 from streams.kafka.topics import missing_topics
 from streams.settings import Settings
@@ -136,8 +135,6 @@ def _health(app: FastAPI, api: Api) -> None:
 
 
 def _reads(app: FastAPI, api: Api) -> None:
-    settings = api.settings
-
     @app.get("/customers/{customer_id}", summary="one customer: segments, tags, metrics, why, recent changes")
     async def customer(customer_id: str) -> Response:
         doc = await api.customer(customer_id)
@@ -159,7 +156,7 @@ def _reads(app: FastAPI, api: Api) -> None:
             span = timedelta(seconds=duration_s(since))
         except ValueError as exc:
             raise api_error(400, f"since {since!r}: {exc}") from None
-        moved = await movement(settings, span, await api.stream_time())
+        moved = await api.movement(span)
         return json_response({"since": moved.since, "until": moved.until, "moves": [
             {"dimension": d, "from": f, "to": t, "customers": m.customers, "amount_12m": m.amount_12m}
             for (d, f, t), m in sorted(moved.moves.items())]})

@@ -12,7 +12,6 @@ from fastapi import FastAPI, Query
 from fastapi.responses import HTMLResponse
 
 from streams.api.state import Api
-from streams.kafka.changes import movement
 from streams.kafka.lag import group_lag
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
@@ -67,8 +66,8 @@ async def _segments(api: Api) -> str:
 
 
 async def _movement(api: Api) -> str:
-    moved = await movement(api.settings, timedelta(days=7), await api.stream_time())
-    if moved.since is None:
+    moved = await api.movement(timedelta(days=7))
+    if moved.since is None or moved.until is None:
         return "<h2>Movement, last 7 days</h2><p class='muted'>no segment change yet</p>"
     body = "".join(f"<tr><td>{escape(d)}</td><td>{escape(f)}</td><td>{escape(t)}</td><td>{m.customers:,}</td>"
                    f"<td>{m.amount_12m:,.2f}</td></tr>"

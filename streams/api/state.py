@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -17,6 +17,7 @@ from segmenter.errors import SegmenterError
 from segmenter.rules import RuleSet, load_ruleset
 from streams.kafka.control import latest_rules, rules_history
 from streams.names import Names
+from streams.readmodel.movement import SUM, Movement, day_key, days_of, pairs_of, summed
 from streams.readmodel.pareto import ParetoRow, pareto
 from streams.readmodel.reader import decode_changes, newest_stream_time, parse_clock, segment_rows, view_of
 from streams.readmodel.story import story
@@ -47,6 +48,7 @@ class Api:
         self._clock: tuple[float, dict[int, tuple[str, int]]] = (0.0, {})
         self._rules: dict[str, RuleSet] = {}
         self._rules_looked = 0.0
+        self._sum = self.redis.register_script(SUM)
 
     async def clock(self) -> dict[int, tuple[str, int]]:
         at, clock = self._clock
@@ -89,6 +91,20 @@ class Api:
 
     async def stream_time(self) -> datetime | None:
         return newest_stream_time(await self.clock())
+
+    async def movement(self, span: timedelta) -> Movement:
+        """What moved within ``span`` before the newest stream time: one hash read per business day."""
+        until = await self.stream_time()
+        if until is None:
+            return Movement(None, None)
+        keys = [day_key(self.prefix, day) for day in days_of(self.policy, span, until)]
+        days = pairs_of(await self._sum(keys=keys))
+        if days is None:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            days = await pipe.execute()
+        return summed(days, self.settings.money_scale, until - span, until)
 
     async def customer(self, customer_id: str) -> dict[str, Any] | None:
         """A customer's story with its segments and recent changes; None when not known."""

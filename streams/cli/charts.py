@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from streams.cli.common import CliError
-from streams.kafka.changes import Movement
+from streams.readmodel.movement import Movement
 from streams.readmodel.pareto import ParetoRow
 
 TOP_MOVES = 12

@@ -1,11 +1,10 @@
 """``segmenter report``: the Pareto table per dimension, tags, quarantined customers, actions, and with ``--since``
-the movement (from -> to) read from the segment-changes topic; as a table, CSV or JSON, and ``--chart`` as a
-picture (PNG or SVG, matplotlib)."""
+the movement (from -> to) from the day summaries the workers keep in Redis; as a table, CSV or JSON, and ``--chart``
+as a picture (PNG or SVG, matplotlib)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +14,7 @@ import orjson
 
 from segmenter.actions import duration_s
 from streams.cli.common import CliError, load_settings
-from streams.kafka.changes import Movement, movement
+from streams.readmodel.movement import Movement
 from streams.readmodel.pareto import ParetoRow, pareto
 from streams.readmodel.reader import ReadModel
 from streams.text import SafeCsvWriter, clip
@@ -45,7 +44,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             span = timedelta(seconds=duration_s(args.since))
         except ValueError as exc:
             raise CliError(f"--since {args.since!r}: {exc}") from None
-        moved = asyncio.run(movement(settings, span, model.stream_time()))
+        moved = model.movement(span, settings.money_scale)
     if args.chart:
         from streams.cli.charts import draw
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ from segmenter import step
 from segmenter.metrics import WINDOW_METRICS, compute, display
 from segmenter.state import Policy
 from streams.names import Names
+from streams.readmodel.movement import SUM, Movement, day_key, days_of, pairs_of, summed
 from streams.settings import Settings
 from streams.stored import unpack
 
@@ -93,6 +94,7 @@ class ReadModel:
         self.client = redis.Redis.from_url(url, **options)
         self.prefix, self.policy = prefix, policy
         self._page = self.client.register_script(_PAGE)
+        self._sum = self.client.register_script(SUM)
 
     @classmethod
     def of(cls, settings: Settings) -> ReadModel:
@@ -113,6 +115,20 @@ class ReadModel:
     def stream_time(self) -> datetime | None:
         """The newest stream time any partition published (None before any)."""
         return newest_stream_time(self.clock())
+
+    def movement(self, span: timedelta, money_scale: int) -> Movement:
+        """What moved within ``span`` before the newest stream time (streams/readmodel/movement.py)."""
+        until = self.stream_time()
+        if until is None:
+            return Movement(None, None)
+        keys = [day_key(self.prefix, day) for day in days_of(self.policy, span, until)]
+        days = pairs_of(self._sum(keys=keys))
+        if days is None:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            days = pipe.execute()
+        return summed(days, money_scale, until - span, until)
 
     def count(self) -> int:
         """Customers in the read model."""

@@ -14,6 +14,11 @@ Keys under the prefix ``P`` (the topic prefix without its dot)::
     P:clock                 hash: partition -> [stream time, business day]
     P:quarantine            hash: customer -> why Redis refused its row (JSON), until a write is accepted
     P:projected             hash: partition -> epoch, once every stored customer of it is projected
+    P:mv:<day>              hash: "<dim>\x1f<from>\x1f<to>" -> segment moves on that business day (from "(none)": a
+                            first classification), and the same field + "\x1fa" -> the moving customers' summed
+                            amount_12m then, in minor units; kept MOVES_KEPT_DAYS days. Counted with the row that
+                            carries them (so once per epoch); a new epoch skips the moves its story list shows.
+                            The dashboard and ``GET /movement`` read these, never the topic.
 
 The worker writes whole flushes: one Lua call applies up to ``CHUNK`` customers atomically, each only
 when its (epoch, seq) is newer than what Redis holds: the epoch is its partition's (taken anew each
@@ -43,9 +48,12 @@ from streams.text import clip
 
 log = logging.getLogger("segmenter.projection")
 CHUNK = 2000
+MOVES_KEPT_DAYS = 400
+MOVES_KEPT_S = MOVES_KEPT_DAYS * 86_400
 
 _APPLY = """
 local prefix = ARGV[1]
+local SEP = string.char(31)  -- the unit separator of a movement field: dimension, from, to
 local rows = cjson.decode(ARGV[2])
 local applied = 0
 -- amounts stay text: Lua's numbers are doubles, Redis' counters 64-bit integers
@@ -79,10 +87,9 @@ for i, row in ipairs(rows) do
         end
       end
       if old ~= segs then
-        if old then
-          for dim, seg in pairs(cjson.decode(old)) do
-            redis.call('SREM', prefix .. ':m:' .. dim .. ':' .. seg, customer)
-          end
+        local before = old and cjson.decode(old) or {}
+        for dim, seg in pairs(before) do
+          redis.call('SREM', prefix .. ':m:' .. dim .. ':' .. seg, customer)
         end
         for dim, seg in pairs(cjson.decode(segs)) do
           redis.call('SADD', prefix .. ':m:' .. dim .. ':' .. seg, customer)
@@ -100,18 +107,29 @@ for i, row in ipairs(rows) do
     end
     redis.call('HSET', key, 'epoch', row[2], 'seq', row[3], 'segments', segs, 'amount_minor', amount,
                'partition', row[6], 'tags', tags, 'state', ARGV[i + 2])
-    local history = row[8]
+    local history, moves = row[8], row[10]
+    local hkey = prefix .. ':h:' .. customer
+    -- within one epoch a change reaches here once (a retried write of an applied row is skipped above); a new
+    -- epoch (a restart, another owner) may replay changes already listed: only then are they looked for
+    local listed = ((history[1] or moves[1]) and cur[2] and epoch > cur_epoch) and redis.call('LRANGE', hkey, 0, -1)
+                   or {}
+    local function known(id)
+      for _, old in ipairs(listed) do
+        if string.sub(old, 1, #id + 1) == id .. ' ' then return true end
+      end
+      return false
+    end
+    for _, move in ipairs(moves) do  -- id, day, dimension, from, to, amount: the day's movement summary
+      if not known(move[1]) then
+        local mkey, field = prefix .. ':mv:' .. move[2], move[3] .. SEP .. move[4] .. SEP .. move[5]
+        redis.call('HINCRBY', mkey, field, 1)
+        redis.call('HINCRBY', mkey, field .. SEP .. 'a', move[6])
+        redis.call('EXPIRE', mkey, row[11])
+      end
+    end
     if history[1] then
-      local hkey = prefix .. ':h:' .. customer
-      -- within one epoch a change reaches here once (a retried write of an applied row is skipped above); a new
-      -- epoch (a restart, another owner) may replay changes already listed: only then are they looked for
-      local listed = (cur[2] and epoch > cur_epoch) and redis.call('LRANGE', hkey, 0, -1) or {}
       for _, entry in ipairs(history) do
-        local id, known = entry[1], false
-        for _, old in ipairs(listed) do
-          if string.sub(old, 1, #id + 1) == id .. ' ' then known = true break end
-        end
-        if not known then redis.call('LPUSH', hkey, id .. ' ' .. entry[2]) end
+        if not known(entry[1]) then redis.call('LPUSH', hkey, entry[1] .. ' ' .. entry[2]) end
       end
       redis.call('LTRIM', hkey, 0, row[9] - 1)
     end
@@ -174,6 +192,7 @@ class ProjectedCustomer(NamedTuple):
     state: bytes  # the record as the customers table stores it
     tags: tuple[str, ...] = ()
     history: tuple[tuple[str, str], ...] = ()  # changes since the last write: (change id, story entry JSON)
+    moves: tuple[tuple[str, int, str, str, str, int], ...] = ()  # (change id, day, dimension, from, to, amount)
 
 
 def script_args(prefix: str, customers: Sequence[ProjectedCustomer], keep: int = 5) -> list[Any]:
@@ -183,7 +202,8 @@ def script_args(prefix: str, customers: Sequence[ProjectedCustomer], keep: int =
     travel as text, so Lua stores them as they are (its numbers would print 1e+14 past 14 digits)."""
     rows = [[c.customer_id, str(c.epoch), str(c.seq), orjson.dumps(c.segments).decode(), str(c.amount_minor),
              str(c.partition), orjson.dumps(c.tags).decode() if c.tags else "",
-             [[cid, entry] for cid, entry in c.history], keep] for c in customers]
+             [[cid, entry] for cid, entry in c.history], keep, [list(m) for m in c.moves], MOVES_KEPT_S]
+            for c in customers]
     return [prefix, orjson.dumps(rows), *(c.state for c in customers)]
 
 

@@ -25,7 +25,7 @@ from streams.settings import Settings
 from streams.stored import pack, unpack
 from streams.worker.collector import Collector
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.partition import Partition
+from streams.worker.partition import History, Move, Partition
 from streams.worker.persist import Delivery, Snapshot, persist
 
 log = logging.getLogger("segmenter.worker")
@@ -36,12 +36,15 @@ ENCODE_STEP = 256  # customers encoded between two looks at the event loop (a fe
 
 
 def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, number: int, epoch: int,
-                  day: int | None, policy: Policy, history: Sequence[tuple[str, str]] = ()) -> ProjectedCustomer:
-    """A customer's Redis row: its stored ``value``, segments and amount_12m as of its partition's ``day``, and
-    its changes since the last flush (for its story's list)."""
+                  day: int | None, policy: Policy, history: Sequence[tuple[str, str, Move | None]] = (),
+                  keep: int = 0) -> ProjectedCustomer:
+    """A customer's Redis row: its stored ``value``, segments and amount_12m as of its partition's ``day``, its
+    last ``keep`` changes since the last flush (for its story's list) and its segment moves (for the day summary)."""
     amount = amount_12m_minor(record.state, day, policy) if day is not None else 0
+    story = tuple((i, entry) for i, entry, _ in history[-keep:]) if keep else ()
+    moves = tuple((i, *move) for i, _, move in history if move is not None)
     return ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), amount, number, value, record.tags,
-                             tuple(history))
+                             story, moves)
 
 
 class Flushing:
@@ -102,7 +105,7 @@ class Flushing:
         await self._write(self._snapshot())
 
     def _snapshot(self) -> Snapshot:
-        changed: list[tuple[int, int, int | None, str, step.CustomerRecord, list[tuple[str, str]]]] = []
+        changed: list[tuple[int, int, int | None, str, step.CustomerRecord, History]] = []
         erased: list[str] = []
         tombstones: dict[int, list[tuple[bytes, bytes | None]]] = {}
         meta: dict[int, dict[str, Any]] = {}
@@ -143,7 +146,7 @@ class Flushing:
             value = pack(number, record, encoder.dumps(customer, record.state))
             customers.setdefault(number, []).append((customer.encode(), value))
             projected.append(projected_row(customer, record, value, number=number, epoch=epoch, day=day, policy=policy,
-                                           history=history[-keep:] if keep else ()))
+                                           history=history, keep=keep))
 
     async def _write(self, snap: Snapshot) -> None:
         marks = [time.monotonic()]

@@ -15,6 +15,9 @@ from segmenter.rules import RuleSet, load_ruleset
 from segmenter.state import Policy
 from streams.worker.population import PartitionIndex
 
+Move = tuple[int, str, str, str, int]  # a segment move: business day, dimension, from, to, amount_12m (minor)
+History = list[tuple[str, str, Move | None]]  # a customer's changes since the last flush: id, story entry, move
+
 
 @dataclass
 class Published:
@@ -70,7 +73,7 @@ class Partition:
     clock_dirty: bool = False
     offsets: dict[Any, int] = field(default_factory=dict)  # input tp -> next offset to commit
     changes: list[tuple[bytes, bytes]] = field(default_factory=list)  # not yet handed to the producer
-    history: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # since the last snapshot, per customer
+    history: dict[str, History] = field(default_factory=dict)  # since the last snapshot, per customer
     held: list[tuple[Any, Sequence[Any]]] = field(default_factory=list)  # (tp, records) waiting for a ruleset
     unruled: bool = False  # gave up waiting for a ruleset: records are folded in unclassified
     index: PartitionIndex | None = None  # population members by ranked value, when the rules read ranks

@@ -13,12 +13,20 @@ from segmenter import step
 from segmenter.codec import StateEncoder
 from segmenter.state import Policy, amount_12m_minor
 from streams.kafka import faust_compat
+from streams.readmodel.movement import NEW
 from streams.settings import Settings
 from streams.stored import unpack
 from streams.worker.documents import change_json, story_entry
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.partition import Partition
+from streams.worker.partition import Move, Partition
 from streams.worker.population import Values
+
+
+def _move(change: step.AnyChange, day: int | None, minor: int | None) -> Move | None:
+    """A segment move counted in the day summary: the customer's own (not a tag, not a recovery's setting back)."""
+    if isinstance(change, step.TagChange) or change.cause == "recovery" or day is None or change.before == change.after:
+        return None
+    return (day, change.dimension, change.before or NEW, change.after, minor or 0)
 
 
 class Records:
@@ -77,8 +85,9 @@ class Records:
             assert ruleset is not None
             stream_time = (part.stream_time or datetime.now(UTC)).isoformat()
             key = customer.encode()
-            amount = (str(self.policy.from_minor(amount_12m_minor(record.state, part.day, self.policy)))
-                      if part.day is not None else None)
+            day = part.day
+            minor = amount_12m_minor(record.state, day, self.policy) if day is not None else None
+            amount = str(self.policy.from_minor(minor)) if minor is not None else None
             ids = [c.change_id(customer, record.ruleset) for c in changes]  # once: the document and the story
             part.changes += [(key, change_json(customer, record, c, ruleset, stream_time, change_id=i,
                                                amount_12m=amount)) for c, i in zip(changes, ids, strict=True)]
@@ -87,6 +96,6 @@ class Records:
                 for c in changes:
                     self.metrics.changes[("tag", c.tag, c.cause) if isinstance(c, step.TagChange)
                                          else ("segment", c.dimension, c.cause)] += 1
-            if self.settings.story_changes:
-                part.history.setdefault(customer, []).extend(
-                    (i, story_entry(c, stream_time)) for c, i in zip(changes, ids, strict=True))
+            # every change for the story (the flush keeps the last story_changes) and each move for the day summary
+            part.history.setdefault(customer, []).extend(
+                (i, story_entry(c, stream_time), _move(c, day, minor)) for c, i in zip(changes, ids, strict=True))
