@@ -11,7 +11,7 @@ import redis
 
 from streams.names import Names
 from streams.readmodel.reader import ReadModel
-from streams.readmodel.writer import Projection, ProjectedCustomer
+from streams.readmodel.writer import ProjectedCustomer, Projection
 
 DAY = datetime(2026, 6, 30, 12, tzinfo=UTC)
 
