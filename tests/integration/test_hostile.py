@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from schemas.outputs import DeadLetter
 from streams.kafka.topics import produce_records
 from streams.names import Names
-from tests.integration.helpers import RETAIL, classify_csv, consume_all, read_csv, row_differences
+from tests.integration.helpers import RETAIL, classify_csv, consume_all, read_csv, row_differences, serving
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +98,40 @@ def test_the_worker_and_the_action_worker_start_on_a_data_directory_that_does_no
     system.start_worker(data_dir=tmp_path / "x" / "y", role="actions")
     assert (fresh / "worker.ready").exists()
     assert Path(tmp_path / "x" / "y" / "actions.ready").exists()
+
+
+def _laughs() -> str:
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_hostile_ruleset_on_the_rules_and_control_topics_is_dead_lettered_and_hangs_nothing(system, tmp_path):
+    """The 627-byte "billion laughs" and a 5,000-deep nesting, put on the topics by someone with write access to
+    them (past `rules apply`, which refuses them): the worker dead-letters each with its reason and goes on, the
+    action worker and the API that read the rules topic stay up, and a restart reads them again without hanging."""
+    settings, names = system.settings, Names(system.settings.topic_prefix)
+    assert system.run("rules", "apply", str(RETAIL)) == 0
+    worker = system.start_worker(data_dir=tmp_path / "w")
+    actions = system.start_actions(data_dir=tmp_path / "a")
+    hostile = [_laughs(), "a: " + "[" * 5000 + "]" * 5000]
+    records = [(names.rules, f"evil{i}".encode(), text.encode(), None) for i, text in enumerate(hostile)]
+    records += [(names.control, b"rules", orjson.dumps({"type": "rules", "yaml": text, "source": "evil"}), p)
+                for text in hostile for p in range(settings.partitions)]
+    asyncio.run(produce_records(settings, records))
+    asyncio.run(produce_records(settings, [(names.transactions, k, v, None) for k, v in
+                                           [purchase(f"H{i}", 1, "10.00") for i in range(8)]]))
+    assert system.run("wait", "--actions", "--timeout", "120") == 0
+    assert worker.poll() is None
+    assert actions.poll() is None
+    letters = [DeadLetter.model_validate_json(v) for _, v in consume_all(settings, names.dead_letters)]
+    reasons = [letter.error_message for letter in letters if letter.source_topic == names.control]
+    assert len(reasons) == 2 * settings.partitions
+    assert sum("anchors and aliases" in r for r in reasons) == settings.partitions
+    assert sum("nested more than 32 levels" in r for r in reasons) == settings.partitions
+    assert system.run("rules", "show") == 0  # reading the rules topic answers; the hostile ones are left out
+    with serving(settings) as api:
+        assert api.get("/health").status_code == 200
+        assert api.get("/customers/H1").status_code == 200  # explained with the ruleset in force
+    system.kill_worker(worker, signal.SIGKILL)
+    system.start_worker(data_dir=tmp_path / "w")  # reads the control topic again: ready, not hung

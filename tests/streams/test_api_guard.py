@@ -148,3 +148,19 @@ async def test_rules_are_parsed_off_the_event_loop(monkeypatch):
         assert not parsing.done()
         release.set()
         assert (await parsing).status_code == 202
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    (b"a: " + b"[" * 5000 + b"]" * 5000, "nested more than 32 levels deep"),
+    (b"id: !!python/name:os.system x\n", "YAML tags"),
+    (b'a0: &a0 ["lol"]\na1: [*a0, *a0]\n', "anchors and aliases"),
+    (b"\xff\xfe\x00", "not valid YAML"),
+])
+async def test_a_hostile_ruleset_body_gets_422_in_one_line(body, said):
+    async with client(settings()) as api:
+        answer = await api.post("/rules", params={"author": "a", "dry_run": "true"}, content=body, headers=AUTH)
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert said in error
+    assert "\n" not in error
+    assert error.startswith("request body")
