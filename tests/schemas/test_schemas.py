@@ -1,11 +1,13 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
-from schemas import JSON_DIR, MODELS, SegmentChange, Transaction, json_schemas
+from schemas import JSON_DIR, MODELS, SegmentChange, Transaction, first_error, json_schemas
 from schemas.events import TRANSACTION_ADAPTER
+from schemas.quick import quick_transaction
 
 NOW = datetime(2026, 6, 30, tzinfo=UTC)
 
@@ -49,3 +51,14 @@ def test_outbound_models_forbid_unknown_fields_and_use_from_to_aliases():
     assert change.model_dump(by_alias=True)["to"] == "high_value"
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         SegmentChange.model_validate({**change.model_dump(by_alias=True), "surprise": 1})
+
+
+@pytest.mark.parametrize("customer", ["a\x1fb", "a\nb", "a\x1b[2J", "a\x00", "a\x85b", "a\u2028b"])
+def test_ids_with_control_characters_are_refused_at_the_edge_by_the_model_and_the_quick_path(customer):
+    doc = {"event_id": "e1", "customer_id": customer, "occurred_at": "2026-06-01T10:00:00Z", "amount": "1",
+           "order_id": "o1"}
+    with pytest.raises(ValidationError) as info:
+        Transaction.model_validate(doc)
+    assert first_error(info.value) == "customer_id: must not contain control characters (newline, tab, escape, " \
+                                      "\\x1f …)"
+    assert quick_transaction(orjson.dumps(doc), 2) is None  # the quick path leaves it to the model

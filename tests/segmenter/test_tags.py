@@ -141,3 +141,14 @@ def test_bad_tags_are_refused_with_their_position(tags, message):
     with pytest.raises(InvalidRuleError, match=message) as info:
         load_ruleset(RULES.source.split("tags:")[0] + "tags:\n" + tags, "t.yaml")
     assert "t.yaml:" in str(info.value)
+
+
+@pytest.mark.parametrize(("industry", "tag"), [
+    ("制造业", "行业:制造业"),
+    ("heavy industry", "行业:heavy_industry"),
+    ("a\nb\x1b[31mred", "行业:a_b_31mred"),
+    ("x" * 500, "行业:" + "x" * 125),
+])
+def test_a_tag_copied_from_the_profile_keeps_only_what_a_tag_name_may_hold(industry, tag):
+    rendered = RULES.tags[1].render({"profile.industry": industry})
+    assert rendered == tag
