@@ -147,7 +147,9 @@ class DeadLetter(OutboundModel):
     value_b64: str = Field(description="The original bytes, base64.")
     error_class: str
     error_message: str
-    reason: Literal["bad_input", "processing_error"] = Field(
+    reason: Literal["bad_input", "processing_error", "wrong_partition"] = Field(
         "bad_input", description="bad_input: the record breaks the contract; processing_error: applying it raised "
-        "(a defect of segmenter: report it with this record; the rest of the partition went on).")
+        "(a defect of segmenter: report it with this record; the rest of the partition went on); wrong_partition: "
+        "it was on another partition than murmur2 of its customer id gives (with SEGMENTER_WRONG_PARTITION="
+        "dead-letter; the default reroutes it).")
     failed_at: AwareDatetime

@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     on_error: Literal["dead-letter", "crash"] = Field(
         "dead-letter", description="When applying a record raises (a defect, not bad input): dead-letter sends it "
         "to dead letters as a processing_error and goes on; crash stops the worker there (for debugging).")
+    wrong_partition: Literal["reroute", "dead-letter"] = Field(
+        "reroute", description="An input record on another partition than murmur2 of its customer id gives (a "
+        "producer with another partitioner: librdkafka's default is CRC32): reroute produces it again to the right "
+        "partition; dead-letter sends it to dead letters with reason wrong_partition.")
     failpoint: str = Field(
         "", description="Tests only: 'mid-batch:N', 'before-persist:N' or 'before-commit:N' makes the worker "
         "SIGKILL itself after N records, or at its Nth flush after Redis / after the changelog; 'process-error:N' "

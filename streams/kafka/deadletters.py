@@ -16,8 +16,10 @@ from streams.text import clip
 log = logging.getLogger("segmenter.deadletters")
 
 
-def dead_letter(tp: Any, record: Any, exc: Exception,
-                reason: Literal["bad_input", "processing_error"] = "bad_input") -> tuple[bytes | None, bytes]:
+Reason = Literal["bad_input", "processing_error", "wrong_partition"]
+
+
+def dead_letter(tp: Any, record: Any, exc: Exception, reason: Reason = "bad_input") -> tuple[bytes | None, bytes]:
     """The dead-letter record of an input record (the original bytes, where it was, why), logged."""
     key = record.key if isinstance(record.key, bytes) else None
     error = first_error(exc) if isinstance(exc, ValidationError) else (
@@ -27,7 +29,9 @@ def dead_letter(tp: Any, record: Any, exc: Exception,
         key_b64=base64.b64encode(key).decode() if key is not None else None,
         value_b64=base64.b64encode(record.value or b"").decode(), error_class=type(exc).__name__,
         error_message=clip(error, 1000), reason=reason, failed_at=datetime.now(UTC))
-    if reason == "bad_input":
+    if reason == "wrong_partition":
+        pass  # streams/worker/routing.py logs these, at most once a minute per topic
+    elif reason == "bad_input":
         log.warning("%s[%d] offset=%d customer=%s error=%s", tp.topic, tp.partition, record.offset,
                     clip(key) if key else "-", clip(error, 200))
     else:

@@ -72,6 +72,7 @@ from streams.worker.partition import Partition
 from streams.worker.persist import Delivery, send_batches
 from streams.worker.ranking import Ranking
 from streams.worker.recovery import Recovering
+from streams.worker.routing import Router
 
 log = logging.getLogger("segmenter.worker")
 RUN_STEP = 512  # records run between two turns of the event loop (a few ms)
@@ -88,6 +89,7 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
         self.stats: Counter[str] = Counter()
         self.topics = frozenset(names.inputs)
         self.edge = Edge(settings, names, self.policy)
+        self.router = Router(settings, names)
         self.encoder = StateEncoder()  # a very active customer's older days are encoded once, not per flush
         self.erase_secret = settings.erasure_secret() or b""  # the edge refuses erasures without a key
         self._ops: dict[str, Callable[..., None]] = {
@@ -171,8 +173,12 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
 
     def _run(self, part: Partition, tp: Any, records: Sequence[Any]) -> None:
         decode, ops, failpoints = self.edge.decoders[tp.topic], self._ops, self._failpoints
+        router = self.router if tp.topic in self.router.topics else None
         changed_before = len(part.changes)
         for record in records:
+            if router is not None and (right := router.misplaced(tp, record)) is not None:
+                self._misplaced(tp, record, right)
+                continue
             try:
                 op, args = decode(record)
             except BAD_INPUT as exc:
@@ -352,9 +358,19 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
         await self._reconcile(part)  # changes published past the saved state by a worker that stopped
         return part
 
+    def _misplaced(self, tp: Any, record: Any, right: int) -> None:
+        self.router.found(tp, record, right)
+        if not self.router.reroute:
+            self._dead.append(dead_letter(tp, record, ValueError(
+                f"on partition {tp.partition}, murmur2 of its customer id gives {right}"), reason="wrong_partition"))
+            self.stats["wrong_partition"] += 1
+
     # -- output ----------------------------------------------------------------------------------
     async def _send_outputs(self) -> None:
         producer = await self._producer_started()
+        for (topic, partition), records in self.router.take_pending().items():  # acknowledged before the commit
+            sent = await send_batches(producer, topic, partition, [(r.key, r.value) for r in records])
+            self._deliveries.extend(Delivery(None, f, n) for f, n in sent)
         for part in self.parts.values():
             if part.changes:
                 sent = await send_batches(producer, self.names.segment_changes, part.number, part.changes)

@@ -7,7 +7,10 @@ name                                        what
 =========================================== ===========================================================================
 ``segmenter_events_total{topic}``           input records processed, per input topic
 ``segmenter_event_outcomes_total{outcome}`` events applied, duplicate (an event id seen before) or too_old
-``segmenter_dead_letters_total{reason}``    records sent to the dead-letter topic: bad_input, processing_error
+``segmenter_dead_letters_total{reason}``    records sent to the dead-letter topic: bad_input, processing_error,
+                                            wrong_partition
+``segmenter_misrouted_total{topic}``        input records on another partition than their customer's (rerouted or
+                                            dead-lettered, by SEGMENTER_WRONG_PARTITION: streams/worker/routing.py)
 ``segmenter_changes_total{kind,name,cause}`` segment changes (kind segment, name = dimension) and tag changes
                                             (kind tag, name = the tag), per cause
 ``segmenter_due_customers{partition}``      customers in the due index (time alone may move them)
@@ -75,7 +78,13 @@ class _EngineCollector(Collector):
         letters = CounterMetricFamily("segmenter_dead_letters", "records sent to dead letters", labels=["reason"])
         letters.add_metric(["bad_input"], stats.get("dead_letters", 0))
         letters.add_metric(["processing_error"], stats.get("processing_errors", 0))
+        letters.add_metric(["wrong_partition"], stats.get("wrong_partition", 0))
         yield letters
+        misrouted = CounterMetricFamily("segmenter_misrouted", "input records found on another partition than "
+                                        "murmur2 of their customer id gives", labels=["topic"])
+        for topic, n in sorted(engine.router.count.items()):
+            misrouted.add_metric([topic], n)
+        yield misrouted
         changes = CounterMetricFamily("segmenter_changes", "segment and tag changes", labels=["kind", "name", "cause"])
         for key, n in sorted(metrics.changes.items()):
             changes.add_metric(list(key), n)
