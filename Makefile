@@ -36,7 +36,7 @@ test: check
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 check: install
-	$(VENV)/bin/ruff check schemas segmenter streams tests bench
+	$(VENV)/bin/ruff check schemas segmenter streams tests bench examples
 	$(VENV)/bin/mypy
 
 # The peer the bench compares with, in a virtual environment of its own (segmenter does not depend on it).

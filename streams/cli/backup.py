@@ -63,8 +63,9 @@ def signature(settings: Settings, manifest: dict[str, Any]) -> str | None:
     return hmac.new(settings.backup_key.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
-    settings = load_settings()
+def write_backup(settings: Settings, path: Path) -> str:
+    """Write the backup of the stack ``settings`` name to ``path`` (owner-only, through a ``.partial`` file);
+    returns a sentence of what it holds."""
     names = Names(settings.topic_prefix)
     members: dict[str, bytes] = {}
     counts: dict[str, int] = {}
@@ -83,7 +84,6 @@ def cmd_backup(args: argparse.Namespace) -> int:
     signed = signature(settings, manifest)
     if signed is not None:
         manifest["hmac"] = signed
-    path = Path(args.file)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.unlink(missing_ok=True)
@@ -95,8 +95,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
             info.size, info.mtime, info.mode = len(data), int(datetime.now(UTC).timestamp()), 0o600
             archive.addfile(info, io.BytesIO(data))
     partial.replace(path)  # a backup cut short never takes the name of a whole one
-    print(f"backup written to {path}{' (signed)' if signed else ''}: "
-          + ", ".join(f"{counts[m]:,} {m}" for m in members))
+    return (f"backup written to {path}{' (signed)' if signed else ''}: "
+            + ", ".join(f"{counts[m]:,} {m}" for m in members))
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    print(write_backup(load_settings(), Path(args.file)))
     return 0
 
 

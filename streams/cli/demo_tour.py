@@ -19,7 +19,7 @@ import orjson
 
 from streams.cli.common import load_settings
 from streams.cli.demo_data import DemoSpec, generate
-from streams.cli.stream_commands import cmd_down, cmd_up
+from streams.cli.stack_commands import cmd_down, cmd_up
 from streams.names import Names
 from streams.settings import Settings
 
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, main: Command) -> int:
     settings = load_settings()
     # A year of history is a backfill: the action worker records it but grants nothing.
     os.environ["SEGMENTER_ACTIONS_ENABLED"] = "false"
-    if cmd_up(argparse.Namespace(detach=True)) != 0:
+    if cmd_up(argparse.Namespace(detach=True, fresh=True, no_workers=False)) != 0:
         return 1
     try:
         demo_dir = Path(settings.data_dir) / "demo"
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace, main: Command) -> int:
     finally:
         if not args.keep:
             print()
-            cmd_down(argparse.Namespace())
+            cmd_down(argparse.Namespace(discard=True))
     if args.keep:
         print("\nthe stack is still running: try `segmenter export | head`, then `segmenter down`")
     return 0

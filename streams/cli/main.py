@@ -20,7 +20,7 @@ from streams.cli import (
     offline_commands,
     override_commands,
     report,
-    restore,
+    stack_commands,
     stream_commands,
     tag_commands,
 )
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     tag_commands.register(sub)
     report.register(sub)
     backup.register(sub)
-    restore.register(sub)
+    stack_commands.register(sub)
     erase.register(sub)
 
     demo = sub.add_parser("demo", help="synthetic data for trying segmenter out")

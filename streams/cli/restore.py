@@ -16,13 +16,12 @@ In order, with nothing written until every check passed:
    was granted), then rules, operators' records, profiles, partitions and customers; the customers into Redis too.
 6. A marker in Redis says the restore of this backup began and when it ended.
 
-With the embedded stack, start it with ``segmenter up --no-workers``: restore then starts the workers, the action
-worker and the HTTP API, and they open on the restored state.
+With the embedded stack, start it with ``segmenter up --no-workers``: ``segmenter restore`` (streams/cli/
+stack_commands.py) then starts the workers, the action worker and the HTTP API, which open on the restored state.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
@@ -41,8 +40,7 @@ import redis
 
 from segmenter.privacy import erased_key
 from streams.cli.backup import ERASURES, FORMAT, _kinds, signature
-from streams.cli.common import CliError, load_settings
-from streams.cli.stream_commands import start_services
+from streams.cli.common import CliError
 from streams.kafka.erasures import erasure_log, log_erasure, merge
 from streams.kafka.reading import true_ends
 from streams.kafka.topics import Record, create_topics, produce_records
@@ -51,7 +49,6 @@ from streams.progress import Progress
 from streams.readmodel.writer import Projection
 from streams.settings import Settings
 from streams.stack.embedded import StackInfo
-from streams.stack.processes import EMBEDDED_ENV
 from streams.stored import unpack
 from streams.worker.flush import projected_row
 
@@ -311,9 +308,10 @@ async def _send(settings: Settings, projection: Projection, name: str, rows: lis
         await projection.write_many(projected, clocks)
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    source = open_archive(settings, Path(args.file))
+def restore(settings: Settings, path: Path) -> tuple[StackInfo | None, str]:
+    """Restore the backup at ``path`` (the steps in this module's docstring); returns the embedded stack's record
+    (None: not the embedded stack) and a sentence of what was restored. Starts nothing."""
+    source = open_archive(settings, path)
     info = _check_stack(settings, source)
     erased = _erasures(settings, source)
     drop = {key for key, at in erased.items() if at > source.created_at.timestamp()}
@@ -328,17 +326,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
         if local.get(key) != at:
             asyncio.run(log_erasure(settings, key, datetime.fromtimestamp(at, UTC)))
     _mark(settings, "done", datetime.now(UTC).isoformat())
-    print(f"restored {args.file} (backup of {source.manifest['created_at']}): "
-          + ", ".join(f"{n:,} {m}" for m, n in counts.items()))
-    if info is not None:  # the embedded stack, started with --no-workers
-        start_services(settings, info, Path(settings.data_dir) / "stack.json", dict(EMBEDDED_ENV))
-    else:
-        print("start the workers now (or restart them) so they open on the restored state")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("restore", help="bring a backup back into an empty stack (`segmenter up --no-workers` first "
-                                       "for the embedded one: restore then starts the workers)")
-    p.add_argument("file", type=Path)
-    p.set_defaults(func=cmd_restore)
+    said = (f"restored {path} (backup of {source.manifest['created_at']}): "
+            + ", ".join(f"{n:,} {m}" for m, n in counts.items()))
+    return info, said

@@ -6,8 +6,6 @@ import argparse
 import asyncio
 import os
 import re
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,93 +14,7 @@ from typing import Any
 import orjson
 
 from streams.cli.common import CliError, load_rules, load_settings, who
-from streams.settings import Settings
-from streams.stack.embedded import StackError, StackInfo
-from streams.stack.processes import EMBEDDED_ENV, embedded_ports, spawn_worker, wait_ready
 from streams.text import clip
-
-
-def cmd_up(args: argparse.Namespace) -> int:
-    from streams.kafka.topics import create_topics
-    from streams.stack.embedded import redis_password, start_broker, start_redis, stop
-
-    settings = load_settings()
-    broker_port, redis_port = embedded_ports(settings)
-    data_dir = Path(settings.data_dir)
-    info_path = data_dir / "stack.json"
-    if StackInfo.load(info_path):
-        raise StackError(f"a stack is already recorded in {info_path}; run `segmenter down` first")
-    # The embedded broker keeps its topics in memory: state a previous `up` left on disk (worker
-    # stores, Redis) belongs to topics that no longer exist and would be counted again.
-    stale = [data_dir / name for name in ("faust", "faust-actions", "redis") if (data_dir / name).exists()]
-    for path in stale:
-        shutil.rmtree(path)
-    if stale:
-        print(f"cleared the previous embedded run's state ({', '.join(str(p) for p in stale)}): the embedded "
-              "broker starts empty")
-    given = settings.redis_password.get_secret_value() if settings.redis_password else None
-    password = redis_password(data_dir, given)
-    env = {**EMBEDDED_ENV, "SEGMENTER_REDIS_PASSWORD": password}  # what they connect with
-    broker = start_broker(broker_port, data_dir / "logs")
-    redis_proc = start_redis(redis_port, data_dir / "redis", password)
-    info = StackInfo(broker.pid, broker_port, redis_proc.pid, redis_port)
-    info.save(info_path)
-    try:
-        created = asyncio.run(create_topics(settings))
-        print(f"broker 127.0.0.1:{broker_port} (Tansu, memory), redis 127.0.0.1:{redis_port}; "
-              f"created {len(created)} topics")
-        if args.no_workers:
-            print("no workers started (--no-workers): `segmenter restore FILE` starts them once the backup is in")
-            return 0
-        worker = start_services(settings, info, info_path, env)
-    except BaseException:
-        for pid in info.pids():
-            stop(pid)
-        info_path.unlink(missing_ok=True)
-        raise
-    if args.detach:
-        return 0
-    try:
-        return worker.wait()
-    except KeyboardInterrupt:
-        return cmd_down(args)
-
-
-def start_services(settings: Settings, info: StackInfo, info_path: Path,
-                   env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """The worker, the action worker and the HTTP API of an embedded stack, each recorded in ``info`` as it starts;
-    returns the worker once both workers are ready."""
-    data_dir = Path(settings.data_dir)
-    worker = spawn_worker(settings, env)
-    info.worker_pid = worker.pid
-    info.save(info_path)
-    actions = spawn_worker(settings, env, role="actions")
-    info.actions_pid = actions.pid
-    info.save(info_path)
-    wait_ready(data_dir, worker)
-    wait_ready(data_dir, actions, role="actions")
-    print(f"worker ready (pid {worker.pid}), action worker ready (pid {actions.pid}); logs in {data_dir}")
-    info.api_pid = _start_api(settings, data_dir, env)
-    info.save(info_path)
-    return worker
-
-
-def _start_api(settings: Settings, data_dir: Path, env: dict[str, str]) -> int | None:
-    """The HTTP API beside the embedded stack; a warning, not a failure, when its port is taken."""
-    from streams.stack.embedded import port_open
-
-    if port_open(settings.api_host, settings.api_port):
-        print(f"warning: port {settings.api_port} is in use: the HTTP API is not started (set SEGMENTER_API_PORT)")
-        return None
-    api = spawn_worker(settings, env, role="api")
-    deadline = time.monotonic() + 30
-    while not port_open(settings.api_host, settings.api_port):
-        if api.poll() is not None or time.monotonic() > deadline:
-            print(f"warning: the HTTP API did not start; see {data_dir / 'api.log'}")
-            return None
-        time.sleep(0.2)
-    print(f"HTTP API on http://{settings.api_host}:{settings.api_port} (OpenAPI docs at /docs)")
-    return api.pid
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -113,31 +25,6 @@ def cmd_api(args: argparse.Namespace) -> int:
     settings = load_settings()
     uvicorn.run(create_api(settings), host=settings.api_host, port=settings.api_port, log_level=args.loglevel,
                 access_log=False)
-    return 0
-
-
-def cmd_down(args: argparse.Namespace) -> int:
-    from streams.stack.embedded import StackInfo, started_at, stop
-
-    settings = load_settings()
-    info_path = Path(settings.data_dir) / "stack.json"
-    info = StackInfo.load(info_path)
-    if info is None:
-        print(f"nothing to stop: no {info_path}")
-        return 0
-    left = []
-    for pid in info.pids():
-        if info.ours(pid):
-            stop(pid)
-        elif started_at(pid) is not None:
-            left.append(pid)
-    info_path.unlink(missing_ok=True)
-    for pid in left:
-        print(f"left process {pid} alone: it is not the one `segmenter up` started (its id was given to another "
-              "program since)")
-    for role in ("worker", "actions"):
-        (Path(settings.data_dir) / f"{role}.ready").unlink(missing_ok=True)
-    print("stopped the HTTP API, action worker, worker, redis and broker")
     return 0
 
 
@@ -335,12 +222,6 @@ def _loglevel(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: argparse._SubParsersAction[
         argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("up", help="start the embedded broker, Redis and a worker")
-    p.add_argument("--detach", action="store_true", help="return once everything is ready")
-    p.add_argument("--no-workers", action="store_true",
-                   help="the broker, Redis and topics only (then `segmenter restore FILE`, which starts the workers)")
-    p.set_defaults(func=cmd_up)
-    sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
     p = sub.add_parser("api", help="serve the HTTP API (SEGMENTER_API_HOST:SEGMENTER_API_PORT)")
     p.add_argument("--loglevel", default="warning", choices=("debug", "info", "warning", "error"))
     p.set_defaults(func=cmd_api)

@@ -131,7 +131,7 @@ def test_restore_into_a_stack_started_by_up_and_the_workers_go_on_from_it(system
         assert ReadModel.of(settings).customer("R").doc["metrics"]["purchases_12m"] == 3
         (tmp_path / "more.csv").write_text("customer_id,occurred_at,amount,kind,event_id\nR,2026-06-10,100,,r4\n")
         assert main(["import", "transactions", str(tmp_path / "more.csv"), "--quiet"]) == 0
-        assert main(["wait", "--timeout", "120"]) == 0
+        assert main(["wait", "--actions", "--timeout", "120"]) == 0  # the action worker consumes too
         view = ReadModel.of(settings).customer("R")
         assert view is not None
         assert view.doc["metrics"]["purchases_12m"] == 4  # on from the restored three

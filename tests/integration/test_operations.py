@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from streams.cli.common import load_settings
 from streams.cli.main import main
 from streams.names import Names
 from streams.stack.embedded import StackInfo, free_port, port_open, stop
@@ -131,3 +132,48 @@ def test_export_filters_by_segment(system, tmp_path):
     assert system.run("export", "--dimension", "value", "--segment", "low_value", "--out", str(out)) == 0
     assert set(read_csv(out)) == {"A1"}
     assert system.run("export", "--dimension", "value") == 1  # --segment missing
+
+
+def test_down_keeps_the_data_and_up_brings_it_back(tmp_path, monkeypatch, capsys):
+    for key, value in {"SEGMENTER_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+                       "SEGMENTER_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+                       "SEGMENTER_DATA_DIR": str(tmp_path / "var"), "SEGMENTER_WEB_PORT": str(free_port()),
+                       "SEGMENTER_API_PORT": str(free_port()), "SEGMENTER_CLOCK": "event",
+                       "SEGMENTER_PARTITIONS": "4", "SEGMENTER_ACTIONS_REPLAY_HORIZON": "0d"}.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "tx.csv").write_text(TX.replace("B2,,1.00,,d\n", ""))
+
+    def snapshot() -> tuple[str, str, list[tuple[bytes | None, bytes]]]:
+        capsys.readouterr()
+        assert main(["export"]) == 0
+        assert main(["rules", "history", "retail-value"]) == 0
+        out = capsys.readouterr().out
+        settings = load_settings()
+        ledger = sorted((k, v) for k, v in consume_all(settings, Names(settings.topic_prefix).ledger_changelog)
+                        if k and not k.startswith(b"\x00"))
+        return out, settings.topic_prefix, ledger
+
+    try:
+        assert main(["up", "--detach"]) == 0
+        assert main(["rules", "apply", str(RETAIL), "--author", "li.wei"]) == 0
+        assert main(["import", "transactions", str(tmp_path / "tx.csv"), "--quiet"]) == 0
+        assert main(["override", "set", "A1", "value", "high_value", "--reason", "key account"]) == 0
+        assert main(["tick", "--to", "2026-06-30"]) == 0
+        assert main(["wait", "--actions", "--timeout", "120"]) == 0
+        before = snapshot()
+        assert "A1" in before[0]
+        assert "li.wei" in before[0]
+        assert before[2], "the action ledger holds A1's alert"
+        assert main(["down"]) == 0
+        assert "the next `segmenter up` restores it" in capsys.readouterr().out
+        assert main(["up", "--detach"]) == 0
+        assert "restored" in capsys.readouterr().out
+        assert main(["wait", "--actions", "--timeout", "120"]) == 0
+        assert snapshot() == before
+        assert main(["down", "--discard"]) == 0
+        assert main(["up", "--detach", "--fresh"]) == 0
+        capsys.readouterr()
+        assert main(["export"]) == 0
+        assert "A1" not in capsys.readouterr().out
+    finally:
+        assert main(["down", "--discard"]) == 0
