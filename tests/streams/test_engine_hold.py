@@ -46,7 +46,8 @@ def _engine(ruleset: str | None = None, **overrides: Any) -> tuple[Engine, Names
     """An engine on in-memory stores with partition 0 open (under ``ruleset``, if given), flushing only when a test
     says; ``overrides``: settings, unvalidated (a test may go below a setting's floor). The list receives the
     segment-change documents the producer would be handed."""
-    settings = Settings(clock="event", flush_interval_s=1e6, flush_max_dirty=10**9).model_copy(update=overrides)
+    settings = Settings(clock="event", flush_interval_s=1e6, flush_max_dirty=10**9, partitions=1).model_copy(
+        update=overrides)  # one partition: every key belongs on partition 0 (streams/worker/routing.py)
     names = Names(settings.topic_prefix)
     engine = Engine(SimpleNamespace(), settings, names,
                     {names.customers_table: _Store(), names.partitions_table: _Store()})
