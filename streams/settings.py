@@ -65,13 +65,13 @@ class Settings(BaseSettings):
     consistency_check: bool = Field(
         True, description="faust's recovery offset check; the embedded broker needs it off.")
     fetch_max_wait_ms: int = Field(
-        10, ge=1, le=5000, description="Longest a fetch waits for data. On the embedded broker it adds to latency (one "
-        "hop at 4,500 records/s: p50 9 ms with 2, 14 ms with 10, 33 ms with 100); on Apache Kafka 500 is fine.")
+        10, ge=1, le=5000, description="Longest a fetch waits for data; on the embedded broker it adds to latency, "
+        "on Apache Kafka 500 is fine (docs/throughput.md).")
     flush_interval_s: float = Field(
         0.5, gt=0, description="Longest time between state flushes (changelog, store, Redis, offset commit).")
     flush_max_dirty: int = Field(
-        8000, ge=1, description="Flush early once this many customers changed (bigger flushes write a busy customer "
-        "fewer times: in bench.engine 200,010 customer writes per 300,000 records with 8000, 254,113 with 2000).")
+        8000, ge=1, description="Flush early once this many customers changed; bigger flushes write a busy "
+        "customer fewer times (docs/throughput.md).")
     max_poll_records: int = Field(
         4000, ge=100, description="Most input records the worker takes in one fetched batch. Smaller batches let a "
         "worker wait for its flush in flight sooner (bounding what a kill loses and each flush's size); a fetch "
@@ -81,10 +81,7 @@ class Settings(BaseSettings):
         "or snappy on 4 KiB blocks (faust's and RocksDB's default; a little less CPU).")
     state_cache_customers: int = Field(
         30_000, ge=1000, description="Decoded customer records kept in memory (the least recently changed are "
-        "dropped; they are read back from RocksDB when needed): the bound on a worker's memory. bench.peers.compare, "
-        "1,000,000 events of 200,000 customers, median of 3 rounds (2026-12-01): 389 MiB peak RSS with 30,000, "
-        "against Quix Streams' 454. bench.stream, two runs each: 388-400 MiB and 10,266-10,530 events/s with 30,000; "
-        "518-542 MiB and 10,498-11,156 with 100,000.")
+        "dropped and read back from RocksDB when needed): the bound on a worker's memory (docs/peers.md).")
     story_changes: int = Field(
         5, ge=0, le=100, description="Last segment and tag changes kept per customer in Redis for `segmenter "
         "customer` (a capped Redis list per customer); 0 keeps none.")
@@ -131,23 +128,27 @@ class Settings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", description="Address the metrics are served on.")
     standby_replicas: int = Field(
         0, ge=0, le=3, description="Standby copies of each table partition kept by other workers (faust's "
-        "table_standby_replicas). 0: a partition that moves is restored from its changelog (a restart on its own "
-        "data dir took 5.3 s; recovery reads about 70,000 customers a second); each standby makes every worker "
-        "replay the other workers' changelogs record by record, which made two workers slower than one.")
+        "table_standby_replicas). 0: a partition that moves is restored from its changelog; each standby makes "
+        "every worker replay the other workers' changelogs record by record (docs/throughput.md).")
     hold_without_rules: int = Field(
         200_000, ge=0, description="Input records held (not yet processed or committed) while a partition has no "
         "ruleset yet, so none is folded in unclassified; past this many the worker goes on without one.")
     gc_full_every_s: float = Field(
-        0.0, ge=0, description="How often the worker runs a full garbage collection; 0: never (see "
-        "streams/collector.py: each one paused the worker 0.5-0.9 s with 40,000 customers in bench.stream).")
+        0.0, ge=0, description="How often the worker runs a full garbage collection (each pauses it for a while "
+        "in proportion to the customers in memory); 0: never (streams/worker/collector.py).")
     gc_young_every_s: float = Field(
         30.0, ge=0, description="How often the worker collects the objects allocated since its last flush before "
-        "freezing them (cyclic garbage among them is freed); at the other flushes they are frozen uncollected. 0: at "
-        "every flush (in bench.stream those collections freed nothing after the worker's first 5 s and took 6-13 % "
-        "of the worker's time; see streams/worker/collector.py).")
+        "freezing them (cyclic garbage among them is freed); at the other flushes they are frozen uncollected; 0: at "
+        "every flush (streams/worker/collector.py).")
     on_error: Literal["dead-letter", "crash"] = Field(
         "dead-letter", description="When applying a record raises (a defect, not bad input): dead-letter sends it "
         "to dead letters as a processing_error and goes on; crash stops the worker there (for debugging).")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Level of segmenter's own log lines: lifecycle (partitions opened, rules adopted, ready) "
+        "at info, trouble at warning and error. faust's and the clients' lines follow --loglevel (SEGMENTER_LOGLEVEL, "
+        "warn by default).")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object per line (ts, level, logger, message, process, exc).")
     wrong_partition: Literal["reroute", "dead-letter"] = Field(
         "reroute", description="An input record on another partition than murmur2 of its customer id gives (a "
         "producer with another partitioner: librdkafka's default is CRC32): reroute produces it again to the right "
@@ -232,3 +233,17 @@ class Settings(BaseSettings):
             money_scale=self.money_scale,
             max_amount=self.max_amount,
         )
+
+
+def settings_table() -> str:
+    """Every setting as a Markdown table (the README's, which a test holds to this): variable, default, meaning."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |",
+            "| `SEGMENTER_COMPILED` | `1` | 0: run the interpreted hot path even where a current compiled build exists "
+            "(read at import, before the settings). |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = ("unset" if default is None else "(empty)" if default == "" else
+                 f"`{default.value if hasattr(default, 'value') else default}`")
+        text = " ".join((field.description or "").split()).replace("|", "\\|")
+        rows.append(f"| `SEGMENTER_{name.upper()}` | {shown} | {text} |")
+    return "\n".join(rows) + "\n"

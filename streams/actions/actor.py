@@ -353,7 +353,7 @@ class Actor:
         if found:
             self.ledger[part.key] = part.to_bytes()
         self.parts[number] = part
-        log.warning("actions: partition %d taken (%d dwell(s) waiting, %d grant(s) folded in from the topics)",
+        log.info("actions: partition %d taken (%d dwell(s) waiting, %d grant(s) folded in from the topics)",
                     number, len(part.pending), len(found))
         return part
 

@@ -17,7 +17,9 @@ from streams.kafka import faust_compat
 from streams.kafka.runner import run_faust
 from streams.kafka.security import faust_credentials
 from streams.kafka.topics import create_topics
+from streams.logs import logging_config
 from streams.names import Names
+from streams.probes import Probe
 from streams.settings import Settings
 
 
@@ -48,12 +50,14 @@ def create_actions_app(settings: Settings) -> faust.App:
         actor.forget(revoked)
 
     app.on_partitions_revoked.connect(on_revoked)
+    probe = Probe()
     if settings.metrics_port:
-        metrics.serve(actor.stats, settings.metrics_host, settings.metrics_port)
+        metrics.serve(actor.stats, probe, settings.metrics_host, settings.metrics_port)
     ready_file = data_dir / "actions.ready"
 
     async def readiness() -> None:
         ready = app.tables.recovery.completed.is_set() and bool(app.assignor.assigned_actives())
+        probe.update(ready)
         if ready:  # also this worker's counters, for tests and the curious
             ready_file.write_text(orjson.dumps({"pid": os.getpid(), "stats": dict(actor.stats)}).decode())
         elif ready_file.exists():
@@ -85,4 +89,4 @@ def run_actions(settings: Settings, loglevel: str = "warn") -> None:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     asyncio.run(create_topics(settings))
     app = create_actions_app(settings)
-    run_faust(app, loglevel)
+    run_faust(app, loglevel, logging_config(loglevel, settings.log_level, settings.log_format))

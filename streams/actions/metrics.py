@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from streams import probes
+from streams.probes import Probe
 
 
 class _ActorCollector(Collector):
@@ -30,7 +33,8 @@ class _ActorCollector(Collector):
         yield family
 
 
-def serve(stats: Mapping[str, int], host: str, port: int) -> None:
+def serve(stats: Mapping[str, int], probe: Probe, host: str, port: int) -> None:
+    """``/metrics``, ``/live`` and ``/ready`` (streams/probes.py)."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(_ActorCollector(stats))
-    start_http_server(port, addr=host, registry=registry)
+    probes.serve(registry, probe, host, port)

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from streams.cli.common import CliError, load_rules, load_settings, who
+from streams.logs import logging_config
 from streams.text import clip
 
 
@@ -24,7 +25,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     uvicorn.run(create_api(settings), host=settings.api_host, port=settings.api_port, log_level=args.loglevel,
-                access_log=False)
+                access_log=False, log_config=logging_config(args.loglevel, settings.log_level, settings.log_format))
     return 0
 
 

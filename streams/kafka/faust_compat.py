@@ -200,7 +200,7 @@ def recover_batches(app: Any, records: Mapping[Any, list[Any]]) -> Mapping[Any, 
         return records
     if recovery.in_recovery and not recovery.need_recovery():
         count, started = RECOVERED.pop(recovery, 0), recovery._recovery_started_at
-        log.warning("recovered %d changelog records in %.2fs", count, time.monotonic() - (started or time.monotonic()))
+        log.info("recovered %d changelog records in %.2fs", count, time.monotonic() - (started or time.monotonic()))
         recovery.flush_buffers()
         recovery._set_recovery_ended()
         recovery.signal_recovery_end.set()

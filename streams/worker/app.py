@@ -17,7 +17,9 @@ from streams.kafka import faust_compat
 from streams.kafka.runner import run_faust
 from streams.kafka.security import faust_credentials
 from streams.kafka.topics import create_topics
+from streams.logs import logging_config
 from streams.names import RAW, Names
+from streams.probes import Probe
 from streams.settings import Settings
 from streams.worker import collector
 from streams.worker.engine import Engine
@@ -81,16 +83,18 @@ def create_app(settings: Settings) -> faust.App:
 
     app.timer(min(settings.flush_interval_s, 1.0), name="segmenter.flush")(engine.tick)
     app.timer(settings.population_interval_s, name="segmenter.population")(engine.population_round)
-    _serve_metrics(app, engine, settings, names)
+    probe = Probe()
+    _serve_metrics(app, engine, settings, names, probe)
 
     ready_file = data_dir / "worker.ready"
 
     async def readiness() -> None:
         ready = app.tables.recovery.completed.is_set() and bool(app.assignor.assigned_actives())
+        probe.update(ready)
         if ready and not ready_file.exists():
             ready_file.parent.mkdir(parents=True, exist_ok=True)
             ready_file.write_text(orjson.dumps({"pid": os.getpid()}).decode())
-            log.warning("worker ready: %d partitions assigned", len(app.assignor.assigned_actives()))
+            log.info("worker ready: %d partitions assigned", len(app.assignor.assigned_actives()))
         elif not ready and ready_file.exists():
             ready_file.unlink(missing_ok=True)
 
@@ -114,12 +118,13 @@ async def tick_partitions(engine: Engine, settings: Settings, names: Names) -> N
         await producer.send(names.control, key=b"tick", value=value, partition=partition)
 
 
-def _serve_metrics(app: faust.App, engine: Engine, settings: Settings, names: Names) -> None:
-    """Prometheus metrics, and a timer reading the group's lag for them, when SEGMENTER_METRICS_PORT is set."""
+def _serve_metrics(app: faust.App, engine: Engine, settings: Settings, names: Names, probe: Probe) -> None:
+    """Prometheus metrics and the probes, and a timer reading the group's lag for them, when SEGMENTER_METRICS_PORT
+    is set."""
     metrics = engine.metrics
     if metrics is None:
         return
-    metrics.serve(engine, settings.metrics_host, settings.metrics_port)
+    metrics.serve(engine, probe, settings.metrics_host, settings.metrics_port)
 
     async def lag() -> None:
         await read_lag(metrics, settings, names.app_id, engine.topics)
@@ -130,11 +135,11 @@ def _serve_metrics(app: faust.App, engine: Engine, settings: Settings, names: Na
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     """Run one worker in the foreground until SIGINT/SIGTERM."""
     collector.limit_malloc_arenas()  # before RocksDB's and the event loop's threads exist
-    log.warning("hot path: %s", compiled.install())
+    log.info("hot path: %s", compiled.install())
     (Path(settings.data_dir) / "worker.ready").unlink(missing_ok=True)
     created = asyncio.run(create_topics(settings))
     if created:
-        log.warning("created topics: %s", ", ".join(created))
+        log.info("created topics: %s", ", ".join(created))
     app = create_app(settings)
     collector.take_over()  # see streams/worker/collector.py
-    run_faust(app, loglevel)
+    run_faust(app, loglevel, logging_config(loglevel, settings.log_level, settings.log_format))

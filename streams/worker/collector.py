@@ -85,7 +85,7 @@ class Collector:
         found = gc.collect()
         gc.freeze()
         self._last_full = time.monotonic()
-        log.warning("full garbage collection: %d objects kept, %d unreachable freed, %.0f ms",
+        log.info("full garbage collection: %d objects kept, %d unreachable freed, %.0f ms",
                     gc.get_freeze_count(), found, (self._last_full - started) * 1000)
 
 

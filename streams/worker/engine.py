@@ -326,7 +326,7 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
                 part.index.update(customer, self._ranked(part, record))
             if new is not record:
                 self._put(part, customer, record, new, changes)
-        log.warning("partition %d adopted %s v%d for %d customers", part.number, ruleset.id, ruleset.version,
+        log.info("partition %d adopted %s v%d for %d customers", part.number, ruleset.id, ruleset.version,
                     len(customers | part.records.keys()))
         if part.held:
             self._release(part)
@@ -352,7 +352,7 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
             if part.index is not None and part.day is not None:
                 part.index.update(key.decode(), self._ranked_stored(part.day, value))
         heapq.heapify(part.heap)
-        log.warning("partition %d opened (epoch %d): %d customers, %d due", number, part.epoch, count,
+        log.info("partition %d opened (epoch %d): %d customers, %d due", number, part.epoch, count,
                     len(part.heap))
         self.parts[number] = part
         await self._reconcile(part)  # changes published past the saved state by a worker that stopped

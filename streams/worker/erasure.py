@@ -51,5 +51,5 @@ class Erasing(Records):
         part.changes.append((customer.encode(), erasure_json(customer, segments, reason=reason, by=by, at=at,
                                                               stream_time=stream_time)))
         self.stats["erased"] += 1
-        log.warning("partition %d: a customer was erased (%s, by %s); %s", part.number, clip(reason), clip(by),
+        log.info("partition %d: a customer was erased (%s, by %s); %s", part.number, clip(reason), clip(by),
                     "its record goes at the next flush" if known else "it held no record")

@@ -32,9 +32,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from streams import probes
+from streams.probes import Probe
 
 OUTCOMES = ("applied", "duplicate", "too_old")
 
@@ -55,9 +58,10 @@ class WorkerMetrics:
         self.changes: Counter[tuple[str, str, str]] = Counter()
         self.lag: dict[tuple[str, int], int] = {}
 
-    def serve(self, engine: Any, host: str, port: int) -> None:
+    def serve(self, engine: Any, probe: Probe, host: str, port: int) -> None:
+        """``/metrics``, ``/live`` and ``/ready`` (streams/probes.py)."""
         self.registry.register(_EngineCollector(engine, self))
-        start_http_server(port, addr=host, registry=self.registry)
+        probes.serve(self.registry, probe, host, port)
 
 
 class _EngineCollector(Collector):

@@ -152,7 +152,7 @@ class Recovering(Erasing):
                     corrected += 1
                     changes += len(found)
         self.stats["recovery_changes"] += changes
-        log.warning("partition %d: the replay reached where the stopped worker was; of the %d changes it had published "
+        log.info("partition %d: the replay reached where the stopped worker was; of the %d changes it had published "
                     "past the saved state (%d unreadable), %d customers differed from the state and were set back with "
                     "%d changes (cause recovery), %.1fs after the opening", part.number, replaying.values,
                     replaying.unreadable, corrected, changes, time.monotonic() - replaying.began)

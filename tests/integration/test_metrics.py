@@ -4,6 +4,7 @@ per dimension and cause, due index, freshness, consumer lag, latency and flush h
 from __future__ import annotations
 
 import httpx
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.names import Names
@@ -56,3 +57,15 @@ def test_a_running_worker_is_scraped(system, tmp_path):
                                                                                        ("outcome", "issued")))),
                         bool, 30, "the alert counted")
     assert issued == 1
+    for probed in (port, actions_port):  # a Kubernetes probe's answers
+        assert httpx.get(f"http://127.0.0.1:{probed}/live", timeout=10).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{probed}/ready", timeout=10).text == "ok\n"
+
+
+
+def test_with_the_json_log_format_every_line_is_one_json_object(system, tmp_path):
+    system.start_worker(data_dir=tmp_path / "j", log_format="json")
+    lines = [line for line in (tmp_path / "j" / "worker.log").read_text().splitlines() if line.strip()]
+    docs = [orjson.loads(line) for line in lines]
+    assert any(d["message"].startswith("worker ready") and d["level"] == "INFO" for d in docs), lines[-5:]
+    assert all({"ts", "level", "logger", "message", "process"} <= d.keys() for d in docs)
