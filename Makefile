@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install compiled run test check bench peers soak schemas clean
+.PHONY: install compiled run test check bench peers soak schemas readme browser clean
 
 install: $(STAMP) compiled
 
@@ -17,18 +17,22 @@ compiled: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,embedded,charts]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+# The dashboard's browser test needs Debian's Chromium: installed here when root and apt-get are at hand, else
+# the test is skipped with its reason (make install never installs system packages).
+browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
 	    apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "note: Debian's chromium is not installed; the dashboard's browser test is skipped"
-	@rm -f $(VENV)/.installed-* && touch $@
 
 run: install
 	$(PY) -m streams.cli demo run
 
 # Everything with the compiled hot path (when built), then the unit tests again on the interpreted source.
-test: check
+test: check browser
 	@$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; \
 	  [ $$rc -eq 0 ] || exit $$rc; \
 	  echo "again on the interpreted source: tests/segmenter tests/schemas tests/streams"; \
@@ -64,6 +68,9 @@ soak: install
 
 schemas: install
 	$(PY) -m streams.cli schemas export schemas/json
+
+readme: install
+	$(PY) -m streams.cli settings --readme README.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

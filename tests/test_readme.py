@@ -4,6 +4,8 @@ import re
 from pathlib import Path
 
 from streams.cli.main import main
+from streams.cli.offline_commands import with_settings_table
+from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -57,3 +59,15 @@ def test_readme_shows_both_commands_first():
     commands = [line.split("#")[0].strip() for line in re.search(r"```[a-z]*\n(.*?)```", section, re.S).group(1)
                 .splitlines() if line and not line.startswith(" ")]
     assert commands == ["make run", "make test"]
+
+
+def test_the_readme_settings_table_is_every_setting_as_the_settings_class_says():
+    assert with_settings_table(README) == README, "stale: run `make readme` (segmenter settings --readme README.md)"
+    for name in Settings.model_fields:
+        assert f"`SEGMENTER_{name.upper()}`" in README
+
+
+def test_the_readme_stays_a_page_for_users():
+    assert len(README.splitlines()) <= 300
+    first_screen = "\n".join(README.splitlines()[:12])
+    assert "docs/integrating.md" in first_screen

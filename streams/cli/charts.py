@@ -15,7 +15,10 @@ TOP_MOVES = 12
 def draw(path: Path, rows: list[ParetoRow], moved: Movement | None) -> None:
     if path.suffix.lower() not in (".png", ".svg"):
         raise CliError(f"--chart {path}: write a .png or an .svg file")
-    import matplotlib
+    try:
+        import matplotlib  # the 'charts' extra, loaded only for a chart
+    except ImportError:
+        raise CliError("--chart needs the 'charts' extra: pip install 'segmenter[charts]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

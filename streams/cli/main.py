@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path)
     p.set_defaults(func=offline_commands.cmd_schemas_export)
 
+    p = sub.add_parser("settings", help="every SEGMENTER_* setting, its default and meaning (a Markdown table)")
+    p.add_argument("--readme", type=Path, help="write the table into this file, between its settings markers")
+    p.set_defaults(func=offline_commands.cmd_settings)
+
     stream_commands.register(sub, rules)
     override_commands.register(sub)
     tag_commands.register(sub)

