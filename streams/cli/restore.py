@@ -314,7 +314,8 @@ def restore(settings: Settings, path: Path) -> tuple[StackInfo | None, str]:
     source = open_archive(settings, path)
     info = _check_stack(settings, source)
     erased = _erasures(settings, source)
-    drop = {key for key, at in erased.items() if at > source.created_at.timestamp()}
+    since = int(source.created_at.timestamp())  # erasure times are whole seconds: the same second counts as after
+    drop = {key for key, at in erased.items() if at >= since}
     if erased and settings.erasure_key is None:
         raise CliError(f"the erasure log holds {len(erased):,} erasure(s) and no SEGMENTER_ERASURE_KEY is set to "
                        "re-apply them: set the key the erasures were made with")

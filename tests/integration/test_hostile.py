@@ -1,4 +1,4 @@
-"""Hostile records in one partition: each goes to dead letters with its reason, the rest is processed, the
+"""Hostile records among good ones: each goes to dead letters with its reason, the rest is processed, the
 worker never stops. Also: a worker starts on a data directory that does not exist yet."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from schemas.outputs import DeadLetter
-from streams.kafka.topics import produce_records
+from streams.kafka.topics import customer_partition, produce_records
 from streams.names import Names
 from tests.integration.helpers import RETAIL, classify_csv, consume_all, read_csv, row_differences, serving
 
@@ -32,7 +32,8 @@ def purchase(customer: str, n: int, amount: object, key: str | None = None) -> t
 
 def test_a_poison_amount_and_a_failing_record_go_to_dead_letters_while_the_partition_goes_on(system, tmp_path):
     """On the old code the 1e400 transaction passed validation, the flush failed in Redis' HINCRBY and the
-    worker crash-looped on the uncommitted record. Here every record goes to partition 0."""
+    worker crash-looped on the uncommitted record. Every record goes to its customer's partition (murmur2 of its
+    key, as producers put it)."""
     settings, names = system.settings, Names(system.settings.topic_prefix)
     good: list[tuple[bytes, bytes]] = []
     hostile: list[tuple[bytes, bytes]] = []
@@ -51,7 +52,7 @@ def test_a_poison_amount_and_a_failing_record_go_to_dead_letters_while_the_parti
     # A defect met by one record (raised at the 75th record applied): dead-lettered as a processing_error.
     worker = system.start_worker(data_dir=tmp_path / "fresh" / "node" / "worker", failpoint="process-error:75")
     assert system.run("rules", "apply", str(RETAIL)) == 0
-    asyncio.run(produce_records(settings, [(names.transactions, k, v, 0) for k, v in records]))
+    asyncio.run(produce_records(settings, [(names.transactions, k, v, None) for k, v in records]))
     as_of = "2026-03-31"
     assert system.run("tick", "--to", f"{as_of}T23:59:59+00:00") == 0
     assert system.run("wait", "--timeout", "120") == 0
@@ -68,7 +69,7 @@ def test_a_poison_amount_and_a_failing_record_go_to_dead_letters_while_the_parti
     assert (failed.error_class, failed.error_message) == ("FailpointError", "failpoint process-error reached")
     failed_value = base64.b64decode(failed.value_b64)
     assert failed_value in {v for _, v in good}
-    assert failed.partition == 0
+    assert failed.partition == customer_partition(settings, orjson.loads(failed_value)["customer_id"])
 
     # Every other record counts: the export equals the batch answer on the good records but the failed one.
     exported = tmp_path / "export.csv"
