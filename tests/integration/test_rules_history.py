@@ -4,12 +4,15 @@ text as a new version; a version is never rewritten, by the CLI, the worker and 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 
+from schemas.ruleset import RuleSetApplied
 from segmenter.rules import load_ruleset
-from streams.kafka.control import RulesRefusedError, apply_rules, latest_rules, rules_history
+from streams.kafka.control import RulesRefusedError, _claim_version, apply_rules, latest_rules, rules_history
 from streams.kafka.reading import read_topic
 from streams.kafka.topics import produce_records
 from streams.names import Names
@@ -107,13 +110,21 @@ def test_two_applies_of_one_version_at_the_same_moment_publish_one_text(system):
 
     results = asyncio.run(both())
     refused = [r for r in results if isinstance(r, RulesRefusedError)]
-    assert len(refused) == 1, results
-    assert "at the same moment" in str(refused[0])
+    assert len(refused) == 1, results  # however the two interleaved: one wins, the other is refused
     winner = next(r for r in results if not isinstance(r, BaseException))
+    loser = b if winner.yaml == a.source else a  # type: ignore[attr-defined]
     history = asyncio.run(rules_history(settings, "retail-value"))
     assert [doc.yaml for doc in history] == [winner.yaml]  # type: ignore[attr-defined]
     assert asyncio.run(latest_rules(settings))["retail-value"] == winner.yaml  # type: ignore[attr-defined]
+
+    # the interleaving where both read the history before either wrote: the second to append reads the first
+    # back, writes it again (compaction keeps a key's last record) and is refused, having published nothing else
+    late = RuleSetApplied(id="retail-value", version=1, yaml=loser.source, source="late.yaml", author="carol",
+                          applied_at=datetime.now(UTC))
+    with pytest.raises(RulesRefusedError, match="at the same moment by"):
+        asyncio.run(_claim_version(settings, late))
     names = Names(settings.topic_prefix)
     last = [value for key, value in asyncio.run(read_topic(settings, names.rules_history))
             if key == b"retail-value@1"][-1]
     assert orjson.loads(last)["yaml"] == winner.yaml  # type: ignore[attr-defined]  # what compaction keeps
+    assert asyncio.run(latest_rules(settings))["retail-value"] == winner.yaml  # type: ignore[attr-defined]
