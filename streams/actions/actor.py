@@ -153,6 +153,14 @@ class Actor:
             await self.handle(message)
             self._busy = None
 
+    def reread(self, topic: str, number: int, committed: int) -> None:
+        """The stall guard re-reads ``topic[number]`` from ``committed``: the records faust never handed over lie
+        there, below offsets already handled, so the offset watermark must not skip them; the records after them
+        are decided again and act once (the ledger knows their change ids)."""
+        part = self.parts.get(number)
+        if topic == self.names.segment_changes and part is not None and part.done >= committed:
+            part.done = committed - 1
+
     def held(self, limit_s: float = 5.0) -> bool:
         """Whether one record has held the agent for ``limit_s`` or more (Redis away, a slow broker)."""
         busy = self._busy

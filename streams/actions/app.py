@@ -69,8 +69,11 @@ def create_actions_app(settings: Settings) -> faust.App:
 
     async def watchdog() -> None:
         actor.watchdog()
-        if await guard.check():
+        stuck = await guard.check()
+        if stuck:
             actor.stats["reseeks"] = guard.reseeks
+            for topic, partition, committed in stuck:
+                actor.reread(topic, partition, committed)
 
     app.timer(5.0, name="segmenter.actions.watchdog")(watchdog)
 

@@ -12,8 +12,10 @@ re-reads from the committed offset.
 The guard watches the group's committed offsets from the broker. A partition this worker owns whose
 committed offset has not moved for ``checks`` checks in a row while it is behind, and while the
 agent is not held by one record (Redis away, say: that is waiting, not a hole), is re-read from its
-committed offset through faust's public ``Consumer.seek``. The action worker's decisions are
-idempotent per offset and ``change_id``, so the records after the hole are read twice and act once.
+committed offset through faust's public ``Consumer.seek``, and the actor lowers its offset watermark to it
+(``Actor.reread``: records below the watermark are otherwise skipped as handled, and the hole lies below it). The
+action worker's decisions are idempotent per ``change_id``, so the records after the hole are read twice and act
+once.
 """
 
 from __future__ import annotations
