@@ -17,7 +17,7 @@ from segmenter.errors import SegmenterError
 from segmenter.rules import RuleSet, load_ruleset
 from streams.kafka.control import latest_rules, rules_history
 from streams.names import Names
-from streams.readmodel.movement import SUM, Movement, day_key, days_of, pairs_of, summed
+from streams.readmodel.movement import SUM, Movement, day_keys, pairs_of, summed
 from streams.readmodel.pareto import ParetoRow, pareto
 from streams.readmodel.reader import decode_changes, newest_stream_time, parse_clock, segment_rows, view_of
 from streams.readmodel.story import story
@@ -97,7 +97,7 @@ class Api:
         until = await self.stream_time()
         if until is None:
             return Movement(None, None)
-        keys = [day_key(self.prefix, day) for day in days_of(self.policy, span, until)]
+        keys = day_keys(self.prefix, self.policy, span, until)
         days = pairs_of(await self._sum(keys=keys))
         if days is None:
             pipe = self.redis.pipeline(transaction=False)

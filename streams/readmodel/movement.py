@@ -82,5 +82,6 @@ def pairs_of(flat: Sequence[bytes] | None) -> list[dict[bytes, bytes]] | None:
     return [dict(zip(flat[0::2], flat[1::2], strict=True))]
 
 
-def day_key(prefix: str, day: int) -> str:
-    return f"{prefix}:mv:{day}"
+def day_keys(prefix: str, policy: Policy, span: timedelta, until: datetime) -> list[str]:
+    """The summaries' keys of the business days a span ending at ``until`` touches."""
+    return [f"{prefix}:mv:{day}" for day in days_of(policy, span, until)]

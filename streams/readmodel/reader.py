@@ -16,7 +16,7 @@ from segmenter import step
 from segmenter.metrics import WINDOW_METRICS, compute, display
 from segmenter.state import Policy
 from streams.names import Names
-from streams.readmodel.movement import SUM, Movement, day_key, days_of, pairs_of, summed
+from streams.readmodel.movement import SUM, Movement, day_keys, pairs_of, summed
 from streams.settings import Settings
 from streams.stored import unpack
 
@@ -121,7 +121,7 @@ class ReadModel:
         until = self.stream_time()
         if until is None:
             return Movement(None, None)
-        keys = [day_key(self.prefix, day) for day in days_of(self.policy, span, until)]
+        keys = day_keys(self.prefix, self.policy, span, until)
         days = pairs_of(self._sum(keys=keys))
         if days is None:
             pipe = self.client.pipeline(transaction=False)
