@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install compiled run test check bench peers soak schemas readme browser clean
+.PHONY: install compiled wheel wheel-check run test check bench peers soak schemas readme browser clean
 
 install: $(STAMP) compiled
 
@@ -13,6 +13,14 @@ install: $(STAMP) compiled
 # skipped with a note where mypy or a C compiler is missing (the interpreted modules then run).
 compiled: $(STAMP)
 	@$(PY) -c 'import streams.compiled as c; c.build()'
+
+# The production package: a wheel carrying the compiled hot path (setup.py), built with this venv's mypy and
+# dependencies; `make wheel-check` installs it into a fresh venv without extras and runs a worker from it.
+wheel: install
+	rm -rf dist build/lib* && $(PY) -m pip wheel --quiet --no-build-isolation --no-deps --wheel-dir dist .
+
+wheel-check: wheel
+	docker/check-wheel.sh
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +48,7 @@ test: check browser
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 check: install
-	$(VENV)/bin/ruff check schemas segmenter streams tests bench examples
+	$(VENV)/bin/ruff check schemas segmenter streams tests bench examples setup.py
 	$(VENV)/bin/mypy
 
 # The peer the bench compares with, in a virtual environment of its own (segmenter does not depend on it).
@@ -73,4 +81,4 @@ readme: install
 	$(PY) -m streams.cli settings --readme README.md
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -94,7 +94,8 @@ def create_app(settings: Settings) -> faust.App:
         if ready and not ready_file.exists():
             ready_file.parent.mkdir(parents=True, exist_ok=True)
             ready_file.write_text(orjson.dumps({"pid": os.getpid()}).decode())
-            log.info("worker ready: %d partitions assigned", len(app.assignor.assigned_actives()))
+            log.info("worker ready: %d partitions assigned; hot path: %s", len(app.assignor.assigned_actives()),
+                     compiled.install())
         elif not ready and ready_file.exists():
             ready_file.unlink(missing_ok=True)
 
@@ -135,7 +136,7 @@ def _serve_metrics(app: faust.App, engine: Engine, settings: Settings, names: Na
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     """Run one worker in the foreground until SIGINT/SIGTERM."""
     collector.limit_malloc_arenas()  # before RocksDB's and the event loop's threads exist
-    log.info("hot path: %s", compiled.install())
+    compiled.install()  # before faust imports the hot path's modules; logged with the worker's readiness
     (Path(settings.data_dir) / "worker.ready").unlink(missing_ok=True)
     created = asyncio.run(create_topics(settings))
     if created:
