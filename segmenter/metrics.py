@@ -23,7 +23,7 @@ Value = int | Fraction | str | None
 class MetricInfo:
     name: str
     kind: Kind
-    window: Literal["long", "short", "none", "population"]
+    window: Literal["long", "short", "both", "none", "population"]  # both: the long window less the short
     doc: str
     bounds: tuple[int, int] | None = None  # the values it can take (inclusive), when bounded
 
@@ -33,6 +33,9 @@ _INFO = [
     MetricInfo("amount_12m", "money", "long", "purchase amount net of refunds, long window"),
     MetricInfo("purchases_6m", "count", "short", "purchases in the short window (default 6 months)"),
     MetricInfo("amount_6m", "money", "short", "purchase amount net of refunds, short window"),
+    MetricInfo("purchases_prev_6m", "count", "both", "purchases in the long window before the short one (by default "
+               "the six months before the last six: compare with purchases_6m for a trend)"),
+    MetricInfo("amount_prev_6m", "money", "both", "amount_12m - amount_6m: the amount of the previous period"),
     MetricInfo("avg_order_value_12m", "money", "long", "amount_12m / purchases_12m"),
     MetricInfo("refunds_12m", "count", "long", "refunds in the long window"),
     MetricInfo("days_since_last_purchase", "days", "none", "whole days since the last purchase"),
@@ -97,6 +100,8 @@ SOURCES: dict[str, str] = {
     "referrals_12m": "lo[4]",
     "satisfaction_avg_12m": "(_Fraction(lo[5], lo[6]) if lo[6] else None)",
     "avg_order_value_12m": "(_Fraction(lo[1], lo[0]) if lo[0] else None)",
+    "purchases_prev_6m": "(lo[0] - sh[0])",
+    "amount_prev_6m": "(lo[1] - sh[1])",
     "purchases_6m": "sh[0]",
     "amount_6m": "sh[1]",
     "interactions_6m": "sh[2]",
@@ -111,7 +116,29 @@ SOURCES: dict[str, str] = {
     "rfm_m": "(g.score(0, lo[1]) if g is not None and lo[0] and last is not None else None)",
     "rfm_score": "(g.cell(last, lo[0], lo[1]) if g is not None and lo[0] and last is not None else None)",
 }
-SOURCE_GLOBALS: dict[str, object] = {"__builtins__": {}, "_Fraction": Fraction}
+
+
+def _add(a: Value, b: Value) -> Value:
+    return None if a is None or b is None else a + b  # type: ignore[operator]
+
+
+def _sub(a: Value, b: Value) -> Value:
+    return None if a is None or b is None else a - b  # type: ignore[operator]
+
+
+def _mul(a: Value, b: Value) -> Value:
+    return None if a is None or b is None else a * b  # type: ignore[operator]
+
+
+def _div(a: Value, b: Value) -> Value:
+    """Exact; no value where either side has none or the divisor is zero (a comparison with it is false)."""
+    return None if a is None or not b else Fraction(a) / b  # type: ignore[operator]
+
+
+ARITHMETIC = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div"}
+"""The functions rules' arithmetic compiles to (``segmenter.rules.compiler``): a missing value stays missing."""
+SOURCE_GLOBALS: dict[str, object] = {"__builtins__": {}, "_Fraction": Fraction, "_add": _add, "_sub": _sub,
+                                     "_mul": _mul, "_div": _div}
 TOTALS_ARGS = "lo, sh, first, last, d, p, g=None"
 
 

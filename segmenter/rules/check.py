@@ -118,6 +118,7 @@ def _le(a: Value, b: Value) -> bool:
 
 _INVARIANTS: list[Callable[[dict[str, Value]], bool]] = [
     lambda p: _le(p.get("purchases_6m"), p.get("purchases_12m")),
+    lambda p: _le(p.get("purchases_prev_6m"), p.get("purchases_12m")),
     lambda p: _le(p.get("interactions_6m"), p.get("interactions_12m")),
     lambda p: _le(p.get("complaints_6m"), p.get("interactions_6m")),
     lambda p: _le(p.get("referrals_12m"), p.get("interactions_12m")),
@@ -155,7 +156,7 @@ class DimensionReport:
 def check_dimension(dim: CompiledDimension, money_scale: int = 2) -> DimensionReport:
     report = DimensionReport(dim.name)
     if any(s.cross_metric for s in dim.segments):
-        report.skipped = "a condition compares two metrics; gap analysis needs metric-vs-constant"
+        report.skipped = "a condition compares two metrics or computes; gap analysis needs metric-vs-constant"
         return report
     metrics = list(dict.fromkeys(m for s in dim.segments for m in s.metrics))
     axes = [build_axis(dim, m) for m in metrics]

@@ -30,9 +30,9 @@ from fractions import Fraction
 from typing import Any, cast
 
 from segmenter.actions import ActionSpec, RosterSpec
-from segmenter.metrics import METRICS, SOURCE_GLOBALS, SOURCES, TOTALS_ARGS, Value
+from segmenter.metrics import ARITHMETIC, METRICS, SOURCE_GLOBALS, SOURCES, TOTALS_ARGS, Value
 from segmenter.ranking import AMOUNT, PURCHASES, QUINTILES, RECENCY
-from segmenter.rules.syntax import BoolOp, Compare, Const, InList, Name, Node, Not, RuleSyntaxError
+from segmenter.rules.syntax import Arith, BoolOp, Compare, Const, InList, Name, Node, Not, Operand, RuleSyntaxError
 
 Values = dict[str, Value]
 Predicate = Callable[[Values], bool]
@@ -64,7 +64,7 @@ class CompiledSegment:
     node: Node
     atoms: tuple[Atom, ...]
     metrics: tuple[str, ...]
-    cross_metric: bool  # compares two metrics (gap analysis cannot reason about it)
+    cross_metric: bool  # compares two metrics or computes (gap analysis cannot reason about it)
     source: str = field(default="False", compare=False, repr=False)  # the predicate's expression over ``v``
     constants: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)  # names it binds
 
@@ -160,7 +160,7 @@ class RuleSet:
                 constants.setdefault(atom.metric, set()).update(v for v in vals if not isinstance(v, str))
         object.__setattr__(self, "_day_constants", {m: tuple(sorted(v)) for m, v in constants.items()})
         windows = {METRICS[m].window for m in self.metrics}
-        object.__setattr__(self, "windows_read", ("long" in windows, "short" in windows))
+        object.__setattr__(self, "windows_read", (bool(windows & {"long", "both"}), bool(windows & {"short", "both"})))
         object.__setattr__(self, "reads_days_since", any(METRICS[m].kind == "days" for m in self.metrics))
         object.__setattr__(self, "classify_all", _fuse(self.dimensions))
         object.__setattr__(self, "classify_totals", _fuse(self.dimensions, over_totals=True))
@@ -257,6 +257,7 @@ _SAFE_NODES = (ast.Expression, ast.Lambda, ast.arguments, ast.arg, ast.BoolOp, a
                ast.Subscript, ast.IfExp, ast.Tuple, ast.Call, ast.Attribute, ast.BinOp, ast.Sub)
 _LOCALS = {"v", "x", "y", *(a.split("=")[0].strip() for a in TOTALS_ARGS.split(","))}
 _METHODS = {("p", "get"), ("g", "rank"), ("g", "score"), ("g", "cell")}  # the only attributes generated code reads
+_CALLS = {"_Fraction", *ARITHMETIC.values()}  # the only functions it calls
 
 
 def _checked(source: str, bound: Mapping[str, object]) -> str:
@@ -269,7 +270,7 @@ def _checked(source: str, bound: Mapping[str, object]) -> str:
             isinstance(node, ast.Attribute) and (not isinstance(node.value, ast.Name) or (
                 node.value.id, node.attr) not in _METHODS)) or (
             isinstance(node, ast.Call) and not (isinstance(node.func, ast.Attribute) or (
-                isinstance(node.func, ast.Name) and node.func.id == "_Fraction"))) or (
+                isinstance(node.func, ast.Name) and node.func.id in _CALLS))) or (
             isinstance(node, ast.Constant) and not isinstance(node.value, str | int | type(None))) or (
             isinstance(node, ast.Name) and node.id.startswith("__"))
         if bad:
@@ -320,7 +321,7 @@ class Compiler:
         self.constants = {}
         self.source = self._source(node, self.constants)
         source = _checked(f"lambda v: {self.source}", self.constants)
-        return cast(Predicate, eval(source, {"__builtins__": {}, **self.constants}))  # noqa: S307
+        return cast(Predicate, eval(source, {**SOURCE_GLOBALS, **self.constants}))  # noqa: S307
 
     def _source(self, node: Node, constants: dict[str, object]) -> str:
         if isinstance(node, BoolOp):
@@ -339,7 +340,7 @@ class Compiler:
         return name
 
     def in_list(self, node: InList, constants: dict[str, object]) -> str:
-        if not isinstance(node.operand, Name):
+        if not isinstance(node.operand, Name):  # arithmetic included: a list holds what a metric reads as
             raise RuleSyntaxError(node.col, "the left side of 'in' must be a metric")
         metric = self.name(node.operand)
         options = tuple(_convert(metric, c, self.scale) for c in node.values)
@@ -350,6 +351,8 @@ class Compiler:
 
     def compare(self, node: Compare, constants: dict[str, object]) -> str:
         left, op, right = node.left, node.op, node.right
+        if isinstance(left, Arith) or isinstance(right, Arith):
+            return self.computed(node, constants)
         if isinstance(left, Const) and isinstance(right, Const):
             raise RuleSyntaxError(node.col, f"{node.text!r} compares two constants")
         if isinstance(left, Const):
@@ -369,6 +372,86 @@ class Compiler:
         const = _convert(metric, right, self.scale)
         self.atoms.append(Atom(metric, op, const, node.text))
         return f"((x := v[{metric!r}]) is not None and x {op} {self._bind(constants, const)})"
+
+    def computed(self, node: Compare, constants: dict[str, object]) -> str:
+        """A comparison with arithmetic on either side: exact (integers and fractions; money in minor units), and
+        false where a metric has no value or a divisor is zero. Money stays money: it adds to money, multiplies
+        and divides by numbers, and divided by money gives a number; a constant added to or compared with money
+        is an amount."""
+        left, right = _fold(node.left), _fold(node.right)
+        if isinstance(left, Fraction) and isinstance(right, Fraction):
+            raise RuleSyntaxError(node.col, f"{node.text!r} compares two constants")
+        if isinstance(left, Fraction):
+            left, right, op = right, left, _FLIP[node.op]
+        else:
+            op = node.op
+        self.cross_metric = True  # gap analysis reasons about metric-versus-constant comparisons only
+        left_source, unit = self.operand(left, constants)
+        if isinstance(right, Fraction):
+            right_source = self._bind(constants, _exact(right * 10**self.scale if unit == "money" else right))
+        else:
+            right_source, other = self.operand(right, constants)
+            if other != unit:
+                raise RuleSyntaxError(node.col, f"{node.text!r} compares {unit} with {other}")
+        return f"((x := {left_source}) is not None and (y := {right_source}) is not None and x {op} y)"
+
+    def operand(self, node: Operand | Fraction, constants: dict[str, object],
+                as_money: bool = False) -> tuple[str, str]:
+        """``node``'s expression over ``v`` and its unit, "money" or "number" (a constant: a number, an amount
+        with ``as_money``)."""
+        if isinstance(node, Fraction):
+            value = node * 10**self.scale if as_money else node
+            return self._bind(constants, _exact(value)), "money" if as_money else "number"
+        if isinstance(node, Const):
+            raise RuleSyntaxError(node.col, f"text {node.value!r} in arithmetic")
+        if isinstance(node, Name):
+            metric = self.name(node)
+            info = METRICS[metric]
+            if info.kind in ("text", "days") or info.window == "population":
+                what = {"text": "text", "days": "a day count (compare it with a constant, to keep due days exact)"
+                        }.get(info.kind, "a population rank (compare it with a constant)")
+                raise RuleSyntaxError(node.col, f"{metric} is {what}: it takes no part in arithmetic")
+            return f"v[{metric!r}]", "money" if info.kind == "money" else "number"
+        left, right = _fold(node.left), _fold(node.right)
+        if node.op == "/" and isinstance(right, Fraction) and right == 0:
+            raise RuleSyntaxError(node.col, "divided by zero")
+        additive = node.op in "+-"
+        if isinstance(left, Fraction):  # the constant takes the unit of the other side when added
+            right_source, right_unit = self.operand(right, constants)
+            left_source, left_unit = self.operand(left, constants, additive and right_unit == "money")
+        else:
+            left_source, left_unit = self.operand(left, constants)
+            right_source, right_unit = self.operand(right, constants, additive and left_unit == "money")
+        units = (left_unit, right_unit)
+        result = {("+", "money", "money"): "money", ("-", "money", "money"): "money",
+                  ("*", "money", "number"): "money", ("*", "number", "money"): "money",
+                  ("/", "money", "money"): "number", ("/", "money", "number"): "money",
+                  }.get((node.op, *units), "number" if units == ("number", "number") else None)
+        if result is None:
+            raise RuleSyntaxError(node.col, f"{left_unit} {node.op} {right_unit} has no meaning (money adds to "
+                                            "money, multiplies and divides by numbers)")
+        return f"{ARITHMETIC[node.op]}({left_source}, {right_source})", result
+
+
+def _fold(node: Operand) -> Operand | Fraction:
+    """Arithmetic on constants alone computed now, exactly (a number; None for a metric inside)."""
+    if isinstance(node, Const):
+        if isinstance(node.value, str):
+            return node
+        return Fraction(node.value)
+    if isinstance(node, Arith):
+        left, right = _fold(node.left), _fold(node.right)
+        if isinstance(left, Fraction) and isinstance(right, Fraction):
+            if node.op == "/" and right == 0:
+                raise RuleSyntaxError(node.col, "a constant divided by zero")
+            combine: Callable[[Fraction, Fraction], Fraction] = {
+                "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}[node.op]
+            return combine(left, right)
+    return node
+
+
+def _exact(value: Fraction) -> Number:
+    return int(value) if value.denominator == 1 else value
 
 
 def compile_condition(name: str, text: str, node: Node, money_scale: int) -> CompiledSegment:

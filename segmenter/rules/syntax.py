@@ -5,10 +5,14 @@ Grammar::
     expr    := and ('or' and)*
     and     := unary ('and' unary)*
     unary   := 'not' unary | '(' expr ')' | compare
-    compare := value (op value)+ | value ['not'] 'in' '[' literal (',' literal)* ']'
+    compare := sum (op sum)+ | value ['not'] 'in' '[' literal (',' literal)* ']'
+    sum     := product (('+' | '-') product)*
+    product := factor (('*' | '/') factor)*
+    factor  := '-' factor | '(' sum ')' | value
     value   := NAME | NUMBER | STRING          op := == != < <= > >=
 
-Columns are 1-based positions in the condition text.
+A '(' opens arithmetic when what follows its closing ')' continues a comparison (an operator, 'in'), and a
+group of conditions otherwise. Columns are 1-based positions in the condition text.
 """
 
 from __future__ import annotations
@@ -42,17 +46,30 @@ class Const:
 
 
 @dataclass(frozen=True, slots=True)
-class Compare:
-    left: Name | Const
+class Arith:
+    """``left op right`` with op one of + - * /: exact arithmetic over metrics and constants."""
+
     op: str
-    right: Name | Const
+    left: Operand
+    right: Operand
+    col: int
+
+
+Operand = Name | Const | Arith
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    left: Operand
+    op: str
+    right: Operand
     col: int
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class InList:
-    operand: Name | Const
+    operand: Operand
     values: tuple[Const, ...]
     negated: bool
     col: int
@@ -78,7 +95,7 @@ _TOKEN = re.compile(
       | (?P<string>'[^']*'|"[^"]*")
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)
       | (?P<op>==|!=|<=|>=|<|>)
-      | (?P<punct>[()\[\],-])
+      | (?P<punct>[()\[\],+*/-])
     """,
     re.VERBOSE,
 )
@@ -89,6 +106,7 @@ MAX_LENGTH = 4000  # characters of one condition
 MAX_DEPTH = 32  # nested parentheses and 'not'
 MAX_DIGITS = 24  # digits of one number (amounts are below 10^15)
 OPS = {"==", "!=", "<", "<=", ">", ">="}
+ARITH = {"+", "-", "*", "/"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +190,7 @@ class Parser:
             self._deeper()
             self.take()
             node: Node = Not(self.unary())
-        elif self.tok.text == "(":
+        elif self.tok.text == "(" and not self._arithmetic_group():
             self._deeper()
             self.take()
             node = self.expr()
@@ -182,6 +200,19 @@ class Parser:
         self.depth -= 1
         return node
 
+    def _arithmetic_group(self) -> bool:
+        """The '(' here opens arithmetic: the token after its matching ')' continues a comparison."""
+        level, i = 0, self.i
+        while self.tokens[i].kind != "end":
+            text = self.tokens[i].text
+            level += (text == "(") - (text == ")")
+            if level == 0:
+                after = self.tokens[i + 1]
+                return after.kind == "op" or after.text in ARITH or (after.kind == "keyword" and
+                                                                     after.text in ("in", "not"))
+            i += 1
+        return False
+
     def _deeper(self) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
@@ -189,11 +220,6 @@ class Parser:
 
     def value(self) -> Name | Const:
         token = self.tok
-        if token.text == "-":
-            self.take()
-            if self.tok.kind != "number":
-                raise RuleSyntaxError(self.tok.col, f"expected a number after '-', found {self._found()}")
-            return Const(-Decimal(self.take().text), token.col)
         if token.kind == "number":
             return Const(Decimal(self.take().text), token.col)
         if token.kind == "string":
@@ -202,9 +228,52 @@ class Parser:
             return Name(self.take().text, token.col)
         raise RuleSyntaxError(token.col, f"expected a metric, a number or a quoted string, found {self._found()}")
 
+    def literal(self) -> Name | Const:
+        """A list's item: a value, or a negative number."""
+        token = self.tok
+        if token.text == "-":
+            self.take()
+            if self.tok.kind != "number":
+                raise RuleSyntaxError(self.tok.col, f"expected a number after '-', found {self._found()}")
+            return Const(-Decimal(self.take().text), token.col)
+        return self.value()
+
+    def sum(self) -> Operand:
+        node = self.product()
+        while self.tok.text in ("+", "-") and self.tok.kind == "punct":
+            op = self.take()
+            node = Arith(op.text, node, self.product(), op.col)
+        return node
+
+    def product(self) -> Operand:
+        node = self.factor()
+        while self.tok.text in ("*", "/"):
+            op = self.take()
+            node = Arith(op.text, node, self.factor(), op.col)
+        return node
+
+    def factor(self) -> Operand:
+        token = self.tok
+        if token.text == "-":
+            self.take()
+            if self.tok.kind == "number":  # a negative constant stays a constant
+                return Const(-Decimal(self.take().text), token.col)
+            self._deeper()
+            node: Operand = Arith("-", Const(Decimal(0), token.col), self.factor(), token.col)
+            self.depth -= 1
+            return node
+        if token.text == "(":
+            self._deeper()
+            self.take()
+            node = self.sum()
+            self.expect(")", "')' to close the arithmetic")
+            self.depth -= 1
+            return node
+        return self.value()
+
     def compare(self) -> Node:
         start = self.tok.col
-        left = self.value()
+        left = self.sum()
         if self.tok.kind == "keyword" and self.tok.text in ("in", "not"):
             return self.in_list(left, start)
         if self.tok.kind != "op":
@@ -214,21 +283,22 @@ class Parser:
         parts: list[Compare] = []
         while self.tok.kind == "op":
             op_token = self.take()
-            right = self.value()
+            right_start = self.tok.col
+            right = self.sum()
             end = self.tokens[self.i - 1]
-            text = self.text[left.col - 1 : end.col - 1 + len(end.text)]
+            text = self.text[start - 1 : end.col - 1 + len(end.text)]
             parts.append(Compare(left, op_token.text, right, op_token.col, text))
-            left = right
+            left, start = right, right_start
         return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
 
-    def in_list(self, operand: Name | Const, start: int) -> InList:
+    def in_list(self, operand: Operand, start: int) -> InList:
         negated = self.take().text == "not"
         if negated:
             self.expect("in", "'in' after 'not'")
         self.expect("[", "'[' to open the list")
         values: list[Const] = []
         while True:
-            value = self.value()
+            value = self.literal()
             if not isinstance(value, Const):
                 raise RuleSyntaxError(value.col, f"a list holds constants, found metric {value.name!r}")
             values.append(value)

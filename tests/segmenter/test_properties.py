@@ -57,6 +57,7 @@ def brute_metrics(replayed, as_of, policy):
     lo, so = policy.long_start(as_of), policy.short_start(as_of)
     long_ = [f for f in counted if lo <= f.day <= as_of]
     short = [f for f in counted if so <= f.day <= as_of]
+    before = [f for f in counted if lo <= f.day < so]  # the previous period: in the long window, before the short
 
     def money(fs):
         return sum(f.amount if f.kind == PURCHASE else -f.amount for f in fs if f.kind != INTERACTION)
@@ -68,7 +69,8 @@ def brute_metrics(replayed, as_of, policy):
     p12 = n(long_, PURCHASE)
     return {
         "purchases_12m": p12, "amount_12m": money(long_), "purchases_6m": n(short, PURCHASE),
-        "amount_6m": money(short), "avg_order_value_12m": Fraction(money(long_), p12) if p12 else None,
+        "amount_6m": money(short), "purchases_prev_6m": n(before, PURCHASE), "amount_prev_6m": money(before),
+        "avg_order_value_12m": Fraction(money(long_), p12) if p12 else None,
         "refunds_12m": n(long_, REFUND),
         "days_since_last_purchase": as_of - max(buys) if buys else None,
         "days_since_first_purchase": as_of - min(buys) if buys else None,

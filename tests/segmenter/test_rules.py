@@ -179,6 +179,7 @@ def test_the_classifier_over_window_totals_agrees_with_the_one_over_metric_value
         "referrals_12m": lo[4], "satisfaction_avg_12m": Fraction(lo[5], lo[6]) if lo[6] else None,
         "avg_order_value_12m": Fraction(lo[1], lo[0]) if lo[0] else None,
         "purchases_6m": sh[0], "amount_6m": sh[1], "interactions_6m": sh[2], "complaints_6m": sh[3],
+        "purchases_prev_6m": lo[0] - sh[0], "amount_prev_6m": lo[1] - sh[1],
         "days_since_last_purchase": None if last is None else as_of - last,
         "days_since_first_purchase": None if first is None else as_of - first,
         **{name: profile.get(name) for name in ("profile.type", "profile.region", "profile.industry", "profile.size")},
