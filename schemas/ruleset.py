@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import unicodedata
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, model_validator
 
 from schemas.base import OutboundModel
+from schemas.events import NO_CONTROL
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
-SegmentRef = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$",
-                                  description="dimension.segment")]
+
+def _normal(name: str) -> str:
+    """One spelling per name: a name that Unicode's compatibility normalisation would change (full-width Ａ for A,
+    a ligature) is refused, so two names that look alike are never two dimensions."""
+    normal = unicodedata.normalize("NFKC", name)
+    if normal != name:
+        raise ValueError(f"write {name!r} as {normal!r} (its normal Unicode form)")
+    return name
+
+
+Name = Annotated[str, Field(pattern=r"^[^\W\d]\w*$", max_length=64,
+                            description="Letters (of any script, 高价值客户 included), digits and _; not starting "
+                                        "with a digit."), AfterValidator(_normal)]
+SegmentRef = Annotated[str, Field(pattern=r"^[^\W\d]\w*\.[^\W\d]\w*$", max_length=129,
+                                  description="dimension.segment"), AfterValidator(_normal)]
+Label = Annotated[str, Field(min_length=1, max_length=128, pattern=NO_CONTROL,
+                             description="How people read the name: reports, the customer's story, the dashboard.")]
+Strategy = Annotated[str, Field(min_length=1, max_length=2000,
+                                pattern=r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]+$",
+                                description="What to do with the segment's customers (差异化营销策略): who serves "
+                                            "them, how often, what offer. Shown with the segment; nothing runs it.")]
 
 
 class SegmentRule(OutboundModel):
@@ -19,6 +39,8 @@ class SegmentRule(OutboundModel):
 
     name: Name
     when: Annotated[str, Field(min_length=1)]
+    label: Label | None = None
+    strategy: Strategy | None = None
 
 
 TagTemplate = Annotated[str, Field(
@@ -39,6 +61,9 @@ class Dimension(OutboundModel):
 
     segments: Annotated[list[SegmentRule], Field(min_length=1)]
     default: Name
+    label: Label | None = None
+    default_label: Label | None = None
+    default_strategy: Strategy | None = None
 
 
 
@@ -50,7 +75,7 @@ Attribute = Literal["type", "region", "industry", "size"]
 class CouponAction(OutboundModel):
     """A coupon to grant: a template, a fixed value or a percentage, and how long it stays valid."""
 
-    template: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)]
+    template: Annotated[str, Field(pattern=r"^[\w-]+$", max_length=64)]
     value: Annotated[Decimal, Field(gt=0, le=10**12, allow_inf_nan=False)] | None = None
     percent: Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False)] | None = None
     valid_for: Duration = "30d"
@@ -103,7 +128,7 @@ class Roster(OutboundModel):
 class RuleSetDocument(OutboundModel):
     """A versioned set of classification dimensions."""
 
-    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)]
+    id: Annotated[str, Field(pattern=r"^[\w.-]+$", max_length=128), AfterValidator(_normal)]
     version: Annotated[int, Field(ge=1, le=2**31 - 1)]
     description: str = ""
     dimensions: Annotated[dict[Name, Dimension], Field(min_length=1)]
@@ -116,7 +141,7 @@ class RuleSetApplied(OutboundModel):
     """One version of a ruleset as it was applied (the rules-history topic, key ``id@version``): never rewritten;
     a rollback applies an old version's text again as a new version."""
 
-    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)]
+    id: Annotated[str, Field(pattern=r"^[\w.-]+$", max_length=128), AfterValidator(_normal)]
     version: Annotated[int, Field(ge=1)]
     yaml: str = Field(description="The ruleset document as applied.")
     source: str = Field(description="Where it was read from (a file name).")

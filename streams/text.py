@@ -6,6 +6,8 @@ import csv
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from wcwidth import wcswidth
+
 LIMIT = 80
 
 
@@ -19,6 +21,16 @@ def clip(value: Any, limit: int = LIMIT) -> str:
     if not cut.isprintable():
         cut = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in cut)
     return cut if len(text) <= limit else f"{cut}… ({len(text):,} chars)"
+
+
+def pad(value: Any, width: int) -> str:
+    """``clip(value, width)`` padded to ``width`` terminal columns: a Chinese character takes two (wcwidth), so
+    tables line up; a value wider than ``width`` is cut at a character boundary to fit."""
+    text = clip(value, width)
+    while wcswidth(text) > width:
+        text = text[:-1]
+    columns = wcswidth(text)
+    return text + " " * max(0, width - (columns if columns >= 0 else len(text)))
 
 
 def masked_url(url: str) -> str:

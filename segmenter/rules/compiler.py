@@ -74,6 +74,14 @@ class CompiledDimension:
     name: str
     segments: tuple[CompiledSegment, ...]
     default: str
+    label: str | None = field(default=None, compare=False)  # how people read the dimension's name
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)  # segment -> its label, where given
+    strategies: Mapping[str, str] = field(default_factory=dict, compare=False)  # segment -> its strategy, where given
+
+    def shown(self, segment: str) -> str:
+        """A segment as people read it: its label, with its name where the two differ."""
+        label = self.labels.get(segment)
+        return segment if label is None or label == segment else f"{label} ({segment})"
 
     def classify(self, values: Values) -> str:
         for segment in self.segments:

@@ -170,7 +170,13 @@ def ruleset_from_document(doc: RuleSetDocument, source: str = "<rules>", money_s
                 segments.append(compile_condition(seg.name, seg.when, parse(seg.when), money_scale))
             except RuleSyntaxError as exc:
                 problems.append(f"{_where(tree, path, source, exc.column)}: {where_seg}, {exc}")
-        dimensions.append(CompiledDimension(dim_name, tuple(segments), dim.default))
+        labels = {seg.name: seg.label for seg in dim.segments if seg.label}
+        strategies = {seg.name: seg.strategy for seg in dim.segments if seg.strategy}
+        if dim.default_label:
+            labels[dim.default] = dim.default_label
+        if dim.default_strategy:
+            strategies[dim.default] = dim.default_strategy
+        dimensions.append(CompiledDimension(dim_name, tuple(segments), dim.default, dim.label, labels, strategies))
     def where(path: Path_, column: int | None = None) -> str:
         return _where(tree, path, source, column)
 

@@ -49,6 +49,8 @@ class SegmentRow(BaseModel):
     amount_share: float = Field(description="Of the dimension's summed amount_12m, in percent.")
     cumulative_share: float = Field(description="Customers of this and every segment above it by amount, percent.")
     cumulative_amount_share: float
+    label: str | None = Field(None, description="The segment's label in the ruleset in force, where one is written.")
+    strategy: str | None = Field(None, description="What to do with its customers, as the ruleset writes it.")
 
 
 class Members(BaseModel):

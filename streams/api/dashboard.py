@@ -46,6 +46,12 @@ def _lookup(customer: str | None, doc: dict[str, Any] | None) -> str:
     return "".join(out)
 
 
+def _described(label: str | None, strategy: str | None) -> str:
+    """A segment's label beside its name, and its strategy below it, escaped."""
+    out = f" <span class='muted'>{escape(label)}</span>" if label else ""
+    return out + (f"<div class='muted'>{escape(strategy)}</div>" if strategy else "")
+
+
 async def _segments(api: Api) -> str:
     rows = await api.pareto()
     out = ["<h2>Segments</h2>"]
@@ -54,7 +60,8 @@ async def _segments(api: Api) -> str:
         top = max(r.customers for r in mine) or 1
         body = "".join(
             f"<tr class='segment' data-dimension='{escape(dim)}' data-segment='{escape(r.segment)}'>"
-            f"<td>{escape(r.segment)}</td><td class='customers'>{r.customers:,}</td><td>{r.share:.1f}%</td>"
+            f"<td>{escape(r.segment)}{_described(r.label, r.strategy)}</td>"
+            f"<td class='customers'>{r.customers:,}</td><td>{r.share:.1f}%</td>"
             f"<td>{r.amount_12m:,.2f}</td><td>{r.cumulative_amount_share:.1f}%</td>"
             f"<td style='text-align:left'><span class='bar' style='width:{20 * r.customers / top:.1f}rem'></span>"
             "</td></tr>" for r in mine)

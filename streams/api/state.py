@@ -15,10 +15,10 @@ from fastapi.responses import Response
 
 from segmenter.errors import SegmenterError
 from segmenter.rules import RuleSet, load_ruleset
-from streams.kafka.control import latest_rules, rules_history
+from streams.kafka.control import latest_rules, rules_history, rulesets_in_force
 from streams.names import Names
 from streams.readmodel.movement import SUM, Movement, day_keys, pairs_of, summed
-from streams.readmodel.pareto import ParetoRow, pareto
+from streams.readmodel.pareto import ParetoRow, described, pareto
 from streams.readmodel.reader import decode_changes, newest_stream_time, parse_clock, segment_rows, view_of
 from streams.readmodel.story import story
 from streams.settings import Settings
@@ -48,6 +48,7 @@ class Api:
         self._clock: tuple[float, dict[int, tuple[str, int]]] = (0.0, {})
         self._rules: dict[str, RuleSet] = {}
         self._rules_looked = 0.0
+        self._in_force: tuple[float, list[RuleSet]] = (-RULES_RETRY_S, [])
         self._sum = self.redis.register_script(SUM)
 
     async def clock(self) -> dict[int, tuple[str, int]]:
@@ -87,7 +88,19 @@ class Api:
             for name in sorted(amounts):
                 pipe.scard(f"{self.prefix}:m:{dimension}:{name.decode()}")
             rows += segment_rows(dimension, amounts, await pipe.execute(), self.settings.money_scale)
-        return pareto(rows)
+        return described(pareto(rows), await self.in_force())
+
+    async def in_force(self) -> list[RuleSet]:
+        """The rulesets in force (their labels and strategies), read from the broker at most every
+        ``RULES_RETRY_S``; what was last read while the broker is away."""
+        at, rulesets = self._in_force
+        if time.monotonic() - at >= RULES_RETRY_S:
+            try:
+                rulesets = await rulesets_in_force(self.settings)
+            except Exception as exc:  # the broker away: segments are shown without labels
+                log.warning("rulesets in force not read from the broker (%s): segments shown as last read", exc)
+            self._in_force = (time.monotonic(), rulesets)
+        return rulesets
 
     async def stream_time(self) -> datetime | None:
         return newest_stream_time(await self.clock())

@@ -5,6 +5,7 @@ as a picture (PNG or SVG, matplotlib)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -15,17 +16,22 @@ import orjson
 from segmenter.actions import duration_s
 from streams.cli.common import CliError, load_settings
 from streams.readmodel.movement import Movement
-from streams.readmodel.pareto import ParetoRow, pareto
+from streams.readmodel.pareto import ParetoRow, described, pareto
 from streams.readmodel.reader import ReadModel
-from streams.text import SafeCsvWriter, clip
+from streams.text import SafeCsvWriter, clip, pad
 
 
 def pareto_table(rows: list[ParetoRow]) -> str:
     lines = [f"{'dimension':<14} {'segment':<16} {'customers':>10} {'share':>7} {'amount_12m':>16} {'share':>7} "
-             f"{'cum. customers':>14} {'cum. amount':>11}"]
-    lines += [f"{r.dimension:<14} {r.segment:<16} {r.customers:>10,} {r.share:>6.1f}% {r.amount_12m:>16,.2f} "
-              f"{r.amount_share:>6.1f}% {r.cumulative_share:>13.1f}% {r.cumulative_amount_share:>10.1f}%"
+             f"{'cum. customers':>14} {'cum. amount':>11}  label"]
+    lines += [f"{pad(r.dimension, 14)} {pad(r.segment, 16)} {r.customers:>10,} {r.share:>6.1f}% "
+              f"{r.amount_12m:>16,.2f} {r.amount_share:>6.1f}% {r.cumulative_share:>13.1f}% "
+              f"{r.cumulative_amount_share:>10.1f}%  {clip(r.label or '', 40)}".rstrip()
               for r in rows]
+    strategies = [(r.dimension, r.segment, r.strategy) for r in rows if r.strategy]
+    if strategies:
+        lines.append("\nstrategies (策略):")
+        lines += [f"  {dimension}.{segment}: {clip(strategy, 200)}" for dimension, segment, strategy in strategies]
     return "\n".join(lines)
 
 
@@ -37,7 +43,9 @@ def movement_rows(moved: Movement) -> list[dict[str, Any]]:
 def cmd_report(args: argparse.Namespace) -> int:
     settings = load_settings()
     model = ReadModel.of(settings)
-    rows = pareto(model.report(settings.money_scale))
+    from streams.kafka.control import rulesets_in_force
+
+    rows = described(pareto(model.report(settings.money_scale)), asyncio.run(rulesets_in_force(settings)))
     moved = None
     if args.since:
         try:
@@ -58,9 +66,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif args.format == "csv":
         writer = SafeCsvWriter(sys.stdout)
         writer.writerow(["dimension", "segment", "customers", "share", "amount_12m", "amount_share",
-                         "cumulative_share", "cumulative_amount_share"])
+                         "cumulative_share", "cumulative_amount_share", "label", "strategy"])
         writer.writerows([r.dimension, r.segment, r.customers, f"{r.share:.4f}", r.amount_12m,
-                          f"{r.amount_share:.4f}", f"{r.cumulative_share:.4f}", f"{r.cumulative_amount_share:.4f}"]
+                          f"{r.amount_share:.4f}", f"{r.cumulative_share:.4f}", f"{r.cumulative_amount_share:.4f}",
+                          r.label or "", r.strategy or ""]
                          for r in rows)
         if moved is not None:  # a second table after a blank line
             print()
@@ -78,7 +87,7 @@ def _table(model: ReadModel, rows: list[ParetoRow], moved: Movement | None) -> N
         everyone = model.count() or 1
         print(f"\n{'tag':<32} {'customers':>10} {'share':>7}")
         for tag, count in sorted(tags.items(), key=lambda item: (-item[1], item[0])):
-            print(f"{clip(tag, 32):<32} {count:>10,} {100 * count / everyone:>6.1f}%")
+            print(f"{pad(tag, 32)} {count:>10,} {100 * count / everyone:>6.1f}%")
     if moved is not None:
         if moved.since is None:
             print("\nmovement: no segment change on the topic yet")
@@ -86,7 +95,7 @@ def _table(model: ReadModel, rows: list[ParetoRow], moved: Movement | None) -> N
             print(f"\nmovement, stream time {moved.since:%Y-%m-%d %H:%M} .. {moved.until:%Y-%m-%d %H:%M}:")
             print(f"{'dimension':<14} {'from':<16} {'to':<16} {'customers':>10} {'amount_12m':>16}")
             for row in movement_rows(moved):
-                print(f"{row['dimension']:<14} {clip(row['from'], 16):<16} {clip(row['to'], 16):<16} "
+                print(f"{pad(row['dimension'], 14)} {pad(row['from'], 16)} {pad(row['to'], 16)} "
                       f"{row['customers']:>10,} {float(row['amount_12m']):>16,.2f}")
     quarantined = model.quarantined()
     if quarantined:
@@ -100,7 +109,7 @@ def _table(model: ReadModel, rows: list[ParetoRow], moved: Movement | None) -> N
         columns = (("issued", 8), ("cooldown", 9), ("replay", 8), ("dwell", 7), ("recovery", 9))
         print(f"\n{'segment':<30} {'action':<20} " + " ".join(f"{o:>{w}}" for o, w in columns))
         for (segment, action), counts in sorted(actions.items()):
-            print(f"{segment:<30} {action:<20} " + " ".join(f"{counts.get(o, 0):>{w},}" for o, w in columns))
+            print(f"{pad(segment, 30)} {pad(action, 20)} " + " ".join(f"{counts.get(o, 0):>{w},}" for o, w in columns))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -90,15 +90,21 @@ async def latest_rules(settings: Settings) -> dict[str, str]:
     return {key.decode(): value.decode() for key, value in records if key is not None}
 
 
-async def active_segments(settings: Settings) -> dict[str, set[str]]:
-    """dimension -> its segments (the default included) in the rulesets in force (a ruleset that no longer loads
-    is left out)."""
-    out: dict[str, set[str]] = {}
+async def rulesets_in_force(settings: Settings) -> list[RuleSet]:
+    """The newest version of each ruleset id on the rules topic, loaded (one that no longer loads is left out)."""
+    out = []
     for text in (await latest_rules(settings)).values():
         try:
-            ruleset = load_ruleset(text, "rules topic", settings.money_scale)
+            out.append(load_ruleset(text, "rules topic", settings.money_scale))
         except SegmenterError:
             continue
+    return out
+
+
+async def active_segments(settings: Settings) -> dict[str, set[str]]:
+    """dimension -> its segments (the default included) in the rulesets in force."""
+    out: dict[str, set[str]] = {}
+    for ruleset in await rulesets_in_force(settings):
         for dimension, names in ruleset.segment_names.items():
             out.setdefault(dimension, set()).update(names)
     return out

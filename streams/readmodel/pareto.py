@@ -5,9 +5,11 @@ share of the revenue the top classes' customers hold). ``segmenter report`` and 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import Any
+
+from segmenter.rules import RuleSet
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,8 @@ class ParetoRow:
     amount_share: float  # of the dimension's amount_12m, percent
     cumulative_share: float  # customers of this segment and every one above it by amount, percent
     cumulative_amount_share: float
+    label: str | None = None  # the segment's label in the rulesets in force, where one is written
+    strategy: str | None = None  # and its strategy
 
     def doc(self) -> dict[str, Any]:
         return {**asdict(self), "amount_12m": str(self.amount_12m)}
@@ -37,4 +41,15 @@ def pareto(rows: Iterable[tuple[str, str, int, Decimal]]) -> list[ParetoRow]:
             cum_n, cum_a = cum_n + count, cum_a + money
             out.append(ParetoRow(dim, segment, count, 100 * count / customers, money, float(100 * money / amount),
                                  100 * cum_n / customers, float(100 * cum_a / amount)))
+    return out
+
+
+def described(rows: list[ParetoRow], rulesets: Iterable[RuleSet]) -> list[ParetoRow]:
+    """``rows`` with each segment's label and strategy from ``rulesets`` (those in force)."""
+    dimensions = {d.name: d for ruleset in rulesets for d in ruleset.dimensions}
+    out = []
+    for row in rows:
+        dim = dimensions.get(row.dimension)
+        out.append(row if dim is None else replace(row, label=dim.labels.get(row.segment),
+                                                   strategy=dim.strategies.get(row.segment)))
     return out

@@ -36,6 +36,15 @@ def _tags(ruleset: RuleSet, record: step.CustomerRecord, values: dict[str, Value
     return out
 
 
+def _describe(ruleset: RuleSet, entries: list[dict[str, Any]]) -> None:
+    """Each dimension's and segment's label and the segment's strategy, as the ruleset writes them (None: none)."""
+    dimensions = {d.name: d for d in ruleset.dimensions}
+    for entry in entries:
+        dim = dimensions.get(entry["dimension"])
+        entry.update(dimension_label=dim and dim.label, label=dim and dim.labels.get(entry["segment"]),
+                     strategy=dim and dim.strategies.get(entry["segment"]))
+
+
 def story(policy: Policy, view: CustomerView, record: step.CustomerRecord, day: int | None,
           ruleset: RuleSet | None) -> dict[str, Any]:
     """``ruleset``: the one named by the record (None: not found, or none yet)."""
@@ -57,6 +66,7 @@ def story(policy: Policy, view: CustomerView, record: step.CustomerRecord, day: 
                          for e in explain(ruleset, values, policy)]
     doc["tags"] = _tags(ruleset, record, values, policy)
     segments = ruleset.segment_names
+    _describe(ruleset, doc["dimensions"])
     pins = {pin.dimension: pin for pin in record.pins if pin.active(day)}
     for entry in doc["dimensions"]:
         pin = pins.get(entry["dimension"])
@@ -64,6 +74,7 @@ def story(policy: Policy, view: CustomerView, record: step.CustomerRecord, day: 
             entry.update(segment=pin.segment, override=pin.condition(), rules_say=entry["segment"])
     doc["stale_overrides"] = [f"{pin.dimension} -> {pin.segment} ({pin.condition()}): not a segment of the ruleset "
                               "in force" for pin in pins.values() if pin.segment not in segments.get(pin.dimension, ())]
+    _describe(ruleset, doc["dimensions"])  # the pinned segment's label and strategy
     if record.due:  # what the worker will do that day, pins included, if nothing else happens first
         _, changes = step.on_time(record, record.due, ruleset, policy)
         doc["then"] = [f"{c.dimension} {c.before} -> {c.after}" if isinstance(c, step.Change)
@@ -80,7 +91,10 @@ def render(doc: dict[str, Any]) -> list[str]:
     out.append(f"customer {clip(doc['customer_id'])}  (ruleset {doc['ruleset'] or 'none'}, "
                f"as of stream day {doc['as_of_day'] or '-'}, next due {doc['due'] or '-'})")
     for dim in doc["dimensions"]:
-        out.append(f"  {dim['dimension']}: {dim['segment']}")
+        name = dim["dimension"] + (f" ({dim['dimension_label']})" if dim.get("dimension_label") else "")
+        out.append(f"  {name}: {dim['segment']}" + (f" ({dim['label']})" if dim.get("label") else ""))
+        if dim.get("strategy"):
+            out.append(f"    strategy: {clip(dim['strategy'], 200)}")
         if dim.get("override"):
             out.append(f"    pinned: {dim['override']} (the rules say {dim['rules_say']})")
         elif dim.get("condition"):

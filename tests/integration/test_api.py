@@ -40,7 +40,7 @@ def test_reads_changes_behind_the_token_and_json_errors(system, tmp_path):
         assert ready.json()["checks"]["redis"] == "ok"
 
         a = api.get("/customers/A").json()
-        assert a["segments"] == {"value": "low_value", "lifecycle": "new"}
+        assert a["segments"] == {"value": "low_value", "lifecycle": "new", "交易趋势": "交易平稳"}
         assert [t["tag"] for t in a["tags"]] == ["industry:manufacturing", "region:north"]
         assert a["dimensions"][0]["rejected"]  # why not each earlier segment
         assert a["recent_changes"][0]["change_id"]
