@@ -23,7 +23,8 @@ class SegmentChange(OutboundModel):
     customer_id: str
     dimension: str
     from_segment: str | None = Field(alias="from", description="None for a first classification.")
-    to_segment: str = Field(alias="to")
+    to_segment: str | None = Field(alias="to", description="None: the dimension left, its ruleset no longer in force "
+                                   "(`segmenter rules retire`); it fires no action.")
     ruleset_id: str
     ruleset_version: int
     cause: Cause

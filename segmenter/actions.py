@@ -103,12 +103,13 @@ class ActionSpec:
             timing += f", after staying {_human(self.min_dwell_s)}"
         return f"{self.id}: on {'entering' if self.trigger == 'enter' else 'leaving'} {self.target} -> {what}; {timing}"
 
-    def fires_on(self, dimension: str, before: str | None, after: str) -> bool:
-        if dimension != self.dimension or before == after:
+    def fires_on(self, dimension: str, before: str | None, after: str | None) -> bool:
+        """``after`` None: the dimension left with its ruleset, which fires nothing."""
+        if dimension != self.dimension or before == after or after is None:
             return False
         return after == self.segment if self.trigger == "enter" else before == self.segment
 
-    def undone_by(self, dimension: str, before: str | None, after: str) -> bool:
+    def undone_by(self, dimension: str, before: str | None, after: str | None) -> bool:
         """The move that cancels a pending dwell of this action (the customer left its condition)."""
         if dimension != self.dimension or before == after:
             return False
@@ -149,7 +150,7 @@ class ChangeView:
     customer_id: str
     dimension: str
     before: str | None
-    after: str
+    after: str | None  # None: the dimension left with its ruleset
     stream_s: float
     ruleset_id: str
     ruleset_version: int

@@ -20,6 +20,7 @@ from segmenter.errors import InvalidStateError
 from segmenter.metrics import NO_PROFILE, Profile, display, metric_view
 from segmenter.ranking import Ranks
 from segmenter.rules.compiler import RuleSet
+from segmenter.rules.rulebook import keys_of
 from segmenter.state import EMPTY, Fact, Outcome, Policy, Totals, WindowState, advance, apply, totals_at
 
 
@@ -90,18 +91,19 @@ class TagChange:
 class Change:
     dimension: str
     before: str | None
-    after: str
+    after: str | None  # None: the dimension left with its ruleset (``LEFT``)
     cause: str  # event | time | rules
     cause_key: str  # event id, due day or ruleset version: makes the change id deterministic
     explanation: Explanation
 
     def change_id(self, customer_id: str, ruleset_key: str) -> str:
-        raw = "\x1f".join((customer_id, self.dimension, self.before or "", self.after, ruleset_key,
+        raw = "\x1f".join((customer_id, self.dimension, self.before or "", self.after or "", ruleset_key,
                            self.cause, self.cause_key))
         return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 
 AnyChange = Change | TagChange
+LEFT = "its ruleset is no longer in force"  # the condition of a change to no segment
 
 RECORD_FORMAT = 2  # 1 (before 2026-11): 4-byte state length, state, JSON tail; still read
 PINS_TAG = 0x50  # starts the optional tail of manual overrides
@@ -235,7 +237,8 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
                                   profile or NO_PROFILE, population)
     n = len(ruleset.dimensions)
     current = judged if len(judged) == n else judged[:n]
-    if population is not None and population.hysteresis and ruleset.population_dims and record.ruleset == ruleset.key:
+    if population is not None and population.hysteresis and ruleset.population_dims and (
+            record.ruleset == ruleset.key or ruleset.parts):  # the same rules (for several in force: per part)
         current = _held_in_band(current, record, ruleset, t, state=state, as_of=as_of, population=population,
                                 profile=profile)
     segments = ruleset.pairs(current)
@@ -254,6 +257,7 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
                 why = (Explanation(name, now, pin.condition(), {}, ()) if pin is not None
                        else explain_dimension(dim, values, policy))
                 changes.append(Change(name, before.get(name), now, cause[0], cause[1], why))
+        changes.extend(_left(record, ruleset, cause))
     tags = record.tags
     if ruleset.tags or marks or tags:
         given = ruleset.tags_of(judged[n:], profile) if ruleset.tags else []
@@ -271,16 +275,26 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
     return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1, pins, tags, marks), changes
 
 
+def _left(record: CustomerRecord, ruleset: RuleSet, cause: tuple[str, str]) -> list[AnyChange]:
+    """A change to no segment for each dimension of ``record`` whose ruleset left (retired, or a version without
+    it)."""
+    return [Change(name, was, None, cause[0], cause[1], Explanation(name, "", LEFT, {}, ()))
+            for name, was in record.segments if name not in ruleset.segment_names]
+
+
 def _held_in_band(current: tuple[str, ...], record: CustomerRecord, ruleset: RuleSet, t: Totals, *,
                   state: WindowState, as_of: int, population: Ranks, profile: Profile) -> tuple[str, ...]:
     """No flapping: a dimension that reads population metrics keeps its segment while the customer's ranks are
     within ``population.hysteresis`` points of putting it there (every rank moved up, or every rank down)."""
     before = dict(record.segments)
+    kept = None if record.ruleset == ruleset.key else set(keys_of(record.ruleset))  # parts classified by before
     band = population.hysteresis
     shifted = [ruleset.judge_totals(t.long, t.short, state.first_purchase, state.last_purchase, as_of,
                                     profile or NO_PROFILE, population.shifted(delta)) for delta in (-band, band)]
     out = list(current)
     for i in ruleset.population_dims:
+        if kept is not None and ruleset.dimension_keys[i] not in kept:
+            continue  # its ruleset is new to this customer: classified afresh
         was = before.get(ruleset.dimensions[i].name)
         if was is not None and was != out[i] and any(s[i] == was for s in shifted):
             out[i] = was

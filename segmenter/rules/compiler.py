@@ -133,11 +133,14 @@ class RuleSet:
     rosters: Mapping[str, RosterSpec] = field(default_factory=dict, compare=False)
     money_scale: int = field(default=2, compare=False)  # money constants are held in 10**-money_scale units
     tags: tuple[CompiledTag, ...] = ()
+    parts: tuple[RuleSet, ...] = field(default=(), compare=False)
+    """The rulesets in force it combines (``segmenter.rules.rulebook``); empty for one ruleset."""
     # derived once (the hot path asks for them on every event)
     metrics: frozenset[str] = field(init=False, compare=False, repr=False)
     _day_constants: dict[str, tuple[Number, ...]] = field(init=False, compare=False, repr=False)
     windows_read: tuple[bool, bool] = field(init=False, compare=False, repr=False)  # (long, short)
-    key: str = field(init=False, compare=False, repr=False)  # "id@version"
+    key: str = field(init=False, compare=False, repr=False)  # "id@version" ("a@1+b@2" for several combined)
+    dimension_keys: tuple[str, ...] = field(init=False, compare=False, repr=False)  # per dimension, its part's key
     _pairs: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = field(init=False, compare=False, repr=False)
     segment_names: Mapping[str, frozenset[str]] = field(init=False, compare=False, repr=False)
     """Per dimension, every segment a customer can be in (the default included)."""
@@ -174,7 +177,10 @@ class RuleSet:
         object.__setattr__(self, "classify_totals", _fuse(self.dimensions, over_totals=True))
         object.__setattr__(self, "judge_totals", _fuse(self.dimensions, over_totals=True, tags=conditions)
                            if conditions else self.classify_totals)
-        object.__setattr__(self, "key", f"{self.id}@{self.version}")
+        object.__setattr__(self, "key", "+".join(p.key for p in self.parts) if self.parts
+                           else f"{self.id}@{self.version}")
+        object.__setattr__(self, "dimension_keys", tuple(p.key for p in self.parts for _ in p.dimensions)
+                           if self.parts else (self.key,) * len(self.dimensions))
         object.__setattr__(self, "_pairs", {})
         population = {m for m in self.metrics if METRICS[m].window == "population"}
         object.__setattr__(self, "population_dims", tuple(

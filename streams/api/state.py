@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from segmenter.errors import SegmenterError
 from segmenter.rules import RuleSet, load_ruleset
+from segmenter.rules.rulebook import combine, keys_of
 from streams.kafka.control import latest_rules, rules_history, rulesets_in_force
 from streams.names import Names
 from streams.readmodel.movement import SUM, Movement, day_keys, pairs_of, summed
@@ -59,7 +60,17 @@ class Api:
         return clock
 
     async def ruleset(self, key: str) -> RuleSet | None:
-        """The ruleset ``id@version`` (from the rules history, kept), or None."""
+        """The ruleset ``id@version`` (from the rules history, kept), the rulesets a combined key names, combined, or
+        None."""
+        parts = keys_of(key)
+        if len(parts) > 1 and key not in self._rules:
+            found_parts = [await self.ruleset(part) for part in parts]
+            if any(part is None for part in found_parts):
+                return None
+            combined = combine(part for part in found_parts if part is not None)
+            if combined is not None:
+                self._rules[key] = combined
+            return combined
         found = self._rules.get(key)
         if found is None and time.monotonic() - self._rules_looked >= RULES_RETRY_S:
             self._rules_looked = time.monotonic()

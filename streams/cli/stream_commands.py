@@ -146,14 +146,36 @@ def cmd_rules_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_show(args: argparse.Namespace) -> int:
+    """The rulesets in force: a line each (id, version, dimensions), or with ``--text`` their text."""
+    from segmenter.errors import SegmenterError
+    from segmenter.rules import load_ruleset
     from streams.kafka.control import latest_rules
 
-    found = asyncio.run(latest_rules(load_settings()))
+    settings = load_settings()
+    found = asyncio.run(latest_rules(settings))
     if not found:
-        print("no ruleset has been applied yet")
+        print("no ruleset is in force")
         return 1
-    for text in found.values():
-        print(text.rstrip("\n"))
+    for ruleset_id, text in sorted(found.items()):
+        if args.text:
+            print(f"# {ruleset_id}, in force\n{text.rstrip()}\n")
+            continue
+        try:
+            ruleset = load_ruleset(text, "rules topic", settings.money_scale)
+        except SegmenterError as exc:
+            print(f"{clip(ruleset_id)}: does not load here ({clip(exc, 200)})")
+            continue
+        print(f"{ruleset.id} v{ruleset.version}: " + ", ".join(
+            d.name + (f" ({d.label})" if d.label else "") for d in ruleset.dimensions)
+              + (f"; {len(ruleset.actions)} action(s)" if ruleset.actions else ""))
+    return 0
+
+
+def cmd_rules_retire(args: argparse.Namespace) -> int:
+    from streams.kafka.control import retire_rules
+
+    left = asyncio.run(retire_rules(load_settings(), args.id))  # refused in one line when it may not be
+    print(f"retired {args.id}: workers take its dimensions off every customer; in force: {', '.join(left)}")
     return 0
 
 
@@ -247,7 +269,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     p.add_argument("--to", required=True, help="date (start of that day) or ISO time")
     p.set_defaults(func=cmd_tick)
     _register_rules(rules)
-    rules.add_parser("show", help="print the active ruleset(s)").set_defaults(func=cmd_rules_show)
+    p = rules.add_parser("show", help="the rulesets in force: id, version, dimensions")
+    p.add_argument("--text", action="store_true", help="print each one's text")
+    p.set_defaults(func=cmd_rules_show)
+    p = rules.add_parser("retire", help="take a ruleset out of force: its dimensions leave every customer")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_rules_retire)
     p = sub.add_parser("export", help="every known customer: segments and metrics")
     p.add_argument("--dimension")
     p.add_argument("--segment")

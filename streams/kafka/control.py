@@ -12,6 +12,7 @@ from schemas.events import ManualTag, Override
 from schemas.ruleset import RuleSetApplied
 from segmenter.errors import SegmenterError
 from segmenter.rules import RuleSet, load_ruleset
+from segmenter.rules.rulebook import clashes
 from streams.kafka.reading import read_topic
 from streams.kafka.topics import Record, create_topics, customer_partition, produce_records
 from streams.names import Names, customer_key
@@ -49,6 +50,10 @@ async def apply_rules(settings: Settings, ruleset: RuleSet, source: str, author:
     the document on the rules topic (for ``rules show``), then one adoption record per partition."""
     await create_topics(settings)
     names = Names(settings.topic_prefix)
+    clash = clashes(ruleset, await rulesets_in_force(settings))
+    if clash:
+        raise RulesRefusedError(f"{ruleset.id} v{ruleset.version} cannot be in force beside the others: "
+                                + "; ".join(clash) + " (names are unique across the rulesets in force)")
     history = await rules_history(settings, ruleset.id)
     before = next((doc for doc in history if doc.version == ruleset.version), None)
     if before is not None and before.yaml != ruleset.source:
@@ -85,9 +90,33 @@ async def _claim_version(settings: Settings, applied: RuleSetApplied) -> RuleSet
 
 
 async def latest_rules(settings: Settings) -> dict[str, str]:
-    """The newest document of each ruleset id on the rules topic."""
-    records = await read_topic(settings, Names(settings.topic_prefix).rules)
-    return {key.decode(): value.decode() for key, value in records if key is not None}
+    """The newest document of each ruleset id on the rules topic: the rulesets in force (a retired one's tombstone
+    takes it out)."""
+    out: dict[str, str] = {}
+    for key, value in await read_topic(settings, Names(settings.topic_prefix).rules):
+        if key is None:
+            continue
+        if value is None:
+            out.pop(key.decode(), None)
+        else:
+            out[key.decode()] = value.decode()
+    return out
+
+
+async def retire_rules(settings: Settings, ruleset_id: str) -> list[str]:
+    """Take ``ruleset_id`` out of force: a tombstone on the rules topic, then one retirement record per partition
+    (each worker's customers leave its dimensions). Returns the ids still in force; refused when it is not in force
+    or is the only one."""
+    in_force = await latest_rules(settings)
+    if ruleset_id not in in_force:
+        raise RulesRefusedError(f"{ruleset_id} is not in force (in force: {', '.join(sorted(in_force)) or 'none'})")
+    if len(in_force) == 1:
+        raise RulesRefusedError(f"{ruleset_id} is the only ruleset in force: apply another before retiring it")
+    names = Names(settings.topic_prefix)
+    records: list[Record] = [(names.rules, ruleset_id.encode(), None, None)]
+    records += _control_records(settings, {"type": "retire", "id": ruleset_id})
+    await produce_records(settings, records)
+    return sorted(set(in_force) - {ruleset_id})
 
 
 async def rulesets_in_force(settings: Settings) -> list[RuleSet]:

@@ -16,6 +16,7 @@ import orjson
 
 from segmenter import step
 from segmenter.rules import RuleSet
+from segmenter.rules.rulebook import owner
 
 
 def change_json(customer: str, record: step.CustomerRecord, change: step.AnyChange, ruleset: RuleSet,
@@ -23,6 +24,7 @@ def change_json(customer: str, record: step.CustomerRecord, change: step.AnyChan
     """A SegmentChange or TagChange document (``change_id``: ``change.change_id(customer, record.ruleset)``); money as
     its exact text, as the schema says."""
     if isinstance(change, step.TagChange):
+        ruleset = owner(ruleset, tag=change.tag, profile=record.profile)  # the ruleset in force that gives it
         return _sized(orjson.dumps({
             "type": "tag_change", "change_id": change_id, "customer_id": customer, "tag": change.tag,
             "added": change.added, "ruleset_id": ruleset.id, "ruleset_version": ruleset.version,
@@ -30,6 +32,7 @@ def change_json(customer: str, record: step.CustomerRecord, change: step.AnyChan
             "stream_time": stream_time, "event_id": change.cause_key if change.cause in ("event", "manual") else None,
         }, default=str))
     explanation = change.explanation
+    ruleset = owner(ruleset, dimension=change.dimension)  # the ruleset in force that holds the dimension
     return _sized(orjson.dumps({
         "type": "segment_change", "change_id": change_id, "customer_id": customer,
         "dimension": change.dimension, "from": change.before, "to": change.after,

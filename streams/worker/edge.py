@@ -37,8 +37,8 @@ from streams.settings import Settings
 from streams.text import clip
 
 BAD_INPUT = (ValidationError, SegmenterError, ValueError, KeyError, TypeError)
-FACT, PROFILE, TICK, RULES, OVERRIDE, TAG, ERASE, SKIP = ("fact", "profile", "tick", "rules", "override", "tag",
-                                                          "erase", "skip")
+FACT, PROFILE, TICK, RULES, RETIRE, OVERRIDE, TAG, ERASE, SKIP = (
+    "fact", "profile", "tick", "rules", "retire", "override", "tag", "erase", "skip")
 Decoded = tuple[str, tuple[Any, ...]]
 
 
@@ -118,6 +118,8 @@ class Edge:
             return TICK, (datetime.fromisoformat(doc["to"]),)
         if doc["type"] == "rules":
             return RULES, (load_ruleset(doc["yaml"], doc.get("source", "rules"), self.policy.money_scale),)
+        if doc["type"] == "retire":
+            return RETIRE, (str(doc["id"]),)
         if doc["type"] == "erase":
             if not self.can_erase:
                 raise ValueError("an erasure, and this worker has no SEGMENTER_ERASURE_KEY: set the key `segmenter "

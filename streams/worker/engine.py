@@ -53,6 +53,7 @@ from segmenter.codec import StateEncoder
 from segmenter.privacy import erased_key
 from segmenter.ranking import Ranks
 from segmenter.rules import RuleSet
+from segmenter.rules.rulebook import clashes, combine, parts_of
 from segmenter.state import Fact
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
@@ -65,7 +66,7 @@ from streams.stored import due_of
 from streams.text import clip
 from streams.worker import population
 from streams.worker.collector import Collector
-from streams.worker.edge import BAD_INPUT, ERASE, FACT, OVERRIDE, PROFILE, RULES, SKIP, TAG, TICK, Edge
+from streams.worker.edge import BAD_INPUT, ERASE, FACT, OVERRIDE, PROFILE, RETIRE, RULES, SKIP, TAG, TICK, Edge
 from streams.worker.flush import STUCK_FLUSH_S, Flushing
 from streams.worker.metrics import WorkerMetrics, observe_batch
 from streams.worker.partition import Partition
@@ -94,6 +95,7 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
         self.erase_secret = settings.erasure_secret() or b""  # the edge refuses erasures without a key
         self._ops: dict[str, Callable[..., None]] = {
             FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt,
+            RETIRE: self._retire,
             OVERRIDE: self._on_override, TAG: self._on_tag, ERASE: self._erase, SKIP: lambda part: None}
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
@@ -305,13 +307,40 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
             self._put(part, customer, None, new, changes)  # its heap entry was just popped
 
     def _adopt(self, part: Partition, ruleset: RuleSet) -> None:
-        current = part.ruleset
-        if current is not None and (current.id, current.version) == (ruleset.id, ruleset.version):
+        """A ruleset applied: in force beside the others (replacing another version of its id)."""
+        rulebook = {r.id: r for r in parts_of(part.ruleset)}
+        current = rulebook.get(ruleset.id)
+        if current is not None and current.version == ruleset.version:
             if current.source != ruleset.source:  # `rules apply` refuses this; a record produced by hand may not
                 self.stats["rules_refused"] += 1
                 log.error("partition %d refused %s v%d: its text differs from the %s v%d in force, and a version is "
                           "never rewritten (apply the change as a new version)", part.number, clip(ruleset.id),
                           ruleset.version, clip(current.id), current.version)
+            return
+        clash = clashes(ruleset, rulebook.values())
+        if clash:  # `rules apply` refuses this too
+            self.stats["rules_refused"] += 1
+            log.error("partition %d refused %s v%d: %s", part.number, clip(ruleset.id), ruleset.version,
+                      "; ".join(clash))
+            return
+        rulebook[ruleset.id] = ruleset
+        self._use(part, combine(rulebook.values()), f"{ruleset.id} v{ruleset.version}")
+
+    def _retire(self, part: Partition, ruleset_id: str) -> None:
+        """A ruleset taken out of force: its dimensions leave every customer (cause ``rules``)."""
+        rulebook = {r.id: r for r in parts_of(part.ruleset)}
+        if rulebook.pop(ruleset_id, None) is None:
+            log.info("partition %d: %s is not in force here; nothing to retire", part.number, clip(ruleset_id))
+            return
+        if not rulebook:  # `rules retire` refuses this
+            self.stats["rules_refused"] += 1
+            log.error("partition %d refused to retire %s, the only ruleset in force", part.number, clip(ruleset_id))
+            return
+        self._use(part, combine(rulebook.values()), f"{ruleset_id} retired")
+
+    def _use(self, part: Partition, ruleset: RuleSet | None, what: str) -> None:
+        """Classify every customer of ``part`` by ``ruleset`` (the rulesets in force, combined) from now on."""
+        if ruleset is None:
             return
         part.ruleset, part.meta_dirty = ruleset, True
         metrics = population.needed(ruleset)
@@ -326,8 +355,8 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
                 part.index.update(customer, self._ranked(part, record))
             if new is not record:
                 self._put(part, customer, record, new, changes)
-        log.info("partition %d adopted %s v%d for %d customers", part.number, ruleset.id, ruleset.version,
-                    len(customers | part.records.keys()))
+        log.info("partition %d adopted %s for %d customers (in force: %s)", part.number, what,
+                 len(customers | part.records.keys()), ruleset.key)
         if part.held:
             self._release(part)
 

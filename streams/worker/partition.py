@@ -12,6 +12,7 @@ import orjson
 
 from segmenter import step
 from segmenter.rules import RuleSet, load_ruleset
+from segmenter.rules.rulebook import combine, parts_of
 from segmenter.state import Policy
 from streams.worker.population import PartitionIndex
 
@@ -94,8 +95,8 @@ class Partition:
             if doc.get("stream_time"):
                 part.stream_time = datetime.fromisoformat(doc["stream_time"])
                 part.day = policy.calendar.day(part.stream_time)
-            if doc.get("ruleset"):
-                part.ruleset = load_ruleset(doc["ruleset"], "stored ruleset", policy.money_scale)
+            texts = doc.get("rulesets") or ([doc["ruleset"]] if doc.get("ruleset") else [])
+            part.ruleset = combine(load_ruleset(text, "stored ruleset", policy.money_scale) for text in texts)
             part.erased = dict(doc.get("erased") or {})
             part.changes_end = doc.get("changes_end")
         return part
@@ -106,7 +107,7 @@ class Partition:
             "partition": self.number,
             "epoch": self.epoch,
             "stream_time": self.stream_time.isoformat() if self.stream_time else None,
-            "ruleset": self.ruleset.source if self.ruleset else None,
+            "rulesets": [ruleset.source for ruleset in parts_of(self.ruleset)],  # in force (was "ruleset": one)
             **({"erased": dict(self.erased)} if self.erased else {}),
             "changes_end": self.changes_end,
         }

@@ -24,7 +24,9 @@ from streams.worker.population import Values
 
 def _move(change: step.AnyChange, day: int | None, minor: int | None) -> Move | None:
     """A segment move counted in the day summary: the customer's own (not a tag, not a recovery's setting back)."""
-    if isinstance(change, step.TagChange) or change.cause == "recovery" or day is None or change.before == change.after:
+    if isinstance(change, step.TagChange) or change.cause == "recovery" or day is None:
+        return None
+    if change.before == change.after or change.after is None:  # a dimension leaving with its ruleset: no move
         return None
     return (day, change.dimension, change.before or NEW, change.after, minor or 0)
 

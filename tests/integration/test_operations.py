@@ -44,7 +44,7 @@ def test_up_then_down_start_and_stop_the_embedded_stack(tmp_path, monkeypatch, c
         assert main(["rules", "apply", str(RETAIL)]) == 0
         capsys.readouterr()
         assert main(["rules", "show"]) == 0
-        assert "id: retail-value" in capsys.readouterr().out
+        assert capsys.readouterr().out == "retail-value v1: value; 2 action(s)\n"
         # The embedded Redis wants the password `up` made, kept for its owner alone; the CLI finds it
         password = tmp_path / "var" / "redis.password"
         assert stat.S_IMODE(password.stat().st_mode) == 0o600
