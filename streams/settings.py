@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         None, description="Bearer token the HTTP API requires for changes (overrides, rules), and for reads when "
         "they are closed; at least 16 characters (an empty or shorter one stops the API at start); unset: changes "
         "are refused. Never logged or printed.")
+    api_tokens: SecretStr | None = Field(
+        None, description="Named tokens with a role each (权限管理), comma-separated `name:role:token`; roles: viewer "
+        "(reads), operator (reads, overrides), admin (everything, rules included). A change records the token's "
+        "name as its author. SEGMENTER_API_TOKEN, when set too, is the token of `admin` with role admin. Tokens "
+        "at least 16 characters; never logged or printed.")
     api_token_for_reads: bool | None = Field(
         None, description="Require the token for reads too; unset: required whenever SEGMENTER_API_HOST is not a "
         "loopback address.")

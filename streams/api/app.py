@@ -63,7 +63,8 @@ class OverrideRequest(BaseModel):
     dimension: Annotated[str, Field(min_length=1, max_length=64)]
     segment: Annotated[str, Field(min_length=1, max_length=64)]
     reason: Annotated[str, Field(min_length=1, max_length=256)]
-    by: Annotated[str, Field(min_length=1, max_length=256)]
+    by: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        None, description="Who: the token's name, which is recorded whatever is given; a different name is refused.")
     until: AwareDatetime | None = Field(None, description="It expires by itself at the start of that day.")
 
 
@@ -182,8 +183,19 @@ def _changes(app: FastAPI, api: Api) -> None:
     async def send_override(doc: Override) -> None:
         await send_customer_record(settings, api.names.overrides, doc.dimension, doc)
 
+    def author(http: Request, given: str | None) -> str:
+        """The token's name, which every change records (with no token configured, reads only: never reached)."""
+        who = http.scope.get("state", {}).get("principal")
+        if who is None:
+            raise api_error(401, "a valid 'Authorization: Bearer <token>' header is required")
+        if given is not None and given != who.name:
+            raise api_error(422, f"a change is recorded under the token's name ({who.name}), not {given!r}: leave "
+                                 "the name out")
+        return str(who.name)
+
     @app.post("/overrides", status_code=202, summary="pin a customer's dimension to a segment")
-    async def set_override(request: OverrideRequest) -> Accepted:
+    async def set_override(request: OverrideRequest, http: Request) -> Accepted:
+        by = author(http, request.by)
         known = await active_segments(settings)
         if request.dimension not in known:
             raise api_error(422, f"no active ruleset has a dimension {request.dimension!r} "
@@ -192,14 +204,15 @@ def _changes(app: FastAPI, api: Api) -> None:
             raise api_error(422, f"dimension {request.dimension} has no segment {request.segment!r} "
                               f"(segments: {', '.join(sorted(known[request.dimension]))})")
         await send_override(Override(event_id=f"override-{uuid.uuid4().hex}", customer_id=request.customer_id,
-                                     dimension=request.dimension, segment=request.segment, by=request.by,
+                                     dimension=request.dimension, segment=request.segment, by=by,
                                      reason=request.reason, occurred_at=datetime.now(UTC), expires_at=request.until))
         return Accepted(detail=f"{request.customer_id}: {request.dimension} pinned to {request.segment}; the owning "
                                "worker applies it")
 
     @app.delete("/overrides/{customer_id}/{dimension}", status_code=202, summary="clear an override")
     async def clear_override(customer_id: str, dimension: str, reason: Annotated[str, Query(min_length=1)],
-                             by: Annotated[str, Query(min_length=1)]) -> Accepted:
+                             http: Request, by: Annotated[str | None, Query(min_length=1)] = None) -> Accepted:
+        by = author(http, by)
         await send_override(Override(event_id=f"override-{uuid.uuid4().hex}", customer_id=customer_id,
                                      dimension=dimension, segment=None, by=by, reason=reason,
                                      occurred_at=datetime.now(UTC)))
@@ -208,8 +221,9 @@ def _changes(app: FastAPI, api: Api) -> None:
     @app.post("/rules", status_code=202, summary="validate a ruleset (YAML body), then apply it",
               openapi_extra={"requestBody": {
                   "required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}}})
-    async def post_rules(request: Request, author: Annotated[str, Query(min_length=1)], message: str = "",
-                         dry_run: bool = False) -> Accepted:
+    async def post_rules(request: Request, message: str = "", dry_run: bool = False,
+                         by: Annotated[str | None, Query(alias="author", min_length=1)] = None) -> Accepted:
+        who = author(request, by)
         body = await request.body()
         try:
             ruleset = await asyncio.to_thread(  # off the event loop: the other requests go on meanwhile
@@ -219,7 +233,7 @@ def _changes(app: FastAPI, api: Api) -> None:
         if dry_run:
             return Accepted(accepted=False, detail=f"{ruleset.id} v{ruleset.version} is valid; not applied (dry_run)")
         try:
-            await apply_rules(settings, ruleset, "api", author, message)
+            await apply_rules(settings, ruleset, "api", who, message)
         except RulesRefusedError as exc:
             raise api_error(409, str(exc)) from None
         return Accepted(detail=f"published {ruleset.id} v{ruleset.version}; workers adopt it and reclassify")

@@ -2,8 +2,10 @@
 any byte of the body is read, so neither a bad token nor a huge body costs more than its headers.
 
 - ``Authorization: Bearer <token>`` is compared in constant time; an empty or absent one never matches.
-- Changes (every method but GET/HEAD/OPTIONS) always need the token; reads need it when ``api_token_for_reads``
-  says so, which by default is whenever the API listens on anything but a loopback address.
+- Changes (every method but GET/HEAD/OPTIONS) always need a token; reads need one when ``api_token_for_reads``
+  says so, which by default is whenever the API listens on anything but a loopback address. Each token has a name
+  and a role (``api_tokens``): a viewer reads, an operator also pins and tags, an admin also applies rules; a
+  change is recorded under the token's name.
 - ``/health``, ``/ready`` (yes or no only; its details need the token) and the OpenAPI pages are open.
 - A body is read whole up to ``api_max_body_bytes`` and handed on; past it, 413 and the connection's rest unread.
 - The Host header must name an allowed host (``api_allowed_hosts``; loopback names by default), which a web page
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -34,8 +38,61 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
+ROLES = ("viewer", "operator", "admin")  # each may do what the one before may, and more
+NAME = re.compile(r"^[\w.@-]{1,64}$")
+
+
 class ApiConfigError(SegmenterError, ValueError):
     """The API's settings would leave it open (an empty or short token): it does not start."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a token says the caller is: the token's name (recorded as the author of its changes) and its role."""
+
+    name: str
+    role: str
+
+    def may(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def tokens(settings: Settings) -> dict[str, Principal]:
+    """token -> who holds it, from SEGMENTER_API_TOKENS (``name:role:token``, comma-separated) and
+    SEGMENTER_API_TOKEN (``admin``); a malformed entry, an unknown role, a short token, a name or a token given
+    twice stop the API in one sentence that never shows a token."""
+    out: dict[str, Principal] = {}
+    entries: list[tuple[str, str, str]] = []
+    if settings.api_token is not None:
+        token = settings.api_token.get_secret_value()
+        if len(token) < MIN_TOKEN:
+            what = "set but empty" if not token else f"{len(token)} characters long"
+            raise ApiConfigError(
+                f"SEGMENTER_API_TOKEN is {what}: use at least {MIN_TOKEN} random characters (make one with `python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'`), or unset it to refuse every change")
+        entries.append(("admin", "admin", token))
+    if settings.api_tokens is not None:
+        for index, entry in enumerate(settings.api_tokens.get_secret_value().replace("\n", ",").split(",")):
+            if not entry.strip():
+                continue
+            parts = entry.strip().split(":", 2)
+            if len(parts) != 3 or not NAME.match(parts[0]) or parts[1] not in ROLES:
+                raise ApiConfigError(f"SEGMENTER_API_TOKENS entry {index + 1} is not `name:role:token` with a name of "
+                                     f"letters, digits and ._@- and a role of {', '.join(ROLES)}")
+            entries.append((parts[0], parts[1], parts[2]))
+    names: set[str] = set()
+    for name, role, token in entries:
+        if len(token) < MIN_TOKEN:
+            what = "empty" if not token else f"{len(token)} characters long"
+            raise ApiConfigError(
+                f"the token of {name!r} is {what}: use at least {MIN_TOKEN} random characters (make one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+        if name in names or token in out:
+            raise ApiConfigError(f"{name!r} is given twice, or shares its token with another name: one name, one "
+                                 "token")
+        names.add(name)
+        out[token] = Principal(name, role)
+    return out
 
 
 def is_loopback(host: str) -> bool:
@@ -67,28 +124,41 @@ def allowed_hosts(settings: Settings) -> frozenset[str]:
 def check_settings(settings: Settings) -> None:
     """Refuse, in one sentence, settings that would open the API: a token set but empty or short, reads in the open
     on a public address without a token."""
-    token = settings.api_token
-    if token is not None and len(token.get_secret_value()) < MIN_TOKEN:
-        length = len(token.get_secret_value())
-        what = "set but empty" if length == 0 else f"{length} characters long"
-        raise ApiConfigError(
-            f"SEGMENTER_API_TOKEN is {what}: use at least {MIN_TOKEN} random characters (make one with `python -c "
-            "'import secrets; print(secrets.token_urlsafe(32))'`), or unset it to refuse every change")
-    if token is None and reads_need_token(settings):
+    known = tokens(settings)
+    if not known and reads_need_token(settings):
         raise ApiConfigError(
             f"the API would listen on {settings.api_host}, beyond this machine, and customer data is read only "
-            "with a token: set SEGMENTER_API_TOKEN, or SEGMENTER_API_TOKEN_FOR_READS=false to serve reads openly")
+            "with a token: set SEGMENTER_API_TOKEN (or SEGMENTER_API_TOKENS), or SEGMENTER_API_TOKEN_FOR_READS=false "
+            "to serve reads openly")
 
 
-def token_matches(settings: Settings, authorization: str | None) -> bool:
-    secret = settings.api_token
-    if secret is None or not authorization:
-        return False
+def principal(known: dict[str, Principal], authorization: str | None) -> Principal | None:
+    """Who the ``Authorization: Bearer`` header names, compared with every token in constant time; None for none."""
+    if not known or not authorization:
+        return None
     scheme, _, given = authorization.partition(" ")
     given = given.strip()
     if scheme.lower() != "bearer" or not given:
-        return False
-    return hmac.compare_digest(given.encode(), secret.get_secret_value().encode())
+        return None
+    found = None
+    for token, who in known.items():  # every one compared: the time says nothing of which matched
+        if hmac.compare_digest(given.encode(), token.encode()):
+            found = who
+    return found
+
+
+def token_matches(settings: Settings, authorization: str | None) -> bool:
+    return principal(tokens(settings), authorization) is not None
+
+
+def needed_role(method: str, path: str) -> str:
+    """The least role a request needs: reads a viewer, overrides and manual tags an operator, anything else that
+    changes something (rules) an admin."""
+    if method in READ_METHODS:
+        return "viewer"
+    if path == "/overrides" or path.startswith(("/overrides/", "/tags/")):
+        return "operator"
+    return "admin"
 
 
 class Guard:
@@ -96,9 +166,24 @@ class Guard:
 
     def __init__(self, app: App, settings: Settings) -> None:
         self.app, self.settings = app, settings
+        self.known = tokens(settings)
         self.hosts = allowed_hosts(settings)
         self.limit = settings.api_max_body_bytes
         self.reads_need_token = reads_need_token(settings)
+
+    def _access(self, method: str, path: str, who: Principal | None) -> tuple[int, str] | None:
+        """Why this caller may not make this request (status, message), or None."""
+        if method in READ_METHODS and (not self.reads_need_token or path in OPEN_PATHS):
+            return None
+        if who is None:
+            if not self.known and method not in READ_METHODS:
+                return 403, "changes are refused: no SEGMENTER_API_TOKEN is set on the server"
+            return 401, "a valid 'Authorization: Bearer <token>' header is required"
+        role = needed_role(method, path)
+        if not who.may(role):
+            article = "an" if who.role[0] in "aeiou" else "a"
+            return 403, f"{who.name} is {article} {who.role}: this needs the role {role}"
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,15 +196,13 @@ class Guard:
                                      "(SEGMENTER_API_ALLOWED_HOSTS)")
             return
         method, path = scope["method"], scope["path"]
-        scope.setdefault("state", {})["authorised"] = authorised = token_matches(
-            self.settings, headers.get("authorization"))
-        needs = method not in READ_METHODS or (self.reads_need_token and path not in OPEN_PATHS)
-        if needs and not authorised:
-            if self.settings.api_token is None and method not in READ_METHODS:
-                await _refuse(send, 403, "changes are refused: no SEGMENTER_API_TOKEN is set on the server")
-            else:
-                await _refuse(send, 401, "a valid 'Authorization: Bearer <token>' header is required",
-                              [(b"www-authenticate", b"Bearer")])
+        who = principal(self.known, headers.get("authorization"))
+        state = scope.setdefault("state", {})
+        state["authorised"], state["principal"] = who is not None, who
+        refusal = self._access(method, path, who)
+        if refusal is not None:
+            status, message = refusal
+            await _refuse(send, status, message, [(b"www-authenticate", b"Bearer")] if status == 401 else None)
             return
         declared = headers.get("content-length", "")
         if declared and (not declared.isdigit() or int(declared) > self.limit):

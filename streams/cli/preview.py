@@ -88,7 +88,8 @@ def cells_json(transitions: Transitions, money_scale: int) -> list[dict[str, obj
 
 
 def show(transitions: Transitions, candidate: RuleSet, customers: int, money_scale: int, *, fmt: str = "table",
-         out: TextIO = sys.stdout) -> None:
+         out: TextIO | None = None) -> None:
+    out = out or sys.stdout  # looked up per call: a default bound at import outlives a replaced sys.stdout
     if fmt == "json":
         out.write(orjson.dumps({"ruleset": candidate.id, "version": candidate.version, "customers": customers,
                                 "cells": cells_json(transitions, money_scale)}).decode() + "\n")

@@ -10,6 +10,7 @@ from tests.integration.helpers import ROOT, serving, wait_until
 
 CRM = ROOT / "examples" / "rules" / "crm.yaml"
 TOKEN = "s3cret-s3cret-s3cret"  # noqa: S105 (a test token)
+ALICE = "alice-operator-token-0001"
 PROFILES = """customer_id,customer_type,industry,region
 A,enterprise,manufacturing,north
 B,individual,retail,north
@@ -22,7 +23,7 @@ C,2026-06-20,300,,c1
 """
 
 
-def test_reads_changes_behind_the_token_and_json_errors(system, tmp_path):
+def test_reads_changes_behind_the_token_and_json_errors(system, tmp_path, capsys):
     assert system.run("rules", "apply", str(CRM)) == 0
     system.start_worker()
     (tmp_path / "p.csv").write_text(PROFILES)
@@ -31,7 +32,8 @@ def test_reads_changes_behind_the_token_and_json_errors(system, tmp_path):
     assert system.run("import", "transactions", str(tmp_path / "tx.csv"), "--quiet") == 0
     assert system.run("tick", "--to", "2026-06-30") == 0
     assert system.run("wait", "--timeout", "120") == 0
-    settings = system.settings.model_copy(update={"api_token": SecretStr(TOKEN)})
+    settings = system.settings.model_copy(update={"api_token": SecretStr(TOKEN),
+                                                   "api_tokens": SecretStr(f"alice:operator:{ALICE}")})
     with serving(settings) as api:
         assert api.get("/health").json() == {"status": "ok"}
         ready = api.get("/ready")
@@ -67,11 +69,10 @@ def test_reads_changes_behind_the_token_and_json_errors(system, tmp_path):
         assert api.get("/movement", params={"since": "soon"}).status_code == 400
         assert api.get("/segments/value/low_value/members", params={"cursor": "x"}).status_code == 400
 
-        pin = {"customer_id": "A", "dimension": "value", "segment": "high_value", "reason": "key account",
-               "by": "alice"}
+        pin = {"customer_id": "A", "dimension": "value", "segment": "high_value", "reason": "key account"}
         assert api.post("/overrides", json=pin).status_code == 401
         assert api.post("/overrides", json=pin, headers={"Authorization": "Bearer wrong"}).status_code == 401
-        auth = {"Authorization": f"Bearer {TOKEN}"}
+        auth = {"Authorization": f"Bearer {ALICE}"}  # an operator: pins, and applies no rules
         bad = api.post("/overrides", json={**pin, "segment": "platinum"}, headers=auth)
         assert bad.status_code == 422
         assert "dimension value has no segment 'platinum'" in bad.json()["error"]
@@ -81,21 +82,27 @@ def test_reads_changes_behind_the_token_and_json_errors(system, tmp_path):
         assert system.run("wait", "--timeout", "120") == 0
         wait_until(lambda: api.get("/customers/A").json()["segments"]["value"], lambda v: v == "high_value", 30,
                    "the override applied")
-        cleared = api.delete("/overrides/A/value", params={"reason": "done", "by": "alice"}, headers=auth)
+        capsys.readouterr()
+        assert system.run("override", "list") == 0
+        pinned = capsys.readouterr().out.splitlines()[1].split()
+        assert pinned[:5] == ["A", "value", "high_value", "-", "alice"]  # the token's name: the request gave none
+        cleared = api.delete("/overrides/A/value", params={"reason": "done"}, headers=auth)
         assert cleared.status_code == 202
         assert system.run("wait", "--timeout", "120") == 0
         wait_until(lambda: api.get("/customers/A").json()["segments"]["value"], lambda v: v == "low_value", 30,
                    "the override cleared")
 
-        broken = api.post("/rules", params={"author": "alice"}, content=b"id: x\nversion: 1\ndimensions: [",
+        assert api.post("/rules", content=CRM.read_bytes(), headers=auth).status_code == 403  # not an admin
+        auth = {"Authorization": f"Bearer {TOKEN}"}  # SEGMENTER_API_TOKEN: the admin
+        broken = api.post("/rules", content=b"id: x\nversion: 1\ndimensions: [",
                           headers=auth)
         assert broken.status_code == 422
         assert "request body:3:" in broken.json()["error"]
         candidate = CRM.read_text().replace("version: 1", "version: 2")
-        dry = api.post("/rules", params={"author": "alice", "dry_run": "true"}, content=candidate.encode(),
+        dry = api.post("/rules", params={"dry_run": "true"}, content=candidate.encode(),
                        headers=auth)
         assert (dry.status_code, dry.json()["accepted"]) == (202, False)
-        clash = api.post("/rules", params={"author": "alice"}, content=candidate.replace("10000", "9000").encode()
+        clash = api.post("/rules", content=candidate.replace("10000", "9000").encode()
                          .replace(b"version: 2", b"version: 1"), headers=auth)
         assert clash.status_code == 409
         assert "never rewritten" in clash.json()["error"]

@@ -5,6 +5,7 @@ The same door on a live stack is in tests/integration/test_api.py."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def test_listening_beyond_loopback_without_a_token_is_refused_unless_reads_are_o
                                     "Bearer " + TOKEN + "x"])
 async def test_an_empty_or_wrong_bearer_never_opens_a_change(header):
     async with client(settings()) as api:
-        answer = await api.post("/rules", params={"author": "a", "dry_run": "true"}, content=RETAIL,
+        answer = await api.post("/rules", params={"dry_run": "true"}, content=RETAIL,
                                 headers={"Authorization": header})
     assert answer.status_code == 401
     assert answer.json() == {"error": "a valid 'Authorization: Bearer <token>' header is required"}
@@ -57,7 +58,7 @@ async def test_an_empty_or_wrong_bearer_never_opens_a_change(header):
 
 async def test_without_a_token_on_the_server_an_empty_bearer_is_refused_too():
     async with client(settings(api_token=None)) as api:
-        answer = await api.post("/rules", params={"author": "a", "dry_run": "true"}, content=RETAIL,
+        answer = await api.post("/rules", params={"dry_run": "true"}, content=RETAIL,
                                 headers={"Authorization": "Bearer"})
     assert answer.status_code == 403
     assert "no SEGMENTER_API_TOKEN is set" in answer.json()["error"]
@@ -65,7 +66,7 @@ async def test_without_a_token_on_the_server_an_empty_bearer_is_refused_too():
 
 async def test_the_right_bearer_opens_a_change():
     async with client(settings()) as api:
-        answer = await api.post("/rules", params={"author": "a", "dry_run": "true"}, content=RETAIL, headers=AUTH)
+        answer = await api.post("/rules", params={"dry_run": "true"}, content=RETAIL, headers=AUTH)
     assert answer.status_code == 202, answer.text
     assert "retail-value v1 is valid" in answer.json()["detail"]
 
@@ -100,7 +101,7 @@ async def test_a_body_over_the_limit_gets_413_unread(chunked):
             yield big[start:start + 65536]
 
     async with client(settings()) as api:
-        answer = await api.post("/rules", params={"author": "a"}, content=chunks() if chunked else big, headers=AUTH)
+        answer = await api.post("/rules", content=chunks() if chunked else big, headers=AUTH)
     assert answer.status_code == 413
     assert "larger than 1,048,576 bytes" in answer.json()["error"]
 
@@ -139,7 +140,7 @@ async def test_rules_are_parsed_off_the_event_loop(monkeypatch):
 
     monkeypatch.setattr(api_app, "load_ruleset", slow)
     async with client(settings()) as api:
-        parsing = asyncio.create_task(api.post("/rules", params={"author": "a", "dry_run": "true"}, content=RETAIL,
+        parsing = asyncio.create_task(api.post("/rules", params={"dry_run": "true"}, content=RETAIL,
                                                headers=AUTH))
         while not entered.is_set():
             await asyncio.sleep(0.01)
@@ -158,9 +159,50 @@ async def test_rules_are_parsed_off_the_event_loop(monkeypatch):
 ])
 async def test_a_hostile_ruleset_body_gets_422_in_one_line(body, said):
     async with client(settings()) as api:
-        answer = await api.post("/rules", params={"author": "a", "dry_run": "true"}, content=body, headers=AUTH)
+        answer = await api.post("/rules", params={"dry_run": "true"}, content=body, headers=AUTH)
     assert answer.status_code == 422
     error = answer.json()["error"]
     assert said in error
     assert "\n" not in error
     assert error.startswith("request body")
+
+
+VIEWER, OPERATOR, ADMIN = ("v" * 20, "o" * 20, "a" * 20)
+ROLES = SecretStr(f"wang.fang:viewer:{VIEWER}, li.wei:operator:{OPERATOR}\nzhao:admin:{ADMIN}")
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(("tokens", "said"), [
+    ("li.wei:boss:" + "x" * 20, "entry 1 is not `name:role:token`"),
+    ("li wei:viewer:" + "x" * 20, "entry 1 is not `name:role:token`"),
+    ("li.wei:viewer", "entry 1 is not `name:role:token`"),
+    ("li.wei:viewer:short", "the token of 'li.wei' is 5 characters long"),
+    (f"a:viewer:{VIEWER},b:admin:{VIEWER}", "'b' is given twice, or shares its token"),
+    (f"a:viewer:{VIEWER},a:admin:{ADMIN}", "'a' is given twice"),
+])
+def test_named_tokens_that_would_be_ambiguous_or_weak_stop_the_api_without_showing_a_token(tokens, said):
+    with pytest.raises(ApiConfigError, match=re.escape(said)) as refused:
+        create_api(settings(api_token=None, api_tokens=SecretStr(tokens)))
+    assert "x" * 20 not in str(refused.value)
+    assert VIEWER not in str(refused.value)
+
+
+async def test_each_role_may_do_what_it_is_given_and_no_more():
+    async with client(settings(api_token=None, api_tokens=ROLES, api_token_for_reads=True)) as api:
+        assert (await api.get("/customers/x")).status_code == 401  # reads closed: a token is needed
+        pin = {"customer_id": "A", "dimension": "value", "segment": "high_value", "reason": "key account"}
+        refused = await api.post("/overrides", json=pin, headers=_bearer(VIEWER))
+        assert (refused.status_code, refused.json()) == (
+            403, {"error": "wang.fang is a viewer: this needs the role operator"})
+        refused = await api.post("/rules", params={"dry_run": "true"}, content=RETAIL, headers=_bearer(OPERATOR))
+        assert (refused.status_code, refused.json()) == (
+            403, {"error": "li.wei is an operator: this needs the role admin"})
+        passed = await api.post("/rules", params={"dry_run": "true"}, content=RETAIL, headers=_bearer(ADMIN))
+        assert passed.status_code == 202, passed.text
+        forged = await api.post("/rules", params={"dry_run": "true", "author": "li.wei"}, content=RETAIL,
+                                headers=_bearer(ADMIN))
+        assert (forged.status_code, forged.json()["error"]) == (
+            422, "a change is recorded under the token's name (zhao), not 'li.wei': leave the name out")
