@@ -9,7 +9,8 @@ from typing import TextIO
 
 class Progress:
     def __init__(self, what: str, total: int | None = None, unit: str = "rows",
-                 stream: TextIO = sys.stderr, every_s: float = 1.0) -> None:
+                 stream: TextIO | None = None, every_s: float = 1.0) -> None:
+        stream = stream or sys.stderr  # looked up per call: sys.stderr may have been replaced since import
         self.what, self.total, self.unit, self.stream = what, total, unit, stream
         self.tty = stream.isatty()
         self.every_s = every_s if self.tty else max(every_s, 5.0)

@@ -20,6 +20,7 @@ from streams.cli import (
     erase,
     offline_commands,
     override_commands,
+    quality,
     report,
     stack_commands,
     stream_commands,
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     override_commands.register(sub)
     tag_commands.register(sub)
     report.register(sub)
+    quality.register(sub)
     backup.register(sub)
     stack_commands.register(sub)
     erase.register(sub)

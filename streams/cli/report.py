@@ -18,6 +18,7 @@ from streams.cli.common import CliError, load_settings
 from streams.readmodel.movement import Movement
 from streams.readmodel.pareto import ParetoRow, described, pareto
 from streams.readmodel.reader import ReadModel
+from streams.readmodel.scan import Scan
 from streams.text import SafeCsvWriter, clip, pad
 
 
@@ -53,6 +54,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(f"--since {args.since!r}: {exc}") from None
         moved = model.movement(span, settings.money_scale)
+    found = scan_all(settings, model, args.quiet) if args.kpis else None
     if args.chart:
         from streams.cli.charts import draw
 
@@ -62,6 +64,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         doc: dict[str, Any] = {"segments": [r.doc() for r in rows], "tags": model.tag_counts()}
         if moved is not None:
             doc["movement"] = {"since": moved.since, "until": moved.until, "moves": movement_rows(moved)}
+        if found is not None:
+            doc["kpis"] = kpi_rows(found, settings.money_scale)
+            doc["quality"] = quality_doc(found)
         print(orjson.dumps(doc, default=str).decode())
     elif args.format == "csv":
         writer = SafeCsvWriter(sys.stdout)
@@ -75,9 +80,70 @@ def cmd_report(args: argparse.Namespace) -> int:
             print()
             writer.writerow(["dimension", "from", "to", "customers", "amount_12m"])
             writer.writerows(list(row.values()) for row in movement_rows(moved))
+        if found is not None:
+            print()
+            writer.writerow(["dimension", "segment", "customers", "purchases_12m", "avg_order_value_12m",
+                             "repurchase_rate"])
+            writer.writerows(list(row.values()) for row in kpi_rows(found, settings.money_scale))
     else:
         _table(model, rows, moved)
+        if found is not None:
+            print("\n" + kpi_table(found, settings.money_scale))
+            print("\n" + quality_table(found))
     return 0
+
+
+def scan_all(settings: Any, model: ReadModel, quiet: bool) -> Scan:
+    from streams.progress import Progress
+    from streams.readmodel.scan import scan
+
+    progress = None if quiet else Progress("customers read", model.count(), unit="customers")
+    try:
+        return scan(model, settings.policy(), None if progress is None else progress.update)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def kpi_rows(found: Scan, money_scale: int) -> list[dict[str, Any]]:
+    """Per segment: customers, purchases, average order value and repurchase rate (share with 2+ purchases)."""
+    return [{"dimension": dimension, "segment": segment, **kpi.doc(money_scale)}
+            for (dimension, segment), kpi in sorted(found.kpis.items())]
+
+
+def kpi_table(found: Scan, money_scale: int) -> str:
+    lines = [f"{'dimension':<14} {'segment':<16} {'customers':>10} {'purchases':>10} {'avg order':>12} "
+             f"{'repurchase':>10}   (each segment's members, over the long window)"]
+    for row in kpi_rows(found, money_scale):
+        rate = row["repurchase_rate"]
+        lines.append(f"{pad(row['dimension'], 14)} {pad(row['segment'], 16)} {row['customers']:>10,} "
+                     f"{row['purchases_12m']:>10,} {row['avg_order_value_12m'] or '-':>12} "
+                     f"{'-' if rate is None else f'{100 * rate:.1f}%':>10}")
+    return "\n".join(lines)
+
+
+def quality_doc(found: Scan) -> dict[str, Any]:
+    q = found.quality
+    return {"customers": q.customers, "without_profile": q.without_profile, "missing": dict(sorted(q.missing.items())),
+            "no_purchase_12m": q.no_purchase_12m, "no_interaction_12m": q.no_interaction_12m,
+            "without_stream_time": q.unclocked}
+
+
+def quality_table(found: Scan) -> str:
+    """The data's completeness (数据质量), a line each, with shares of the customers."""
+    q = found.quality
+    everyone = max(q.customers, 1)
+
+    def line(what: str, n: int) -> str:
+        return f"  {pad(what, 34)} {n:>10,} {100 * n / everyone:>6.1f}%"
+
+    lines = [f"data quality, {q.customers:,} customers:", line("without a profile", q.without_profile)]
+    lines += [line(f"profile without {name}", n) for name, n in sorted(q.missing.items())]
+    lines += [line("no purchase in the long window", q.no_purchase_12m),
+              line("no interaction in the long window", q.no_interaction_12m)]
+    if q.unclocked:
+        lines.append(line("not yet classified (no stream time)", q.unclocked))
+    return "\n".join(lines)
 
 
 def _table(model: ReadModel, rows: list[ParetoRow], moved: Movement | None) -> None:
@@ -119,4 +185,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--since", help="also the movement (from -> to) within this span of the newest stream time, "
                                    "e.g. 7d or 12h, read from the segment-changes topic")
     p.add_argument("--chart", help="draw segment sizes (and the movement) to FILE.png or FILE.svg")
+    p.add_argument("--kpis", action="store_true", help="also each segment's average order value and repurchase "
+                   "rate, and the data's completeness: one pass over every customer")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_report)

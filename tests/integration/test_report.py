@@ -3,6 +3,7 @@ the segment-changes topic (`--since`), and `--chart` a valid PNG and SVG."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import xml.etree.ElementTree as ET
@@ -10,6 +11,8 @@ from decimal import Decimal
 
 import orjson
 
+from streams.kafka.topics import produce_records
+from streams.names import Names
 from tests.integration.helpers import RETAIL, stream_in
 
 TX = """customer_id,occurred_at,amount,kind,event_id
@@ -53,3 +56,40 @@ def test_report_formats_movement_and_charts(system, tmp_path, capsys):
     assert ET.parse(svg).getroot().tag.endswith("svg")  # noqa: S314 - a file this test just wrote
     assert system.run("report", "--chart", str(tmp_path / "report.gif")) == 1
     assert "write a .png or an .svg file" in capsys.readouterr().err
+
+
+def test_kpis_and_data_quality_from_one_pass_over_the_customers(system, tmp_path, capsys):
+    """Average order value and repurchase rate per segment, and the data's completeness, against the same figures
+    worked out by hand from the input; refused records by topic and reason."""
+    tx = TX + "D,2026-06-02,40,,d1\nD,2026-06-03,60,,d2\nD,2026-06-04,50,,d3\n"
+    (tmp_path / "p.csv").write_text("customer_id,type,industry,region\nA,enterprise,retail,north\n"
+                                    "B,individual,,east\n")
+    stream_in(system, tmp_path, RETAIL, tx)
+    assert system.run("import", "profiles", str(tmp_path / "p.csv"), "--quiet") == 0
+    assert system.run("wait", "--timeout", "120") == 0
+    names = Names(system.settings.topic_prefix)  # and a record the worker must refuse, with its reason
+    asyncio.run(produce_records(system.settings, [(names.transactions, b"E", b'{"customer_id": "E"}', None)]))
+    assert system.run("wait", "--timeout", "120") == 0
+
+    capsys.readouterr()
+    assert system.run("report", "--kpis", "--format", "json", "--quiet") == 0
+    doc = orjson.loads(capsys.readouterr().out)
+    kpis = {(k["dimension"], k["segment"]): k for k in doc["kpis"]}
+    # low_value: B (1 purchase, 300), C (1, 600), D (3, 150): 5 purchases, 1,050 -> 210.00 a purchase; D bought again
+    assert kpis[("value", "low_value")] == {"dimension": "value", "segment": "low_value", "customers": 3,
+                                             "purchases_12m": 5, "avg_order_value_12m": "210.00",
+                                             "repurchase_rate": round(1 / 3, 4)}
+    assert kpis[("value", "unclassified")]["avg_order_value_12m"] == "2550.00"  # A: 5,100 in two purchases
+    assert doc["quality"] == {"customers": 4, "without_profile": 2, "missing": {"industry": 3, "region": 2,
+                                                                                "size": 4, "type": 2},
+                              "no_purchase_12m": 0, "no_interaction_12m": 4, "without_stream_time": 0}
+
+    assert system.run("quality", "--format", "json", "--quiet") == 0
+    quality = orjson.loads(capsys.readouterr().out)
+    assert quality["without_profile"] == 2
+    assert quality["dead_letters"] == [{"topic": names.transactions, "reason": "bad_input",
+                                        "error_class": "ValidationError", "records": 1}]
+    assert system.run("quality", "--quiet") == 0
+    table = capsys.readouterr().out
+    assert "profile without industry" in table
+    assert "bad_input" in table
