@@ -14,6 +14,7 @@ from schemas.outputs import (
     Coupon,
     CustomerErased,
     DeadLetter,
+    Published,
     SegmentChange,
     TagChange,
 )
@@ -32,6 +33,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "customer_erased": CustomerErased,
     "coupon": Coupon,
     "alert": Alert,
+    "published": Published,
     "action_suppressed": ActionSuppressed,
     "dead_letter": DeadLetter,
 }
@@ -69,6 +71,7 @@ __all__ = [
     "ManualTag",
     "Override",
     "Profile",
+    "Published",
     "RuleSetApplied",
     "RuleSetDocument",
     "SegmentChange",

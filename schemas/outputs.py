@@ -120,6 +120,26 @@ class Alert(OutboundModel):
     raised_at: AwareDatetime
 
 
+class Published(OutboundModel):
+    """An event a ruleset's ``publish`` action sends to ``<prefix>publish.<topic>`` for another tool (e-mail, SMS,
+    ads), once per transition as coupons are. ``schema_version`` changes only with an incompatible change."""
+
+    type: Literal["publish"] = "publish"
+    schema_version: Literal[1] = 1
+    publish_id: str = Field(description="Derived from change_id and action: every copy is the same event.")
+    idempotency_key: str = Field(description="action:change_id")
+    change_id: str
+    customer_id: str
+    action: str = Field(description="The ruleset's action id.")
+    segment: str = Field(description="dimension.segment entered (or left).")
+    ruleset_id: str
+    ruleset_version: int
+    stream_time: AwareDatetime = Field(description="When the transition held (or the dwell ended).")
+    topic: str = Field(description="The action's topic name (after '<prefix>publish.').")
+    payload: dict[str, str] = Field(description="The action's payload templates, filled for this customer.")
+    published_at: AwareDatetime
+
+
 class ActionSuppressed(OutboundModel):
     """An action a transition would have triggered, and why it was not (the audit topic)."""
 

@@ -95,14 +95,26 @@ class AlertAction(OutboundModel):
     message: str = "{customer_id} entered {dimension}.{segment}"
 
 
+class PublishAction(OutboundModel):
+    """A documented, versioned event (``schemas/json/published.schema.json``) to the topic ``<prefix>publish.<topic>``,
+    for a tool that acts on it (e-mail, SMS, ads); each payload value is a template of ``{customer_id}``,
+    ``{dimension}``, ``{segment}``, ``{label}`` and ``{strategy}``."""
+
+    topic: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Kafka's topic characters only.")]
+    payload: Annotated[dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")],
+                            Annotated[str, Field(max_length=2000)]], Field(max_length=32)] = Field(
+        default_factory=dict)
+
+
 class ActionRule(OutboundModel):
-    """On entering (or leaving) ``dimension.segment``: grant a coupon or raise an alert."""
+    """On entering (or leaving) ``dimension.segment``: grant a coupon, raise an alert or publish an event."""
 
     id: Name
     enter: SegmentRef | None = None
     leave: SegmentRef | None = None
     coupon: CouponAction | None = None
     alert: AlertAction | None = None
+    publish: PublishAction | None = None
     cooldown: Duration = Field("0d", description="No second action for the same customer within it.")
     min_dwell: Duration = Field("0d", description="Act only once the customer stayed this long; leaving cancels.")
 
@@ -110,8 +122,8 @@ class ActionRule(OutboundModel):
     def _exactly_one(self) -> ActionRule:
         if (self.enter is None) == (self.leave is None):
             raise ValueError("an action has exactly one of 'enter' or 'leave' (dimension.segment)")
-        if (self.coupon is None) == (self.alert is None):
-            raise ValueError("an action has exactly one of 'coupon' or 'alert'")
+        if sum(kind is not None for kind in (self.coupon, self.alert, self.publish)) != 1:
+            raise ValueError("an action has exactly one of 'coupon', 'alert' or 'publish'")
         return self
 
 

@@ -68,6 +68,12 @@ class AlertSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishSpec:
+    topic: str  # the name after ``<prefix>publish.``
+    payload: tuple[tuple[str, str], ...]  # field -> template
+
+
+@dataclass(frozen=True, slots=True)
 class ActionSpec:
     id: str
     trigger: Literal["enter", "leave"]
@@ -77,10 +83,11 @@ class ActionSpec:
     min_dwell_s: int
     coupon: CouponSpec | None = None
     alert: AlertSpec | None = None
+    publish: PublishSpec | None = None
 
     @property
-    def kind(self) -> Literal["coupon", "alert"]:
-        return "coupon" if self.coupon is not None else "alert"
+    def kind(self) -> Literal["coupon", "alert", "publish"]:
+        return "coupon" if self.coupon is not None else "alert" if self.alert is not None else "publish"
 
     @property
     def target(self) -> str:
@@ -92,6 +99,9 @@ class ActionSpec:
             c = self.coupon
             amount = f"{c.percent}% off" if c.percent is not None else f"value {c.value}"
             what = f"coupon {c.template} ({amount}, valid {_human(c.valid_for_s)})"
+        elif self.publish is not None:
+            fields = ", ".join(k for k, _ in self.publish.payload) or "no payload"
+            what = f"publish to publish.{self.publish.topic} ({fields})"
         else:
             assert self.alert is not None
             roster = rosters.get(self.alert.roster or "")

@@ -73,6 +73,10 @@ class Names:
     def alerts(self) -> str:
         return f"{self.prefix}alerts"
 
+    def publish(self, name: str) -> str:
+        """The topic of a ruleset's ``publish`` action named ``name``."""
+        return f"{self.prefix}publish.{name}"
+
     @property
     def action_audit(self) -> str:  # suppressed actions, with the reason
         return f"{self.prefix}action-audit"

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from schemas.ruleset import RuleSetDocument
-from segmenter.actions import ActionSpec, AlertSpec, CouponSpec, RosterSpec, duration_s
+from segmenter.actions import ActionSpec, AlertSpec, CouponSpec, PublishSpec, RosterSpec, duration_s
 from segmenter.errors import InvalidRuleError
 from segmenter.metrics import PROFILE_FIELDS
 from segmenter.rules.compiler import (
@@ -261,7 +261,15 @@ def _actions(doc: RuleSetDocument, rosters: dict[str, RosterSpec], problems: lis
                 problems.append(f"{where((*path, 'alert', 'message'))}: {label}: {bad}; a message may use "
                                 f"{', '.join('{' + f + '}' for f in ALERT_FIELDS)}")
             alert = AlertSpec(a.priority, a.roster, a.message)
-        out.append(ActionSpec(rule.id, trigger, dim, seg, cooldown, dwell, coupon, alert))
+        publish = None
+        if rule.publish is not None:
+            for name, template in rule.publish.payload.items():
+                bad = _template_problem(template, PUBLISH_FIELDS)
+                if bad:
+                    problems.append(f"{where((*path, 'publish', 'payload', name))}: {label}: {bad}; a payload "
+                                    f"value may use {', '.join('{' + f + '}' for f in PUBLISH_FIELDS)}")
+            publish = PublishSpec(rule.publish.topic, tuple(rule.publish.payload.items()))
+        out.append(ActionSpec(rule.id, trigger, dim, seg, cooldown, dwell, coupon, alert, publish))
     return out
 
 
@@ -269,7 +277,11 @@ ALERT_FIELDS = ("customer_id", "dimension", "segment", "manager", "team")
 """The fields an alert message may name, each as a bare ``{name}``."""
 
 
-def _template_problem(message: str) -> str | None:
+PUBLISH_FIELDS = ("customer_id", "dimension", "segment", "label", "strategy")
+"""The fields a published event's payload values may name."""
+
+
+def _template_problem(message: str, allowed: tuple[str, ...] = ALERT_FIELDS) -> str | None:
     """Why an alert message is refused, or None. Only bare ``{name}`` fields of ``ALERT_FIELDS``: ``str.format``
     would otherwise reach attributes (``{customer_id.__class__}``) or pad to any width (``{customer_id:>9999999}``)."""
     try:
@@ -279,7 +291,7 @@ def _template_problem(message: str) -> str | None:
     for _, field, spec, conversion in parts:
         if field is None:
             continue
-        if field not in ALERT_FIELDS:
+        if field not in allowed:
             return f"the field {{{field}}} is not allowed" if field else "an empty field {} is not allowed"
         if spec or conversion:
             return f"the field {{{field}}} may not carry a format or a conversion"

@@ -44,7 +44,7 @@ import orjson
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from schemas.outputs import CHANGE_ADAPTER, ActionSuppressed, Alert, Coupon, CustomerErased, SegmentChange
+from schemas.outputs import CHANGE_ADAPTER, ActionSuppressed, Alert, Coupon, CustomerErased, Published, SegmentChange
 from segmenter.actions import (
     ChangeView,
     Grant,
@@ -267,6 +267,14 @@ class Actor:
                             percent=c.percent, valid_until=now + timedelta(seconds=c.valid_for_s), issued_at=now,
                             **common)
             return self.names.coupons, coupon.model_dump_json(by_alias=True).encode()
+        if action.publish is not None:
+            dim = next((d for d in self._cached(change).dimensions if d.name == action.dimension), None)
+            fields = {"customer_id": change.customer_id, "dimension": action.dimension, "segment": action.segment,
+                      "label": (dim.labels.get(action.segment) if dim else None) or action.segment,
+                      "strategy": (dim.strategies.get(action.segment) if dim else None) or ""}
+            published = Published(publish_id=grant.grant_id, topic=action.publish.topic, published_at=now,
+                                  payload={k: v.format(**fields) for k, v in action.publish.payload}, **common)
+            return self.names.publish(action.publish.topic), published.model_dump_json().encode()
         assert action.alert is not None
         manager = team = None
         roster = self._cached(change).rosters.get(action.alert.roster or "")
@@ -293,7 +301,7 @@ class Actor:
     # -- taking a partition: fold in grants the ledger may have missed -------------------------------
     async def _open(self, number: int) -> ActionPartition:
         part = ActionPartition.from_bytes(number, self.ledger.get(f"\x00meta:{number}".encode()))
-        outputs = (self.names.coupons, self.names.alerts)
+        outputs = (self.names.coupons, self.names.alerts, *self._publish_topics())
         starts = {TopicPartition(t, number): part.reach.get(t, 0) for t in outputs}
         found = await read_from(self.settings, starts)
         ledgers: dict[str, Ledger] = {}
@@ -324,6 +332,11 @@ class Actor:
         log.info("actions: partition %d taken (%d dwell(s) waiting, %d grant(s) folded in from the topics)",
                     number, len(part.pending), len(found))
         return part
+
+    def _publish_topics(self) -> list[str]:
+        """The topics of every publish action of the rulesets known here (``rules apply`` created them)."""
+        return sorted({self.names.publish(a.publish.topic) for r in self.rulesets.values() for a in r.actions
+                       if a.publish is not None})
 
     # -- rulesets: from control records, and the rules topic for what came before -------------------
     def _learn(self, text: str, source: str) -> RuleSet | None:

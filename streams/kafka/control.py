@@ -48,8 +48,8 @@ async def apply_rules(settings: Settings, ruleset: RuleSet, source: str, author:
                       message: str = "") -> RuleSetApplied:
     """Record the version in the history (refused when the version was applied before with other content), put
     the document on the rules topic (for ``rules show``), then one adoption record per partition."""
-    await create_topics(settings)
     names = Names(settings.topic_prefix)
+    await create_topics(settings, [names.publish(a.publish.topic) for a in ruleset.actions if a.publish])
     clash = clashes(ruleset, await rulesets_in_force(settings))
     if clash:
         raise RulesRefusedError(f"{ruleset.id} v{ruleset.version} cannot be in force beside the others: "

@@ -42,15 +42,17 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     }
 
 
-async def missing_topics(settings: Settings, *, create: bool = False) -> list[str]:
-    """The topics of ``topic_specs`` the broker does not have (a metadata round trip); with ``create``, created
-    with their partition counts and settings."""
+async def missing_topics(settings: Settings, *, create: bool = False, extra: Iterable[str] = ()) -> list[str]:
+    """The topics of ``topic_specs`` (and ``extra`` ones, with the input's partition count: publish actions') the
+    broker does not have (a metadata round trip); with ``create``, created with their partition counts and
+    settings."""
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     await started(admin)
     try:
         existing = set(await admin.list_topics())
+        specs = {**{name: (settings.partitions, {}) for name in extra}, **topic_specs(settings)}
         missing = [NewTopic(name, parts, 1, topic_configs=configs)
-                   for name, (parts, configs) in topic_specs(settings).items() if name not in existing]
+                   for name, (parts, configs) in specs.items() if name not in existing]
         if missing and create:
             await admin.create_topics(missing)
         return [t.name for t in missing]
@@ -58,9 +60,9 @@ async def missing_topics(settings: Settings, *, create: bool = False) -> list[st
         await admin.close()
 
 
-async def create_topics(settings: Settings) -> list[str]:
+async def create_topics(settings: Settings, extra: Iterable[str] = ()) -> list[str]:
     """Create the topics that are missing, with their partition counts. Returns those created."""
-    return await missing_topics(settings, create=True)
+    return await missing_topics(settings, create=True, extra=extra)
 
 
 def producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
