@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -133,3 +135,13 @@ def stream_in(system, tmp_path: Path, rules: Path, transactions: str, *, to: str
     assert system.run("import", "transactions", str(tmp_path / "tx.csv"), "--quiet") == 0
     assert system.run("tick", "--to", to) == 0
     assert system.run("wait", "--timeout", "120") == 0
+
+
+def change_doc(key: str | int, customer: str, before: str | None, after: str, at: datetime) -> bytes:
+    """A SegmentChange of retail-value's ``value`` as a worker would publish it, its change id derived from ``key``
+    by a stable hash (the same on every run, whatever PYTHONHASHSEED)."""
+    change_id = hashlib.blake2b(str(key).encode(), digest_size=12).hexdigest()
+    return SegmentChange(
+        change_id=change_id, customer_id=customer, dimension="value", **{"from": before, "to": after},
+        ruleset_id="retail-value", ruleset_version=1, cause="event", condition="-", metrics={},
+        stream_time=at).model_dump_json(by_alias=True).encode()

@@ -21,7 +21,7 @@ from streams.kafka.lag import group_lag
 from streams.kafka.topics import produce_records
 from streams.names import Names
 from streams.stack.embedded import free_port, start_redis, stop
-from tests.integration.helpers import RETAIL, consume_all, wait_for_log
+from tests.integration.helpers import RETAIL, change_doc, consume_all, wait_for_log
 
 pytestmark = pytest.mark.integration
 
@@ -173,13 +173,6 @@ def test_sigkill_between_grant_and_ledger_then_a_replay_from_zero_issue_nothing_
     assert stats["duplicates"] > 0
 
 
-def change_doc(n: int, customer: str, before: str | None, after: str, at: datetime) -> bytes:
-    return SegmentChange(
-        change_id=f"test-{n}", customer_id=customer, dimension="value", **{"from": before, "to": after},
-        ruleset_id="retail-value", ruleset_version=1, cause="event", condition="-", metrics={},
-        stream_time=at).model_dump_json(by_alias=True).encode()
-
-
 def test_cooldown_and_min_dwell_at_their_boundaries(system, tmp_path):
     rules = tmp_path / "dwell.yaml"
     rules.write_text(RETAIL.read_text().replace("    cooldown: 90d\n", "    cooldown: 90d\n    min_dwell: 2d\n"))
@@ -190,7 +183,7 @@ def test_cooldown_and_min_dwell_at_their_boundaries(system, tmp_path):
     day, sec = timedelta(days=1), timedelta(seconds=1)
 
     def send(*records: tuple[str, str | None, str, datetime]) -> None:
-        docs = [(names.segment_changes, c.encode(), change_doc(hash((c, b, a, t)) % 10**9, c, b, a, t), 0)
+        docs = [(names.segment_changes, c.encode(), change_doc(f"{c}/{b}/{a}/{t.isoformat()}", c, b, a, t), 0)
                 for c, b, a, t in records]
         asyncio.run(produce_records(settings, docs))
 

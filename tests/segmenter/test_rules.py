@@ -79,7 +79,7 @@ def test_invalid_yaml_reports_its_line():
         load_ruleset("id: a\n  version: [1\n", "r.yaml")
 
 
-def test_rules_are_never_evaluated_as_python():
+def test_a_python_name_in_a_condition_is_refused_as_an_unknown_metric():
     with pytest.raises(InvalidRuleError, match="unknown metric '__import__'"):
         load_ruleset(ruleset_with("__import__ == 'os'"), "r.yaml")
 

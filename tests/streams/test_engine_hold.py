@@ -8,59 +8,13 @@ The changes emitted must not depend on that: they equal those of the ruleset-fir
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
-from segmenter.rules import load_ruleset
 from streams.names import Names
-from streams.settings import Settings
-from streams.worker.engine import Engine
-from streams.worker.partition import Partition
-
-RULES = (Path(__file__).parents[2] / "examples/rules/retail-value.yaml").read_text()
-
-
-class TP(NamedTuple):
-    topic: str
-    partition: int
-
-
-class _Store:
-    """A table's store in memory: empty at the start, then what a test's flushes wrote into it."""
-
-    def __init__(self) -> None:
-        self.data = self
-        self.partitions: dict[int, dict[bytes, bytes]] = {}
-
-    def _db_for_partition(self, partition: int) -> dict[bytes, bytes]:
-        return self.partitions.setdefault(partition, {})
-
-    def _visible_items(self, db: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
-        return list(db.items())
-
-
-def _engine(ruleset: str | None = None, **overrides: Any) -> tuple[Engine, Names, list[bytes]]:
-    """An engine on in-memory stores with partition 0 open (under ``ruleset``, if given), flushing only when a test
-    says; ``overrides``: settings, unvalidated (a test may go below a setting's floor). The list receives the
-    segment-change documents the producer would be handed."""
-    settings = Settings(clock="event", flush_interval_s=1e6, flush_max_dirty=10**9, partitions=1).model_copy(
-        update=overrides)  # one partition: every key belongs on partition 0 (streams/worker/routing.py)
-    names = Names(settings.topic_prefix)
-    engine = Engine(SimpleNamespace(), settings, names,
-                    {names.customers_table: _Store(), names.partitions_table: _Store()})
-    engine.parts[0] = Partition(0, ruleset=None if ruleset is None else load_ruleset(ruleset))
-    sent: list[bytes] = []
-
-    async def send_outputs() -> None:  # what the producer would be handed
-        for part in engine.parts.values():
-            sent.extend(value for _, value in part.changes)
-            part.changes = []
-
-    engine._send_outputs = send_outputs  # type: ignore[method-assign]
-    return engine, names, sent
+from tests.streams.engines import RULES, TP, engine_on
 
 
 def _transactions(names: Names, count: int) -> list[SimpleNamespace]:
@@ -88,16 +42,16 @@ def _always(tp: Any) -> bool:
 
 
 async def test_records_fetched_before_the_ruleset_give_the_same_changes_as_rules_first() -> None:
-    reference, names, expected = _engine()
+    reference, names, expected = engine_on()
     tx, control = TP(names.transactions, 0), TP(names.control, 0)
     await reference.take({control: [_rules(names)], tx: _transactions(names, 12)}, _always)
     assert len(_changes(expected)) >= 3  # the climb is seen step by step
 
-    same_batch, _, sent = _engine()  # the data ahead of the control record in one batch
+    same_batch, _, sent = engine_on()  # the data ahead of the control record in one batch
     await same_batch.take({tx: _transactions(names, 12), control: [_rules(names)]}, _always)
     assert _changes(sent) == _changes(expected)
 
-    earlier, _, sent = _engine()  # the data batches earlier: nothing processed or committed meanwhile
+    earlier, _, sent = engine_on()  # the data batches earlier: nothing processed or committed meanwhile
     records = _transactions(names, 12)
     await earlier.take({tx: records[:5]}, _always)
     await earlier.take({tx: records[5:]}, _always)
@@ -112,7 +66,7 @@ async def test_records_fetched_before_the_ruleset_give_the_same_changes_as_rules
 
 
 async def test_past_the_hold_limit_the_partition_goes_on_unclassified_and_loses_nothing() -> None:
-    engine, names, sent = _engine(hold_without_rules=4)
+    engine, names, sent = engine_on(hold_without_rules=4)
     tx, control = TP(names.transactions, 0), TP(names.control, 0)
     records = _transactions(names, 12)
     await engine.take({tx: records[:3]}, _always)

@@ -15,7 +15,7 @@ from streams.names import Names
 from streams.settings import Settings
 from streams.worker import engine as engine_module
 from streams.worker.engine import Engine
-from tests.streams.test_engine_hold import RULES, TP, _engine
+from tests.streams.engines import RULES, TP, engine_on
 
 
 def _purchases(names: Names, customers: int, days: int) -> list[SimpleNamespace]:
@@ -46,7 +46,7 @@ def _always(tp: Any) -> bool:
 async def test_the_encoder_keeps_nothing_of_the_customers_evicted_from_memory() -> None:
     """The encoder's memo of a very active customer's older days holds that state's buckets: kept for an evicted
     customer, it would keep the whole state in memory past the cache's bound."""
-    engine, names, _ = _engine(RULES, state_cache_customers=10)
+    engine, names, _ = engine_on(RULES, state_cache_customers=10)
     tx, records = TP(names.transactions, 0), _purchases(names, customers=40, days=12)
     for day in range(12):
         await engine.take({tx: records[day * 40 : (day + 1) * 40]}, _always)
@@ -68,7 +68,7 @@ async def test_a_batch_run_in_slices_gives_what_it_gives_in_one_piece(monkeypatc
     outcomes = []
     for step in (10**9, 7):
         monkeypatch.setattr(engine_module, "RUN_STEP", step)
-        engine, _, sent = _engine(RULES)
+        engine, _, sent = engine_on(RULES)
         await engine.take({tx: records}, _always)
         outcomes.append((sent, engine.parts[0].offsets, engine.stats["applied"]))
     whole, sliced = outcomes
@@ -88,7 +88,7 @@ async def test_the_documents_a_batch_leaves_for_its_flush_take_their_own_size() 
     """A change document waits for its batch's hand-over to the producer and a story entry for its flush's Redis write;
     orjson (3.12 on) returns every document in its 4 KiB working buffer, which 8,000 customers' entries would make
     32 MiB. Here each document, with its list and tuple, gives back less than 1 KiB."""
-    engine, names, sent = _engine(RULES)
+    engine, names, sent = engine_on(RULES)
     records = _purchases(names, customers=300, days=1)
     tracemalloc.start()
     try:

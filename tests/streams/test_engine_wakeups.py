@@ -15,14 +15,14 @@ from streams.names import Names
 from streams.settings import Settings
 from streams.worker.engine import Engine
 from streams.worker.partition import Partition
-from tests.streams.test_engine_hold import RULES, _Store
+from tests.streams.engines import RULES, Store
 
 
 def test_no_due_customer_is_left_behind_and_the_heap_stays_bounded():
     settings = Settings(clock="event")
     names = Names(settings.topic_prefix)
     engine = Engine(SimpleNamespace(), settings, names,
-                    {names.customers_table: _Store(), names.partitions_table: _Store()})
+                    {names.customers_table: Store(), names.partitions_table: Store()})
     part = Partition(0, ruleset=load_ruleset(RULES))
     decode = engine.edge.decoders[names.transactions]
     start, offset = datetime(2025, 1, 6, 9, tzinfo=UTC), 0

@@ -5,7 +5,6 @@ import ast
 from pathlib import Path
 
 import faust
-import pytest
 from pydantic import SecretStr
 
 from streams.kafka.security import faust_credentials, kafka_options
@@ -43,21 +42,42 @@ def test_faust_apps_get_the_same_credentials(tmp_path):
     assert faust_credentials(Settings(data_dir=tmp_path)) is None
 
 
-def _calls(tree: ast.AST) -> list[ast.Call]:
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
-
-
-@pytest.mark.parametrize("path", sorted(STREAMS.rglob("*.py")), ids=lambda p: str(p.relative_to(STREAMS)))
-def test_every_kafka_client_built_takes_the_security_options(path):
-    for call in _calls(ast.parse(path.read_text(encoding="utf-8"))):
+def _clients(source: str, where: str) -> tuple[list[str], list[str]]:
+    """Every Kafka client, faust app with a broker and Redis client ``source`` builds (as ``where:line name``), and
+    those built without the settings' options."""
+    built, bare = [], []
+    for call in (n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)):
         name = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
-        spread = [kw.value for kw in call.keywords if kw.arg is None]  # **options
+        spread = any(kw.arg is None for kw in call.keywords)  # **options
+        keywords = {kw.arg for kw in call.keywords}
         if name in CLIENTS:
-            assert spread, f"{path.name}:{call.lineno}: {name}(...) without **kafka_options(settings)"
-        if name == "App" and any(kw.arg == "broker" for kw in call.keywords):
-            assert any(kw.arg == "broker_credentials" for kw in call.keywords), f"{path.name}:{call.lineno}"
-        if name == "from_url" and call.args and "redis" in ast.unparse(call.func):
-            assert spread, f"{path.name}:{call.lineno}: a Redis client without the settings' credentials"
+            ok = spread
+        elif name == "App" and "broker" in keywords:
+            ok = "broker_credentials" in keywords
+        elif name == "from_url" and call.args and "redis" in ast.unparse(call.func):
+            ok = spread
+        else:
+            continue
+        built.append(f"{where}:{call.lineno} {name}")
+        if not ok:
+            bare.append(built[-1])
+    return built, bare
+
+
+def test_every_kafka_and_redis_client_built_takes_the_security_options():
+    built, bare = [], []
+    for path in sorted(STREAMS.rglob("*.py")):
+        found, missing = _clients(path.read_text(encoding="utf-8"), str(path.relative_to(STREAMS)))
+        built += found
+        bare += missing
+    kinds = {entry.rsplit(" ", 1)[1] for entry in built}
+    assert kinds == {*CLIENTS, "App", "from_url"}, kinds  # the check sees every kind segmenter builds
+    assert len(built) >= 10
+    assert bare == []
+    # and it does fail: a client without the options, a faust app without credentials, a Redis client bare
+    _, caught = _clients("AIOKafkaProducer(bootstrap_servers='x')\nfaust.App('a', broker='kafka://x')\n"
+                         "redis.Redis.from_url('redis://x')\nAIOKafkaConsumer(**kafka_options(s))\n", "probe.py")
+    assert caught == ["probe.py:1 AIOKafkaProducer", "probe.py:2 App", "probe.py:3 from_url"]
 
 
 def test_secrets_are_never_shown(tmp_path):

@@ -18,7 +18,7 @@ from streams.worker.partition import Partition
 from streams.worker.persist import Delivery, Snapshot
 from streams.worker.recovery import REPLAY_WAIT_S, Replaying, published_of
 from tests.segmenter.helpers import day, purchase
-from tests.streams.test_engine_hold import RULES, TP, _engine
+from tests.streams.engines import RULES, TP, engine_on
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
 
@@ -76,7 +76,7 @@ def _low_value() -> step.CustomerRecord:
 
 
 def test_with_nothing_to_replay_the_saved_segment_is_published_where_the_topic_says_another():
-    engine, _, _ = _engine()
+    engine, _, _ = engine_on()
     record = _low_value()
     _saved(engine, "C1", record, epoch=2, changes_end=40)
     _saved(engine, "C2", record, epoch=2, changes_end=40)
@@ -100,7 +100,7 @@ def _purchase(names, customer: str, offset: int, when: str = "2026-06-20T10:00:0
 
 
 def test_with_records_to_replay_only_what_the_replay_left_different_is_put_right_once_it_caught_up():
-    engine, names, _ = _engine()
+    engine, names, _ = engine_on()
     _saved(engine, "C1", _low_value(), epoch=2, changes_end=40)
     _saved(engine, "C2", _low_value(), epoch=2, changes_end=40)
     tx = TP(names.transactions, 0)
@@ -121,7 +121,7 @@ def test_with_records_to_replay_only_what_the_replay_left_different_is_put_right
 
 
 def test_a_replay_that_cannot_reach_an_input_end_is_put_right_after_a_while():
-    engine, names, sent = _engine()
+    engine, names, sent = engine_on()
     _saved(engine, "C1", _low_value(), epoch=2, changes_end=40)
     part, _ = _opened(engine, [_change("C1", "churn_risk")], behind={TP(names.transactions, 0): 3})
     asyncio.run(engine._replay_overdue())
@@ -135,7 +135,7 @@ def test_a_replay_that_cannot_reach_an_input_end_is_put_right_after_a_while():
 
 
 def test_a_meta_saved_before_the_topic_position_was_kept_reads_nothing():
-    engine, _, _ = _engine()
+    engine, _, _ = engine_on()
     _saved(engine, "C1", _low_value(), epoch=2, changes_end=None)
     part, asked = _opened(engine, [_change("C1", "churn_risk")])
     assert asked == []
@@ -143,7 +143,7 @@ def test_a_meta_saved_before_the_topic_position_was_kept_reads_nothing():
 
 
 def test_a_flush_records_where_the_topic_stands_once_its_changes_are_acknowledged():
-    engine, names, _ = _engine(RULES)
+    engine, names, _ = engine_on(RULES)
     part = engine.parts[0]
     part.epoch, part.changes_end = 5, 17
     loop = asyncio.new_event_loop()
