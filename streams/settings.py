@@ -145,6 +145,16 @@ class Settings(BaseSettings):
         30.0, ge=0, description="How often the worker collects the objects allocated since its last flush before "
         "freezing them (cyclic garbage among them is freed); at the other flushes they are frozen uncollected; 0: at "
         "every flush (streams/worker/collector.py).")
+    gc_full_growth: float = Field(
+        1.0, ge=0, description="A full garbage collection whenever the objects the worker keeps have grown by this "
+        "share since the last one (1.0: doubled), so cyclic garbage (tracebacks of retried errors) stays bounded by "
+        "what is live; 0: only on gc_full_every_s (streams/worker/collector.py).")
+    malloc_arenas: int = Field(
+        2, ge=0, le=64, description="glibc malloc arenas of a worker process (RocksDB's threads each kept one with "
+        "its freed memory); 0: glibc's default, eight per core.")
+    malloc_trim_every_s: float = Field(
+        5.0, ge=0, description="How often a worker gives memory malloc holds free back to the system (measured: "
+        "RSS 600 -> 496 MiB after 1,000,000 events); 0: never.")
     on_error: Literal["dead-letter", "crash"] = Field(
         "dead-letter", description="When applying a record raises (a defect, not bad input): dead-letter sends it "
         "to dead letters as a processing_error and goes on; crash stops the worker there (for debugging).")

@@ -135,7 +135,8 @@ def _serve_metrics(app: faust.App, engine: Engine, settings: Settings, names: Na
 
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     """Run one worker in the foreground until SIGINT/SIGTERM."""
-    collector.limit_malloc_arenas()  # before RocksDB's and the event loop's threads exist
+    if settings.malloc_arenas:
+        collector.limit_malloc_arenas(settings.malloc_arenas)  # before RocksDB's and the event loop's threads exist
     compiled.install()  # before faust imports the hot path's modules; logged with the worker's readiness
     (Path(settings.data_dir) / "worker.ready").unlink(missing_ok=True)
     created = asyncio.run(create_topics(settings))

@@ -108,7 +108,8 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
         self._quarantined: set[str] | None = None  # customers Redis refused (loaded at the first flush)
         self._stage: tuple[str, float] = ("idle", time.monotonic())  # where the flush in flight is, since when
         self._stuck_said = 0.0
-        self.collector = Collector(settings.gc_full_every_s, settings.gc_young_every_s)
+        self.collector = Collector(settings.gc_full_every_s, settings.gc_young_every_s, settings.gc_full_growth,
+                                   settings.malloc_trim_every_s)
         self.metrics = WorkerMetrics() if settings.metrics_port else None
         self.population: Ranks | None = None  # the ranks in force (streams.worker.population)
         self._population_docs: dict[bytes, bytes] = {}
