@@ -79,11 +79,10 @@ CHANGE_ADAPTER: TypeAdapter[SegmentChange | TagChange | CustomerErased] = TypeAd
 """Reads one record of the segment-changes topic (a segment change or a tag change)."""
 
 
-class Coupon(OutboundModel):
-    """A coupon granted because of a segment change."""
+class ActionOutput(OutboundModel):
+    """What every output of an action carries: which transition of which customer, under which action and ruleset.
+    ``idempotency_key`` is the same for every copy of one grant."""
 
-    type: Literal["coupon"] = "coupon"
-    coupon_id: str = Field(description="Derived from change_id and action: every copy is the same grant.")
     idempotency_key: str = Field(description="action:change_id")
     change_id: str
     customer_id: str
@@ -92,6 +91,13 @@ class Coupon(OutboundModel):
     ruleset_id: str
     ruleset_version: int
     stream_time: AwareDatetime = Field(description="When the transition held (or the dwell ended).")
+
+
+class Coupon(ActionOutput):
+    """A coupon granted because of a segment change."""
+
+    type: Literal["coupon"] = "coupon"
+    coupon_id: str = Field(description="Derived from change_id and action: every copy is the same grant.")
     template: str
     code: str
     value: Decimal | None = None
@@ -100,19 +106,11 @@ class Coupon(OutboundModel):
     issued_at: AwareDatetime
 
 
-class Alert(OutboundModel):
+class Alert(ActionOutput):
     """An account-manager alert raised because of a segment change."""
 
     type: Literal["alert"] = "alert"
     alert_id: str = Field(description="Derived from change_id and action: every copy is the same grant.")
-    idempotency_key: str = Field(description="action:change_id")
-    change_id: str
-    customer_id: str
-    action: str = Field(description="The ruleset's action id.")
-    segment: str = Field(description="dimension.segment entered (or left).")
-    ruleset_id: str
-    ruleset_version: int
-    stream_time: AwareDatetime = Field(description="When the transition held (or the dwell ended).")
     priority: Literal["low", "normal", "high", "urgent"]
     manager: str | None
     team: str | None
@@ -120,21 +118,13 @@ class Alert(OutboundModel):
     raised_at: AwareDatetime
 
 
-class Published(OutboundModel):
+class Published(ActionOutput):
     """An event a ruleset's ``publish`` action sends to ``<prefix>publish.<topic>`` for another tool (e-mail, SMS,
     ads), once per transition as coupons are. ``schema_version`` changes only with an incompatible change."""
 
     type: Literal["publish"] = "publish"
     schema_version: Literal[1] = 1
     publish_id: str = Field(description="Derived from change_id and action: every copy is the same event.")
-    idempotency_key: str = Field(description="action:change_id")
-    change_id: str
-    customer_id: str
-    action: str = Field(description="The ruleset's action id.")
-    segment: str = Field(description="dimension.segment entered (or left).")
-    ruleset_id: str
-    ruleset_version: int
-    stream_time: AwareDatetime = Field(description="When the transition held (or the dwell ended).")
     topic: str = Field(description="The action's topic name (after '<prefix>publish.').")
     payload: dict[str, str] = Field(description="The action's payload templates, filled for this customer.")
     published_at: AwareDatetime

@@ -40,12 +40,15 @@ from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
 from streams.kafka.reading import fetched_ends
+from streams.settings import Settings
 
 SCHEME = "segmenter-kafka"
 STORE_SCHEME = "segmenter-rocksdb"
 BLOCK_SIZE = 16 * 1024
-FETCH_MAX_WAIT_MS = {"value": 100}  # set by the worker from its settings before the app starts
-COMPRESSION = {"value": "zstd"}  # likewise: zstd, or snappy for RocksDB's defaults
+# Set by ``register`` from the worker's settings before the app starts (faust builds these classes itself, so they
+# cannot take them as arguments); the defaults are the settings' own.
+FETCH_MAX_WAIT_MS = {"value": int(Settings.model_fields["fetch_max_wait_ms"].default)}
+COMPRESSION = {"value": str(Settings.model_fields["store_compression"].default)}  # zstd, or snappy for RocksDB's
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -264,7 +267,7 @@ class Store(rocksdb_store.Store):
         self.rocksdb_options = CompressedRocksDBOptions(**(self.options or {}), use_rocksdict=self.use_rocksdict)
 
 
-def register(fetch_max_wait_ms: int = 100, compression: str = "zstd") -> str:
+def register(fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS["value"], compression: str = COMPRESSION["value"]) -> str:
     """Make ``segmenter-kafka://`` resolve to this transport and ``segmenter-rocksdb://`` to this
     store (``compression`` zstd, or snappy for RocksDB's defaults); returns the transport's scheme."""
     FETCH_MAX_WAIT_MS["value"] = fetch_max_wait_ms

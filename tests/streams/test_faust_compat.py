@@ -1,4 +1,4 @@
-"""Fails loudly when a faust upgrade moves what streams/faust_compat.py relies on."""
+"""Fails loudly when a faust upgrade moves what streams/kafka/faust_compat.py relies on."""
 
 import inspect
 
@@ -16,7 +16,7 @@ from streams.worker.app import create_app
 
 
 def test_faust_version_is_the_one_we_checked():
-    assert faust.__version__ == "0.15.3", "re-check streams/faust_compat.py against this faust release"
+    assert faust.__version__ == "0.15.3", "re-check streams/kafka/faust_compat.py against this faust release"
 
 
 def test_aiokafka_version_is_the_one_we_checked():
