@@ -44,7 +44,7 @@ from bench.hostile import corpus
 from schemas.outputs import CHANGE_ADAPTER, ActionSuppressed, Alert, Coupon, DeadLetter, SegmentChange
 from segmenter.rules import load_ruleset
 from streams.cli.main import main as cli
-from streams.cli.ops import export, wait_caught_up
+from streams.cli.ops import OpsError, export, wait_caught_up
 from streams.kafka.control import apply_rules
 from streams.kafka.lag import group_lag
 from streams.kafka.reading import read_topic, true_ends
@@ -253,8 +253,17 @@ class Soak:
             self.restarts += 1
         wait_ready(self.root / "own" if n % 2 == 0 else self.root / f"empty-{n}", worker, timeout_s=300)
         assert cli(["tick", "--to", f"{AS_OF}T23:59:59+00:00"]) == 0
-        asyncio.run(wait_caught_up(settings, args.finish_timeout_s, actions=actions is not None,
-                                   alive=lambda: worker.poll() is None and (actions is None or actions.poll() is None)))
+        while True:  # the action worker's failpoint may come after the kills: restarted, and waited for again
+            try:
+                asyncio.run(wait_caught_up(settings, args.finish_timeout_s, actions=actions is not None,
+                                           alive=lambda: worker.poll() is None and (
+                                               actions is None or actions.poll() is None)))
+                break
+            except OpsError:
+                if worker.poll() is not None or actions is None or actions.poll() != -signal.SIGKILL:
+                    raise
+                say("  action worker died (its failpoint after a grant); restarted")
+                actions = self.worker(self.root / "actions", role="actions")
         elapsed = time.monotonic() - started
         self.unexpected += [f"worker exited with {worker.returncode}"] if worker.poll() is not None else []
         return self._verdict(hostile, good_csv, elapsed, len(stream))

@@ -1,7 +1,8 @@
 """A short ``make soak``: kills on own and empty data dirs, Redis killed and restarted empty, copies, late records
-and the whole hostile corpus, on a small stream. The command's own checks decide: export equals classify, dead
-letters equal the hostile records, no worker stopped unless killed. (The action worker killed between a grant
-and its ledger write is tests/integration/test_actions.py's; the full ``make soak`` runs it too.)"""
+and the whole hostile corpus, on a small stream, with the action worker in it (killed by its failpoint right
+after a grant, before its ledger write). The command's own checks decide: export equals classify, dead letters
+equal the hostile records, no grant twice, no entry without its grant or suppression, no worker stopped unless
+killed."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def test_a_short_soak_passes(tmp_path, capsys):
     saved = dict(os.environ)  # the soak points SEGMENTER_* at its own stack; later tests must not see it
     try:
         status = main(["--events", "50000", "--customers", "10000", "--hostile", "210", "--kill-seconds", "20",
-                       "--kill-life-s", "4,7", "--redis-after-s", "5", "--redis-outage-s", "8", "--no-action-worker",
+                       "--kill-life-s", "4,7", "--redis-after-s", "5", "--redis-outage-s", "8",
                        "--finish-timeout-s", "300", "--dir", str(tmp_path / "soak")])
     finally:
         os.environ.clear()
@@ -27,4 +28,7 @@ def test_a_short_soak_passes(tmp_path, capsys):
     assert "dead letters / hostile records sent       210 / 210 (missing 0, extra 0)" in out, out
     kills = int(next(line for line in out.splitlines() if line.startswith("worker kills (SIGKILL)")).split()[-1])
     assert kills >= 2, out
+    assert "grants issued twice                       0" in out, out
+    assert "entries with no grant and no suppression  0" in out, out
+    assert "its failpoint after a grant); restarted" in out, out  # killed once, started again
     assert status == 0, out
