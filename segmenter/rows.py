@@ -65,17 +65,22 @@ def _validation(exc: ValidationError) -> InvalidEventError:
 class RowReader:
     """Reads rows of one file; remembers repeated contents to derive stable event ids."""
 
-    def __init__(self, tz: tzinfo, prefix: str) -> None:
+    def __init__(self, tz: tzinfo, prefix: str, *, by_content: bool = False) -> None:
+        """``by_content``: derive every id from the row's content, ignoring the file's ``event_id`` (for a source
+        whose ids change from one export to the next)."""
         self.tz = tz
         self.prefix = prefix
+        self.by_content = by_content
         self._seen: Counter[str] = Counter()
+        self.repeated = 0  # rows whose content an earlier row of the file had (kept: two purchases stay two)
 
     def _event_id(self, row: Row, fields: tuple[str, ...]) -> str:
-        given = _optional(row, "event_id")
+        given = None if self.by_content else _optional(row, "event_id")
         if given:
             return given
         content = "\x1f".join((row.get(f) or "").strip() for f in fields)
         self._seen[content] += 1
+        self.repeated += self._seen[content] > 1
         digest = hashlib.blake2b(f"{content}\x1e{self._seen[content]}".encode(), digest_size=10)
         return f"{self.prefix}-{digest.hexdigest()}"
 

@@ -29,13 +29,15 @@ class OpsError(SegmenterError):
     """A command against the running system failed."""
 
 
-async def import_file(settings: Settings, kind: str, path: Path, quiet: bool = False) -> tuple[int, int]:
-    """Produce a CSV to its topic, in event-time order. Returns (produced, bad rows)."""
+async def import_file(settings: Settings, kind: str, path: Path, quiet: bool = False, *,
+                      by_content: bool = False) -> tuple[int, int, int]:
+    """Produce a CSV to its topic, in event-time order. Returns (produced, bad rows, rows repeating an earlier
+    row's content); ``by_content``: ids derived from content, the file's ``event_id`` ignored."""
     names = Names(settings.topic_prefix)
     topic = {"transactions": names.transactions, "interactions": names.interactions,
              "profiles": names.profiles}[kind]
     tz = settings.policy().timezone
-    reader, bad = RowReader(tz, kind[:2]), BadRows()
+    reader, bad = RowReader(tz, kind[:2], by_content=by_content), BadRows()
     parsers: dict[str, Callable[[Row], Transaction | Interaction | Profile]] = {
         "transactions": reader.transaction, "interactions": reader.interaction, "profiles": reader.profile}
     parse = parsers[kind]
@@ -53,7 +55,7 @@ async def import_file(settings: Settings, kind: str, path: Path, quiet: bool = F
     await create_topics(settings)
     progress = None if quiet else Progress(f"import {path.name}", len(records), unit="events")
     produced = await produce_records(settings, ((topic, c.encode(), v, None) for _, c, v in records), progress)
-    return produced, bad.count
+    return produced, bad.count, reader.repeated
 
 
 async def wait_caught_up(settings: Settings, timeout_s: float, actions: bool = False,

@@ -49,8 +49,11 @@ def cmd_actions(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from streams.cli.ops import import_file
 
-    produced, bad = asyncio.run(import_file(load_settings(), args.kind, args.file, args.quiet))
-    print(f"imported {produced:,} {args.kind} from {args.file}; bad rows: {bad:,}")
+    produced, bad, repeated = asyncio.run(import_file(load_settings(), args.kind, args.file, args.quiet,
+                                                      by_content=args.dedupe == "content"))
+    print(f"imported {produced:,} {args.kind} from {args.file}; bad rows: {bad:,}"
+          + (f"; rows repeating an earlier row's content: {repeated:,} (kept as events of their own)" if repeated
+             else ""))
     if bad:
         print(f"error: {bad:,} bad rows were skipped (see above)", file=sys.stderr)
         return 1
@@ -260,6 +263,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], rules: ar
     p.add_argument("kind", choices=("transactions", "interactions", "profiles"))
     p.add_argument("file", type=Path)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--dedupe", choices=("id", "content"), default="id",
+                   help="id (default): a row's event_id, derived from its content where it has none; content: "
+                   "always from its content (a source whose ids change between exports), so a row exported "
+                   "twice counts once")
     p.set_defaults(func=cmd_import)
     p = sub.add_parser("wait", help="return once the worker group has consumed everything produced")
     p.add_argument("--timeout", type=float, default=120.0)
