@@ -257,7 +257,8 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
                 why = (Explanation(name, now, pin.condition(), {}, ()) if pin is not None
                        else explain_dimension(dim, values, policy))
                 changes.append(Change(name, before.get(name), now, cause[0], cause[1], why))
-        changes.extend(_left(record, ruleset, cause))
+        if record.ruleset != ruleset.key:  # a dimension can leave only with a change of the rules in force
+            changes.extend(_left(record, ruleset, cause))
     tags = record.tags
     if ruleset.tags or marks or tags:
         given = ruleset.tags_of(judged[n:], profile) if ruleset.tags else []
