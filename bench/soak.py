@@ -255,9 +255,9 @@ class Soak:
         assert cli(["tick", "--to", f"{AS_OF}T23:59:59+00:00"]) == 0
         while True:  # the action worker's failpoint may come after the kills: restarted, and waited for again
             try:
+                running = [worker] + ([actions] if actions is not None else [])
                 asyncio.run(wait_caught_up(settings, args.finish_timeout_s, actions=actions is not None,
-                                           alive=lambda: worker.poll() is None and (
-                                               actions is None or actions.poll() is None)))
+                                           alive=lambda procs=running: all(p.poll() is None for p in procs)))
                 break
             except OpsError:
                 if worker.poll() is not None or actions is None or actions.poll() != -signal.SIGKILL:
