@@ -3,7 +3,9 @@
 Run with ``make bench``. The population is synthetic and seeded: customers with a skewed number
 of events spread over a year, about 10 % interactions and 3 % refunds, fed in time order with
 stream time following the events, classified with the retail ruleset after every event (what the
-worker does). Figures go to stdout.
+worker does). The same stream runs twice: without product categories, then with a category and a profit on
+every transaction (``CATEGORIES`` names, skewed, the state keeping ``Policy.max_categories`` by name), so the
+state's cost of categories reads beside the plain one. Figures go to stdout.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ FLUSH_EVERY = 5000  # events between the worker's flushes, roughly (SEGMENTER_FL
 START = date(2025, 7, 1).toordinal()
 
 
-def make_events(customers: int, events: int, seed: int = 11) -> list[tuple[int, Fact]]:
+CATEGORIES = [f"品类{n:02d}" for n in range(40)]  # 40 names: past the default bound of 20 kept per customer
+
+
+def make_events(customers: int, events: int, seed: int = 11, *, categories: bool = False) -> list[tuple[int, Fact]]:
     rng = random.Random(seed)
+    kinds = random.Random(seed + 1)  # categories draw apart, so both runs see the same days, kinds and amounts
+    category_weights = [1 / (n + 1) for n in range(len(CATEGORIES))]
     weights = [rng.paretovariate(1.5) for _ in range(customers)]
     who = rng.choices(range(customers), weights=weights, k=events)
     out = []
@@ -36,15 +43,19 @@ def make_events(customers: int, events: int, seed: int = 11) -> list[tuple[int, 
         roll = rng.random()
         kind = INTERACTION if roll < 0.10 else REFUND if roll < 0.13 else PURCHASE
         amount = 0 if kind == INTERACTION else rng.randrange(1_000, 500_000)
-        out.append((c, Fact(day, kind, amount, rng.randbytes(8), rng.random() < 0.05, False,
-                            rng.randrange(0, 6) if kind == INTERACTION else 0)))
+        fact = Fact(day, kind, amount, rng.randbytes(8), rng.random() < 0.05, False,
+                    rng.randrange(0, 6) if kind == INTERACTION else 0)
+        if categories and kind != INTERACTION:
+            fact = fact._replace(category=kinds.choices(CATEGORIES, category_weights)[0],
+                                 profit=amount * kinds.randrange(-10, 40) // 100)
+        out.append((c, fact))
     return out
 
 
-def run(customers: int, events: int) -> dict[str, float]:
+def run(customers: int, events: int, *, categories: bool = False) -> dict[str, float]:
     policy = Policy()
     ruleset = load_ruleset((ROOT / "examples/rules/retail-value.yaml").read_text())
-    stream = make_events(customers, events)
+    stream = make_events(customers, events, categories=categories)
     states: dict[int, WindowState] = {}
     segments: dict[int, tuple[str, ...]] = {}
     changes = 0
@@ -80,12 +91,18 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=200_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args()
-    r = run(args.customers, args.events)
-    print(f"core: {r['events']:,} events, {r['customers_seen']:,} customers, {r['changes']:,} segment changes")
-    print(f"core: apply + classify      {r['events_per_s']:>12,.0f} events/s  (one core, {r['seconds']:.2f}s)")
-    print(f"core: state bytes/customer  mean {r['bytes_mean']:.1f}  median {r['bytes_median']:.0f}  "
-          f"p99 {r['bytes_p99']}")
-    print(f"core: codec dumps+loads     {r['codec_roundtrips_per_s']:>12,.0f} states/s")
+    for categories in (False, True):
+        r = run(args.customers, args.events, categories=categories)
+        if not categories:
+            print(f"core: {r['events']:,} events, {r['customers_seen']:,} customers, {r['changes']:,} segment "
+                  "changes")
+        else:
+            print(f"core: the same with a category ({len(CATEGORIES)} names, {Policy().max_categories} kept per "
+                  "customer) and a profit on every transaction")
+        print(f"core: apply + classify      {r['events_per_s']:>12,.0f} events/s  (one core, {r['seconds']:.2f}s)")
+        print(f"core: state bytes/customer  mean {r['bytes_mean']:.1f}  median {r['bytes_median']:.0f}  "
+              f"p99 {r['bytes_p99']}")
+        print(f"core: codec dumps+loads     {r['codec_roundtrips_per_s']:>12,.0f} states/s")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ _AMOUNT = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,18}))?")  # 15 digits: below A
 _LIMIT = 10**15  # schemas.events.AMOUNT_LIMIT
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
-# (customer_id, event_id, occurred_at, refund, amount in minor units)
-QuickTransaction = tuple[str, str, datetime, bool, int]
+# (customer_id, event_id, occurred_at, refund, amount in minor units, category or "")
+QuickTransaction = tuple[str, str, datetime, bool, int, str]
 # (customer_id, event_id, occurred_at, kind, satisfaction or 0)
 QuickInteraction = tuple[str, str, datetime, str, int]
 
@@ -87,13 +87,14 @@ def quick_transaction(raw: Any, scale: int) -> QuickTransaction | None:
     kind, currency = get("kind", "purchase"), get("currency", "CNY")
     if not (_id(customer) and _id(event) and _id(order) and get("type", "transaction") == "transaction"
             and kind in ("purchase", "refund") and _id(currency) and len(currency) == 3
-            and _plain(get("category")) and _plain(get("channel")) and get("profit") is None):
+            and (get("category") is None or _id(get("category"))) and _plain(get("channel"))
+            and get("profit") is None):
         return None
     occurred = _instant(get("occurred_at"))
     amount = _minor(get("amount"), scale)
     if occurred is None or amount is None:
         return None
-    return customer, event, occurred, kind == "refund", amount
+    return customer, event, occurred, kind == "refund", amount, get("category") or ""
 
 
 def quick_interaction(raw: Any) -> QuickInteraction | None:

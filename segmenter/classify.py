@@ -25,7 +25,7 @@ def classify(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Polic
     """One segment per dimension, straight from the window totals (the hot path: no metric view)."""
     t = totals_at(state, as_of_day, policy)
     return ruleset.classify_totals(t.long, t.short, state.first_purchase, state.last_purchase, as_of_day,
-                                   profile or NO_PROFILE)
+                                   profile or NO_PROFILE, None, t.extra)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +171,7 @@ def _short_change(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: 
             break
         leave = leave_days(day)[1]
         if pending and leave != pending:  # every bucket leaving on ``pending`` is out (month ends can merge days)
-            if classify_totals(t.long, tuple(short), first, last, pending, profile, population) != current:
+            if classify_totals(t.long, tuple(short), first, last, pending, profile, population, t.extra) != current:
                 return pending
             checked += 1
             if checked == SCAN:
@@ -180,7 +180,7 @@ def _short_change(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: 
             return None  # the long window, a crossing or a new bucket comes first: it is checked then
         add_short(short, b, -1)
         pending = leave
-    if pending and classify_totals(t.long, tuple(short), first, last, pending, profile, population) != current:
+    if pending and classify_totals(t.long, tuple(short), first, last, pending, profile, population, t.extra) != current:
         return pending
     return None
 

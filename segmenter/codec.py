@@ -13,6 +13,17 @@ Format 1, all integers as LEB128 varints (signed ones zig-zagged)::
       the set fields          amount zig-zagged, the others plain
       event-id hashes         8 bytes each (big-endian), ascending, as many as purchases + refunds +
                                 interactions
+
+Format 2 is format 1 (with 0x02 first) followed by the days whose transactions carried a category or a profit
+(``state.Extra``); a state without them is written as format 1::
+
+    n_extras
+    per extra:
+      day delta               from the previous extra (the first: from first_purchase, zig-zag)
+      profit, profited        zig-zag
+      priced
+      n_categories
+      per category:           UTF-8 length + 1 and the name, purchases, amount (zig-zag)
 """
 
 from __future__ import annotations
@@ -20,9 +31,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from segmenter.errors import InvalidStateError
-from segmenter.state import Bucket, WindowState, new_tuple
+from segmenter.state import Bucket, Extra, ExtraSums, WindowState, extra_sums, new_tuple
 
 FORMAT = 1
+FORMAT_EXTRAS = 2
 _FIELDS = 8
 
 
@@ -34,12 +46,57 @@ def _put(out: bytearray, value: int) -> None:
 
 
 def dumps(state: WindowState) -> bytes:
-    return bytes(_buckets(state.buckets, state.first_purchase or 0, _header(state)))
+    out = _buckets(state.buckets, state.first_purchase or 0, _header(state))
+    if state.extras:
+        _extras(out, state.extras, state.first_purchase or 0)
+    return bytes(out)
+
+
+def _zigzag(value: int) -> int:
+    return value << 1 if value >= 0 else ((-value) << 1) - 1
+
+
+def _unzigzag(z: int) -> int:
+    return z >> 1 if not z & 1 else -((z + 1) >> 1)
+
+
+def _extras(out: bytearray, extras: tuple[Extra, ...], previous: int) -> None:
+    _put(out, len(extras))
+    for day, profit, profited, priced, cats in extras:
+        _put(out, _zigzag(day - previous))
+        previous = day
+        _put(out, _zigzag(profit))
+        _put(out, _zigzag(profited))
+        _put(out, priced)
+        _put(out, len(cats))
+        for name, n, amount in cats:
+            put_text(out, name)
+            _put(out, n)
+            _put(out, _zigzag(amount))
+
+
+def _read_extras(reader: Reader, previous: int) -> tuple[Extra, ...]:
+    out: list[Extra] = []
+    for _ in range(reader.varint()):
+        step = _unzigzag(reader.varint())
+        if out and step <= 0:
+            raise InvalidStateError(f"window state: extras' days out of order at byte {reader.pos}")
+        previous += step
+        profit, profited, priced = _unzigzag(reader.varint()), _unzigzag(reader.varint()), reader.varint()
+        cats: list[tuple[str, int, int]] = []
+        for _ in range(reader.varint()):
+            name = reader.text()
+            if not name or (cats and name <= cats[-1][0]):
+                raise InvalidStateError(f"window state: a category without a name or out of order at byte "
+                                        f"{reader.pos}")
+            cats.append((name, reader.varint(), _unzigzag(reader.varint())))
+        out.append(Extra(previous, profit, profited, priced, tuple(cats)))
+    return tuple(out)
 
 
 def _header(state: WindowState) -> bytearray:
     first, last = state.first_purchase, state.last_purchase
-    out = bytearray((FORMAT,))
+    out = bytearray((FORMAT_EXTRAS if state.extras else FORMAT,))
     _put(out, 0 if first is None else first + 1)
     _put(out, 0 if first is None or last is None else last - first + 1)
     _put(out, len(state.buckets))
@@ -130,7 +187,10 @@ class StateEncoder:
         self._held += held
         out = _header(state)
         out += prefix
-        return bytes(_buckets(buckets[last:], buckets[last - 1].day if last else first, out))
+        _buckets(buckets[last:], buckets[last - 1].day if last else first, out)
+        if state.extras:
+            _extras(out, state.extras, first)
+        return bytes(out)
 
     def __contains__(self, key: object) -> bool:
         return key in self._memo
@@ -194,14 +254,14 @@ class Reader:
         return self.data[start : self.pos].decode()
 
 
-Sums = tuple[tuple[int, ...], tuple[int, ...], int | None, int | None]
+Sums = tuple[tuple[int, ...], tuple[int, ...], int | None, int | None, ExtraSums | None]
 
 
 def _opened(data: bytes) -> tuple[int | None, int | None, int, int]:
     """An encoded state's header: first and last purchase days, the bucket count, where the buckets start."""
-    if not data or data[0] != FORMAT:
+    if not data or data[0] not in (FORMAT, FORMAT_EXTRAS):
         found = data[0] if data else "nothing"
-        raise InvalidStateError(f"window state: expected format {FORMAT}, found {found}")
+        raise InvalidStateError(f"window state: expected format {FORMAT} or {FORMAT_EXTRAS}, found {found}")
     reader = Reader(data)
     reader.pos = 1
     try:
@@ -258,15 +318,18 @@ def _continued(data: bytes, pos: int, first: int) -> tuple[int, int]:
 
 
 def sums(data: bytes, as_of: int, long_start: int, short_start: int) -> Sums:
-    """``(long, short, first_purchase, last_purchase)`` of an encoded state as of ``as_of``, equal to
+    """``(long, short, first_purchase, last_purchase, extra)`` of an encoded state as of ``as_of``, equal to
     ``totals_at(loads(data), ...)``'s window sums, read straight from the bytes: no bucket objects, event-id hashes
     skipped (what ``rules preview`` needs of a million customers)."""
     first, last, n, end = _opened(data)
     lo, sh = [0] * 7, [0] * 4
+    extras = data[0] == FORMAT_EXTRAS  # every bucket is walked, to find where the extras start
     try:
         for day, p, a, r, i, c, ref, ss, sc, at in _walk(data, n, end, first or 0):
             end = at + 8 * (p + r + i)
             if day > as_of:
+                if extras:
+                    continue
                 break
             if day >= long_start:
                 lo[0] += p
@@ -285,7 +348,24 @@ def sums(data: bytes, as_of: int, long_start: int, short_start: int) -> Sums:
         raise InvalidStateError(f"window state: truncated after byte {end} of {len(data)}") from exc
     if end > len(data):
         raise InvalidStateError(f"window state: truncated at byte {len(data)}: {end} expected")
-    return tuple(lo), tuple(sh), first, last
+    extra = None
+    if extras:
+        extra = extra_sums(_tail(data, end, first or 0), long_start, as_of)
+    return tuple(lo), tuple(sh), first, last, extra
+
+
+def _tail(data: bytes, end: int, first: int) -> tuple[Extra, ...]:
+    """The extras of a format-2 state whose buckets end at ``end``."""
+    reader = Reader(data)
+    reader.pos = end
+    try:
+        extras = _read_extras(reader, first)
+    except (IndexError, UnicodeDecodeError) as exc:
+        raise InvalidStateError(f"window state: its categories and profit are truncated or garbled after byte "
+                                f"{reader.pos} of {len(data)}") from exc
+    if reader.pos != len(data):
+        raise InvalidStateError(f"window state: {len(data) - reader.pos} trailing bytes")
+    return extras
 
 
 def loads(data: bytes) -> WindowState:
@@ -301,6 +381,8 @@ def loads(data: bytes) -> WindowState:
             append(new_tuple(Bucket, (day, p, a, r, i, c, ref, ss, sc, ids)))
     except IndexError as exc:
         raise InvalidStateError(f"window state: truncated after byte {end} of {len(data)}") from exc
+    if data[0] == FORMAT_EXTRAS and end <= len(data):
+        return WindowState(tuple(buckets), first, last, None, _tail(data, end, first or 0))
     if end != len(data):
         raise InvalidStateError(f"window state: {len(data) - end} trailing bytes" if end < len(data)
                                 else f"window state: truncated at byte {len(data)}: {end} expected")

@@ -9,12 +9,15 @@ from segmenter.state import INTERACTION, PURCHASE, REFUND, Fact, Policy, hash_ev
 
 
 def fact_of_transaction(tx: Transaction, policy: Policy) -> Fact:
-    return transaction_fact(tx.event_id, tx.occurred_at, tx.kind == "refund", policy.to_minor(tx.amount), policy)
+    return transaction_fact(tx.event_id, tx.occurred_at, tx.kind == "refund", policy.to_minor(tx.amount), policy,
+                            category=tx.category or "",
+                            profit=None if tx.profit is None else policy.to_minor(tx.profit))
 
 
-def transaction_fact(event_id: str, occurred: datetime, refund: bool, minor: int, policy: Policy) -> Fact:
+def transaction_fact(event_id: str, occurred: datetime, refund: bool, minor: int, policy: Policy, *,
+                     category: str = "", profit: int | None = None) -> Fact:
     return new_tuple(Fact, (policy.calendar.day(occurred), REFUND if refund else PURCHASE, minor,
-                            hash_event_id(event_id), False, False, 0))  # every field
+                            hash_event_id(event_id), False, False, 0, category, profit))  # every field
 
 
 def fact_of_interaction(ix: Interaction, policy: Policy) -> Fact:

@@ -67,6 +67,7 @@ class Population:
             profile = self.profiles.get(customer_id, {})
             values = compute(state, as_of_day, self.policy, profile, population)
             shown = {m: display(m, values[m], self.policy) for m in WINDOW_METRICS}
+            copied = ruleset.copied(profile, totals_at(state, as_of_day, self.policy).extra)
             tags = ruleset.tags_of([t.condition.predicate(values) for t in ruleset.tag_conditions
-                                    if t.condition is not None], profile) if ruleset.tags else []
+                                    if t.condition is not None], copied) if ruleset.tags else []
             yield Classified(customer_id, classify_values(ruleset, values), shown, tuple(sorted(set(tags))))

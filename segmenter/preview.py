@@ -80,7 +80,8 @@ def preview_record(candidate: RuleSet, raw_state: bytes, record: CustomerRecord,
     """A stored customer (``step.loads_shallow``'s parts) under ``candidate`` as of ``as_of``: its segments, pins
     applied, and its amount_12m in minor units; read from the encoded state's sums (no buckets decoded)."""
     long_start, short_start, _ = policy.starts(as_of)
-    lo, sh, first, last = codec.sums(raw_state, as_of, long_start, short_start)
-    segments = candidate.pairs(candidate.classify_totals(lo, sh, first, last, as_of, record.profile or NO_PROFILE))
+    lo, sh, first, last, extra = codec.sums(raw_state, as_of, long_start, short_start)
+    segments = candidate.pairs(candidate.classify_totals(lo, sh, first, last, as_of, record.profile or NO_PROFILE,
+                                                         None, extra))
     return (held(candidate, segments, record.pins, as_of) if record.pins else segments), lo[1]
 

@@ -97,13 +97,20 @@ class RowReader:
         kind = (_optional(row, "kind") or ("refund" if amount < 0 else "purchase")).lower()
         if kind == "refund":
             amount = abs(amount)
+        raw_profit = _optional(row, "profit")
+        profit = None
+        if raw_profit is not None:
+            try:
+                profit = Decimal(raw_profit)
+            except InvalidOperation:
+                raise InvalidEventError(f"profit {clip_text(raw_profit)!r} is not a number") from None
         event_id = self._event_id(row, ("customer_id", "occurred_at", "amount", "kind", "order_id"))
         try:
             return TRANSACTION_ADAPTER.validate_python({
                 "event_id": event_id, "customer_id": customer, "occurred_at": occurred,
                 "kind": kind, "amount": amount, "order_id": _optional(row, "order_id") or event_id,
                 "currency": _optional(row, "currency") or "CNY", "category": _optional(row, "category"),
-                "channel": _optional(row, "channel"),
+                "channel": _optional(row, "channel"), "profit": profit,
             })
         except ValidationError as exc:
             raise _validation(exc) from None

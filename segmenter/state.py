@@ -3,12 +3,18 @@
 The state keeps one bucket per business day that saw an event, inside the longest window only.
 Each bucket also holds 64-bit hashes of the ``event_id`` values applied on that day, so a repeated
 event changes nothing; the hashes leave with their bucket, and an event that old is refused anyway.
+
+Product categories and profit are kept apart from the buckets, in ``Extra`` entries for the days whose
+transactions carried them: a customer whose transactions carry neither costs nothing more, and categories are
+bounded per customer (the ``Policy.max_categories`` of the greatest amount keep their names; the rest count as
+``OTHER``).
 """
 
 from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from decimal import Decimal
@@ -31,6 +37,8 @@ class Fact(NamedTuple):
     complaint: bool = False
     referral: bool = False
     satisfaction: int = 0  # 1..5, 0 when not given
+    category: str = ""  # the transaction's product category, "" when not given
+    profit: int | None = None  # the transaction's profit in minor units (negative: a loss), None when not given
 
 
 class Bucket(NamedTuple):
@@ -48,6 +56,29 @@ class Bucket(NamedTuple):
     ids: bytes = b""  # the day's event-id hashes, 8 bytes each, ascending (an int and a tuple slot each cost 5x)
 
 
+OTHER = "(other)"
+"""The category a purchase counts under when its customer already has ``max_categories`` others in the state."""
+
+
+class Extra(NamedTuple):
+    """The categories and profit of one business day's transactions (only for days that had any)."""
+
+    day: int
+    profit: int = 0  # net of refunds, minor units
+    profited: int = 0  # the amount of the transactions that carried a profit, net of refunds
+    priced: int = 0  # how many transactions carried a profit
+    cats: tuple[tuple[str, int, int], ...] = ()  # (category, purchases, amount net of refunds), by name
+
+
+class ExtraSums(NamedTuple):
+    """``Extra`` summed over the long window (derived, like ``Totals``)."""
+
+    profit: int
+    profited: int
+    priced: int
+    cats: dict[str, tuple[int, int]]  # category: (purchases, amount)
+
+
 class Totals(NamedTuple):
     """Window sums as of one day, kept beside the buckets so a classification is O(1).
 
@@ -60,22 +91,25 @@ class Totals(NamedTuple):
     short_start: int
     long: tuple[int, int, int, int, int, int, int]
     short: tuple[int, int, int, int]
+    extra: ExtraSums | None = None  # the long window's categories and profit, when the state holds any
 
 
 class WindowState:
     """One customer's windows: buckets in day order plus first/last purchase days (a value)."""
 
-    __slots__ = ("buckets", "first_purchase", "last_purchase", "totals")
+    __slots__ = ("buckets", "extras", "first_purchase", "last_purchase", "totals")
 
     def __init__(self, buckets: tuple[Bucket, ...] = (), first_purchase: int | None = None,
-                 last_purchase: int | None = None, totals: Totals | None = None) -> None:
+                 last_purchase: int | None = None, totals: Totals | None = None,
+                 extras: tuple[Extra, ...] = ()) -> None:
         self.buckets = buckets
         self.first_purchase = first_purchase
         self.last_purchase = last_purchase
         self.totals = totals
+        self.extras = extras
 
-    def key(self) -> tuple[tuple[Bucket, ...], int | None, int | None]:
-        return self.buckets, self.first_purchase, self.last_purchase
+    def key(self) -> tuple[tuple[Bucket, ...], int | None, int | None, tuple[Extra, ...]]:
+        return self.buckets, self.first_purchase, self.last_purchase, self.extras
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, WindowState) and self.key() == other.key()
@@ -84,7 +118,9 @@ class WindowState:
         return hash(self.key())
 
     def __repr__(self) -> str:
-        return f"WindowState(buckets={self.buckets!r}, first={self.first_purchase}, last={self.last_purchase})"
+        extras = f", extras={self.extras!r}" if self.extras else ""
+        return (f"WindowState(buckets={self.buckets!r}, first={self.first_purchase}, last={self.last_purchase}"
+                f"{extras})")
 
 
 EMPTY = WindowState()
@@ -112,6 +148,7 @@ class Policy:
     short_window: WindowSpec = field(default_factory=lambda: WindowSpec(6, "m"))
     money_scale: int = 2
     max_amount: Decimal = MAX_AMOUNT
+    max_categories: int = 20  # categories kept by name per customer (greatest amounts); the rest count as OTHER
     calendar: Calendar = field(init=False, repr=False, compare=False)
     max_minor: int = field(init=False, repr=False, compare=False)
     _starts: dict[int, tuple[int, int, int]] = field(init=False, repr=False, compare=False)
@@ -208,7 +245,7 @@ def _added(bucket: Bucket, fact: Fact, at: int) -> Bucket:
 
 def _fresh(fact: Fact) -> Bucket:
     """The bucket of a day that had no event yet (the common case: built in one step)."""
-    day, kind, amount, id_hash, complaint, referral, sat = fact
+    day, kind, amount, id_hash, complaint, referral, sat, _, _ = fact
     if kind == PURCHASE:
         return new_tuple(Bucket, (day, 1, amount, 0, 0, 0, 0, 0, 0, id_hash))
     if kind == REFUND:
@@ -240,7 +277,120 @@ def apply(state: WindowState, fact: Fact, now_day: int, policy: Policy) -> tuple
         first = day if first is None or day < first else first
         last = day if last is None or day > last else last
     totals = _with_fact(totals_at(state, now_day, policy), fact)  # roll first: the view after is O(1)
-    return WindowState(buckets, first, last, totals), Outcome.APPLIED
+    extras = state.extras
+    if fact.kind != INTERACTION and (fact.category or fact.profit is not None):
+        sums = totals.extra if state.extras else NO_EXTRA
+        extras, added = _with_extra(extras, fact, NO_EXTRA.cats if sums is None else sums.cats,
+                                    policy.max_categories)
+        if added is None or sums is None:  # another category folded into OTHER: summed again
+            sums = extra_sums(extras, totals.long_start, totals.as_of)
+        elif totals.long_start <= fact.day <= totals.as_of:
+            sums = _shifted(sums, (added,), ())
+        totals = _with_sums(totals, sums)
+    return WindowState(buckets, first, last, totals, extras), Outcome.APPLIED
+
+
+def _with_extra(extras: tuple[Extra, ...], fact: Fact, window: dict[str, tuple[int, int]],
+                max_categories: int) -> tuple[tuple[Extra, ...], Extra | None]:
+    """``extras`` with a transaction's category and profit folded into its day's entry, and what the fact added
+    (an ``Extra`` of its own), or None where admitting its category folded another into ``OTHER``.
+
+    ``window``: the long window's categories before the fact (``ExtraSums.cats``). The ``max_categories`` of
+    them with the greatest amount keep their names. A category new to the window past the bound takes the place
+    of the one of the least amount (then the fewest purchases, then the last name) when its amount exceeds that
+    one's, which is folded into ``OTHER`` in every entry; otherwise the newcomer counts as ``OTHER``. A category
+    folded away that comes back starts again from 0."""
+    day, sign = fact.day, -1 if fact.kind == REFUND else 1
+    i = len(extras)
+    while i and extras[i - 1].day > day:
+        i -= 1
+    same = bool(i) and extras[i - 1].day == day
+    _, profit, profited, priced, cats = extras[i - 1] if same else Extra(day)
+    added: Extra | None = Extra(day)
+    if fact.profit is not None:
+        added = Extra(day, sign * fact.profit, sign * fact.amount, 1)
+        profit, profited, priced = profit + added.profit, profited + added.profited, priced + 1
+    if fact.category:
+        name, folded = fact.category, False
+        if name != OTHER and name not in window and len(window) - (OTHER in window) >= max_categories:
+            ranked = {c: (a, n) for c, (n, a) in window.items() if c != OTHER}
+            least = min(sorted(ranked, reverse=True), key=ranked.__getitem__)  # ties: the last name
+            if sign * fact.amount <= ranked[least][0]:
+                name = OTHER
+            else:
+                extras, folded = tuple(_folded(e, least) for e in extras), True
+                cats = extras[i - 1].cats if same else cats
+        held = {c[0]: (c[1], c[2]) for c in cats}
+        n, amount = held.get(name, (0, 0))
+        held[name] = (n + (sign > 0), amount + sign * fact.amount)
+        cats = tuple((k, n, a) for k, (n, a) in sorted(held.items()))
+        added = None if folded or added is None else new_tuple(Extra, (
+            day, added.profit, added.profited, added.priced, ((name, int(sign > 0), sign * fact.amount),)))
+    entry = Extra(day, profit, profited, priced, cats)
+    return (*extras[: i - 1], entry, *extras[i:]) if same else (*extras[:i], entry, *extras[i:]), added
+
+
+def _with_sums(t: Totals, sums: ExtraSums | None) -> Totals:
+    return new_tuple(Totals, (t.as_of, t.long_start, t.short_start, t.long, t.short, sums))
+
+
+def _folded(extra: Extra, name: str) -> Extra:
+    """``extra`` with category ``name`` counted as ``OTHER``."""
+    found = next((c for c in extra.cats if c[0] == name), None)
+    if found is None:
+        return extra
+    merged = {c: (n, a) for c, n, a in extra.cats if c != name}
+    n, a = merged.get(OTHER, (0, 0))
+    merged[OTHER] = (n + found[1], a + found[2])
+    return extra._replace(cats=tuple((c, n, a) for c, (n, a) in sorted(merged.items())))
+
+
+def extra_sums(extras: tuple[Extra, ...], long_start: int, as_of: int) -> ExtraSums | None:
+    """The long window's categories and profit as of ``as_of`` (None when the state holds no extras)."""
+    if not extras:
+        return None
+    return _shifted(NO_EXTRA, [e for e in extras if long_start <= e.day <= as_of], ())
+
+
+NO_EXTRA = ExtraSums(0, 0, 0, {})
+
+
+def _shifted(sums: ExtraSums, entering: Sequence[Extra], leaving: Sequence[Extra]) -> ExtraSums:
+    """``sums`` with ``entering`` added and ``leaving`` taken away (a category at nothing is dropped)."""
+    if not entering and not leaving:
+        return sums
+    profit, profited, priced = sums.profit, sums.profited, sums.priced
+    cats = dict(sums.cats)
+    for sign, entries in ((1, entering), (-1, leaving)):
+        for e in entries:
+            profit, profited, priced = profit + sign * e.profit, profited + sign * e.profited, priced + sign * e.priced
+            for name, n, amount in e.cats:
+                had = cats.get(name)
+                now = (sign * n, sign * amount) if had is None else (had[0] + sign * n, had[1] + sign * amount)
+                if now == (0, 0):
+                    cats.pop(name, None)
+                else:
+                    cats[name] = now
+    return ExtraSums(profit, profited, priced, cats)
+
+
+def _extra_rolled(extras: tuple[Extra, ...], old: Totals, sums: ExtraSums, as_of: int, long_start: int) -> ExtraSums:
+    """The long window's extra sums (``sums``, as of ``old``) moved to a later (``long_start``, ``as_of``): only
+    the entries that leave or enter are touched."""
+    old_as_of, old_start = old.as_of, old.long_start
+    leaving = []
+    for e in extras:
+        if e.day >= long_start:
+            break
+        if old_start <= e.day <= old_as_of:
+            leaving.append(e)
+    entering = []
+    for e in reversed(extras):
+        if e.day <= old_as_of:
+            break
+        if long_start <= e.day <= as_of:
+            entering.append(e)
+    return _shifted(sums, entering, leaving)
 
 
 def _dated_only(state: WindowState, fact: Fact) -> WindowState:
@@ -250,7 +400,7 @@ def _dated_only(state: WindowState, fact: Fact) -> WindowState:
         return state
     first = fact.day if first is None else min(first, fact.day)
     last = fact.day if last is None else max(last, fact.day)
-    return WindowState(state.buckets, first, last, state.totals)
+    return WindowState(state.buckets, first, last, state.totals, state.extras)
 
 
 def advance(state: WindowState, now_day: int, policy: Policy) -> WindowState:
@@ -262,8 +412,11 @@ def advance(state: WindowState, now_day: int, policy: Policy) -> WindowState:
     if buckets[0].day >= horizon:
         return state
     keep = next((i for i, b in enumerate(buckets) if b.day >= horizon), len(buckets))
+    extras = state.extras
+    if extras and extras[0].day < horizon:
+        extras = extras[next((i for i, e in enumerate(extras) if e.day >= horizon), len(extras)) :]
     return WindowState(buckets[keep:], state.first_purchase, state.last_purchase,
-                       totals_at(state, now_day, policy))
+                       totals_at(state, now_day, policy), extras)
 
 
 def _long(lo: list[int], b: Bucket, sign: int) -> None:
@@ -297,11 +450,17 @@ def totals_at(state: WindowState, as_of: int, policy: Policy) -> Totals:
         return t
     ls, ss, _ = policy.starts(as_of)
     if not state.buckets:
-        return new_tuple(Totals, (as_of, ls, ss, _ZERO_LONG, _ZERO_SHORT))
+        return new_tuple(Totals, (as_of, ls, ss, _ZERO_LONG, _ZERO_SHORT, None))
     if t is None or as_of < t.as_of or ls < t.long_start or ss < t.short_start:
         t = _summed(state.buckets, as_of, ls, ss)
+        if state.extras:
+            t = _with_sums(t, extra_sums(state.extras, ls, as_of))
     else:
+        old = t
         t = _rolled(state.buckets, t, as_of, ls, ss)
+        if state.extras:
+            t = _with_sums(t, extra_sums(state.extras, ls, as_of) if old.extra is None else
+                           _extra_rolled(state.extras, old, old.extra, as_of, ls))
     state.totals = t
     return t
 
@@ -320,7 +479,7 @@ def _summed(buckets: tuple[Bucket, ...], as_of: int, ls: int, ss: int) -> Totals
             _long(lo, b, 1)
         if b.day >= ss:
             add_short(sh, b, 1)
-    return new_tuple(Totals, (as_of, ls, ss, tuple(lo), tuple(sh)))
+    return new_tuple(Totals, (as_of, ls, ss, tuple(lo), tuple(sh), None))
 
 
 def _rolled(buckets: tuple[Bucket, ...], t: Totals, as_of: int, ls: int, ss: int) -> Totals:  # noqa: PLR0912 - hot path, kept inline
@@ -356,7 +515,8 @@ def _rolled(buckets: tuple[Bucket, ...], t: Totals, as_of: int, ls: int, ss: int
                 if d >= ss:
                     sh = sh or list(t.short)
                     add_short(sh, b, 1)
-    return new_tuple(Totals, (as_of, ls, ss, t.long if lo is None else tuple(lo), t.short if sh is None else tuple(sh)))
+    return new_tuple(Totals, (as_of, ls, ss, t.long if lo is None else tuple(lo), t.short if sh is None else tuple(sh),
+                              t.extra))
 
 
 def _with_fact(t: Totals, fact: Fact) -> Totals:
@@ -383,4 +543,4 @@ def _with_fact(t: Totals, fact: Fact) -> Totals:
             lo = (*lo[:3], lo[3] + 1, lo[4] + fact.referral, lo[5] + sat, lo[6] + (sat > 0))
         if in_short:
             sh = (sh[0], sh[1], sh[2] + 1, sh[3] + fact.complaint)
-    return new_tuple(Totals, (t.as_of, t.long_start, t.short_start, lo, sh))
+    return new_tuple(Totals, (t.as_of, t.long_start, t.short_start, lo, sh, t.extra))

@@ -234,7 +234,7 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
         return record._replace(state=state, profile=profile, seq=record.seq + 1, pins=pins, marks=marks), []
     t = totals_at(state, as_of, policy)
     judged = ruleset.judge_totals(t.long, t.short, state.first_purchase, state.last_purchase, as_of,
-                                  profile or NO_PROFILE, population)
+                                  profile or NO_PROFILE, population, t.extra)
     n = len(ruleset.dimensions)
     current = judged if len(judged) == n else judged[:n]
     if population is not None and population.hysteresis and ruleset.population_dims and (
@@ -261,12 +261,13 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
             changes.extend(_left(record, ruleset, cause))
     tags = record.tags
     if ruleset.tags or marks or tags:
-        given = ruleset.tags_of(judged[n:], profile) if ruleset.tags else []
+        copied = ruleset.copied(profile, t.extra)
+        given = ruleset.tags_of(judged[n:], copied) if ruleset.tags else []
         tags = tagset([*given, *(m.tag for m in marks)])
         if tags != record.tags:
             values = values or metric_view(state, as_of, policy, profile, population)
             changes.extend(_tag_changes(record.tags, tags, given=given, marks=marks, ruleset=ruleset,
-                                        profile=profile, values=values, policy=policy, cause=cause))
+                                        profile=copied, values=values, policy=policy, cause=cause))
     due = due_day(ruleset, state, as_of, policy, track_amount=True,  # the projection keeps amount_12m
                   current=judged, profile=profile, population=population)
     if pins:
@@ -291,7 +292,8 @@ def _held_in_band(current: tuple[str, ...], record: CustomerRecord, ruleset: Rul
     kept = None if record.ruleset == ruleset.key else set(keys_of(record.ruleset))  # parts classified by before
     band = population.hysteresis
     shifted = [ruleset.judge_totals(t.long, t.short, state.first_purchase, state.last_purchase, as_of,
-                                    profile or NO_PROFILE, population.shifted(delta)) for delta in (-band, band)]
+                                    profile or NO_PROFILE, population.shifted(delta), t.extra)
+               for delta in (-band, band)]
     out = list(current)
     for i in ruleset.population_dims:
         if kept is not None and ruleset.dimension_keys[i] not in kept:
@@ -306,7 +308,6 @@ def _tag_changes(before: tuple[str, ...], after: tuple[str, ...], *, given: list
                  ruleset: RuleSet, profile: Profile, values: dict[str, Any], policy: Policy,
                  cause: tuple[str, str]) -> list[AnyChange]:
     """One change per tag added or removed, with why: the manual tag, or the rule's condition and its values."""
-    rules = ruleset.tag_rules(profile)  # the rule behind each name the rules give (or used to, for removals)
     manual = {m.tag: m for m in marks}
     out: list[AnyChange] = []
     old, new = set(before), set(after)
@@ -314,8 +315,7 @@ def _tag_changes(before: tuple[str, ...], after: tuple[str, ...], *, given: list
         added = name in new
         if name in manual and name not in given:
             why, shown = manual[name].condition(), {}
-        elif name in rules:
-            rule = rules[name]
+        elif (rule := ruleset.tag_rule(name, profile)) is not None:  # the rule behind it (or, removed, behind it then)
             read = rule.condition.metrics if rule.condition is not None else ()
             why = rule.reason(profile) if added else f"no longer: {rule.reason(profile)}"
             shown = {m: display(m, values[m], policy) for m in read}

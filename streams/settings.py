@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     max_amount: Decimal = Field(
         MAX_AMOUNT, gt=0, lt=AMOUNT_LIMIT, description="Largest amount of one transaction (major units); larger "
         "ones go to dead letters, so per-customer and per-segment sums stay exact 64-bit integers.")
+    max_categories: int = Field(20, ge=1, le=1000, description="Product categories kept by name per customer (those "
+                                "of the greatest amount in the window); the rest count together as '(other)'.")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How every Kafka client connects (workers, action workers, the API, the CLI).")
@@ -247,6 +249,7 @@ class Settings(BaseSettings):
             short_window=WindowSpec.parse(self.short_window),
             money_scale=self.money_scale,
             max_amount=self.max_amount,
+            max_categories=self.max_categories,
         )
 
 

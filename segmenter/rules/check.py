@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from math import ceil, floor
 
-from segmenter.metrics import METRICS, POPULATION_METRICS, Value
+from segmenter.metrics import POPULATION_METRICS, Value, metric_info
 from segmenter.rules.compiler import CompiledDimension, RuleSet
 
 Number = int | Fraction
@@ -65,8 +65,8 @@ def _integral_axis(metric: str, consts: list[tuple[str, Number | str]]) -> tuple
             cuts.add(floor(c) + 1)
         elif Fraction(c).denominator == 1:
             cuts.update((int(c), int(c) + 1))
-    limits = METRICS[metric].bounds
-    floor_ = limits[0] if limits else 0 if METRICS[metric].kind in ("count", "days") else None
+    limits = metric_info(metric).bounds
+    floor_ = limits[0] if limits else 0 if metric_info(metric).kind in ("count", "days") else None
     bounds = sorted(c for c in cuts if floor_ is None or c > floor_)
     los: list[int | None] = [floor_, *bounds]
     his: list[int | None] = [*(b - 1 for b in bounds), None]
@@ -93,7 +93,7 @@ def _continuous_axis(consts: list[tuple[str, Number | str]]) -> tuple[Cell, ...]
 
 def build_axis(dim: CompiledDimension, metric: str) -> Axis:
     consts = _constants(dim, metric)
-    if METRICS[metric].kind == "text":
+    if metric_info(metric).kind == "text":
         texts = tuple(sorted({str(c) for _, c in consts}))
         cells = (*(Cell(text=t, candidates=(t,)) for t in texts),
                  Cell(text=None, candidates=("\x00other",)), Cell(none=True, candidates=(None,)))
@@ -106,10 +106,10 @@ def build_axis(dim: CompiledDimension, metric: str) -> Axis:
 
 def _in_bounds(metric: str, value: Value) -> bool:
     """A population metric within what it can be: a rank in [0, 100), a score in 1..5."""
-    bounds = METRICS[metric].bounds
+    bounds = metric_info(metric).bounds
     if bounds is None or value is None or isinstance(value, str):
         return True
-    return bounds[0] <= value < bounds[1] if METRICS[metric].kind == "ratio" else bounds[0] <= value <= bounds[1]
+    return bounds[0] <= value < bounds[1] if metric_info(metric).kind == "ratio" else bounds[0] <= value <= bounds[1]
 
 
 def _le(a: Value, b: Value) -> bool:
@@ -270,7 +270,7 @@ def _describe_axis(axis: Axis, lo: int, hi: int, scale: int) -> str:
 
 
 def _interval(m: str, first: Cell, last: Cell, scale: int) -> str:  # noqa: PLR0911 - one return per shape of interval
-    money = METRICS[m].kind == "money"
+    money = metric_info(m).kind == "money"
     if m not in _CONTINUOUS:  # integer cells are closed [lo, hi]
         lo, hi = first.lo, last.hi
         if lo is not None and lo == hi:

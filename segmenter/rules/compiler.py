@@ -30,9 +30,20 @@ from fractions import Fraction
 from typing import Any, cast
 
 from segmenter.actions import ActionSpec, RosterSpec
-from segmenter.metrics import ARITHMETIC, METRICS, SOURCE_GLOBALS, SOURCES, TOTALS_ARGS, Value
+from segmenter.metrics import (
+    ARITHMETIC,
+    METRICS,
+    SOURCE_GLOBALS,
+    TOTALS_ARGS,
+    Value,
+    is_metric,
+    metric_info,
+    source_of,
+    top_category,
+)
 from segmenter.ranking import AMOUNT, PURCHASES, QUINTILES, RECENCY
 from segmenter.rules.syntax import Arith, BoolOp, Compare, Const, InList, Name, Node, Not, Operand, RuleSyntaxError
+from segmenter.state import ExtraSums
 
 Values = dict[str, Value]
 Predicate = Callable[[Values], bool]
@@ -91,6 +102,8 @@ class CompiledDimension:
 
 
 TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
+COPIED_METRICS = ("top_category_12m",)
+"""The window metrics a tag name may copy besides the profile's fields (``偏好:{top_category_12m}``)."""
 _TAG_UNSAFE = re.compile(r"[^\w.:/-]+")  # a copied attribute keeps what a manual tag name may hold, the rest is _
 MAX_TAG = 128
 _RANKED_BY = {"amount_12m_rank_pct": (AMOUNT,), "purchases_12m_rank_pct": (PURCHASES,), "rfm_r": (RECENCY,),
@@ -104,7 +117,14 @@ class CompiledTag:
 
     name: str
     condition: CompiledSegment | None
-    fields: tuple[str, ...]  # the profile metrics the name copies, in order
+    fields: tuple[str, ...]  # the profile metrics (or ``COPIED_METRICS``) the name copies, in order
+
+    def matches(self, name: str) -> bool:
+        """``name`` is one this tag renders to for some values of its fields (for a tag that left with a value)."""
+        if not self.fields:
+            return name == self.name
+        parts = TEMPLATE_FIELD.split(self.name)[::2]  # the text between the fields
+        return re.fullmatch(r"[\w.:/-]+".join(re.escape(p) for p in parts), name) is not None
 
     def render(self, profile: Mapping[str, str | None]) -> str | None:
         """The tag's name for this profile; None while a field it copies is unknown."""
@@ -145,6 +165,7 @@ class RuleSet:
     segment_names: Mapping[str, frozenset[str]] = field(init=False, compare=False, repr=False)
     """Per dimension, every segment a customer can be in (the default included)."""
     reads_days_since: bool = field(init=False, compare=False, repr=False)
+    copies_metrics: bool = field(init=False, compare=False, repr=False)  # a tag name copies a window metric
     classify_all: Callable[[Values], tuple[str, ...]] = field(init=False, compare=False, repr=False)
     """One segment per dimension, first match wins: every dimension's chain fused into one function."""
     classify_totals: Callable[..., tuple[str, ...]] = field(init=False, compare=False, repr=False)
@@ -163,16 +184,18 @@ class RuleSet:
         object.__setattr__(self, "tag_conditions", conditions)
         read = [s for d in self.dimensions for s in d.segments] + [t.condition for t in conditions
                                                                     if t.condition is not None]
-        object.__setattr__(self, "metrics", frozenset(m for s in read for m in s.metrics))
+        copied = {f for t in self.tags for f in t.fields if f in COPIED_METRICS}
+        object.__setattr__(self, "copies_metrics", bool(copied))
+        object.__setattr__(self, "metrics", frozenset(m for s in read for m in s.metrics) | copied)
         constants: dict[str, set[Number]] = {}
         for seg in read:
             for atom in seg.atoms:
                 vals = atom.value if isinstance(atom.value, tuple) else (atom.value,)
                 constants.setdefault(atom.metric, set()).update(v for v in vals if not isinstance(v, str))
         object.__setattr__(self, "_day_constants", {m: tuple(sorted(v)) for m, v in constants.items()})
-        windows = {METRICS[m].window for m in self.metrics}
+        windows = {metric_info(m).window for m in self.metrics}
         object.__setattr__(self, "windows_read", (bool(windows & {"long", "both"}), bool(windows & {"short", "both"})))
-        object.__setattr__(self, "reads_days_since", any(METRICS[m].kind == "days" for m in self.metrics))
+        object.__setattr__(self, "reads_days_since", any(metric_info(m).kind == "days" for m in self.metrics))
         object.__setattr__(self, "classify_all", _fuse(self.dimensions))
         object.__setattr__(self, "classify_totals", _fuse(self.dimensions, over_totals=True))
         object.__setattr__(self, "judge_totals", _fuse(self.dimensions, over_totals=True, tags=conditions)
@@ -182,7 +205,7 @@ class RuleSet:
         object.__setattr__(self, "dimension_keys", tuple(p.key for p in self.parts for _ in p.dimensions)
                            if self.parts else (self.key,) * len(self.dimensions))
         object.__setattr__(self, "_pairs", {})
-        population = {m for m in self.metrics if METRICS[m].window == "population"}
+        population = {m for m in self.metrics if metric_info(m).window == "population"}
         object.__setattr__(self, "population_dims", tuple(
             i for i, d in enumerate(self.dimensions) if population & {m for s in d.segments for m in s.metrics}))
         bounds: dict[int, set[float]] = {}
@@ -219,6 +242,16 @@ class RuleSet:
                 out.append(name)
         return out
 
+    def copied(self, profile: Mapping[str, str | None], extra: ExtraSums | None) -> Mapping[str, str | None]:
+        """What tag names copy: the profile, with ``COPIED_METRICS`` from the window's categories where a name
+        copies them."""
+        return {**profile, "top_category_12m": top_category(extra)} if self.copies_metrics else profile
+
+    def tag_rule(self, name: str, profile: Mapping[str, str | None]) -> CompiledTag | None:
+        """The rule behind the tag ``name`` for a customer with ``profile`` (see ``copied``), or the first whose
+        template renders to it with other values (a copied value that moved on)."""
+        return self.tag_rules(profile).get(name) or next((t for t in self.tags if t.matches(name)), None)
+
     def tag_rules(self, profile: Mapping[str, str | None]) -> dict[str, CompiledTag]:
         """The rule behind each tag name the rules may give a customer with ``profile`` (the first, when two
         templates render alike)."""
@@ -250,7 +283,7 @@ def _fuse(dimensions: tuple[CompiledDimension, ...], over_totals: bool = False,
         source = segment.source
         if over_totals:
             for metric in segment.metrics:
-                source = source.replace(f"v[{metric!r}]", SOURCES[metric])
+                source = source.replace(f"v[{metric!r}]", source_of(metric))
         return source
 
     for dim in dimensions:
@@ -271,7 +304,7 @@ _SAFE_NODES = (ast.Expression, ast.Lambda, ast.arguments, ast.arg, ast.BoolOp, a
                ast.Subscript, ast.IfExp, ast.Tuple, ast.Call, ast.Attribute, ast.BinOp, ast.Sub)
 _LOCALS = {"v", "x", "y", *(a.split("=")[0].strip() for a in TOTALS_ARGS.split(","))}
 _METHODS = {("p", "get"), ("g", "rank"), ("g", "score"), ("g", "cell")}  # the only attributes generated code reads
-_CALLS = {"_Fraction", *ARITHMETIC.values()}  # the only functions it calls
+_CALLS = {"_Fraction", "_cat", "_top", *ARITHMETIC.values()}  # the only functions it calls
 
 
 def _checked(source: str, bound: Mapping[str, object]) -> str:
@@ -299,7 +332,7 @@ def _unknown(name: Name) -> RuleSyntaxError:
 
 
 def _convert(metric: str, const: Const, scale: int) -> Number | str:
-    kind = METRICS[metric].kind
+    kind = metric_info(metric).kind
     if kind == "text":
         if not isinstance(const.value, str):
             raise RuleSyntaxError(const.col, f"{metric} is text: compare it with a quoted string")
@@ -323,7 +356,7 @@ class Compiler:
         self.constants: dict[str, object] = {}  # and the constants it binds
 
     def name(self, node: Name) -> str:
-        if node.name not in METRICS:
+        if not is_metric(node.name):
             raise _unknown(node)
         self.metrics[node.name] = None
         return node.name
@@ -374,12 +407,12 @@ class Compiler:
         assert isinstance(left, Name)
         assert op in _OPS, op  # the parser only makes these; they are Python's own operators
         metric = self.name(left)
-        text_metric = METRICS[metric].kind == "text"
+        text_metric = metric_info(metric).kind == "text"
         if text_metric and op not in ("==", "!="):
             raise RuleSyntaxError(node.col, f"{metric} is text: only ==, != and 'in' apply to it")
         if isinstance(right, Name):
             other = self.name(right)
-            if (METRICS[other].kind == "text") != text_metric:
+            if (metric_info(other).kind == "text") != text_metric:
                 raise RuleSyntaxError(node.col, f"cannot compare {metric} with {other}: text against a number")
             self.cross_metric = True
             return f"((x := v[{metric!r}]) is not None and (y := v[{other!r}]) is not None and x {op} y)"
@@ -420,7 +453,7 @@ class Compiler:
             raise RuleSyntaxError(node.col, f"text {node.value!r} in arithmetic")
         if isinstance(node, Name):
             metric = self.name(node)
-            info = METRICS[metric]
+            info = metric_info(metric)
             if info.kind in ("text", "days") or info.window == "population":
                 what = {"text": "text", "days": "a day count (compare it with a constant, to keep due days exact)"
                         }.get(info.kind, "a population rank (compare it with a constant)")

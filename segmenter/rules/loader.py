@@ -15,6 +15,7 @@ from segmenter.actions import ActionSpec, AlertSpec, CouponSpec, PublishSpec, Ro
 from segmenter.errors import InvalidRuleError
 from segmenter.metrics import PROFILE_FIELDS
 from segmenter.rules.compiler import (
+    COPIED_METRICS,
     TEMPLATE_FIELD,
     CompiledDimension,
     CompiledSegment,
@@ -202,10 +203,10 @@ def _tags(doc: RuleSetDocument, problems: list[str], money_scale: int,
             problems.append(f"{where((*path, 'name'), None)}: {label}: duplicate tag name")
         seen.add(rule.name)
         fields = tuple(m.group(1) for m in TEMPLATE_FIELD.finditer(rule.name))
-        bad = [f for f in fields if f not in PROFILE_FIELDS]
+        bad = [f for f in fields if f not in PROFILE_FIELDS and f not in COPIED_METRICS]
         if bad or rule.name.count("{") != len(fields) or rule.name.count("}") != len(fields):
             problems.append(f"{where((*path, 'name'), None)}: {label}: a name may copy only "
-                            f"{', '.join('{' + f + '}' for f in PROFILE_FIELDS)}")
+                            f"{', '.join('{' + f + '}' for f in (*PROFILE_FIELDS, *COPIED_METRICS))}")
             continue
         condition = None
         if rule.when is not None:

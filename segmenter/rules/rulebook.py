@@ -70,6 +70,6 @@ def owner(ruleset: RuleSet, dimension: str | None = None, tag: str | None = None
     for part in parts:
         if dimension is not None and any(d.name == dimension for d in part.dimensions):
             return part
-        if tag is not None and tag in part.tag_rules(profile or {}):
+        if tag is not None and part.tag_rule(tag, profile or {}) is not None:
             return part
     return parts[0]

@@ -9,10 +9,12 @@ Grammar::
     sum     := product (('+' | '-') product)*
     product := factor (('*' | '/') factor)*
     factor  := '-' factor | '(' sum ')' | value
-    value   := NAME | NUMBER | STRING          op := == != < <= > >=
+    value   := NAME | NAME '(' STRING ')' | NUMBER | STRING          op := == != < <= > >=
 
 A '(' opens arithmetic when what follows its closing ')' continues a comparison (an operator, 'in'), and a
-group of conditions otherwise. Columns are 1-based positions in the condition text.
+group of conditions otherwise; right after a name it passes that metric family its argument
+(``category_amount_12m('图书')``, one ``Name`` whose name is the call as ``metrics.call_name`` writes it).
+Columns are 1-based positions in the condition text.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from segmenter.errors import InvalidRuleError
+from segmenter.metrics import FAMILIES, call_name
 
 
 class RuleSyntaxError(InvalidRuleError):
@@ -225,8 +228,26 @@ class Parser:
         if token.kind == "string":
             return Const(self.take().text[1:-1], token.col)
         if token.kind == "name":
-            return Name(self.take().text, token.col)
+            name = self.take().text
+            if self.tok.text == "(":
+                return Name(self._call(name, token.col), token.col)
+            if name in FAMILIES:
+                raise RuleSyntaxError(self.tok.col, f"{name} takes a category: {name}('...')")
+            return Name(name, token.col)
         raise RuleSyntaxError(token.col, f"expected a metric, a number or a quoted string, found {self._found()}")
+
+    def _call(self, family: str, col: int) -> str:
+        """The argument of ``family(`` (the '(' is next): one quoted string, then ')'."""
+        if family not in FAMILIES:
+            raise RuleSyntaxError(col, f"{family!r} takes no argument; metrics that take one: {', '.join(FAMILIES)}")
+        self.take()
+        if self.tok.kind != "string":
+            raise RuleSyntaxError(self.tok.col, f"expected a quoted category, found {self._found()}")
+        argument = self.take().text[1:-1]
+        if not argument or len(argument) > 256 or not argument.isprintable():
+            raise RuleSyntaxError(col, "a category is 1 to 256 printable characters")
+        self.expect(")", "')' after the category")
+        return call_name(family, argument)
 
     def literal(self) -> Name | Const:
         """A list's item: a value, or a negative number."""

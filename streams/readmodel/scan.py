@@ -70,7 +70,7 @@ def scan(model: ReadModel, policy: Policy, progress: Callable[[int], None] | Non
                 continue
             state, record = step.loads_shallow(raw[HEADER.size:])
             long_start, short_start, _ = policy.starts(now[1])
-            lo, _, _, _ = codec.sums(state, now[1], long_start, short_start)
+            lo, _, _, _, _ = codec.sums(state, now[1], long_start, short_start)
             purchases, amount, interactions = lo[0], lo[1], lo[3]
             profile = record.profile or {}
             if not any(profile.get(name) for name in PROFILE_FIELDS):

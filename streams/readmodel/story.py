@@ -11,6 +11,7 @@ from segmenter import step
 from segmenter.classify import explain
 from segmenter.metrics import Value, compute, display
 from segmenter.rules import RuleSet
+from segmenter.rules.compiler import COPIED_METRICS
 from segmenter.state import Policy
 from streams.readmodel.reader import CustomerView
 from streams.text import clip
@@ -20,14 +21,16 @@ def _tags(ruleset: RuleSet, record: step.CustomerRecord, values: dict[str, Value
           ) -> list[dict[str, str]]:
     """Each tag with why the customer has it: the manual tag's who and why, or the rule's condition and values."""
     manual = {m.tag: m for m in record.marks}
-    rules = ruleset.tag_rules(record.profile)
+    profile: dict[str, Any] = dict(record.profile or {})
+    if ruleset.copies_metrics:
+        profile.update({m: values.get(m) for m in COPIED_METRICS})
     out = []
     for name in record.tags:
-        rule = rules.get(name)
+        rule = ruleset.tag_rule(name, profile)
         if rule is not None:
             read = rule.condition.metrics if rule.condition is not None else ()
             shown = ", ".join(f"{m}={display(m, values[m], policy)}" for m in read if not m.startswith("profile."))
-            why = rule.reason(record.profile) + (f" ({shown})" if shown else "")
+            why = rule.reason(profile) + (f" ({shown})" if shown else "")
             if name in manual:
                 why += f"; also {manual[name].condition()}"
         else:

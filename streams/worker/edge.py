@@ -70,10 +70,11 @@ class Edge:
             tx = TRANSACTION_ADAPTER.validate_json(record.value)  # any other form: the contract decides
             self._check(record, tx.customer_id, tx.occurred_at)
             return FACT, (tx.customer_id, tx.event_id, tx.occurred_at, fact_of_transaction(tx, self.policy))
-        customer, event_id, occurred, refund, minor = quick
+        customer, event_id, occurred, refund, minor, category = quick
         self._check(record, customer, occurred)
         minor = self.policy.check_minor(minor)
-        return FACT, (customer, event_id, occurred, transaction_fact(event_id, occurred, refund, minor, self.policy))
+        return FACT, (customer, event_id, occurred, transaction_fact(event_id, occurred, refund, minor, self.policy,
+                                                                     category=category))
 
     def interaction(self, record: Any) -> Decoded:
         quick = quick_interaction(record.value)

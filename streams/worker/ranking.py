@@ -50,7 +50,7 @@ class Ranking(Records):
         """The same from a stored record, its window sums read from the bytes."""
         raw, _ = step.loads_shallow(value[HEADER.size :])
         starts = self.policy.starts(day)
-        long, _, _, last = codec.sums(raw, day, starts[0], starts[1])
+        long, _, _, last, _ = codec.sums(raw, day, starts[0], starts[1])
         return (long[1], long[0], last) if long[0] and last is not None else None
 
     async def population_round(self) -> None:

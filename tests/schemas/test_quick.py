@@ -76,8 +76,9 @@ def test_a_quick_transaction_reads_what_the_model_reads(doc, scale):
     if quick is None:
         return  # the worker validates it with the model
     tx = TRANSACTION_ADAPTER.validate_json(raw)  # the quick path accepted it: the model must too
-    customer, event_id, occurred, refund, minor = quick
-    assert (customer, event_id, refund) == (tx.customer_id, tx.event_id, tx.kind == "refund")
+    customer, event_id, occurred, refund, minor, category = quick
+    assert (customer, event_id, refund, category) == (tx.customer_id, tx.event_id, tx.kind == "refund",
+                                                      tx.category or "")
     assert _same_instant(occurred, tx.occurred_at)
     assert minor == Policy(money_scale=scale, max_amount=AMOUNT_LIMIT).to_minor(tx.amount)  # the bound is the edge's
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from segmenter import codec
 from segmenter.classify import classify, classify_values, due_day
-from segmenter.metrics import POPULATION_METRICS, compute
+from segmenter.metrics import POPULATION_METRICS, compute, metric_view
 from segmenter.rules import load_ruleset
 from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Outcome, Policy, advance, apply, totals_at
 from segmenter.timebase import WindowSpec
@@ -21,12 +21,29 @@ RULESETS = [load_ruleset(p.read_text()) for p in sorted(EXAMPLES.glob("*.yaml"))
 BASE = date(2024, 1, 1).toordinal()
 POLICIES = [Policy(), Policy(long_window=WindowSpec(365, "d"), short_window=WindowSpec(90, "d"))]
 
+CATEGORIES = ["", "", "图书", "electronics", "食品", "服装 / 鞋"]
 fact_st = st.builds(
-    lambda d, kind, amount, ident, flags, sat: Fact(BASE + d, kind, amount, ident.to_bytes(8, "big"), flags == 1,
-                                                             flags == 2, sat),
+    lambda d, kind, amount, ident, flags, sat, category, profit: Fact(
+        BASE + d, kind, amount, ident.to_bytes(8, "big"), flags == 1, flags == 2, sat,
+        category if kind != INTERACTION else "", profit if kind != INTERACTION else None),
     st.integers(0, 900), st.sampled_from([PURCHASE, PURCHASE, REFUND, INTERACTION]),
     st.integers(0, 500_000), st.integers(0, 60), st.integers(0, 2), st.integers(0, 5),
+    st.sampled_from(CATEGORIES), st.one_of(st.none(), st.integers(-50_000, 200_000)),
 )
+CATEGORY_RULES = load_ruleset("""
+id: preference
+version: 1
+dimensions:
+  preference:
+    segments:
+      - name: 图书
+        when: category_amount_12m('图书') >= 1000 and category_purchases_12m('图书') >= 2
+      - name: profitable
+        when: margin_12m >= 0.25 or profit_12m - 500 > category_amount_12m('electronics') / 2
+      - name: shoes
+        when: top_category_12m == '服装 / 鞋'
+    default: other
+""")
 # a step is an event, or a pure passage of time (advance), as the stream sees it
 step_st = st.one_of(fact_st, st.integers(1, 200).map(lambda n: ("tick", n)))
 
@@ -66,6 +83,16 @@ def brute_metrics(replayed, as_of, policy):
         return sum(1 for f in fs if f.kind == kind)
 
     sats = [f.satisfaction for f in long_ if f.kind == INTERACTION and f.satisfaction]
+    sign = {PURCHASE: 1, REFUND: -1}
+    priced = [f for f in long_ if f.kind != INTERACTION and f.profit is not None]
+    profited = sum(sign[f.kind] * f.amount for f in priced)
+    cats: dict[str, list[int]] = {}
+    for f in long_:
+        if f.kind != INTERACTION and f.category:
+            held = cats.setdefault(f.category, [0, 0])
+            held[0] += f.kind == PURCHASE
+            held[1] += sign[f.kind] * f.amount
+    top = min(cats.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]), default=None)
     p12 = n(long_, PURCHASE)
     return {
         "purchases_12m": p12, "amount_12m": money(long_), "purchases_6m": n(short, PURCHASE),
@@ -78,6 +105,11 @@ def brute_metrics(replayed, as_of, policy):
         "complaints_6m": sum(1 for f in short if f.kind == INTERACTION and f.complaint),
         "satisfaction_avg_12m": Fraction(sum(sats), len(sats)) if sats else None,
         "referrals_12m": sum(1 for f in long_ if f.kind == INTERACTION and f.referral),
+        "profit_12m": sum(sign[f.kind] * f.profit for f in priced) if priced else None,
+        "margin_12m": Fraction(sum(sign[f.kind] * f.profit for f in priced), profited) if profited > 0 else None,
+        "top_category_12m": top[0] if top is not None and (top[1][1] > 0 or top[1][0] > 0) else None,
+        **{f"category_amount_12m({c!r})": cats.get(c, [0, 0])[1] for c in CATEGORIES if c},
+        **{f"category_purchases_12m({c!r})": cats.get(c, [0, 0])[0] for c in CATEGORIES if c},
         "profile.type": None, "profile.region": None, "profile.industry": None, "profile.size": None,
         **dict.fromkeys(POPULATION_METRICS),  # no population given: no rank
     }
@@ -105,10 +137,20 @@ def test_incremental_metrics_and_segments_equal_brute_force(steps, later, policy
     assert now == now_b
     as_of = now + later
     expected = brute_metrics(counted, as_of, policy)
-    assert compute(state, as_of, policy) == expected
-    assert compute(advance(state, as_of, policy), as_of, policy) == expected
-    for ruleset in RULESETS:
+    assert metrics_of(state, as_of, policy) == expected
+    assert metrics_of(advance(state, as_of, policy), as_of, policy) == expected
+    for ruleset in [*RULESETS, CATEGORY_RULES]:
         assert classify(ruleset, state, as_of, policy) == classify_values(ruleset, expected)
+
+
+def metrics_of(state, as_of, policy):
+    """Every metric, with each category's uses (``compute`` lists the metrics without an argument)."""
+    view = metric_view(state, as_of, policy)
+    return {**compute(state, as_of, policy), **{name: view[name] for name in _CATEGORY_METRICS}}
+
+
+_CATEGORY_METRICS = [f"{family}({c!r})" for family in ("category_amount_12m", "category_purchases_12m")
+                     for c in CATEGORIES if c]
 
 
 @settings(max_examples=200, deadline=None)
@@ -123,7 +165,7 @@ def test_duplicates_and_order_do_not_matter_inside_the_window(facts):
     for f in reversed(facts):
         backward, outcome = apply(backward, f, now, policy)
         assert outcome is not Outcome.TOO_OLD
-    assert compute(forward, now, policy) == compute(backward, now, policy)
+    assert metrics_of(forward, now, policy) == metrics_of(backward, now, policy)
 
 
 @settings(max_examples=200, deadline=None)
@@ -168,9 +210,9 @@ def test_nothing_a_wake_up_would_show_changes_before_the_due_day(steps, later, p
 
     def judged(ruleset, d):
         t = totals_at(state, d, policy)
-        return ruleset.judge_totals(t.long, t.short, state.first_purchase, state.last_purchase, d, {})
+        return ruleset.judge_totals(t.long, t.short, state.first_purchase, state.last_purchase, d, {}, None, t.extra)
 
-    for ruleset in RULESETS:
+    for ruleset in [*RULESETS, CATEGORY_RULES]:
         current = judged(ruleset, as_of)
         assert current[:len(ruleset.dimensions)] == classify(ruleset, state, as_of, policy)
         amount = compute(state, as_of, policy)["amount_12m"]
@@ -193,4 +235,4 @@ def test_window_sums_read_straight_from_the_bytes_equal_the_decoded_states(steps
     t = totals_at(decoded, as_of, policy)
     long_start, short_start, _ = policy.starts(as_of)
     assert codec.sums(data, as_of, long_start, short_start) == (t.long, t.short, decoded.first_purchase,
-                                                                 decoded.last_purchase)
+                                                                 decoded.last_purchase, t.extra)

@@ -183,6 +183,7 @@ def test_the_classifier_over_window_totals_agrees_with_the_one_over_metric_value
         "days_since_last_purchase": None if last is None else as_of - last,
         "days_since_first_purchase": None if first is None else as_of - first,
         **{name: profile.get(name) for name in ("profile.type", "profile.region", "profile.industry", "profile.size")},
+        "profit_12m": None, "margin_12m": None, "top_category_12m": None,  # no transaction carried either
     }
     amounts, counts, lasts = [lo[1], 0, 50_000, 50_000, 10**7], [lo[0], 1, 3, 3, 12], [last or 0, 10, 20, 20, 30]
 
@@ -207,7 +208,13 @@ def test_the_classifier_over_window_totals_agrees_with_the_one_over_metric_value
     ("__class__ == 1", "unknown metric '__class__'"),
     ("amount_12m.__class__ > 1", "unknown metric 'amount_12m.__class__'"),
     ("profile.__dict__ == 'x'", "unknown metric 'profile.__dict__'"),
-    ("len(amount_12m) > 1", "column 4: expected a comparison"),
+    ("len(amount_12m) > 1", "column 1: 'len' takes no argument"),
+    ("category_amount_12m(amount_12m) > 1", "column 21: expected a quoted category"),
+    ("category_amount_12m > 1", "column 21: category_amount_12m takes a category"),
+    ("category_amount_12m('') > 1", "a category is 1 to 256 printable characters"),
+    ("category_amount_12m('a\x00b') > 1", "a category is 1 to 256 printable characters"),
+    ("category_amount_12m('x', 'y') > 1", "expected ')' after the category"),
+    ("category_amount_12m('" + "x" * 300 + "') > 1", "a category is 1 to 256 printable characters"),
     ("__import__('os').system('ls') == 0", "column 17: unexpected character '.'"),
     ("amount_12m > 1; import os", "column 15: unexpected character ';'"),
     ("lambda: 1", "unexpected character ':'"),
@@ -216,8 +223,9 @@ def test_the_classifier_over_window_totals_agrees_with_the_one_over_metric_value
     ("amount_12m > 1" + "0" * 24, "column 14: a number of 25 characters; at most 24 digits"),
     ("(" * 40 + "amount_12m > 1" + ")" * 40, "nested more than 32 deep"),
     ("not " * 40 + "amount_12m > 1", "nested more than 32 deep"),
-], ids=["dunder", "attribute", "profile-dunder", "call", "import", "statement", "lambda", "long", "huge-number",
-        "25-digits", "parentheses", "not"])
+], ids=["dunder", "attribute", "profile-dunder", "call", "category-of-a-metric", "category-missing",
+        "category-empty", "category-control", "category-two", "category-huge", "import", "statement", "lambda",
+        "long", "huge-number", "25-digits", "parentheses", "not"])
 def test_hostile_rule_text_is_refused_with_its_column_before_any_code_is_generated(when, message, monkeypatch):
     generated = []
     monkeypatch.setattr(compiler, "_checked", lambda source, bound: generated.append(source) or source)

@@ -81,8 +81,8 @@ def test_codec_round_trips_and_is_compact():
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    (b"", "expected format 1, found nothing"),
-    (b"\x09abc", "expected format 1, found 9"),
+    (b"", "expected format 1 or 2, found nothing"),
+    (b"\x09abc", "expected format 1 or 2, found 9"),
     (b"\x01\x05", "truncated"),
     (b"\x01\x85", "truncated"),  # inside the header's first varint
 ])
