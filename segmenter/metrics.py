@@ -260,9 +260,12 @@ def metric_view(state: WindowState, as_of_day: int, policy: Policy, profile: Pro
 
 def compute(state: WindowState, as_of_day: int, policy: Policy, profile: Profile = NO_PROFILE,
             population: Ranks | None = None) -> dict[str, Value]:
-    """Every metric of ``state`` as of ``as_of_day``, as a plain dict (population metrics with ``population``)."""
+    """Every metric of ``state`` as of ``as_of_day`` (population metrics with ``population``); a family's use
+    (``category_amount_12m('图书')``) is computed when first read."""
     view = metric_view(state, as_of_day, policy, profile, population)
-    return {name: view[name] for name in METRICS}
+    for name in METRICS:
+        view[name]
+    return view
 
 
 def display(name: str, value: Value, policy: Policy) -> int | Decimal | str | None:

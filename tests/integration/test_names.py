@@ -19,10 +19,11 @@ B,individual,零售,east
 """
 # 甲 buys 12 times for 12,000 in the last 12 months: 高价值客户; B twice, five months ago and a year ago: its
 # amount in the last six months (50) is under half that of the six before (400): 交易量骤降
-TX = "customer_id,occurred_at,amount,kind,event_id\n" + "".join(
-    f"甲,2026-{month:02d}-05,1000,,j{month}\n" for month in range(1, 7)) + "".join(
-    f"甲,2025-{month:02d}-05,1000,,k{month}\n" for month in range(7, 13)) + \
-    "B,2025-08-01,200,,b1\nB,2025-09-01,200,,b2\nB,2026-02-01,50,,b3\n"
+# 甲 buys books (图书) in 2026 and toys (玩具) in 2025; B's purchases carry a profit of a third
+TX = "customer_id,occurred_at,amount,kind,event_id,category,profit\n" + "".join(
+    f"甲,2026-{month:02d}-05,1000,,j{month},图书,\n" for month in range(1, 7)) + "".join(
+    f"甲,2025-{month:02d}-05,1000,,k{month},玩具,\n" for month in range(7, 13)) + \
+    "B,2025-08-01,200,,b1,,70\nB,2025-09-01,200,,b2,,70\nB,2026-02-01,50,,b3,,10\n"
 
 
 def test_a_chinese_ruleset_runs_through_the_stack(system, tmp_path, capsys):
@@ -43,6 +44,8 @@ def test_a_chinese_ruleset_runs_through_the_stack(system, tmp_path, capsys):
     assert row_differences(got, expected) == {}
     assert (got["甲"]["价值分层"], got["B"]["交易趋势"]) == ("高价值客户", "交易量骤降")
     assert "行业:制造业" in got["甲"]["tags"]
+    assert "偏好:图书" in got["甲"]["tags"]  # 6,000 in books against 6,000 in toys, books with the first name
+    assert (got["甲"]["产品偏好"], got["B"]["产品偏好"]) == ("图书爱好者", "其他")  # B's margin 0.33, profit 150
 
     capsys.readouterr()
     assert system.run("override", "set", "B", "价值分层", "高价值客户", "--reason", "大客户签约", "--by", "王芳") == 0
