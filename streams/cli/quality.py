@@ -1,6 +1,7 @@
 """``segmenter quality``: how far the data can be trusted before the classes are (数据清洗): customers without a
 profile, each profile field missing how often, customers with no purchase or interaction in the long window (one
-pass over the read model), and every record refused so far, by topic and reason (the dead-letter topic)."""
+pass over the read model), every record refused so far, by topic and reason (the dead-letter topic), and the
+records the workers left out without refusing them (repeated event ids, events older than every window)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ import orjson
 
 from streams.cli.common import load_settings
 from streams.text import clip, pad
+
+
+LEFT_OUT = {"duplicate": "repeated event ids (counted once)", "too_old": "older than every window",
+            "erased_ignored": "of erased customers", "wrong_partition": "on the wrong partition (rerouted)"}
+
+
+def left_out(counters: dict[str, dict[str, int]]) -> dict[str, int]:
+    """What the running workers left out since each started (their published counters), summed."""
+    return {name: sum(c.get(name, 0) for c in counters.values()) for name in LEFT_OUT}
 
 
 def dead_letters(settings: Any) -> Counter[tuple[str, str, str]]:
@@ -40,11 +50,15 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from streams.readmodel.reader import ReadModel
 
     settings = load_settings()
-    found = scan_all(settings, ReadModel.of(settings), args.quiet)
+    model = ReadModel.of(settings)
+    found = scan_all(settings, model, args.quiet)
     letters = dead_letters(settings)
+    counters = model.counters()
+    skipped = left_out(counters)
     if args.format == "json":
         print(orjson.dumps({**quality_doc(found), "dead_letters": [
-            {"topic": t, "reason": r, "error_class": e, "records": n} for (t, r, e), n in sorted(letters.items())]
+            {"topic": t, "reason": r, "error_class": e, "records": n} for (t, r, e), n in sorted(letters.items())],
+            "left_out": {**skipped, "workers": len(counters)},
         }).decode())
         return 0
     print(quality_table(found))
@@ -54,6 +68,9 @@ def cmd_quality(args: argparse.Namespace) -> int:
         print(f"  {pad(topic, 34)} {pad(reason, 16)} {pad(error, 24)} {n:>10,}")
     if letters:
         print(f"  (each with its bytes and reason on {clip(settings.topic_prefix)}dead-letters)", file=sys.stdout)
+    print(f"\nrecords left out by the {len(counters)} running worker(s), since each started:")
+    for name, what in LEFT_OUT.items():
+        print(f"  {pad(what, 40)} {skipped[name]:>10,}")
     return 0
 
 

@@ -13,7 +13,7 @@ import orjson
 
 from streams.kafka.topics import produce_records
 from streams.names import Names
-from tests.integration.helpers import RETAIL, stream_in
+from tests.integration.helpers import RETAIL, stream_in, wait_until
 
 TX = """customer_id,occurred_at,amount,kind,event_id
 A,2026-06-01,100,,a1
@@ -93,3 +93,17 @@ def test_kpis_and_data_quality_from_one_pass_over_the_customers(system, tmp_path
     table = capsys.readouterr().out
     assert "profile without industry" in table
     assert "bad_input" in table
+
+    (tmp_path / "again.csv").write_text("customer_id,occurred_at,amount,kind,event_id\n"  # D's three, re-exported
+                                        "D,2026-06-02,40,,d1\nD,2026-06-03,60,,d2\nD,2026-06-04,50,,d3\n")
+    assert system.run("import", "transactions", str(tmp_path / "again.csv"), "--quiet") == 0
+    assert system.run("wait", "--timeout", "120") == 0
+
+    def left_out():
+        capsys.readouterr()
+        assert system.run("quality", "--format", "json", "--quiet") == 0
+        return orjson.loads(capsys.readouterr().out)["left_out"]
+
+    found = wait_until(left_out, lambda d: d["duplicate"] >= 3, 30, "the repeats counted by the worker")
+    assert found["duplicate"] == 3
+    assert found["workers"] == 1
