@@ -51,6 +51,10 @@ class SegmentRow(BaseModel):
     cumulative_amount_share: float
     label: str | None = Field(None, description="The segment's label in the ruleset in force, where one is written.")
     strategy: str | None = Field(None, description="What to do with its customers, as the ruleset writes it.")
+    purchases_12m: int | None = Field(None, description="Its members' purchases in the long window.")
+    avg_order_value_12m: Decimal | None = Field(None, description="Their amount_12m over their purchases.")
+    repurchase_rate: float | None = Field(None, description="The share of members with two purchases or more "
+                                          "(复购率), 0 to 1. Like amount_12m, as of each member's last change.")
 
 
 class Members(BaseModel):

@@ -5,6 +5,7 @@ box (a form: ``/?customer=ID``)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from html import escape
 from typing import Annotated, Any
 
@@ -52,6 +53,14 @@ def _described(label: str | None, strategy: str | None) -> str:
     return out + (f"<div class='muted'>{escape(strategy)}</div>" if strategy else "")
 
 
+def _aov(value: str | None) -> str:
+    return "–" if value is None else f"{Decimal(value):,}"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
 async def _segments(api: Api) -> str:
     rows = await api.pareto()
     out = ["<h2>Segments</h2>"]
@@ -63,10 +72,12 @@ async def _segments(api: Api) -> str:
             f"<td>{escape(r.segment)}{_described(r.label, r.strategy)}</td>"
             f"<td class='customers'>{r.customers:,}</td><td>{r.share:.1f}%</td>"
             f"<td>{r.amount_12m:,.2f}</td><td>{r.cumulative_amount_share:.1f}%</td>"
+            f"<td class='aov'>{_aov(r.avg_order_value_12m)}</td><td class='repurchase'>{_pct(r.repurchase_rate)}</td>"
             f"<td style='text-align:left'><span class='bar' style='width:{20 * r.customers / top:.1f}rem'></span>"
             "</td></tr>" for r in mine)
         out.append(f"<h3>{escape(dim)}</h3><table><tr><th>segment</th><th>customers</th><th>share</th>"
-                   f"<th>amount_12m</th><th>cum. amount</th><th></th></tr>{body}</table>")
+                   f"<th>amount_12m</th><th>cum. amount</th><th>avg. order</th><th>repurchase (复购率)</th>"
+                   f"<th></th></tr>{body}</table>")
     if not rows:
         out.append("<p class='muted'>no classified customer yet</p>")
     return "".join(out)

@@ -19,7 +19,7 @@ from segmenter.rules.rulebook import combine, keys_of
 from streams.kafka.control import latest_rules, rules_history, rulesets_in_force
 from streams.names import Names
 from streams.readmodel.movement import SUM, Movement, day_keys, pairs_of, summed
-from streams.readmodel.pareto import ParetoRow, described, pareto
+from streams.readmodel.pareto import ParetoRow, described, pareto, with_kpis
 from streams.readmodel.reader import decode_changes, newest_stream_time, parse_clock, segment_rows, view_of
 from streams.readmodel.story import story
 from streams.settings import Settings
@@ -99,7 +99,12 @@ class Api:
             for name in sorted(amounts):
                 pipe.scard(f"{self.prefix}:m:{dimension}:{name.decode()}")
             rows += segment_rows(dimension, amounts, await pipe.execute(), self.settings.money_scale)
-        return described(pareto(rows), await self.in_force())
+        dimensions = sorted({r[0] for r in rows})
+        pipe = self.redis.pipeline(transaction=False)
+        for dimension in dimensions:
+            pipe.hgetall(f"{self.prefix}:kpi:{dimension}")
+        sums = dict(zip(dimensions, await pipe.execute(), strict=True))
+        return described(with_kpis(pareto(rows), sums, self.settings.money_scale), await self.in_force())
 
     async def in_force(self) -> list[RuleSet]:
         """The rulesets in force (their labels and strategies), read from the broker at most every

@@ -16,7 +16,6 @@ import orjson
 from streams.cli.common import load_settings
 from streams.text import clip, pad
 
-
 LEFT_OUT = {"duplicate": "repeated event ids (counted once)", "too_old": "older than every window",
             "erased_ignored": "of erased customers", "wrong_partition": "on the wrong partition (rerouted)"}
 

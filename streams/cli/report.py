@@ -16,7 +16,7 @@ import orjson
 from segmenter.actions import duration_s
 from streams.cli.common import CliError, load_settings
 from streams.readmodel.movement import Movement
-from streams.readmodel.pareto import ParetoRow, described, pareto
+from streams.readmodel.pareto import ParetoRow, described, pareto, with_kpis
 from streams.readmodel.reader import ReadModel
 from streams.readmodel.scan import Scan
 from streams.text import SafeCsvWriter, clip, pad
@@ -46,7 +46,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     model = ReadModel.of(settings)
     from streams.kafka.control import rulesets_in_force
 
-    rows = described(pareto(model.report(settings.money_scale)), asyncio.run(rulesets_in_force(settings)))
+    table = pareto(model.report(settings.money_scale))
+    rows = described(with_kpis(table, model.kpi_sums(r.dimension for r in table), settings.money_scale),
+                     asyncio.run(rulesets_in_force(settings)))
     moved = None
     if args.since:
         try:

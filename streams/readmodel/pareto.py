@@ -4,7 +4,7 @@ share of the revenue the top classes' customers hold). ``segmenter report`` and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -24,9 +24,45 @@ class ParetoRow:
     cumulative_amount_share: float
     label: str | None = None  # the segment's label in the rulesets in force, where one is written
     strategy: str | None = None  # and its strategy
+    purchases_12m: int | None = None  # the members' purchases (``with_kpis``)
+    avg_order_value_12m: str | None = None  # their amount over their purchases
+    repurchase_rate: float | None = None  # the share of members with two purchases or more (复购率)
 
     def doc(self) -> dict[str, Any]:
         return {**asdict(self), "amount_12m": str(self.amount_12m)}
+
+
+@dataclass
+class SegmentKpi:
+    """One segment's members: how many, their purchases and amount over the long window, and how many bought twice
+    or more (复购)."""
+
+    customers: int = 0
+    purchases: int = 0
+    amount_minor: int = 0
+    repeat: int = 0
+
+    def doc(self, money_scale: int) -> dict[str, Any]:
+        aov = (Decimal(self.amount_minor) / self.purchases).scaleb(-money_scale).quantize(Decimal(1).scaleb(
+            -money_scale)) if self.purchases else None
+        return {"customers": self.customers, "purchases_12m": self.purchases,
+                "avg_order_value_12m": None if aov is None else str(aov),
+                "repurchase_rate": round(self.repeat / self.customers, 4) if self.customers else None}
+
+
+def with_kpis(rows: list[ParetoRow], sums: Mapping[str, Mapping[bytes, bytes]], money_scale: int) -> list[ParetoRow]:
+    """``rows`` with each segment's purchases, average order value and repurchase rate, from the sums the workers
+    keep per dimension (``P:kpi:<dim>``: ``<segment>\x1fp`` purchases, ``<segment>\x1fr`` members who bought
+    twice or more; as of each member's last write, as the amounts are)."""
+    out = []
+    for row in rows:
+        kept = sums.get(row.dimension, {})
+        kpi = SegmentKpi(row.customers, int(kept.get(f"{row.segment}\x1fp".encode(), 0)),
+                         int(row.amount_12m.scaleb(money_scale)), int(kept.get(f"{row.segment}\x1fr".encode(), 0)))
+        doc = kpi.doc(money_scale)
+        out.append(replace(row, purchases_12m=doc["purchases_12m"], avg_order_value_12m=doc["avg_order_value_12m"],
+                           repurchase_rate=doc["repurchase_rate"]))
+    return out
 
 
 def pareto(rows: Iterable[tuple[str, str, int, Decimal]]) -> list[ParetoRow]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -233,3 +233,11 @@ class ReadModel:
                 pipe.scard(f"{self.prefix}:m:{dimension}:{name.decode()}")
             rows += segment_rows(dimension, amounts, pipe.execute(), money_scale)
         return rows
+
+    def kpi_sums(self, dimensions: Iterable[str]) -> dict[str, dict[bytes, bytes]]:
+        """Each dimension's ``P:kpi`` hash (``pareto.with_kpis``)."""
+        dimensions = sorted(set(dimensions))
+        pipe = self.client.pipeline(transaction=False)
+        for dimension in dimensions:
+            pipe.hgetall(f"{self.prefix}:kpi:{dimension}")
+        return dict(zip(dimensions, pipe.execute(), strict=True))

@@ -9,32 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
 
 from segmenter import codec, step
 from segmenter.metrics import PROFILE_FIELDS
 from segmenter.state import Policy
+from streams.readmodel.pareto import SegmentKpi
 from streams.readmodel.reader import ReadModel
 from streams.stored import HEADER
-
-
-@dataclass
-class SegmentKpi:
-    """One segment's members: how many, their purchases and amount over the long window, and how many bought twice
-    or more (复购)."""
-
-    customers: int = 0
-    purchases: int = 0
-    amount_minor: int = 0
-    repeat: int = 0
-
-    def doc(self, money_scale: int) -> dict[str, Any]:
-        aov = (Decimal(self.amount_minor) / self.purchases).scaleb(-money_scale).quantize(Decimal(1).scaleb(
-            -money_scale)) if self.purchases else None
-        return {"customers": self.customers, "purchases_12m": self.purchases,
-                "avg_order_value_12m": None if aov is None else str(aov),
-                "repurchase_rate": round(self.repeat / self.customers, 4) if self.customers else None}
 
 
 @dataclass

@@ -2,13 +2,16 @@
 
 Keys under the prefix ``P`` (the topic prefix without its dot)::
 
-    P:c:<customer>          hash: epoch, seq, segments (JSON), amount_minor, partition, tags (JSON list, or
-                            empty), state (the record)
+    P:c:<customer>          hash: epoch, seq, segments (JSON), amount_minor, purchases, partition, tags (JSON
+                            list, or empty), state (the record)
     P:m:<dim>:<segment>     set of customer ids
     P:t:<tag>               set of the customer ids with the tag
     P:h:<customer>          list: the customer's last changes, newest first ("<change id> <JSON>"), capped at
                             ``story_changes``; a change already listed (a replay) is not added again
     P:amt:<dim>             hash: segment -> summed amount_12m in minor units (exact)
+    P:kpi:<dim>             hash: "<segment>\x1fp" -> summed purchases_12m, "<segment>\x1fr" -> members with two
+                            purchases or more in the long window (the repurchase rate's numerator); like P:amt, as
+                            of each member's last write
     P:customers             set of every customer id
     P:p:<partition>         set of the customer ids of one input partition (``rules preview`` reads them apart)
     P:clock                 hash: partition -> [stream time, business day]
@@ -65,20 +68,31 @@ end
 for i, row in ipairs(rows) do
   local customer, epoch, seq, segs, amount = row[1], tonumber(row[2]), tonumber(row[3]), row[4], row[5]
   local key = prefix .. ':c:' .. customer
-  local cur = redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor', 'tags')
+  local purchases = row[12]
+  local cur = redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor', 'tags', 'purchases')
   local cur_epoch, cur_seq = tonumber(cur[1] or '-1'), tonumber(cur[2] or '-1')
   if epoch > cur_epoch or (epoch == cur_epoch and seq > cur_seq) then
-    local old, old_amount = cur[3], cur[4] or '0'
-    if old ~= segs or old_amount ~= amount then
+    local old, old_amount, old_purchases = cur[3], cur[4] or '0', cur[6] or '0'
+    if old ~= segs or old_amount ~= amount or old_purchases ~= purchases then
       -- the segment sums first, all or nothing for this row: a sum Redis refuses (64-bit overflow, a
       -- foreign value) undoes the row's earlier increments and fails the call before anything else moved
       local moves = {}
       if old then
         for dim, seg in pairs(cjson.decode(old)) do
           moves[#moves + 1] = {prefix .. ':amt:' .. dim, seg, negated(old_amount)}
+          moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', negated(old_purchases)}
+          if tonumber(old_purchases) >= 2 then
+            moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'r', '-1'}
+          end
         end
       end
-      for dim, seg in pairs(cjson.decode(segs)) do moves[#moves + 1] = {prefix .. ':amt:' .. dim, seg, amount} end
+      for dim, seg in pairs(cjson.decode(segs)) do
+        moves[#moves + 1] = {prefix .. ':amt:' .. dim, seg, amount}
+        moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', purchases}
+        if tonumber(purchases) >= 2 then
+          moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'r', '1'}
+        end
+      end
       for k, move in ipairs(moves) do
         local done = redis.pcall('HINCRBY', move[1], move[2], move[3])
         if type(done) == 'table' and done.err then
@@ -106,7 +120,7 @@ for i, row in ipairs(rows) do
       end
     end
     redis.call('HSET', key, 'epoch', row[2], 'seq', row[3], 'segments', segs, 'amount_minor', amount,
-               'partition', row[6], 'tags', tags, 'state', ARGV[i + 2])
+               'purchases', purchases, 'partition', row[6], 'tags', tags, 'state', ARGV[i + 2])
     local history, moves = row[8], row[10]
     local hkey = prefix .. ':h:' .. customer
     -- within one epoch a change reaches here once (a retried write of an applied row is skipped above); a new
@@ -145,6 +159,7 @@ return applied
 
 _ERASE = """
 local prefix = ARGV[1]
+local SEP = string.char(31)
 local function negated(text)
   if string.sub(text, 1, 1) == '-' then return string.sub(text, 2) end
   if text == '0' then return text end
@@ -153,11 +168,14 @@ end
 for i = 2, #ARGV do
   local customer = ARGV[i]
   local key = prefix .. ':c:' .. customer
-  local cur = redis.call('HMGET', key, 'segments', 'amount_minor', 'tags', 'partition')
+  local cur = redis.call('HMGET', key, 'segments', 'amount_minor', 'tags', 'partition', 'purchases')
   if cur[1] then
+    local purchases = cur[5] or '0'
     for dim, seg in pairs(cjson.decode(cur[1])) do
       redis.call('SREM', prefix .. ':m:' .. dim .. ':' .. seg, customer)
       redis.call('HINCRBY', prefix .. ':amt:' .. dim, seg, negated(cur[2] or '0'))
+      redis.call('HINCRBY', prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', negated(purchases))
+      if tonumber(purchases) >= 2 then redis.call('HINCRBY', prefix .. ':kpi:' .. dim, seg .. SEP .. 'r', -1) end
     end
   end
   if cur[3] and cur[3] ~= '' then
@@ -193,6 +211,7 @@ class ProjectedCustomer(NamedTuple):
     tags: tuple[str, ...] = ()
     history: tuple[tuple[str, str], ...] = ()  # changes since the last write: (change id, story entry JSON)
     moves: tuple[tuple[str, int, str, str, str, int], ...] = ()  # (change id, day, dimension, from, to, amount)
+    purchases: int = 0  # purchases_12m as of the partition's day, like amount_minor
 
 
 def script_args(prefix: str, customers: Sequence[ProjectedCustomer], keep: int = 5) -> list[Any]:
@@ -202,7 +221,8 @@ def script_args(prefix: str, customers: Sequence[ProjectedCustomer], keep: int =
     travel as text, so Lua stores them as they are (its numbers would print 1e+14 past 14 digits)."""
     rows = [[c.customer_id, str(c.epoch), str(c.seq), orjson.dumps(c.segments).decode(), str(c.amount_minor),
              str(c.partition), orjson.dumps(c.tags).decode() if c.tags else "",
-             [[cid, entry] for cid, entry in c.history], keep, [list(m) for m in c.moves], MOVES_KEPT_S]
+             [[cid, entry] for cid, entry in c.history], keep, [list(m) for m in c.moves], MOVES_KEPT_S,
+             str(c.purchases)]
             for c in customers]
     return [prefix, orjson.dumps(rows), *(c.state for c in customers)]
 

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from segmenter import step
 from segmenter.codec import StateEncoder
-from segmenter.state import Policy, amount_12m_minor
+from segmenter.state import Policy, totals_at
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.readmodel.writer import ProjectedCustomer, Projection
@@ -38,13 +38,14 @@ ENCODE_STEP = 256  # customers encoded between two looks at the event loop (a fe
 def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, number: int, epoch: int,
                   day: int | None, policy: Policy, history: Sequence[tuple[str, str, Move | None]] = (),
                   keep: int = 0) -> ProjectedCustomer:
-    """A customer's Redis row: its stored ``value``, segments and amount_12m as of its partition's ``day``, its
-    last ``keep`` changes since the last flush (for its story's list) and its segment moves (for the day summary)."""
-    amount = amount_12m_minor(record.state, day, policy) if day is not None else 0
+    """A customer's Redis row: its stored ``value``, segments, amount_12m and purchases_12m as of its partition's
+    ``day``, its last ``keep`` changes since the last flush (for its story's list) and its segment moves (for the
+    day summary)."""
+    long = totals_at(record.state, day, policy).long if day is not None else (0, 0)
     story = tuple((i, entry) for i, entry, _ in history[-keep:]) if keep else ()
     moves = tuple((i, *move) for i, _, move in history if move is not None)
-    return ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), amount, number, value, record.tags,
-                             story, moves)
+    return ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), long[1], number, value, record.tags,
+                             story, moves, long[0])
 
 
 class Flushing:

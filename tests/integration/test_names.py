@@ -70,7 +70,11 @@ def test_a_chinese_ruleset_runs_through_the_stack(system, tmp_path, capsys):
         assert sorted(members) == ["B", "甲"]
         rows = {r["segment"]: r for r in api.get("/segments").json()["价值分层"]}
         assert rows["高价值客户"]["strategy"] == "专属客户经理，每月回访，优先体验新品"
+        # 甲's 12 purchases and B's 3 (pinned here), 12,450 over 15: both bought again
+        assert (rows["高价值客户"]["purchases_12m"], rows["高价值客户"]["repurchase_rate"]) == (15, 1.0)
+        assert rows["高价值客户"]["avg_order_value_12m"] == "830.00"
         assert api.get(f"/customers/{quote('甲')}").json()["dimensions"][0]["dimension_label"] == "客户价值"
         page = api.get("/").text
         assert "交易量骤降" in page
+        assert "复购率" in page
         assert "客户经理一周内联系，了解原因" in page

@@ -80,6 +80,9 @@ def test_kpis_and_data_quality_from_one_pass_over_the_customers(system, tmp_path
                                              "purchases_12m": 5, "avg_order_value_12m": "210.00",
                                              "repurchase_rate": round(1 / 3, 4)}
     assert kpis[("value", "unclassified")]["avg_order_value_12m"] == "2550.00"  # A: 5,100 in two purchases
+    kept = {(r["dimension"], r["segment"]): r for r in doc["segments"]}  # the sums the workers keep, no pass
+    for key, kpi in kpis.items():
+        assert {k: kept[key][k] for k in kpi} == kpi
     assert doc["quality"] == {"customers": 4, "without_profile": 2, "missing": {"industry": 3, "region": 2,
                                                                                 "size": 4, "type": 2},
                               "no_purchase_12m": 0, "no_interaction_12m": 4, "without_stream_time": 0}
