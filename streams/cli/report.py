@@ -18,7 +18,7 @@ from streams.cli.common import CliError, load_settings
 from streams.readmodel.movement import Movement
 from streams.readmodel.pareto import ParetoRow, described, pareto, with_kpis
 from streams.readmodel.reader import ReadModel
-from streams.readmodel.scan import Scan
+from streams.readmodel.scan import Scan, Since, cohorts
 from streams.text import SafeCsvWriter, clip, pad
 
 
@@ -56,52 +56,91 @@ def cmd_report(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise CliError(f"--since {args.since!r}: {exc}") from None
         moved = model.movement(span, settings.money_scale)
-    found = scan_all(settings, model, args.quiet) if args.kpis else None
+    since = Since(moved.since, settings.story_changes) if args.kpis and moved and moved.since else None
+    found = scan_all(settings, model, args.quiet, since) if args.kpis else None
     if args.chart:
         from streams.cli.charts import draw
 
         draw(Path(args.chart), rows, moved)
         print(f"chart written to {args.chart}", file=sys.stderr)
     if args.format == "json":
-        doc: dict[str, Any] = {"segments": [r.doc() for r in rows], "tags": model.tag_counts()}
-        if moved is not None:
-            doc["movement"] = {"since": moved.since, "until": moved.until, "moves": movement_rows(moved)}
-        if found is not None:
-            doc["kpis"] = kpi_rows(found, settings.money_scale)
-            doc["quality"] = quality_doc(found)
-        print(orjson.dumps(doc, default=str).decode())
+        _json(model, rows, moved, found, settings.money_scale)
     elif args.format == "csv":
-        writer = SafeCsvWriter(sys.stdout)
-        writer.writerow(["dimension", "segment", "customers", "share", "amount_12m", "amount_share",
-                         "cumulative_share", "cumulative_amount_share", "label", "strategy"])
-        writer.writerows([r.dimension, r.segment, r.customers, f"{r.share:.4f}", r.amount_12m,
-                          f"{r.amount_share:.4f}", f"{r.cumulative_share:.4f}", f"{r.cumulative_amount_share:.4f}",
-                          r.label or "", r.strategy or ""]
-                         for r in rows)
-        if moved is not None:  # a second table after a blank line
-            print()
-            writer.writerow(["dimension", "from", "to", "customers", "amount_12m"])
-            writer.writerows(list(row.values()) for row in movement_rows(moved))
-        if found is not None:
-            print()
-            writer.writerow(["dimension", "segment", "customers", "purchases_12m", "avg_order_value_12m",
-                             "repurchase_rate"])
-            writer.writerows(list(row.values()) for row in kpi_rows(found, settings.money_scale))
+        _csv(rows, moved, found, settings.money_scale)
     else:
         _table(model, rows, moved)
         if found is not None:
             print("\n" + kpi_table(found, settings.money_scale))
+            if found.since is not None:
+                print("\n" + cohort_table(found))
             print("\n" + quality_table(found))
     return 0
 
 
-def scan_all(settings: Any, model: ReadModel, quiet: bool) -> Scan:
+def _json(model: ReadModel, rows: list[ParetoRow], moved: Movement | None, found: Scan | None,
+          money_scale: int) -> None:
+    doc: dict[str, Any] = {"segments": [r.doc() for r in rows], "tags": model.tag_counts()}
+    if moved is not None:
+        doc["movement"] = {"since": moved.since, "until": moved.until, "moves": movement_rows(moved)}
+    if found is not None:
+        doc["kpis"] = kpi_rows(found, money_scale)
+        doc["quality"] = quality_doc(found)
+    if found is not None and found.since is not None:
+        doc["cohorts"] = {"since": found.since.since.isoformat(), "segments": cohorts(found),
+                          "unknown": found.since.unknown}
+    print(orjson.dumps(doc, default=str).decode())
+
+
+def _csv(rows: list[ParetoRow], moved: Movement | None, found: Scan | None, money_scale: int) -> None:
+    """The report's tables as CSV, one after another, a blank line between."""
+    writer = SafeCsvWriter(sys.stdout)
+    writer.writerow(["dimension", "segment", "customers", "share", "amount_12m", "amount_share",
+                     "cumulative_share", "cumulative_amount_share", "label", "strategy", "purchases_12m",
+                     "avg_order_value_12m", "repurchase_rate"])
+    writer.writerows([r.dimension, r.segment, r.customers, f"{r.share:.4f}", r.amount_12m,
+                      f"{r.amount_share:.4f}", f"{r.cumulative_share:.4f}", f"{r.cumulative_amount_share:.4f}",
+                      r.label or "", r.strategy or "", r.purchases_12m, r.avg_order_value_12m or "",
+                      "" if r.repurchase_rate is None else r.repurchase_rate]
+                     for r in rows)
+    if moved is not None:
+        print()
+        writer.writerow(["dimension", "from", "to", "customers", "amount_12m"])
+        writer.writerows(list(row.values()) for row in movement_rows(moved))
+    if found is not None:
+        print()
+        writer.writerow(["dimension", "segment", "customers", "purchases_12m", "avg_order_value_12m",
+                         "repurchase_rate"])
+        writer.writerows(list(row.values()) for row in kpi_rows(found, money_scale))
+    if found is not None and found.since is not None:
+        print()
+        writer.writerow(["dimension", "segment", "members", "stayed", "moved_up", "moved_down", "left", "churned"])
+        writer.writerows(list(row.values()) for row in cohorts(found))
+
+
+def cohort_table(found: Scan) -> str:
+    """How each segment's members at the span's start did by now (the cohorts of ``report --since --kpis``)."""
+    since = found.since
+    assert since is not None
+    lines = [f"the members of each segment at {since.since.isoformat()}, now:",
+             f"{'dimension':<14} {'segment':<16} {'members':>9} {'stayed':>9} {'moved up':>9} {'moved down':>10} "
+             f"{'left':>6} {'churned':>8}"]
+    lines += [f"{pad(r['dimension'], 14)} {pad(r['segment'], 16)} {r['members']:>9,} {r['stayed']:>9,} "
+              f"{r['moved_up']:>9,} {r['moved_down']:>10,} {r['left']:>6,} {r['churned']:>8,}" for r in cohorts(found)]
+    lines.append("(up or down: into a segment whose members' average amount_12m is now greater or smaller; churned: no"
+                 " purchase in the short window now)")
+    if since.unknown:
+        lines.append(f"{since.unknown:,} customers left out: more changes within the span than their story keeps "
+                     "(SEGMENTER_STORY_CHANGES)")
+    return "\n".join(lines)
+
+
+def scan_all(settings: Any, model: ReadModel, quiet: bool, since: Since | None = None) -> Scan:
     from streams.progress import Progress
     from streams.readmodel.scan import scan
 
     progress = None if quiet else Progress("customers read", model.count(), unit="customers")
     try:
-        return scan(model, settings.policy(), None if progress is None else progress.update)
+        return scan(model, settings.policy(), None if progress is None else progress.update, since)
     finally:
         if progress is not None:
             progress.close()

@@ -234,6 +234,13 @@ class ReadModel:
             rows += segment_rows(dimension, amounts, pipe.execute(), money_scale)
         return rows
 
+    def stories(self, customers: Sequence[str]) -> list[list[bytes]]:
+        """Each customer's story list (``P:h:<customer>``: "<change id> <JSON>", newest first), one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for customer in customers:
+            pipe.lrange(f"{self.prefix}:h:{customer}", 0, -1)
+        return pipe.execute()
+
     def kpi_sums(self, dimensions: Iterable[str]) -> dict[str, dict[bytes, bytes]]:
         """Each dimension's ``P:kpi`` hash (``pareto.with_kpis``)."""
         dimensions = sorted(set(dimensions))

@@ -80,12 +80,25 @@ def test_kpis_and_data_quality_from_one_pass_over_the_customers(system, tmp_path
                                              "purchases_12m": 5, "avg_order_value_12m": "210.00",
                                              "repurchase_rate": round(1 / 3, 4)}
     assert kpis[("value", "unclassified")]["avg_order_value_12m"] == "2550.00"  # A: 5,100 in two purchases
+    assert "cohorts" not in doc  # only with --since
     kept = {(r["dimension"], r["segment"]): r for r in doc["segments"]}  # the sums the workers keep, no pass
     for key, kpi in kpis.items():
         assert {k: kept[key][k] for k in kpi} == kpi
     assert doc["quality"] == {"customers": 4, "without_profile": 2, "missing": {"industry": 3, "region": 2,
                                                                                 "size": 4, "type": 2},
                               "no_purchase_12m": 0, "no_interaction_12m": 4, "without_stream_time": 0}
+
+    # the members of each segment 15 days before the newest stream time (06-30): A, B, C and D in low_value (A then
+    # moved to unclassified on 06-20, whose members' average amount is greater: up)
+    assert system.run("report", "--kpis", "--since", "15d", "--format", "json", "--quiet") == 0
+    cohorts = orjson.loads(capsys.readouterr().out)["cohorts"]
+    assert cohorts["since"].startswith("2026-06-15")
+    assert cohorts["unknown"] == 0
+    assert cohorts["segments"] == [{"dimension": "value", "segment": "low_value", "members": 4, "stayed": 3,
+                                    "moved_up": 1, "moved_down": 0, "left": 0, "churned": 0}]
+    assert system.run("report", "--kpis", "--since", "15d", "--quiet") == 0
+    assert "value          low_value                4         3         1          0      0        0" in \
+        capsys.readouterr().out
 
     assert system.run("quality", "--format", "json", "--quiet") == 0
     quality = orjson.loads(capsys.readouterr().out)

@@ -1,13 +1,16 @@
 """`segmenter report`'s Pareto table: per dimension, segments by amount, with shares and cumulative shares."""
 
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 from wcwidth import wcswidth
 
 from segmenter.rules import load_ruleset
 from streams.cli.report import pareto_table
 from streams.readmodel.pareto import described, pareto
+from streams.readmodel.scan import started
 
 
 def test_the_pareto_table_says_what_share_of_revenue_each_class_holds():
@@ -35,3 +38,24 @@ def test_labels_line_up_in_terminal_columns_and_strategies_follow_the_table():
     assert lines[3].endswith("  未分类（近12个月无购买）")  # the default's label
     assert "  价值分层.高价值客户: 专属客户经理，每月回访，优先体验新品" in lines
     assert not any("value.low:" in line for line in lines)  # no strategy written, none shown
+
+
+def _entry(at: str, **doc) -> bytes:
+    return f"id{at} {orjson.dumps({'at': at, **doc}).decode()}".encode()
+
+
+def test_where_a_customer_started_a_span_is_read_back_from_its_story():
+    since = datetime.fromisoformat("2026-06-15T00:00:00+00:00")
+    now = {"value": "high", "life": "active"}
+    story = [_entry("2026-06-20T00:00:00+00:00", dimension="value", **{"from": "mid", "to": "high"}),
+             _entry("2026-06-18T00:00:00+00:00", tag="vip", added=True),
+             _entry("2026-06-16T00:00:00+00:00", dimension="value", **{"from": "low", "to": "mid"}),
+             _entry("2026-06-16T00:00:00+00:00", dimension="life", **{"from": None, "to": "active"}),
+             _entry("2026-05-01T00:00:00+00:00", dimension="value", **{"from": None, "to": "low"})]
+    # the oldest change within the span says where it was: low; life had no segment then
+    assert started(story, now, since, keep=5) == {"value": "low", "life": None}
+    assert started([], now, since, keep=5) == now  # no change since: where it is now
+    # a full list all within the span: earlier changes in the span may have been dropped
+    assert started(story[:4], now, since, keep=4) is None
+    assert started(story[:4], now, since, keep=5) == {"value": "low", "life": None}
+    assert started(story, now, since, keep=0) is None  # no story kept at all
