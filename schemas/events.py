@@ -6,7 +6,7 @@ on every topic) and ``occurred_at`` (event time, timezone-aware).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -88,6 +88,15 @@ class Profile(InboundModel):
     region: Label | None = None
     size: Label | None = None
     created_at: EventTime | None = None
+    birth_date: date | None = Field(None, description="For `on: birthday` actions; kept in the customer's record, "
+                                    "never published with its changes.")
+
+    @field_validator("birth_date")
+    @classmethod
+    def _plausible_birth(cls, value: date | None) -> date | None:
+        if value is not None and not date(1900, 1, 1) <= value <= date(2100, 12, 31):
+            raise ValueError("a birth date is between 1900-01-01 and 2100-12-31")
+        return value
 
 
 class Override(InboundModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -74,9 +75,28 @@ class CustomerErased(OutboundModel):
     stream_time: AwareDatetime
 
 
-AnyChange = Annotated[SegmentChange | TagChange | CustomerErased, Field(discriminator="type")]
-CHANGE_ADAPTER: TypeAdapter[SegmentChange | TagChange | CustomerErased] = TypeAdapter(AnyChange)
-"""Reads one record of the segment-changes topic (a segment change or a tag change)."""
+class Occasion(OutboundModel):
+    """A customer's birthday or first-purchase anniversary reached (``lead_days`` ahead of it), for the actions that
+    fire ``on`` it; once a year per customer, occasion and lead. Not a change of state: it moves no segment."""
+
+    type: Literal["occasion"] = "occasion"
+    change_id: str = Field(description="Deterministic: the customer, the occasion, its date, the lead and the "
+                           "ruleset id (the same for every version).")
+    customer_id: str
+    occasion: Literal["birthday", "first_purchase_anniversary"]
+    date: dt.date = Field(description="The birthday or anniversary itself, in the business timezone.")
+    lead_days: int = Field(ge=0, description="How many days ahead of `date` it was reached.")
+    ruleset_id: str
+    ruleset_version: int
+    stream_time: AwareDatetime
+    profile: dict[str, str | None] = Field(
+        default_factory=dict, description="The customer's profile attributes then (for action routing; never the "
+        "birth date).")
+
+
+AnyChange = Annotated[SegmentChange | TagChange | Occasion | CustomerErased, Field(discriminator="type")]
+CHANGE_ADAPTER: TypeAdapter[SegmentChange | TagChange | Occasion | CustomerErased] = TypeAdapter(AnyChange)
+"""Reads one record of the segment-changes topic (a segment change, a tag change, an occasion or an erasure)."""
 
 
 class ActionOutput(OutboundModel):

@@ -112,6 +112,10 @@ class ActionRule(OutboundModel):
     id: Name
     enter: SegmentRef | None = None
     leave: SegmentRef | None = None
+    on: Literal["birthday", "first_purchase_anniversary"] | None = Field(
+        None, description="Instead of a transition: the customer's birthday (its profile's birth_date) or the "
+        "anniversary of its first purchase, once a year.")
+    lead: Duration = Field("0d", description="With 'on': fire this many days ahead of the day (whole days).")
     coupon: CouponAction | None = None
     alert: AlertAction | None = None
     publish: PublishAction | None = None
@@ -120,8 +124,13 @@ class ActionRule(OutboundModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ActionRule:
-        if (self.enter is None) == (self.leave is None):
-            raise ValueError("an action has exactly one of 'enter' or 'leave' (dimension.segment)")
+        if sum(trigger is not None for trigger in (self.enter, self.leave, self.on)) != 1:
+            raise ValueError("an action has exactly one of 'enter' or 'leave' (dimension.segment) or 'on' "
+                             "(birthday, first_purchase_anniversary)")
+        if self.on is None and int(self.lead[:-1]):
+            raise ValueError("'lead' goes with 'on' (an occasion), not with a transition")
+        if self.on is not None and int(self.min_dwell[:-1]):
+            raise ValueError("'min_dwell' goes with a transition, not with 'on'")
         if sum(kind is not None for kind in (self.coupon, self.alert, self.publish)) != 1:
             raise ValueError("an action has exactly one of 'coupon', 'alert' or 'publish'")
         return self

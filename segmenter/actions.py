@@ -84,6 +84,16 @@ class ActionSpec:
     coupon: CouponSpec | None = None
     alert: AlertSpec | None = None
     publish: PublishSpec | None = None
+    occasion: str | None = None  # "birthday" or "first_purchase_anniversary" (``segmenter.occasions``)
+    lead_days: int = 0  # for an occasion: this many days ahead of it
+
+    @classmethod
+    def on_occasion(cls, action_id: str, kind: str, lead_days: int, cooldown_s: int, *,
+                    coupon: CouponSpec | None = None, alert: AlertSpec | None = None,
+                    publish: PublishSpec | None = None) -> ActionSpec:
+        """An action fired by an occasion: it matches the occasion's change (dimension ``#<kind>``, ``before`` the
+        lead in days, ``after`` the occasion's date), which no segment change can look like."""
+        return cls(action_id, "enter", f"#{kind}", "", cooldown_s, 0, coupon, alert, publish, kind, lead_days)
 
     @property
     def kind(self) -> Literal["coupon", "alert", "publish"]:
@@ -91,6 +101,9 @@ class ActionSpec:
 
     @property
     def target(self) -> str:
+        """``dimension.segment``; for an occasion ``#birthday`` (``#birthday-7d`` with a lead)."""
+        if self.occasion is not None:
+            return f"#{self.occasion}" + (f"-{self.lead_days}d" if self.lead_days else "")
         return f"{self.dimension}.{self.segment}"
 
     def describe(self, rosters: Mapping[str, RosterSpec]) -> str:
@@ -111,17 +124,22 @@ class ActionSpec:
         timing = f"cooldown {_human(self.cooldown_s)}"
         if self.min_dwell_s:
             timing += f", after staying {_human(self.min_dwell_s)}"
+        if self.occasion is not None:
+            ahead = f", {self.lead_days} day(s) ahead" if self.lead_days else ""
+            return f"{self.id}: on the customer's {self.occasion.replace('_', ' ')}{ahead} -> {what}; {timing}"
         return f"{self.id}: on {'entering' if self.trigger == 'enter' else 'leaving'} {self.target} -> {what}; {timing}"
 
     def fires_on(self, dimension: str, before: str | None, after: str | None) -> bool:
         """``after`` None: the dimension left with its ruleset, which fires nothing."""
         if dimension != self.dimension or before == after or after is None:
             return False
+        if self.occasion is not None:
+            return before == str(self.lead_days)
         return after == self.segment if self.trigger == "enter" else before == self.segment
 
     def undone_by(self, dimension: str, before: str | None, after: str | None) -> bool:
         """The move that cancels a pending dwell of this action (the customer left its condition)."""
-        if dimension != self.dimension or before == after:
+        if dimension != self.dimension or before == after or self.occasion is not None:
             return False
         return before == self.segment if self.trigger == "enter" else after == self.segment
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from schemas.events import Interaction, Profile, Transaction
+from segmenter.occasions import BIRTH_DATE
 from segmenter.state import INTERACTION, PURCHASE, REFUND, Fact, Policy, hash_event_id, new_tuple
 
 
@@ -36,10 +37,11 @@ def interaction_fact(event_id: str, occurred: datetime, kind: str, satisfaction:
 
 
 def profile_attributes(profile: Profile) -> dict[str, str | None]:
-    """The ``profile.*`` values rules can read."""
+    """The ``profile.*`` values rules can read, and the birth date where one is given (``occasions``)."""
     return {
         "profile.type": profile.customer_type,
         "profile.region": profile.region,
         "profile.industry": profile.industry,
         "profile.size": profile.size,
+        **({BIRTH_DATE: profile.birth_date.isoformat()} if profile.birth_date is not None else {}),
     }

@@ -138,6 +138,7 @@ class RowReader:
                 "customer_type": _optional(row, "type"), "industry": _optional(row, "industry"),
                 "region": _optional(row, "region"), "size": _optional(row, "size"),
                 "created_at": parse_time(created, self.tz, "created_at") if created else None,
+                "birth_date": _optional(row, "birth_date"),
             })
         except ValidationError as exc:
             raise _validation(exc) from None

@@ -18,6 +18,7 @@ from segmenter import codec
 from segmenter.classify import Explanation, due_day, explain_dimension
 from segmenter.errors import InvalidStateError
 from segmenter.metrics import NO_PROFILE, Profile, display, metric_view
+from segmenter.occasions import Occasion, birth_of, next_wake, reached
 from segmenter.ranking import Ranks
 from segmenter.rules.compiler import RuleSet
 from segmenter.rules.rulebook import keys_of
@@ -102,7 +103,7 @@ class Change:
         return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 
-AnyChange = Change | TagChange
+AnyChange = Change | TagChange | Occasion  # an Occasion: a birthday or anniversary reached (``segmenter.occasions``)
 LEFT = "its ruleset is no longer in force"  # the condition of a change to no segment
 
 RECORD_FORMAT = 2  # 1 (before 2026-11): 4-byte state length, state, JSON tail; still read
@@ -270,11 +271,26 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
                                         profile=copied, values=values, policy=policy, cause=cause))
     due = due_day(ruleset, state, as_of, policy, track_amount=True,  # the projection keeps amount_12m
                   current=judged, profile=profile, population=population)
-    if pins:
-        ends = [pin.until for pin in pins if pin.until is not None]
-        if ends:
-            due = min(ends) if due is None else min(due, *ends)
+    due = _due(record, ruleset, profile, state.first_purchase, as_of=as_of, due=due, pins=pins, changes=changes)
     return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1, pins, tags, marks), changes
+
+
+def _due(record: CustomerRecord, ruleset: RuleSet, profile: Profile, first_purchase: int | None, *, as_of: int,
+         due: int | None, pins: tuple[Pin, ...], changes: list[AnyChange]) -> int | None:
+    """The next due day: the rules' (``due``), at most the end of a pin and the next occasion's wake day (the due
+    index wakes the customer then: no scan). The occasions reached since the record's due day are appended to
+    ``changes``."""
+    wakes = [pin.until for pin in pins if pin.until is not None]
+    if ruleset.occasions:
+        birth = birth_of(profile)
+        if record.due is not None and record.due <= as_of:  # woken on (or past) its due day: what it reached
+            changes.extend(reached(ruleset.occasions, birth, first_purchase, record.due, as_of))
+        wake = next_wake(ruleset.occasions, birth, first_purchase, as_of)
+        if wake is not None:
+            wakes.append(wake)
+    if due is not None:
+        wakes.append(due)
+    return min(wakes) if wakes else None
 
 
 def _left(record: CustomerRecord, ruleset: RuleSet, cause: tuple[str, str]) -> list[AnyChange]:

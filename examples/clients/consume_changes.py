@@ -3,9 +3,10 @@
     python consume_changes.py BOOTSTRAP [TOPIC_PREFIX] [SECONDS]
 
 Each record's key is the customer id, its value a JSON document with ``"type"``: ``segment_change`` (dimension,
-``from`` -> ``to``, cause, the metrics that decided it), ``tag_change`` or ``erasure`` (delete what you hold of the
-customer). A change can come twice (a worker restarted): ``change_id`` is the same both times, so keep the last per
-customer and dimension, or de-duplicate by ``change_id``.
+``from`` -> ``to``, cause, the metrics that decided it), ``tag_change``, ``occasion`` (a birthday or anniversary) or
+``erasure`` (delete what you hold of the customer); skip the types you do not know. A change can come twice (a
+worker restarted): ``change_id`` is the same both times, so keep the last per customer and dimension, or
+de-duplicate by ``change_id``.
 """
 
 import asyncio

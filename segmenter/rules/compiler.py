@@ -41,6 +41,7 @@ from segmenter.metrics import (
     source_of,
     top_category,
 )
+from segmenter.occasions import Kind, OccasionSpec
 from segmenter.ranking import AMOUNT, PURCHASES, QUINTILES, RECENCY
 from segmenter.rules.syntax import Arith, BoolOp, Compare, Const, InList, Name, Node, Not, Operand, RuleSyntaxError
 from segmenter.state import ExtraSums
@@ -166,6 +167,7 @@ class RuleSet:
     """Per dimension, every segment a customer can be in (the default included)."""
     reads_days_since: bool = field(init=False, compare=False, repr=False)
     copies_metrics: bool = field(init=False, compare=False, repr=False)  # a tag name copies a window metric
+    occasions: tuple[OccasionSpec, ...] = field(init=False, compare=False, repr=False)  # what actions fire on
     classify_all: Callable[[Values], tuple[str, ...]] = field(init=False, compare=False, repr=False)
     """One segment per dimension, first match wins: every dimension's chain fused into one function."""
     classify_totals: Callable[..., tuple[str, ...]] = field(init=False, compare=False, repr=False)
@@ -186,6 +188,9 @@ class RuleSet:
                                                                     if t.condition is not None]
         copied = {f for t in self.tags for f in t.fields if f in COPIED_METRICS}
         object.__setattr__(self, "copies_metrics", bool(copied))
+        specs = {o for p in self.parts for o in p.occasions} if self.parts else {
+            OccasionSpec(cast(Kind, a.occasion), a.lead_days, self.id) for a in self.actions if a.occasion is not None}
+        object.__setattr__(self, "occasions", tuple(sorted(specs, key=lambda o: (o.kind, o.lead_days, o.ruleset_id))))
         object.__setattr__(self, "metrics", frozenset(m for s in read for m in s.metrics) | copied)
         constants: dict[str, set[Number]] = {}
         for seg in read:

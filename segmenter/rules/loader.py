@@ -10,10 +10,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from schemas.ruleset import RuleSetDocument
+from schemas.ruleset import ActionRule, RuleSetDocument
 from segmenter.actions import ActionSpec, AlertSpec, CouponSpec, PublishSpec, RosterSpec, duration_s
 from segmenter.errors import InvalidRuleError
 from segmenter.metrics import PROFILE_FIELDS
+from segmenter.occasions import MAX_LEAD_DAYS
 from segmenter.rules.compiler import (
     COPIED_METRICS,
     TEMPLATE_FIELD,
@@ -126,7 +127,11 @@ class _Tree:
                     mark = key_node.start_mark
                     raise InvalidRuleError(f"{self.source}:{mark.line + 1}:{mark.column + 1}: a key is a plain "
                                            "name, not a mapping or a list")
-                key = self._scalar(key_node)
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    mark = key_node.start_mark
+                    raise InvalidRuleError(f"{self.source}:{mark.line + 1}:{mark.column + 1}: cannot read this "
+                                           "value (a YAML merge key '<<'; write the keys out)")
+                key = key_node.value  # a key is a name as written: ``on`` stays "on", not YAML 1.1's True
                 if key in out:
                     line = key_node.start_mark.line + 1
                     raise InvalidRuleError(f"{self.where(path)}: duplicate key {key!r} at line {line}")
@@ -240,38 +245,55 @@ def _actions(doc: RuleSetDocument, rosters: dict[str, RosterSpec], problems: lis
         if rule.id in seen:
             problems.append(f"{where((*path, 'id'))}: {label}: duplicate action id")
         seen.add(rule.id)
-        if dim not in segments:
+        lead_days = 0
+        if rule.on is not None:
+            lead_s = _duration(rule.lead, (*path, "lead"), label, problems, where)
+            lead_days = lead_s // 86_400
+            if lead_s % 86_400 or lead_days > MAX_LEAD_DAYS:
+                problems.append(f"{where((*path, 'lead'))}: {label}: a lead is whole days, at most {MAX_LEAD_DAYS}d")
+        elif dim not in segments:
             problems.append(f"{where((*path, trigger))}: {label}: no dimension {dim!r}{_suggest(dim, segments)}")
         elif seg not in segments[dim]:
             problems.append(f"{where((*path, trigger))}: {label}: dimension {dim!r} has no segment {seg!r}"
                             f"{_suggest(seg, segments[dim])}")
-        coupon = alert = None
         cooldown, dwell = (_duration(rule.cooldown, (*path, "cooldown"), label, problems, where),
                            _duration(rule.min_dwell, (*path, "min_dwell"), label, problems, where))
-        if rule.coupon is not None:
-            c = rule.coupon
-            valid_for = _duration(c.valid_for, (*path, "coupon", "valid_for"), label, problems, where)
-            coupon = CouponSpec(c.template, c.value, c.percent, valid_for)
-        if rule.alert is not None:
-            a = rule.alert
-            if a.roster is not None and a.roster not in rosters:
-                problems.append(f"{where((*path, 'alert', 'roster'))}: {label}: no roster {a.roster!r}"
-                                f"{_suggest(a.roster, rosters)}")
-            bad = _template_problem(a.message)
-            if bad:
-                problems.append(f"{where((*path, 'alert', 'message'))}: {label}: {bad}; a message may use "
-                                f"{', '.join('{' + f + '}' for f in ALERT_FIELDS)}")
-            alert = AlertSpec(a.priority, a.roster, a.message)
-        publish = None
-        if rule.publish is not None:
-            for name, template in rule.publish.payload.items():
-                bad = _template_problem(template, PUBLISH_FIELDS)
-                if bad:
-                    problems.append(f"{where((*path, 'publish', 'payload', name))}: {label}: {bad}; a payload "
-                                    f"value may use {', '.join('{' + f + '}' for f in PUBLISH_FIELDS)}")
-            publish = PublishSpec(rule.publish.topic, tuple(rule.publish.payload.items()))
-        out.append(ActionSpec(rule.id, trigger, dim, seg, cooldown, dwell, coupon, alert, publish))
+        coupon, alert, publish = _what(rule, path, label, rosters, problems=problems, where=where)
+        if rule.on is not None:
+            out.append(ActionSpec.on_occasion(rule.id, rule.on, lead_days, cooldown, coupon=coupon, alert=alert,
+                                              publish=publish))
+        else:
+            out.append(ActionSpec(rule.id, trigger, dim, seg, cooldown, dwell, coupon, alert, publish))
     return out
+
+
+def _what(rule: ActionRule, path: Path_, label: str, rosters: dict[str, RosterSpec], *, problems: list[str],
+          where: Callable[[Path_], str]) -> tuple[CouponSpec | None, AlertSpec | None, PublishSpec | None]:
+    """An action's coupon, alert or published event, checking its roster and templates."""
+    coupon = alert = None
+    if rule.coupon is not None:
+        c = rule.coupon
+        valid_for = _duration(c.valid_for, (*path, "coupon", "valid_for"), label, problems, where)
+        coupon = CouponSpec(c.template, c.value, c.percent, valid_for)
+    if rule.alert is not None:
+        a = rule.alert
+        if a.roster is not None and a.roster not in rosters:
+            problems.append(f"{where((*path, 'alert', 'roster'))}: {label}: no roster {a.roster!r}"
+                            f"{_suggest(a.roster, rosters)}")
+        bad = _template_problem(a.message)
+        if bad:
+            problems.append(f"{where((*path, 'alert', 'message'))}: {label}: {bad}; a message may use "
+                            f"{', '.join('{' + f + '}' for f in ALERT_FIELDS)}")
+        alert = AlertSpec(a.priority, a.roster, a.message)
+    publish = None
+    if rule.publish is not None:
+        for name, template in rule.publish.payload.items():
+            bad = _template_problem(template, PUBLISH_FIELDS)
+            if bad:
+                problems.append(f"{where((*path, 'publish', 'payload', name))}: {label}: {bad}; a payload "
+                                f"value may use {', '.join('{' + f + '}' for f in PUBLISH_FIELDS)}")
+        publish = PublishSpec(rule.publish.topic, tuple(rule.publish.payload.items()))
+    return coupon, alert, publish
 
 
 ALERT_FIELDS = ("customer_id", "dimension", "segment", "manager", "team")

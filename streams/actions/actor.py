@@ -44,7 +44,16 @@ import orjson
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
-from schemas.outputs import CHANGE_ADAPTER, ActionSuppressed, Alert, Coupon, CustomerErased, Published, SegmentChange
+from schemas.outputs import (
+    CHANGE_ADAPTER,
+    ActionSuppressed,
+    Alert,
+    Coupon,
+    CustomerErased,
+    Occasion,
+    Published,
+    SegmentChange,
+)
 from segmenter.actions import (
     ChangeView,
     Grant,
@@ -173,12 +182,17 @@ class Actor:
             self.stats["erased"] += 1
             await self._settle(part, [], {}, None)
             return
-        if not isinstance(change, SegmentChange):  # a tag change: no action is defined on tags
+        if isinstance(change, Occasion):  # matched as dimension "#<occasion>", from the lead, to the date
+            view = ChangeView(change.change_id, change.customer_id, f"#{change.occasion}", str(change.lead_days),
+                              change.date.isoformat(), change.stream_time.timestamp(), change.ruleset_id,
+                              change.ruleset_version, change.profile, "time")
+        elif isinstance(change, SegmentChange):
+            view = ChangeView(change.change_id, change.customer_id, change.dimension, change.from_segment,
+                              change.to_segment, change.stream_time.timestamp(), change.ruleset_id,
+                              change.ruleset_version, change.profile, change.cause)
+        else:  # a tag change: no action is defined on tags
             await self._settle(part, [], {}, None)
             return
-        view = ChangeView(change.change_id, change.customer_id, change.dimension, change.from_segment,
-                          change.to_segment, change.stream_time.timestamp(), change.ruleset_id,
-                          change.ruleset_version, change.profile, change.cause)
         part.clock = max(part.clock, view.stream_s)
         actions = (await self._ruleset(view)).actions
         waiting = [p for p in part.pending if p.change.customer_id == view.customer_id]
@@ -269,8 +283,9 @@ class Actor:
             return self.names.coupons, coupon.model_dump_json(by_alias=True).encode()
         if action.publish is not None:
             dim = next((d for d in self._cached(change).dimensions if d.name == action.dimension), None)
-            fields = {"customer_id": change.customer_id, "dimension": action.dimension, "segment": action.segment,
-                      "label": (dim.labels.get(action.segment) if dim else None) or action.segment,
+            segment = (change.after or "") if action.occasion else action.segment  # an occasion: its date
+            fields = {"customer_id": change.customer_id, "dimension": action.dimension, "segment": segment,
+                      "label": (dim.labels.get(action.segment) if dim else None) or segment,
                       "strategy": (dim.strategies.get(action.segment) if dim else None) or ""}
             published = Published(publish_id=grant.grant_id, topic=action.publish.topic, published_at=now,
                                   payload={k: v.format(**fields) for k, v in action.publish.payload}, **common)
@@ -285,7 +300,8 @@ class Actor:
             ledger.managers[roster.name] = manager
             team = team or "default"
         message = action.alert.message.format(customer_id=change.customer_id, dimension=action.dimension,
-                                              segment=action.segment, manager=manager or "-", team=team or "-")
+                                              segment=change.after if action.occasion else action.segment,
+                                              manager=manager or "-", team=team or "-")
         alert = Alert(alert_id=grant.grant_id, priority=action.alert.priority,
                       manager=manager, team=team, message=message, raised_at=now, **common)
         return self.names.alerts, alert.model_dump_json(by_alias=True).encode()

@@ -75,6 +75,8 @@ def _line(topic: str, names: Names, doc: dict[str, Any]) -> str:
                 f"{'%' if doc['percent'] else ''} off, {doc['action']} on entering {doc['segment']})")
     if topic == names.alerts:
         return f"alert   [{doc['priority']}] to {doc['manager']} ({doc['team']}): {doc['message']}"
+    if doc.get("type") == "occasion":
+        return f"occasion {doc['customer_id']} {doc['occasion']} on {doc['date']}"
     if doc.get("type") == "tag_change":
         return (f"tag     {doc['customer_id']} {'+' if doc['added'] else '-'}{doc['tag']}  "
                 f"({doc['cause']}: {doc['condition']})")

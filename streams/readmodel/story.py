@@ -81,7 +81,8 @@ def story(policy: Policy, view: CustomerView, record: step.CustomerRecord, day: 
     if record.due:  # what the worker will do that day, pins included, if nothing else happens first
         _, changes = step.on_time(record, record.due, ruleset, policy)
         doc["then"] = [f"{c.dimension} {c.before} -> {c.after}" if isinstance(c, step.Change)
-                       else f"tag {c.tag} {'added' if c.added else 'removed'}" for c in changes]
+                       else f"tag {c.tag} {'added' if c.added else 'removed'}" if isinstance(c, step.TagChange)
+                       else f"{c.kind.replace('_', ' ')} on {date.fromordinal(c.day).isoformat()}" for c in changes]
         if not doc["then"]:
             doc["then"] = ["no segment changes (a window boundary is checked then)"]
         doc["due"] = date.fromordinal(record.due).isoformat()
@@ -117,7 +118,8 @@ def render(doc: dict[str, Any]) -> list[str]:
         out.append(f"  last {len(doc['recent_changes'])} change(s), newest first:")
         for c in doc["recent_changes"]:
             what = (f"{c['dimension']}: {c['from'] or '∅'} -> {c['to']}" if "dimension" in c
-                    else f"tag {c['tag']} {'added' if c['added'] else 'removed'}")
+                    else f"tag {c['tag']} {'added' if c['added'] else 'removed'}" if "tag" in c
+                    else f"{str(c.get('occasion', '?')).replace('_', ' ')} {c.get('date', '')}")
             out.append(f"    {c['at'][:19]}  {what}  ({c['cause']}: {clip(c['why'], 100)})")
     for name, value in doc["metrics"].items():
         out.append(f"  {name:<28} {'-' if value is None else value}")

@@ -1,4 +1,4 @@
-"""The documents the worker publishes on the segment-changes topic (``SegmentChange``, ``TagChange``,
+"""The documents the worker publishes on the segment-changes topic (``SegmentChange``, ``TagChange``, ``Occasion``,
 ``CustomerErased``; tests/streams validate them against the schemas), and a change as the customer's story lists it
 (the Redis list ``P:h:<customer>``: short JSON, no metrics).
 
@@ -10,11 +10,12 @@ worker that was 100 MiB of its peak RSS (docs/peers.md, "Documents of their own 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 
 import orjson
 
 from segmenter import step
+from segmenter.occasions import Occasion
 from segmenter.rules import RuleSet
 from segmenter.rules.rulebook import owner
 
@@ -23,6 +24,14 @@ def change_json(customer: str, record: step.CustomerRecord, change: step.AnyChan
                 stream_time: str, *, change_id: str, amount_12m: str | None = None) -> bytes:
     """A SegmentChange or TagChange document (``change_id``: ``change.change_id(customer, record.ruleset)``); money as
     its exact text, as the schema says."""
+    if isinstance(change, Occasion):
+        ruleset = next((p for p in ruleset.parts if p.id == change.ruleset_id), ruleset)
+        return _sized(orjson.dumps({
+            "type": "occasion", "change_id": change_id, "customer_id": customer, "occasion": change.kind,
+            "date": date.fromordinal(change.day).isoformat(), "lead_days": change.lead_days,
+            "ruleset_id": ruleset.id, "ruleset_version": ruleset.version, "stream_time": stream_time,
+            **({"profile": published(record.profile)} if record.profile else {}),
+        }))
     if isinstance(change, step.TagChange):
         ruleset = owner(ruleset, tag=change.tag, profile=record.profile)  # the ruleset in force that gives it
         return _sized(orjson.dumps({
@@ -40,9 +49,15 @@ def change_json(customer: str, record: step.CustomerRecord, change: step.AnyChan
         "condition": explanation.condition, "metrics": dict(explanation.metrics),
         "explanation": list(explanation.rejected), "stream_time": stream_time,
         "event_id": change.cause_key if change.cause == "event" else None,
-        **({"profile": record.profile} if record.profile else {}),  # absent: no profile known (schema: {})
+        **({"profile": published(record.profile)} if record.profile else {}),  # absent: none known (schema: {})
         "amount_12m": amount_12m,
     }, default=str))
+
+
+def published(profile: dict[str, str | None]) -> dict[str, str | None]:
+    """The profile as change documents carry it (for routing alerts): the ``profile.*`` attributes, never the
+    birth date."""
+    return {k: v for k, v in profile.items() if k.startswith("profile.")}
 
 
 def erasure_json(customer: str, segments: dict[str, str], *, reason: str, by: str, at: datetime,
@@ -57,6 +72,11 @@ def erasure_json(customer: str, segments: dict[str, str], *, reason: str, by: st
 def story_entry(change: step.AnyChange, stream_time: str) -> str:
     """``{"at", "cause", "why"}`` and ``"dimension", "from", "to"`` for a segment change, ``"tag", "added"`` for a
     tag change (text: the Redis script's rows are JSON text)."""
+    if isinstance(change, Occasion):
+        when = date.fromordinal(change.day).isoformat()
+        ahead = f", {change.lead_days} day(s) ahead" if change.lead_days else ""
+        return orjson.dumps({"at": stream_time, "occasion": change.kind, "date": when, "cause": "time",
+                             "why": f"{change.kind.replace('_', ' ')} on {when}{ahead}"}).decode()
     if isinstance(change, step.TagChange):
         return orjson.dumps({"at": stream_time, "tag": change.tag, "added": change.added, "cause": change.cause,
                              "why": change.condition}).decode()

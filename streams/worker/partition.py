@@ -47,7 +47,7 @@ class Replaying:
             for change in changes:
                 if isinstance(change, step.TagChange):
                     said.tags.pop(change.tag, None)
-                else:
+                elif isinstance(change, step.Change):
                     said.segments.pop(change.dimension, None)
 
     def reached(self, tp: Any, position: int) -> bool:

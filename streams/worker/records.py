@@ -24,7 +24,7 @@ from streams.worker.population import Values
 
 def _move(change: step.AnyChange, day: int | None, minor: int | None) -> Move | None:
     """A segment move counted in the day summary: the customer's own (not a tag, not a recovery's setting back)."""
-    if isinstance(change, step.TagChange) or change.cause == "recovery" or day is None:
+    if not isinstance(change, step.Change) or change.cause == "recovery" or day is None:
         return None
     if change.before == change.after or change.after is None:  # a dimension leaving with its ruleset: no move
         return None
@@ -97,7 +97,8 @@ class Records:
             if self.metrics is not None:
                 for c in changes:
                     self.metrics.changes[("tag", c.tag, c.cause) if isinstance(c, step.TagChange)
-                                         else ("segment", c.dimension, c.cause)] += 1
+                                         else ("segment", c.dimension, c.cause) if isinstance(c, step.Change)
+                                         else ("occasion", c.kind, c.cause)] += 1
             # every change for the story (the flush keeps the last story_changes) and each move for the day summary
             part.history.setdefault(customer, []).extend(
                 (i, story_entry(c, stream_time), _move(c, day, minor)) for c, i in zip(changes, ids, strict=True))

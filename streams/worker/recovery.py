@@ -58,6 +58,8 @@ def published_of(values: Iterable[bytes]) -> tuple[dict[str, Published], int]:
                 out.setdefault(customer, Published()).tags[doc["tag"]] = bool(doc["added"])
             elif kind == "erasure":
                 out.pop(customer, None)
+            elif kind == "occasion":  # an event, not state: nothing to put right
+                continue
             else:
                 unreadable += 1
         except (orjson.JSONDecodeError, KeyError, TypeError):
