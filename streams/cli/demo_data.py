@@ -11,6 +11,7 @@ from pathlib import Path
 KINDS = ("visit", "consult", "complaint", "praise", "campaign", "referral", "survey")
 REGIONS = ("north", "south", "east", "west")
 INDUSTRIES = ("retail", "finance", "education", "manufacturing")
+CATEGORIES = {"图书": 0.30, "电子产品": 0.08, "服装": 0.45, "食品": 0.20, "家居": 0.35, "美妆": 0.55}  # name: margin
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class DemoSpec:
     end: datetime = datetime(2026, 6, 30, 18, 0, tzinfo=UTC)
     seed: int = 7
     refund_rate: float = 0.04
+    categories: bool = False  # each transaction with a category and a profit (a customer keeps to a favourite)
 
 
 def _customer_rate(rng: random.Random) -> float:
@@ -40,7 +42,10 @@ def generate(spec: DemoSpec, out_dir: Path) -> dict[str, Path]:
     with (paths["transactions"].open("w", newline="") as tf, paths["interactions"].open("w", newline="") as inf,
           paths["profiles"].open("w", newline="") as pf):
         tx = csv.writer(tf)
-        tx.writerow(["event_id", "customer_id", "occurred_at", "kind", "amount", "order_id", "channel"])
+        tx.writerow(["event_id", "customer_id", "occurred_at", "kind", "amount", "order_id", "channel",
+                     *(("category", "profit") if spec.categories else ())])
+        picks = random.Random(spec.seed + 1)  # apart, so the rest of the data is the same with categories or without
+        names = list(CATEGORIES)
         ix = csv.writer(inf)
         ix.writerow(["event_id", "customer_id", "occurred_at", "kind", "channel", "satisfaction"])
         pr = csv.writer(pf)
@@ -52,16 +57,21 @@ def generate(spec: DemoSpec, out_dir: Path) -> dict[str, Path]:
             active_until = spec.end if rng.random() > 0.2 else start + timedelta(days=rng.uniform(0, spec.days))
             span = max((active_until - start).total_seconds(), 1.0)
             n = max(1, round(_customer_rate(rng) * span / (365 * 86400)))
+            favourite = picks.choice(names)
             for k in range(n):
                 when = start + timedelta(seconds=rng.uniform(0, span))
                 amount = round(rng.lognormvariate(6.5, 0.8), 2)
-                tx.writerow([f"{cid}-t{k}", cid, when.isoformat(), "purchase", f"{amount:.2f}", f"{cid}-o{k}", "web"])
+                category = favourite if picks.random() < 0.7 else picks.choice(names)
+                extra = (category, f"{amount * CATEGORIES[category]:.2f}") if spec.categories else ()
+                tx.writerow([f"{cid}-t{k}", cid, when.isoformat(), "purchase", f"{amount:.2f}", f"{cid}-o{k}", "web",
+                             *extra])
                 if rng.random() < spec.refund_rate:
                     later = when + timedelta(days=rng.uniform(1, 20))
                     if later < spec.end:
                         refund = round(amount * rng.choice((1.0, 0.5)), 2)
+                        back = (category, f"{refund * CATEGORIES[category]:.2f}") if spec.categories else ()
                         tx.writerow([f"{cid}-r{k}", cid, later.isoformat(), "refund", f"{refund:.2f}",
-                                     f"{cid}-o{k}", "web"])
+                                     f"{cid}-o{k}", "web", *back])
             for k in range(rng.randrange(0, 6)):
                 when = start + timedelta(seconds=rng.uniform(0, spec.days * 86400))
                 kind = rng.choice(KINDS)

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path)
     p.add_argument("--customers", type=int, default=3000)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--categories", action="store_true", help="a product category and a profit on every "
+                   "transaction (产品偏好, 利润率)")
     p.set_defaults(func=offline_commands.cmd_demo_generate)
     p = demo_sub.add_parser("run", help="up, apply rules, import a year of history, stream live events, report")
     p.add_argument("--customers", type=int, default=3000)

@@ -143,7 +143,8 @@ def cmd_schemas_export(args: argparse.Namespace) -> int:
 def cmd_demo_generate(args: argparse.Namespace) -> int:
     from streams.cli.demo_data import DemoSpec, generate
 
-    for kind, path in generate(DemoSpec(customers=args.customers, seed=args.seed), args.dir).items():
+    spec = DemoSpec(customers=args.customers, seed=args.seed, categories=args.categories)
+    for kind, path in generate(spec, args.dir).items():
         print(f"{kind}: {path}")
     return 0
 

@@ -110,3 +110,21 @@ def test_rules_check_on_a_bad_file_exits_non_zero(tmp_path, capsys):
     bad = write(tmp_path, "bad.yaml", RETAIL.read_text().replace("purchases_12m >= 10 and", "purchases_12m >= and"))
     assert main(["rules", "check", str(bad)]) == 1
     assert "segment 'high_value', column 18: expected a metric" in capsys.readouterr().err
+
+
+def test_the_guides_table_in_chinese_reads_the_demo_with_categories(tmp_path):
+    """零售价值分层.yaml over `demo generate --categories`: the value tiers are those of the same data without
+    categories (the categories draw apart), and the preference dimension and tag read the categories."""
+    tables = {}
+    for flag in ((), ("--categories",)):
+        out_dir = tmp_path / ("with" if flag else "without")
+        assert main(["demo", "generate", str(out_dir), "--customers", "300", *flag]) == 0
+        out = out_dir / "classified.csv"
+        assert main(["classify", "--rules", str(ROOT / "examples" / "rules" / "零售价值分层.yaml"), "--transactions",
+                     str(out_dir / "transactions.csv"), "--as-of", "2026-06-30", "--out", str(out), "--quiet"]) == 0
+        tables[bool(flag)] = {r["customer_id"]: r for r in csv.DictReader(out.open())}
+    plain, categorised = tables[False], tables[True]
+    assert {c: r["价值分层"] for c, r in plain.items()} == {c: r["价值分层"] for c, r in categorised.items()}
+    assert {r["产品偏好"] for r in plain.values()} == {"其他"}
+    assert {"图书爱好者", "高利润客户", "其他"} <= {r["产品偏好"] for r in categorised.values()}
+    assert all("偏好:" in r["tags"] for r in categorised.values() if r["purchases_12m"] != "0")
