@@ -170,11 +170,12 @@ def family_source(name: str) -> str:
 
 
 def top_category(x: ExtraSums | None) -> str | None:
-    """``top_category_12m`` of the long window's categories and profit."""
-    if x is None or not x.cats:
+    """``top_category_12m``: of the categories bought in the long window, the one of the greatest amount net of
+    refunds (then the most purchases, then the first name); None where none was bought."""
+    if x is None:
         return None
-    name, (n, amount) = min(x.cats.items(), key=lambda item: (-item[1][1], -item[1][0], item[0]))
-    return name if amount > 0 or n > 0 else None
+    bought = [(-amount, -n, name) for name, (n, amount) in x.cats.items() if n > 0]
+    return min(bought)[2] if bought else None
 
 
 def _cat(x: ExtraSums | None, name: str, which: int) -> int:

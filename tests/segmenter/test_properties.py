@@ -92,7 +92,8 @@ def brute_metrics(replayed, as_of, policy):
             held = cats.setdefault(f.category, [0, 0])
             held[0] += f.kind == PURCHASE
             held[1] += sign[f.kind] * f.amount
-    top = min(cats.items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]), default=None)
+    top = min(((c, v) for c, v in cats.items() if v[0] > 0), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]),
+              default=None)  # among the categories bought in the window
     p12 = n(long_, PURCHASE)
     return {
         "purchases_12m": p12, "amount_12m": money(long_), "purchases_6m": n(short, PURCHASE),
@@ -107,7 +108,7 @@ def brute_metrics(replayed, as_of, policy):
         "referrals_12m": sum(1 for f in long_ if f.kind == INTERACTION and f.referral),
         "profit_12m": sum(sign[f.kind] * f.profit for f in priced) if priced else None,
         "margin_12m": Fraction(sum(sign[f.kind] * f.profit for f in priced), profited) if profited > 0 else None,
-        "top_category_12m": top[0] if top is not None and (top[1][1] > 0 or top[1][0] > 0) else None,
+        "top_category_12m": None if top is None else top[0],
         **{f"category_amount_12m({c!r})": cats.get(c, [0, 0])[1] for c in CATEGORIES if c},
         **{f"category_purchases_12m({c!r})": cats.get(c, [0, 0])[0] for c in CATEGORIES if c},
         "profile.type": None, "profile.region": None, "profile.industry": None, "profile.size": None,
