@@ -36,6 +36,8 @@ from streams.worker import collector
 from streams.worker.engine import Engine
 from streams.worker.partition import Partition
 
+BATCH = 500  # records between two looks at whether a flush is due (the worker looks once a fetched batch)
+
 
 class _DictStore:
     """Stands in for a table's RocksDB store: empty at the start of a run (a fresh worker), then holding
@@ -53,26 +55,28 @@ def run(engine: Engine, records: list[Any], partitions: int, topic: str) -> floa
     ruleset = load_ruleset(RULES)
     parts = {number: Partition(number, ruleset=ruleset) for number in range(partitions)}
     decode, ops = engine.edge.decoders[topic], engine._ops
-    engine.parts, engine._dirty_count = parts, 0
+    engine.parts.clear()
+    engine.parts.update(parts)  # the flusher holds the engine's dict
     engine.stats.clear()
     store = engine.customers
     store.partitions.clear()
     flush_at, prefix = engine.settings.flush_max_dirty, engine.names.redis
     t0 = time.perf_counter()
-    for record in records:
+    flusher = engine.flusher
+    for n, record in enumerate(records):
         part = parts[record.partition]
         op, args = decode(record)
         ops[op](part, *args)
         if len(part.changes) > 1000:
             part.changes = []  # what _send_outputs hands to the producer after each batch
-        if engine._dirty_count >= flush_at:
+        if not n % BATCH and flusher.dirty() >= flush_at:  # the worker looks once a fetched batch
             t1 = time.perf_counter()
-            snapshot = engine._snapshot()
-            engine._encode(snapshot, 0, len(snapshot.changed))  # in the worker: in slices, between batches
+            snapshot = flusher.snapshot()
+            flusher.encode(snapshot)  # in the worker: in slices, between batches
             script_args(prefix, snapshot.projected)
             for number, writes in snapshot.customers.items():
                 store._db_for_partition(number).update(writes)
-            engine._evict()  # as at the end of a flush: the least recently changed go, read back when needed
+            flusher.evict()  # as at the end of a flush: the least recently changed go, read back when needed
             engine.collector.freeze()
             engine.stats["written"] += len(snapshot.projected)
             engine.stats["flush_ns"] += int((time.perf_counter() - t1) * 1e9)

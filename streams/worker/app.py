@@ -113,7 +113,7 @@ def create_app(settings: Settings) -> faust.App:
 
 async def tick_partitions(engine: Engine, settings: Settings, names: Names) -> None:
     """The wall clock, into every partition through the control topic (in order with events)."""
-    producer = await engine._producer_started()  # the engine's one producer
+    producer = await engine.producer()  # the engine's one producer
     value = orjson.dumps({"type": "tick", "to": datetime.now(UTC).isoformat()})
     for partition in range(settings.partitions):
         await producer.send(names.control, key=b"tick", value=value, partition=partition)

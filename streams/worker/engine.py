@@ -49,7 +49,6 @@ import redis.exceptions
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from segmenter import step
-from segmenter.codec import StateEncoder
 from segmenter.privacy import erased_key
 from segmenter.ranking import Ranks
 from segmenter.rules import RuleSet
@@ -67,7 +66,7 @@ from streams.text import clip
 from streams.worker import population
 from streams.worker.collector import Collector
 from streams.worker.edge import BAD_INPUT, ERASE, FACT, OVERRIDE, PROFILE, RETIRE, RULES, SKIP, TAG, TICK, Edge
-from streams.worker.flush import STUCK_FLUSH_S, Flushing
+from streams.worker.flush import STUCK_FLUSH_S, Flusher
 from streams.worker.metrics import WorkerMetrics, observe_batch
 from streams.worker.partition import Partition
 from streams.worker.persist import Delivery, send_batches
@@ -79,7 +78,10 @@ log = logging.getLogger("segmenter.worker")
 RUN_STEP = 512  # records run between two turns of the event loop (a few ms)
 
 
-class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Records (worker.records)
+class Engine(Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Records (worker.records)
+    """Runs fetched batches through the core per partition; ``flusher`` (``streams.worker.flush.Flusher``) makes
+    them durable."""
+
     def __init__(self, app: faust.App, settings: Settings, names: Names, tables: Mapping[str, Any]) -> None:
         self.app, self.settings, self.names = app, settings, names
         self.policy = settings.policy()
@@ -91,7 +93,6 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
         self.topics = frozenset(names.inputs)
         self.edge = Edge(settings, names, self.policy)
         self.router = Router(settings, names)
-        self.encoder = StateEncoder()  # a very active customer's older days are encoded once, not per flush
         self.erase_secret = settings.erasure_secret() or b""  # the edge refuses erasures without a key
         self._ops: dict[str, Callable[..., None]] = {
             FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt,
@@ -99,24 +100,26 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
             OVERRIDE: self._on_override, TAG: self._on_tag, ERASE: self._erase, SKIP: lambda part: None}
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
-        self._flushing: asyncio.Task[None] | None = None
-        self._deliveries: list[Delivery] = []
         self._dead: list[tuple[bytes | None, bytes]] = []
-        self._last_flush = time.monotonic()
-        self._dirty_count = 0
         self._failpoints = Failpoints(settings.failpoint)
-        self._quarantined: set[str] | None = None  # customers Redis refused (loaded at the first flush)
-        self._stage: tuple[str, float] = ("idle", time.monotonic())  # where the flush in flight is, since when
         self._stuck_said = 0.0
         self.collector = Collector(settings.gc_full_every_s, settings.gc_young_every_s, settings.gc_full_growth,
                                    settings.malloc_trim_every_s)
         self.metrics = WorkerMetrics() if settings.metrics_port else None
+        self.flusher = Flusher(app, settings, self.policy, self.parts, tables=(self.customers, self.meta),
+                               projection=self.projection, stats=self.stats,
+                               producer=lambda: self.producer(),  # noqa: PLW0108 - bound when called
+                               send_outputs=lambda: self._send_outputs(),  # noqa: PLW0108 - bound when called
+                               collector=self.collector,
+                               failpoints=self._failpoints, metrics=self.metrics)
         self.population: Ranks | None = None  # the ranks in force (streams.worker.population)
         self._population_docs: dict[bytes, bytes] = {}
         self._population_reader: AIOKafkaConsumer | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
-    async def _producer_started(self) -> AIOKafkaProducer:
+    async def producer(self) -> AIOKafkaProducer:
+        """The worker's one producer (changes, dead letters, changelogs, population summaries), started on first
+        use."""
         if self._producer is None:
             producer = kafka_producer(self.settings, max_batch_size=1 << 20, max_request_size=8 << 20)
             await producer.start()
@@ -125,7 +128,7 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
 
     async def close(self) -> None:
         async with self._lock:
-            await self._flush_now()
+            await self.flusher.now()
         if self._producer is not None:
             await self._producer.stop()
         if self._population_reader is not None:
@@ -142,12 +145,12 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
     async def on_revoked(self, revoked: Sequence[Any]) -> None:
         """Before partitions move: make everything processed so far durable and committed, then forget."""
         async with self._lock:
-            await self._flush_now()
+            await self.flusher.now()
             numbers = sorted({tp.partition for tp in revoked} & set(self.parts))
             for number in numbers:
                 part = self.parts.pop(number)  # held records were never committed: the next owner reads them
                 for customer in part.records:
-                    self.encoder.forget(customer)
+                    self.flusher.forget(customer)
             if numbers:
                 log.info("partitions %s revoked: everything processed in them is flushed and committed",
                          ", ".join(map(str, numbers)))
@@ -156,7 +159,7 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
     async def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> None:
         """``current(tp)``: the partition is still assigned to us in the generation it was fetched in
         (checked under the lock: a rebalance may have flushed and dropped it while we waited)."""
-        await self._backpressure()  # not under the lock: a rebalance's revocation must be able to take it
+        await self.flusher.backpressure()  # not under the lock: a rebalance's revocation must be able to take it
         async with self._lock:
             self.edge.new_batch()
             for tp, records in batch.items():
@@ -171,8 +174,8 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
                         await asyncio.sleep(0)  # the flush in flight gets its replies and sends its next call
                     self._run(part, tp, records[start : start + RUN_STEP])
             await self._send_outputs()
-            if self._flush_due():
-                await self._start_flush()
+            if self.flusher.due():
+                await self.flusher.start()
 
     def _run(self, part: Partition, tp: Any, records: Sequence[Any]) -> None:
         decode, ops, failpoints = self.edge.decoders[tp.topic], self._ops, self._failpoints
@@ -226,21 +229,17 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
         for tp, records in held:
             self._run(part, tp, records)
 
-    def _flush_due(self) -> bool:
-        return (self._dirty_count >= self.settings.flush_max_dirty
-                or time.monotonic() - self._last_flush >= self.settings.flush_interval_s)
-
     async def tick(self) -> None:
         """Called by a timer: a quiet worker still flushes what it has; a flush stuck somewhere is told."""
-        flushing, (stage, since), now = self._flushing, self._stage, time.monotonic()
-        stuck = flushing is not None and not flushing.done() and now - since >= STUCK_FLUSH_S
+        (stage, since), now = self.flusher.stage, time.monotonic()
+        stuck = self.flusher.in_flight() and now - since >= STUCK_FLUSH_S
         if stuck and now - self._stuck_said >= STUCK_FLUSH_S:
             self._stuck_said = now
             log.warning("a flush has waited %.0fs at '%s' (nothing is committed meanwhile)", now - since, stage)
         await self._replay_overdue()
-        if self._flush_due() and any(p.dirty or p.meta_dirty or p.offsets for p in self.parts.values()):
+        if self.flusher.due() and any(p.dirty or p.meta_dirty or p.offsets for p in self.parts.values()):
             async with self._lock:
-                await self._start_flush()
+                await self.flusher.start()
         self.collector.freeze()
 
     # -- the core, per record (no awaits) ----------------------------------------------------------
@@ -368,7 +367,7 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
         # A new epoch, durable before any write of this incarnation reaches Redis: whatever an earlier
         # owner (crashed, or a zombie) projected, this one's writes are newer.
         part.epoch += 1
-        await self._persist_meta({number: part.meta_value()})
+        await self.flusher.persist_meta({number: part.meta_value()})
         count = 0
         metrics = population.needed(part.ruleset)
         part.index = population.PartitionIndex(metrics) if metrics else None
@@ -397,16 +396,16 @@ class Engine(Flushing, Ranking, Recovering):  # Ranking and Recovering (an Erasi
 
     # -- output ----------------------------------------------------------------------------------
     async def _send_outputs(self) -> None:
-        producer = await self._producer_started()
+        producer = await self.producer()
         for (topic, partition), records in self.router.take_pending().items():  # acknowledged before the commit
             sent = await send_batches(producer, topic, partition, [(r.key, r.value) for r in records])
-            self._deliveries.extend(Delivery(None, f, n) for f, n in sent)
+            self.flusher.awaiting(Delivery(None, f, n) for f, n in sent)
         for part in self.parts.values():
             if part.changes:
                 sent = await send_batches(producer, self.names.segment_changes, part.number, part.changes)
-                self._deliveries.extend(Delivery(part.number, f, n) for f, n in sent)
+                self.flusher.awaiting(Delivery(part.number, f, n) for f, n in sent)
                 part.changes = []
         if self._dead:
             sent = await send_batches(producer, self.names.dead_letters, 0, self._dead)
-            self._deliveries.extend(Delivery(None, f, n) for f, n in sent)
+            self.flusher.awaiting(Delivery(None, f, n) for f, n in sent)
             self._dead = []

@@ -36,14 +36,12 @@ class Erasing(Records):
         part.erased[key] = max(when, part.erased.get(key, when))
         part.meta_dirty = True
         part.records.pop(customer, None)
-        self.encoder.forget(customer)  # the encoder's memo of its older days
+        self.flusher.forget(customer)  # the encoder's memo of its older days
         part.dues.pop(customer, None)  # its heap entry, if any, is skipped when popped
         part.history.pop(customer, None)
         if part.replaying is not None:  # the erasure is the topic's last word on the customer
             part.replaying.published.pop(customer, None)
-        if customer in part.dirty:
-            part.dirty.discard(customer)
-            self._dirty_count -= 1
+        part.dirty.discard(customer)
         part.deleted.add(customer)
         if part.index is not None:
             part.index.update(customer, None)

@@ -1,6 +1,6 @@
 """The engine's flushes: snapshot, then changes acknowledged, Redis, changelog + store, commit (the steps and
-why they are safe are told in ``streams.worker.engine``'s docstring). ``Flushing`` is a part of ``Engine``: it uses
-the engine's partitions, tables, producer and counters."""
+why they are safe are told in ``streams.worker.engine``'s docstring). ``Flusher`` is a part the engine holds: it
+reads and resets the engine's partitions, and owns the rest of what a flush needs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -48,64 +48,81 @@ def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, n
                              story, moves, long[0])
 
 
-class Flushing:
-    """The flush half of ``Engine`` (these attributes, and ``_producer_started`` and ``_send_outputs``, are
-    the engine's)."""
+class Flusher:
+    """Makes what the engine processed durable, one flush in flight: ``snapshot`` (synchronously, under the
+    engine's lock), then in the background encode, wait for the changes produced before the snapshot, Redis,
+    changelog + store, commit (``write``). It owns the state encoder (its memo of very active customers' older
+    days), the deliveries to wait for, the customers Redis refused, and where the flush in flight is.
 
-    app: Any
-    settings: Settings
-    policy: Policy
-    parts: dict[int, Partition]
-    stats: Counter[str]
-    customers: Any
-    meta: Any
-    projection: Projection
-    encoder: StateEncoder
-    collector: Collector
-    _failpoints: Failpoints
-    _flushing: asyncio.Task[None] | None
-    _deliveries: list[Delivery]
-    _dirty_count: int
-    _last_flush: float
-    _quarantined: set[str] | None
-    _stage: tuple[str, float]
-    metrics: WorkerMetrics | None
+    ``parts`` are the engine's partitions (read and reset by ``snapshot``); ``producer`` and ``send_outputs`` are
+    the engine's (the producer, started on first use; what the engine has to send before a final flush)."""
 
-    async def _producer_started(self) -> AIOKafkaProducer:
-        raise NotImplementedError  # the engine's
+    def __init__(self, app: Any, settings: Settings, policy: Policy, parts: dict[int, Partition], *,
+                 tables: tuple[Any, Any], projection: Projection, stats: Counter[str],
+                 producer: Callable[[], Awaitable[AIOKafkaProducer]], send_outputs: Callable[[], Awaitable[None]],
+                 collector: Collector, failpoints: Failpoints, metrics: WorkerMetrics | None) -> None:
+        self.app, self.settings, self.policy, self.parts = app, settings, policy, parts
+        self.customers, self.meta = tables
+        self.projection, self.stats, self.failpoints, self.metrics = projection, stats, failpoints, metrics
+        self._producer, self._send_outputs = producer, send_outputs
+        self.encoder = StateEncoder()  # a very active customer's older days are encoded once, not per flush
+        self.collector = collector
+        self._flushing: asyncio.Task[None] | None = None
+        self._deliveries: list[Delivery] = []
+        self._last_flush = time.monotonic()
+        self._quarantined: set[str] | None = None  # customers Redis refused (loaded at the first flush)
+        self.stage: tuple[str, float] = ("idle", time.monotonic())  # where the flush in flight is, since when
 
-    async def _send_outputs(self) -> None:
-        raise NotImplementedError  # the engine's
+    # -- what the engine tells it ------------------------------------------------------------------
+    def awaiting(self, deliveries: Iterable[Delivery]) -> None:
+        """Produced records the next snapshot waits for (acknowledged before anything after them is committed)."""
+        self._deliveries.extend(deliveries)
 
-    async def _backpressure(self) -> None:
+    def forget(self, customer: str) -> None:
+        """A customer no longer held in memory (evicted, erased, its partition revoked): its memo goes."""
+        self.encoder.forget(customer)
+
+    def dirty(self) -> int:
+        """Customers changed since the last snapshot."""
+        return sum(len(p.dirty) for p in self.parts.values())
+
+    def due(self) -> bool:
+        return (self.dirty() >= self.settings.flush_max_dirty
+                or time.monotonic() - self._last_flush >= self.settings.flush_interval_s)
+
+    def in_flight(self) -> bool:
+        return self._flushing is not None and not self._flushing.done()
+
+    async def backpressure(self) -> None:
         """With a flush in flight and the next one already due, wait for it: what a kill can lose (applied,
         not committed) stays within about two flushes, and flushes stay their configured size instead of
         growing with everything processed while the one before was writing."""
         flushing = self._flushing
-        if flushing is not None and not flushing.done() and self._dirty_count >= self.settings.flush_max_dirty:
+        if flushing is not None and not flushing.done() and self.dirty() >= self.settings.flush_max_dirty:
             self.stats["flush_waits"] += 1
             t0 = time.monotonic()
             await asyncio.shield(flushing)
             self.stats["flush_wait_ms"] += round((time.monotonic() - t0) * 1000)
 
-    async def _start_flush(self) -> None:
+    async def start(self) -> None:
         """Under the lock: snapshot now, do the I/O in the background (one flush in flight)."""
         if self._flushing is not None:
             if not self._flushing.done():
                 return  # the next batch tries again
             self._flushing.result()  # a failed flush crashes the worker here
-        self._flushing = asyncio.create_task(self._write(self._snapshot()), name="segmenter.flush")
+        self._flushing = asyncio.create_task(self.write(self.snapshot()), name="segmenter.flush")
         self.collector.freeze()
 
-    async def _flush_now(self) -> None:
-        """Under the lock: wait for the flush in flight, then flush everything left."""
+    async def now(self) -> None:
+        """Under the lock: wait for the flush in flight, then send the engine's outputs and flush everything left."""
         if self._flushing is not None:
             await self._flushing
             self._flushing = None
         await self._send_outputs()
-        await self._write(self._snapshot())
+        await self.write(self.snapshot())
 
-    def _snapshot(self) -> Snapshot:
+    def snapshot(self) -> Snapshot:
+        """What changed since the last snapshot, taken and reset (synchronously: under the engine's lock)."""
         changed: list[tuple[int, int, int | None, str, step.CustomerRecord, History]] = []
         erased: list[str] = []
         tombstones: dict[int, list[tuple[bytes, bytes | None]]] = {}
@@ -134,44 +151,45 @@ class Flushing:
                 part.clock_dirty = False
             offsets.update(part.offsets)
             part.offsets = {}
-        self._dirty_count = 0
         self._last_flush = time.monotonic()
         return Snapshot(changed, meta, clocks, offsets, deliveries, customers=tombstones, erased=erased,
                         replaying=replaying)
 
-    def _encode(self, snap: Snapshot, start: int, stop: int) -> None:
+    def encode(self, snap: Snapshot, start: int = 0, stop: int | None = None) -> None:
         """The snapshot's changed customers ``start:stop``, encoded for the changelog, store and Redis."""
         policy, encoder, customers, projected = self.policy, self.encoder, snap.customers, snap.projected
         keep = self.settings.story_changes
-        for number, epoch, day, customer, record, history in snap.changed[start:stop]:
+        for number, epoch, day, customer, record, history in snap.changed[start:len(snap.changed) if stop is None
+                                                                          else stop]:
             value = pack(number, record, encoder.dumps(customer, record.state))
             customers.setdefault(number, []).append((customer.encode(), value))
             projected.append(projected_row(customer, record, value, number=number, epoch=epoch, day=day, policy=policy,
                                            history=history, keep=keep))
 
-    async def _write(self, snap: Snapshot) -> None:
+    async def write(self, snap: Snapshot) -> None:
+        """A snapshot made durable, in order: encoded, its changes acknowledged, Redis, changelog + store, commit."""
         marks = [time.monotonic()]
-        self._stage = ("encode", marks[0])
+        self.stage = ("encode", marks[0])
         for start in range(0, len(snap.changed), ENCODE_STEP):  # 1. encoded in slices: a big flush is no pause
-            self._encode(snap, start, start + ENCODE_STEP)
+            self.encode(snap, start, start + ENCODE_STEP)
             await asyncio.sleep(0)
         marks.append(time.monotonic())
-        self._stage = ("segment changes acknowledged", marks[-1])
+        self.stage = ("segment changes acknowledged", marks[-1])
         if snap.deliveries:  # 2. changes and dead letters are out
-            self._changes_out(snap, await asyncio.gather(*(d.future for d in snap.deliveries)))
+            self.changes_out(snap, await asyncio.gather(*(d.future for d in snap.deliveries)))
         marks.append(time.monotonic())
-        self._stage = ("redis", marks[-1])
+        self.stage = ("redis", marks[-1])
         await self._project(snap)  # 3. Redis
         marks.append(time.monotonic())
-        self._stage = ("changelog", marks[-1])
-        if self._failpoints:
-            self._failpoints.hit("before-persist")
-        await persist(await self._producer_started(), self.customers, snap.customers)  # 4. + 5.
-        await self._persist_meta({number: orjson.dumps(doc) for number, doc in snap.meta.items()})
+        self.stage = ("changelog", marks[-1])
+        if self.failpoints:
+            self.failpoints.hit("before-persist")
+        await persist(await self._producer(), self.customers, snap.customers)  # 4. + 5.
+        await self.persist_meta({number: orjson.dumps(doc) for number, doc in snap.meta.items()})
         marks.append(time.monotonic())
-        self._stage = ("commit", marks[-1])
-        if self._failpoints:
-            self._failpoints.hit("before-commit")
+        self.stage = ("commit", marks[-1])
+        if self.failpoints:
+            self.failpoints.hit("before-commit")
         if snap.offsets and not await faust_compat.commit(self.app, snap.offsets):  # 6.
             self.stats["commits_refused"] += 1
             log.warning("the commit of %d input offsets was refused (a rebalance?); the next flush commits past them",
@@ -189,9 +207,9 @@ class Flushing:
             "flush: %d customers, %d offsets in %.2fs (encode %.2f, changes acked %.2f, redis %.2f, changelog "
             "%.2f, commit %.2f)", len(snap.projected), len(snap.offsets), took,
             *(b - a for a, b in itertools.pairwise(marks)))
-        self._evict()
+        self.evict()
 
-    def _changes_out(self, snap: Snapshot, results: Sequence[Any]) -> None:
+    def changes_out(self, snap: Snapshot, results: Sequence[Any]) -> None:
         """The snapshot's changes are acknowledged: its partitions' meta (saved with this flush) records where the
         segment-change topic stands, so that a restart knows what was published past the saved state
         (``streams.worker.recovery``)."""
@@ -257,12 +275,13 @@ class Flushing:
             log.warning("partition %d: redis held none of it (restarted empty?); projected its %d stored customers "
                         "again in %.1fs", number, count, time.monotonic() - started)
 
-    async def _persist_meta(self, values: Mapping[int, bytes]) -> None:
+    async def persist_meta(self, values: Mapping[int, bytes]) -> None:
+        """Partition metadata records, through the meta table's changelog into its store."""
         groups: dict[int, list[tuple[bytes, bytes | None]]] = {
             p: [(f"p{p}".encode(), value)] for p, value in values.items()}
-        await persist(await self._producer_started(), self.meta, groups)
+        await persist(await self._producer(), self.meta, groups)
 
-    def _evict(self) -> None:
+    def evict(self) -> None:
         """Keep at most ``state_cache_customers`` decoded records, dropping each partition's least recently
         changed ones (``_put`` moves a changed customer to the end); persisted ones are read back when needed."""
         total = sum(len(p.records) for p in self.parts.values())

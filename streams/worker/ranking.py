@@ -32,7 +32,7 @@ class Ranking(Records):
     _population_reader: AIOKafkaConsumer | None
     _lock: asyncio.Lock
 
-    async def _producer_started(self) -> AIOKafkaProducer:
+    async def producer(self) -> AIOKafkaProducer:
         raise NotImplementedError  # the engine's
 
     async def _send_outputs(self) -> None:
@@ -59,7 +59,7 @@ class Ranking(Records):
         indexed = [p for p in self.parts.values() if p.index is not None]
         if not indexed:
             return
-        producer = await self._producer_started()
+        producer = await self.producer()
         for part in indexed:
             if part.index is not None and part.index.dirty:
                 part.index.dirty = False

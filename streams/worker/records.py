@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from segmenter import step
-from segmenter.codec import StateEncoder
 from segmenter.state import Policy, amount_12m_minor
 from streams.kafka import faust_compat
 from streams.readmodel.movement import NEW
 from streams.settings import Settings
 from streams.stored import unpack
 from streams.worker.documents import change_json, story_entry
+from streams.worker.flush import Flusher
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.partition import Move, Partition
 from streams.worker.population import Values
@@ -38,10 +38,9 @@ class Records:
     policy: Policy
     stats: Counter[str]
     customers: Any
-    encoder: StateEncoder
+    flusher: Flusher
     erase_secret: bytes
     metrics: WorkerMetrics | None
-    _dirty_count: int
 
     def _ranked(self, part: Partition, record: step.CustomerRecord) -> Values | None:
         raise NotImplementedError  # the engine's (streams.worker.ranking)
@@ -67,9 +66,7 @@ class Records:
         records[customer] = record
         if part.index is not None:
             part.index.update(customer, self._ranked(part, record))
-        if customer not in part.dirty:
-            part.dirty.add(customer)
-            self._dirty_count += 1
+        part.dirty.add(customer)
         due = record.due
         if due is None:
             part.dues.pop(customer, None)

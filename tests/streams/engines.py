@@ -9,7 +9,9 @@ from typing import Any, NamedTuple
 
 from segmenter.rules import load_ruleset
 from streams.names import Names
+from streams.readmodel.writer import Written
 from streams.settings import Settings
+from streams.worker import flush as flush_module
 from streams.worker.engine import Engine
 from streams.worker.partition import Partition
 
@@ -54,3 +56,53 @@ def engine_on(ruleset: str | None = None, **overrides: Any) -> tuple[Engine, Nam
 
     engine._send_outputs = send_outputs  # type: ignore[method-assign]
     return engine, names, sent
+
+
+class QuietProjection:
+    """Redis as a flush sees it, writing nothing: every row applied, none refused, every partition projected."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log, self.rows = log, 0
+
+    async def erase(self, customers: Any) -> None:
+        self.log.append("redis erase")
+
+    async def quarantined(self) -> set[str]:
+        return set()
+
+    async def write_many(self, rows: Any, clocks: Any = None, partitions: Any = ()) -> Written:
+        self.log.append("redis")
+        self.rows += len(rows)
+        return Written(applied=len(rows))
+
+    async def release(self, customers: Any) -> None:
+        pass
+
+
+def quiet_io(engine: Engine, monkeypatch: Any) -> list[str]:
+    """The flusher's I/O stubbed, in the order it happens: Redis, the changelogs (into the in-memory stores),
+    the commit. Returns the list the steps are written to."""
+    log: list[str] = []
+    engine.flusher.projection = QuietProjection(log)  # type: ignore[assignment]
+
+    async def no_producer() -> None:
+        return None
+
+    async def persist(producer: Any, table: Any, groups: Any) -> None:
+        log.append("changelog" if table is engine.customers else "meta")
+        for number, writes in groups.items():
+            db = table._db_for_partition(number)
+            for key, value in writes:
+                if value is None:
+                    db.pop(key, None)
+                else:
+                    db[key] = value
+
+    async def commit(app: Any, offsets: Any) -> bool:
+        log.append("commit")
+        return True
+
+    monkeypatch.setattr(engine, "producer", no_producer)
+    monkeypatch.setattr(flush_module, "persist", persist)
+    monkeypatch.setattr(flush_module.faust_compat, "commit", commit)
+    return log

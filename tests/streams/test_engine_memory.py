@@ -15,7 +15,7 @@ from streams.names import Names
 from streams.settings import Settings
 from streams.worker import engine as engine_module
 from streams.worker.engine import Engine
-from tests.streams.engines import RULES, TP, engine_on
+from tests.streams.engines import RULES, TP, engine_on, quiet_io
 
 
 def _purchases(names: Names, customers: int, days: int) -> list[SimpleNamespace]:
@@ -30,33 +30,31 @@ def _purchases(names: Names, customers: int, days: int) -> list[SimpleNamespace]
     return records
 
 
-def _flush(engine: Engine) -> None:
-    """A flush's CPU part and its end, as the worker runs them: snapshot, encode, store, evict."""
-    snapshot = engine._snapshot()
-    engine._encode(snapshot, 0, len(snapshot.changed))
-    for number, writes in snapshot.customers.items():
-        engine.customers._db_for_partition(number).update(writes)
-    engine._evict()
+async def _flush(engine: Engine) -> None:
+    """A whole flush through the flusher, its I/O stubbed (``tests.streams.engines.quiet_io``)."""
+    await engine.flusher.now()
 
 
 def _always(tp: Any) -> bool:
     return True
 
 
-async def test_the_encoder_keeps_nothing_of_the_customers_evicted_from_memory() -> None:
+async def test_the_encoder_keeps_nothing_of_the_customers_evicted_from_memory(monkeypatch) -> None:
     """The encoder's memo of a very active customer's older days holds that state's buckets: kept for an evicted
     customer, it would keep the whole state in memory past the cache's bound."""
     engine, names, _ = engine_on(RULES, state_cache_customers=10)
+    quiet_io(engine, monkeypatch)
     tx, records = TP(names.transactions, 0), _purchases(names, customers=40, days=12)
     for day in range(12):
         await engine.take({tx: records[day * 40 : (day + 1) * 40]}, _always)
-        _flush(engine)
+        await _flush(engine)
         part = engine.parts[0]
         assert len(part.records) <= 10
-        assert len(engine.encoder) <= len(part.records)
-        assert all(customer in part.records for customer in [f"C{c}" for c in range(40)] if customer in engine.encoder)
+        encoder = engine.flusher.encoder
+        assert len(encoder) <= len(part.records)
+        assert all(customer in part.records for customer in [f"C{c}" for c in range(40)] if customer in encoder)
     assert engine.stats["store_reads"] > 0  # the evicted ones were read back, and encoded in full again
-    assert len(engine.encoder) > 0  # the cached ones, with 8 or more days, are kept
+    assert len(engine.flusher.encoder) > 0  # the cached ones, with 8 or more days, are kept
 
 
 async def test_a_batch_run_in_slices_gives_what_it_gives_in_one_piece(monkeypatch: Any) -> None:

@@ -64,7 +64,7 @@ def _opened(engine, published: list[bytes], behind: dict | None = None) -> tuple
 
     engine._published_since = published_since
     engine._replay_targets = replay_targets
-    engine._persist_meta = persist_meta
+    engine.flusher.persist_meta = persist_meta  # type: ignore[method-assign]
     engine.parts.clear()
     return asyncio.run(engine._open(0)), asked
 
@@ -154,11 +154,11 @@ def test_a_flush_records_where_the_topic_stands_once_its_changes_are_acknowledge
         acked.append(Delivery(0, future, count))
     dead = loop.create_future()
     dead.set_result(SimpleNamespace(offset=900))
-    engine._deliveries = [*acked, Delivery(None, dead, 1)]  # a dead letter's offset is another topic's
-    snap = engine._snapshot()
+    engine.flusher.awaiting([*acked, Delivery(None, dead, 1)])  # a dead letter's offset is another topic's
+    snap = engine.flusher.snapshot()
     assert isinstance(snap, Snapshot)
     assert snap.meta[0]["changes_end"] == 17  # until they are acknowledged, the saved state's changes end there
-    engine._changes_out(snap, [d.future.result() for d in snap.deliveries])
+    engine.flusher.changes_out(snap, [d.future.result() for d in snap.deliveries])
     assert snap.meta[0]["changes_end"] == 22
     assert part.changes_end == 22
     # while the partition replays past changes it had not saved, its record stays where it was: a stop meanwhile
@@ -166,8 +166,8 @@ def test_a_flush_records_where_the_topic_stands_once_its_changes_are_acknowledge
     part.replaying = Replaying({}, {TP(names.transactions, 0): 9}, values=1, unreadable=0)
     future = loop.create_future()
     future.set_result(SimpleNamespace(offset=22))
-    engine._deliveries = [Delivery(0, future, 4)]
-    snap = engine._snapshot()
-    engine._changes_out(snap, [future.result()])
+    engine.flusher.awaiting([Delivery(0, future, 4)])
+    snap = engine.flusher.snapshot()
+    engine.flusher.changes_out(snap, [future.result()])
     loop.close()
     assert (snap.meta[0]["changes_end"], part.changes_end) == (22, 22)

@@ -1,0 +1,44 @@
+"""The flusher's order, through its public face: a snapshot's changes acknowledged before anything of it reaches
+Redis, Redis before the changelogs, the changelogs before the input offsets are committed."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import orjson
+
+from streams.worker.persist import Delivery
+from tests.streams.engines import RULES, TP, engine_on, quiet_io
+
+
+def _purchase(names, customer: str, offset: int) -> SimpleNamespace:
+    doc = {"event_id": f"e{offset}", "customer_id": customer, "amount": "120.00", "order_id": f"o{offset}",
+           "occurred_at": "2026-06-01T10:00:00+00:00"}
+    return SimpleNamespace(topic=names.transactions, partition=0, key=customer.encode(), value=orjson.dumps(doc),
+                           offset=offset, timestamp=0)
+
+
+async def test_a_flush_waits_for_its_changes_then_writes_redis_the_changelogs_and_commits_in_that_order(
+        monkeypatch) -> None:
+    engine, names, _ = engine_on(RULES)
+    log = quiet_io(engine, monkeypatch)
+    tx = TP(names.transactions, 0)
+    await engine.take({tx: [_purchase(names, "A", 0), _purchase(names, "B", 1)]}, lambda tp: True)
+    assert engine.flusher.dirty() == 2
+    acknowledged = asyncio.get_running_loop().create_future()
+    engine.flusher.awaiting([Delivery(0, acknowledged, 2)])  # the segment changes, handed to the producer
+    flushing = asyncio.create_task(engine.flusher.now())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert engine.flusher.stage[0] == "segment changes acknowledged"
+    assert log == []  # nothing of the snapshot is written before its changes are acknowledged
+    assert engine.flusher.dirty() == 0  # the snapshot was taken: what comes now goes into the next one
+    log.append("acknowledged")
+    acknowledged.set_result(SimpleNamespace(offset=40))
+    await flushing
+    assert log == ["acknowledged", "redis", "changelog", "meta", "commit"]
+    stored = engine.customers._db_for_partition(0)
+    assert sorted(stored) == [b"A", b"B"]
+    assert orjson.loads(engine.meta._db_for_partition(0)[b"p0"])["changes_end"] == 42  # where the topic stands
+    assert engine.flusher.projection.rows == 2
