@@ -290,7 +290,7 @@ class Soak:
         for key, value in asyncio.run(read_topic(settings, names.transactions)):
             digest.update(key or b"")
             digest.update(value or b"")
-        entries: set[str] = set()
+        entries: dict[str, str] = {}  # change id -> where it is, for the lines that name a missing grant
         changes = asyncio.run(read_topic(settings, names.segment_changes))
         on_topic = sum(asyncio.run(true_ends(settings, [names.segment_changes])).values())
         unread = on_topic - len(changes)  # the checks below are only as good as this read
@@ -300,13 +300,14 @@ class Soak:
                 continue
             if change.dimension == "value" and change.from_segment != change.to_segment and change.to_segment in (
                     "churn_risk", "high_value"):
-                entries.add(change.change_id)
+                entries[change.change_id] = f"{change.customer_id} -> {change.to_segment} at {change.stream_time}"
         grants = [Coupon.model_validate_json(v).change_id for _, v in asyncio.run(read_topic(settings, names.coupons))]
         grants += [Alert.model_validate_json(v).change_id for _, v in asyncio.run(read_topic(settings, names.alerts))]
         audits = {ActionSuppressed.model_validate_json(v).change_id
                   for _, v in asyncio.run(read_topic(settings, names.action_audit))}
         twice = sum(1 for _, count in Counter(grants).items() if count > 1)
-        missing_grants = len(entries - set(grants) - audits) if self.args.action_worker else 0
+        missing = sorted(entries.keys() - set(grants) - audits) if self.args.action_worker else []
+        missing_grants = len(missing)
 
         rows = [("records sent (good + copies + hostile)", f"{records:,} (as stored: {digest.hexdigest()})"),
                 ("good events", f"{self.args.events:,}"),
@@ -321,7 +322,8 @@ class Soak:
                 ("entries into churn_risk / high_value", f"{len(entries):,}"),
                 ("grants issued twice", f"{twice}" if self.args.action_worker else "(no action worker)"),
                 ("entries with no grant and no suppression",
-                 f"{missing_grants}" if self.args.action_worker else "(no action worker)"),
+                 (f"{missing_grants}" + "".join(f"; {i} ({entries[i]})" for i in missing[:5]))
+                 if self.args.action_worker else "(no action worker)"),
                 ("peak worker RSS", f"{self.peak.peak:,.0f} MiB")]
         say("")
         width = max(len(k) for k, _ in rows)
