@@ -46,11 +46,10 @@ from typing import Any
 
 import faust
 import redis.exceptions
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from segmenter import step
 from segmenter.privacy import erased_key
-from segmenter.ranking import Ranks
 from segmenter.rules import RuleSet
 from segmenter.rules.rulebook import clashes, combine, parts_of
 from segmenter.state import Fact
@@ -70,17 +69,20 @@ from streams.worker.flush import STUCK_FLUSH_S, Flusher
 from streams.worker.metrics import WorkerMetrics, observe_batch
 from streams.worker.partition import Partition
 from streams.worker.persist import Delivery, send_batches
-from streams.worker.ranking import Ranking
-from streams.worker.recovery import Recovering
+from streams.worker.ranking import Ranking, ranked_stored
+from streams.worker.records import Customers, ranked
+from streams.worker.recovery import Reconciler
 from streams.worker.routing import Router
 
 log = logging.getLogger("segmenter.worker")
 RUN_STEP = 512  # records run between two turns of the event loop (a few ms)
 
 
-class Engine(Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Records (worker.records)
-    """Runs fetched batches through the core per partition; ``flusher`` (``streams.worker.flush.Flusher``) makes
-    them durable."""
+class Engine:
+    """Runs fetched batches through the core per partition, with its parts: ``store`` (the customers held, read
+    back, changed, erased: ``streams.worker.records.Customers``), ``flusher`` (what makes them durable:
+    ``streams.worker.flush.Flusher``), ``reconciler`` (what a stopped worker published past the saved state:
+    ``streams.worker.recovery.Reconciler``) and ``ranking`` (the population's ranks: ``streams.worker.ranking``)."""
 
     def __init__(self, app: faust.App, settings: Settings, names: Names, tables: Mapping[str, Any]) -> None:
         self.app, self.settings, self.names = app, settings, names
@@ -94,10 +96,6 @@ class Engine(Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Re
         self.edge = Edge(settings, names, self.policy)
         self.router = Router(settings, names)
         self.erase_secret = settings.erasure_secret() or b""  # the edge refuses erasures without a key
-        self._ops: dict[str, Callable[..., None]] = {
-            FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt,
-            RETIRE: self._retire,
-            OVERRIDE: self._on_override, TAG: self._on_tag, ERASE: self._erase, SKIP: lambda part: None}
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._dead: list[tuple[bytes | None, bytes]] = []
@@ -112,9 +110,14 @@ class Engine(Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Re
                                send_outputs=lambda: self._send_outputs(),  # noqa: PLW0108 - bound when called
                                collector=self.collector,
                                failpoints=self._failpoints, metrics=self.metrics)
-        self.population: Ranks | None = None  # the ranks in force (streams.worker.population)
-        self._population_docs: dict[bytes, bytes] = {}
-        self._population_reader: AIOKafkaConsumer | None = None
+        self.store = Customers(settings, self.policy, self.customers, stats=self.stats, flusher=self.flusher,
+                               metrics=self.metrics, erase_secret=self.erase_secret)
+        self.reconciler = Reconciler(settings, names, self.policy, customers=self.store, stats=self.stats)
+        self.ranking = Ranking(settings, names, self.policy, self.parts, customers=self.store, stats=self.stats)
+        self._ops: dict[str, Callable[..., None]] = {
+            FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt,
+            RETIRE: self._retire,
+            OVERRIDE: self._on_override, TAG: self._on_tag, ERASE: self.store.erase, SKIP: lambda part: None}
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def producer(self) -> AIOKafkaProducer:
@@ -131,8 +134,7 @@ class Engine(Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Re
             await self.flusher.now()
         if self._producer is not None:
             await self._producer.stop()
-        if self._population_reader is not None:
-            await self._population_reader.stop()
+        await self.ranking.close()
         await self.publish_counters()  # the final figures, for whoever reads them after the worker stopped
         await self.projection.close()
 
@@ -205,7 +207,7 @@ class Engine(Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Re
                 failpoints.hit("mid-batch")
         part.offsets[tp] = records[-1].offset + 1
         if part.replaying is not None:
-            self._replayed(part, tp, records[-1].offset + 1)
+            self.reconciler.replayed(part, tp, records[-1].offset + 1, self.ranking.ranks)
         if self.metrics is not None:
             self.metrics.events[tp.topic] += len(records)
             if len(part.changes) > changed_before:
@@ -229,6 +231,29 @@ class Engine(Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Re
         for tp, records in held:
             self._run(part, tp, records)
 
+    async def population_round(self) -> None:
+        """Called by a timer: the partitions' summaries out, everyone's in; new ranks adopted under the lock."""
+        ranks = await self.ranking.round(self.producer)
+        if ranks is not None:
+            async with self._lock:
+                self.ranking.adopt(ranks)
+                await self._send_outputs()
+
+    async def _replay_overdue(self) -> None:
+        """Partitions whose replay has not reached the inputs' ends ``REPLAY_WAIT_S`` after the opening: put right
+        now (``streams.worker.recovery``)."""
+        if not self.reconciler.overdue(self.parts.values()):
+            return
+        async with self._lock:  # a rebalance may have dropped some meanwhile: looked for again
+            for part in self.reconciler.overdue(self.parts.values()):
+                replaying = part.replaying
+                assert replaying is not None
+                log.warning("partition %d: the replay has not reached the end of %d input partitions %.0fs after the "
+                            "opening; the changes published past the saved state are checked now", part.number,
+                            len(replaying.targets), time.monotonic() - replaying.began)
+                self.reconciler.put_right(part, self.ranking.ranks)
+            await self._send_outputs()  # before any snapshot: the changes belong to the state it saves
+
     async def tick(self) -> None:
         """Called by a timer: a quiet worker still flushes what it has; a flush stuck somewhere is told."""
         (stage, since), now = self.flusher.stage, time.monotonic()
@@ -249,40 +274,41 @@ class Engine(Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Re
         if part.erased and occurred.timestamp() <= part.erased.get(erased_key(customer, self.erase_secret), -1):
             self.stats["erased_ignored"] += 1  # dated on or before the customer's erasure: it stays erased
             return
-        record = self._get(part, customer)
+        record = self.store.get(part, customer)
         new, changes, outcome = step.on_fact(record, fact, event_id=event_id, now_day=part.day or fact.day,
-                                             ruleset=part.ruleset, policy=self.policy, population=self.population)
+                                             ruleset=part.ruleset, policy=self.policy, population=self.ranking.ranks)
         self.stats[outcome.value] += 1
         if new is not record:
-            self._put(part, customer, record, new, changes)
+            self.store.put(part, customer, record, new, changes)
 
     def _on_profile(self, part: Partition, customer: str, attributes: dict[str, str | None], key: str) -> None:
         self._untimed(part, customer, lambda record, day, ruleset: step.on_profile(
             record, attributes, key=key, now_day=day, ruleset=ruleset, policy=self.policy,
-            population=self.population))
+            population=self.ranking.ranks))
 
     def _on_override(self, part: Partition, customer: str, dimension: str, pin: step.Pin | None,
                      event_id: str) -> None:
         self._untimed(part, customer, lambda record, day, ruleset: step.on_override(
             record, pin, dimension=dimension, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy,
-            population=self.population))
+            population=self.ranking.ranks))
 
     def _on_tag(self, part: Partition, customer: str, tag: str, mark: step.Mark | None, event_id: str) -> None:
         self._untimed(part, customer, lambda record, day, ruleset: step.on_tag(
             record, mark, tag=tag, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy,
-            population=self.population))
+            population=self.ranking.ranks))
 
     def _untimed(self, part: Partition, customer: str, change: Callable[
             [step.CustomerRecord, int, RuleSet | None], tuple[step.CustomerRecord, list[step.AnyChange]]]) -> None:
         """A record with no event time (a profile, an override, a manual tag): applied at the partition's day, and
         classified only once the partition has one."""
-        if part.erased and erased_key(customer, self.erase_secret) in part.erased and not self._known(part, customer):
+        if (part.erased and erased_key(customer, self.erase_secret) in part.erased
+                and not self.store.known(part, customer)):
             self.stats["erased_ignored"] += 1  # a profile, override or tag of an erased customer: not brought back
             return
-        record = self._get(part, customer)
+        record = self.store.get(part, customer)
         new, changes = change(record, part.day or 0, part.ruleset if part.day is not None else None)
         if new is not record:
-            self._put(part, customer, record, new, changes)
+            self.store.put(part, customer, record, new, changes)
 
     def _advance(self, part: Partition, when: datetime) -> None:
         if part.stream_time is not None and when <= part.stream_time:
@@ -301,10 +327,10 @@ class Engine(Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Re
             due, customer = heapq.heappop(part.heap)
             if dues.get(customer) != due:
                 continue  # superseded by a later event
-            record = self._get(part, customer)
-            new, changes = step.on_time(record, day, part.ruleset, self.policy, self.population)
+            record = self.store.get(part, customer)
+            new, changes = step.on_time(record, day, part.ruleset, self.policy, self.ranking.ranks)
             self.stats["time_wakeups"] += 1
-            self._put(part, customer, None, new, changes)  # its heap entry was just popped
+            self.store.put(part, customer, None, new, changes)  # its heap entry was just popped
 
     def _adopt(self, part: Partition, ruleset: RuleSet) -> None:
         """A ruleset applied: in force beside the others (replacing another version of its id)."""
@@ -349,12 +375,12 @@ class Engine(Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Re
         day = part.day if part.day is not None else self.policy.calendar.day(datetime.now(UTC))
         customers = {key.decode() for key, _ in faust_compat.stored_items(self.customers, part.number)}
         for customer in sorted(customers | part.records.keys()):
-            record = self._get(part, customer)
-            new, changes = step.on_rules(record, day, ruleset, self.policy, self.population)
+            record = self.store.get(part, customer)
+            new, changes = step.on_rules(record, day, ruleset, self.policy, self.ranking.ranks)
             if new is record and part.index is not None:
-                part.index.update(customer, self._ranked(part, record))
+                part.index.update(customer, ranked(part, record, self.policy))
             if new is not record:
-                self._put(part, customer, record, new, changes)
+                self.store.put(part, customer, record, new, changes)
         log.info("partition %d adopted %s for %d customers (in force: %s)", part.number, what,
                  len(customers | part.records.keys()), ruleset.key)
         if part.held:
@@ -379,12 +405,12 @@ class Engine(Ranking, Recovering):  # Ranking and Recovering (an Erasing) are Re
                 part.heap.append((due, customer))
                 part.dues[customer] = due
             if part.index is not None and part.day is not None:
-                part.index.update(key.decode(), self._ranked_stored(part.day, value))
+                part.index.update(key.decode(), ranked_stored(part.day, value, self.policy))
         heapq.heapify(part.heap)
         log.info("partition %d opened (epoch %d): %d customers, %d due", number, part.epoch, count,
                     len(part.heap))
         self.parts[number] = part
-        await self._reconcile(part)  # changes published past the saved state by a worker that stopped
+        await self.reconciler.open(part, self.ranking.ranks)  # published past the saved state by a stopped worker
         return part
 
     def _misplaced(self, tp: Any, record: Any, right: int) -> None:

@@ -1,25 +1,40 @@
-"""The customers a worker holds in memory, the part of ``Engine`` every record goes through: a customer read back
-from the store when it is not held (``_get``); a changed record kept as the most recently changed, marked for the
-next flush, its due day queued, and its changes turned into segment-change documents and story entries (``_put``)."""
+"""The customers a worker holds (``Customers``), the part of the engine every record goes through; and their
+erasure (``segmenter erase``): a customer forgotten in its partition, and remembered only as a keyed hash of its id
+with the erasure's time, so that older events replayed do not bring it back."""
 
 from __future__ import annotations
 
 import heapq
+import logging
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from segmenter import step
-from segmenter.state import Policy, amount_12m_minor
+from segmenter.privacy import erased_key
+from segmenter.state import Policy, amount_12m_minor, totals_at
 from streams.kafka import faust_compat
 from streams.readmodel.movement import NEW
 from streams.settings import Settings
 from streams.stored import unpack
-from streams.worker.documents import change_json, story_entry
+from streams.text import clip
+from streams.worker.documents import change_json, erasure_json, story_entry
 from streams.worker.flush import Flusher
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.partition import Move, Partition
 from streams.worker.population import Values
+
+log = logging.getLogger("segmenter.worker")
+
+
+def ranked(part: Partition, record: step.CustomerRecord, policy: Policy) -> Values | None:
+    """The customer's ranked values (amount_12m, purchases_12m, last purchase day) as of the partition's day; None
+    outside the population."""
+    last = record.state.last_purchase
+    if part.day is None or last is None:
+        return None
+    long = totals_at(record.state, part.day, policy).long
+    return (long[1], long[0], last) if long[0] else None
 
 
 def _move(change: step.AnyChange, day: int | None, minor: int | None) -> Move | None:
@@ -31,25 +46,23 @@ def _move(change: step.AnyChange, day: int | None, minor: int | None) -> Move | 
     return (day, change.dimension, change.before or NEW, change.after, minor or 0)
 
 
-class Records:
-    """These attributes and ``_ranked`` (``Ranking``'s) are the engine's."""
+class Customers:
+    """The customers of the partitions a worker holds: a record read back from the table's store when it is not held
+    in memory (``get``); a changed record kept as the most recently changed, marked for the next flush, its ranked
+    values into the partition's index, its due day queued, its changes turned into segment-change documents and
+    story entries (``put``); a customer forgotten (``erase``)."""
 
-    settings: Settings
-    policy: Policy
-    stats: Counter[str]
-    customers: Any
-    flusher: Flusher
-    erase_secret: bytes
-    metrics: WorkerMetrics | None
+    def __init__(self, settings: Settings, policy: Policy, table: Any, *, stats: Counter[str], flusher: Flusher,
+                 metrics: WorkerMetrics | None, erase_secret: bytes) -> None:
+        self.settings, self.policy, self.table, self.stats = settings, policy, table, stats
+        self.flusher, self.metrics, self.erase_secret = flusher, metrics, erase_secret
 
-    def _ranked(self, part: Partition, record: step.CustomerRecord) -> Values | None:
-        raise NotImplementedError  # the engine's (streams.worker.ranking)
-
-    def _get(self, part: Partition, customer: str) -> step.CustomerRecord:
+    def get(self, part: Partition, customer: str) -> step.CustomerRecord:
+        """The customer's record: held, read back from the store, or a new one."""
         record = part.records.get(customer)
         if record is None:
             value = (None if part.deleted and customer in part.deleted  # erased; its tombstone not written yet
-                     else faust_compat.stored_get(self.customers, part.number, customer.encode()))
+                     else faust_compat.stored_get(self.table, part.number, customer.encode()))
             if value is None:
                 record = step.CustomerRecord()
             else:
@@ -58,14 +71,14 @@ class Records:
             part.records[customer] = record
         return record
 
-    def _put(self, part: Partition, customer: str, old: step.CustomerRecord | None, record: step.CustomerRecord,
-             changes: list[step.AnyChange]) -> None:
+    def put(self, part: Partition, customer: str, old: step.CustomerRecord | None, record: step.CustomerRecord,
+            changes: list[step.AnyChange]) -> None:
         """``old``: the record this replaces, whose heap entry (if any) is still queued."""
         records = part.records
         records.pop(customer, None)  # to the end: the least recently changed customers are evicted first
         records[customer] = record
         if part.index is not None:
-            part.index.update(customer, self._ranked(part, record))
+            part.index.update(customer, ranked(part, record, self.policy))
         part.dirty.add(customer)
         due = record.due
         if due is None:
@@ -99,3 +112,37 @@ class Records:
             # every change for the story (the flush keeps the last story_changes) and each move for the day summary
             part.history.setdefault(customer, []).extend(
                 (i, story_entry(c, stream_time), _move(c, day, minor)) for c, i in zip(changes, ids, strict=True))
+
+    def known(self, part: Partition, customer: str) -> bool:
+        """Whether the partition has the customer (held, or in the store and not erased)."""
+        if customer in part.records:
+            return True
+        return customer not in part.deleted and faust_compat.stored_get(self.table, part.number,
+                                                                        customer.encode()) is not None
+
+    def erase(self, part: Partition, customer: str, at: datetime, reason: str, by: str) -> None:
+        """Forget the customer: its record (a tombstone in the changelog at the next flush), its due entry, its place
+        in Redis and the population index; remember a hash of its id with the erasure's time, so older events do not
+        bring it back; publish the erasure for downstream consumers."""
+        when = int(at.timestamp())
+        key = erased_key(customer, self.erase_secret)
+        known = self.known(part, customer)
+        segments = dict(self.get(part, customer).segments) if known else {}
+        part.erased[key] = max(when, part.erased.get(key, when))
+        part.meta_dirty = True
+        part.records.pop(customer, None)
+        self.flusher.forget(customer)  # the encoder's memo of its older days
+        part.dues.pop(customer, None)  # its heap entry, if any, is skipped when popped
+        part.history.pop(customer, None)
+        if part.replaying is not None:  # the erasure is the topic's last word on the customer
+            part.replaying.published.pop(customer, None)
+        part.dirty.discard(customer)
+        part.deleted.add(customer)
+        if part.index is not None:
+            part.index.update(customer, None)
+        stream_time = (part.stream_time or datetime.now(UTC)).isoformat()
+        part.changes.append((customer.encode(), erasure_json(customer, segments, reason=reason, by=by, at=at,
+                                                              stream_time=stream_time)))
+        self.stats["erased"] += 1
+        log.info("partition %d: a customer was erased (%s, by %s); %s", part.number, clip(reason), clip(by),
+                    "its record goes at the next flush" if known else "it held no record")

@@ -22,9 +22,9 @@ customer is then its state, as it is without a stop.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,11 +33,13 @@ from aiokafka import TopicPartition
 
 from segmenter.ranking import Ranks
 from segmenter.recovery import changes_back
+from segmenter.state import Policy
 from streams.kafka.lag import lag_of
 from streams.kafka.reading import read_from
 from streams.names import Names
-from streams.worker.erasure import Erasing
+from streams.settings import Settings
 from streams.worker.partition import Partition, Published, Replaying
+from streams.worker.records import Customers
 
 log = logging.getLogger("segmenter.worker")
 REPLAY_WAIT_S = 600.0  # a partition whose replay has not reached the inputs' ends by then is put right all the same
@@ -67,72 +69,58 @@ def published_of(values: Iterable[bytes]) -> tuple[dict[str, Published], int]:
     return out, unreadable
 
 
-class Recovering(Erasing):
-    """These attributes are the engine's."""
+class Reconciler:
+    """Puts right what a stopped worker published past the saved state of the partitions it held (see above):
+    ``open`` reads it when a partition is opened, ``replayed`` and ``overdue`` say when the replay is far enough,
+    ``put_right`` publishes the changes back to the state."""
 
-    names: Names
-    parts: dict[int, Partition]
-    population: Ranks | None
-    _lock: asyncio.Lock
+    def __init__(self, settings: Settings, names: Names, policy: Policy, *, customers: Customers,
+                 stats: Counter[str]) -> None:
+        self.settings, self.names, self.policy, self.customers, self.stats = settings, names, policy, customers, stats
 
-    async def _send_outputs(self) -> None:
-        raise NotImplementedError  # the engine's
-
-    async def _published_since(self, number: int, start: int) -> list[bytes]:
+    async def published_since(self, number: int, start: int) -> list[bytes]:
         """The values of partition ``number`` of the segment-change topic from offset ``start`` to its end."""
         tp = TopicPartition(self.names.segment_changes, number)
         return [value for _, _, _, value in await read_from(self.settings, {tp: start})]
 
-    async def _replay_targets(self, number: int) -> dict[Any, int]:
+    async def replay_targets(self, number: int) -> dict[Any, int]:
         """Partition ``number`` of each input with records past the group's commit: its end now."""
         lags = await lag_of(self.settings, {self.names.app_id: self.names.inputs})
         return {lag.tp: lag.end for lag in lags if lag.tp.partition == number and lag.end > lag.committed}
 
-    async def _reconcile(self, part: Partition) -> None:
+    async def open(self, part: Partition, population: Ranks | None) -> None:
         """On opening: read what was published past the saved state; put it right at once when there is nothing to
-        replay, else once the replay has reached the inputs' ends (``_replayed``)."""
+        replay, else once the replay has reached the inputs' ends (``replayed``)."""
         start = part.changes_end
         if start is None:
             log.info("partition %d: its saved meta predates the record of published changes; the changes published "
                      "after it (if any) are not checked", part.number)
             return
-        values = await self._published_since(part.number, start)
+        values = await self.published_since(part.number, start)
         if not values:
             return
         published, unreadable = published_of(values)
-        part.replaying = Replaying(published, await self._replay_targets(part.number), len(values), unreadable)
+        part.replaying = Replaying(published, await self.replay_targets(part.number), len(values), unreadable)
         log.warning("partition %d: %d changes were published past its saved state, by a worker that stopped before "
                     "saving them; they are checked against the state once the replay reaches the end of %d input "
                     "partitions", part.number, len(values), len(part.replaying.targets))
         if not part.replaying.targets:
-            self._put_right(part)
+            self.put_right(part, population)
 
-    async def _replay_overdue(self) -> None:
-        """Called by the timer: a partition still replaying ``REPLAY_WAIT_S`` after its opening is put right now (an
-        end it cannot reach as records: a transaction marker closing an input, for one). Should the replay then
+    @staticmethod
+    def overdue(parts: Iterable[Partition]) -> list[Partition]:
+        """The partitions still replaying ``REPLAY_WAIT_S`` after their opening: to be put right now (an end their
+        replay cannot reach as records: a transaction marker closing an input, for one). Should the replay then
         publish changes the stopped worker had published too, each is again the topic's last word on its own."""
         now = time.monotonic()
+        return [p for p in parts if p.replaying is not None and now - p.replaying.began >= REPLAY_WAIT_S]
 
-        def overdue() -> list[tuple[Partition, Replaying]]:
-            return [(p, p.replaying) for p in self.parts.values()
-                    if p.replaying is not None and now - p.replaying.began >= REPLAY_WAIT_S]
-
-        if not overdue():
-            return
-        async with self._lock:  # a rebalance may have dropped some meanwhile: looked for again
-            for part, replaying in overdue():
-                log.warning("partition %d: the replay has not reached the end of %d input partitions %.0fs after the "
-                            "opening; the changes published past the saved state are checked now", part.number,
-                            len(replaying.targets), now - replaying.began)
-                self._put_right(part)
-            await self._send_outputs()  # before any snapshot: the changes belong to the state it saves
-
-    def _replayed(self, part: Partition, tp: Any, position: int) -> None:
+    def replayed(self, part: Partition, tp: Any, position: int, population: Ranks | None) -> None:
         """Called after each run of records while the partition is replaying."""
         if part.replaying is not None and part.replaying.reached(tp, position):
-            self._put_right(part)
+            self.put_right(part, population)
 
-    def _put_right(self, part: Partition) -> None:
+    def put_right(self, part: Partition, population: Ranks | None) -> None:
         """Publish the changes that take the topic's last word on each customer back to its record: where the
         replay went along another path than the stopped worker's (a replay along the same path has published the
         same changes again, with the same ids, and nothing is left to put right)."""
@@ -141,20 +129,21 @@ class Recovering(Erasing):
             return
         corrected = changes = 0
         ruleset, day = part.ruleset, part.day
+        customers = self.customers
         if ruleset is not None and day is not None:
             key = f"p{part.number}e{part.epoch}"
             for customer, said in sorted(replaying.published.items()):
-                if not (said.segments or said.tags) or not self._known(part, customer):
+                if not (said.segments or said.tags) or not customers.known(part, customer):
                     continue  # nothing left, or not a customer of the state (erased since)
-                record = self._get(part, customer)
+                record = customers.get(part, customer)
                 found = changes_back(record, said.segments, said.tags, key=key, now_day=day, ruleset=ruleset,
-                                     policy=self.policy, population=self.population)
+                                     policy=self.policy, population=population)
                 if found:
-                    self._put(part, customer, record, record, found)
+                    customers.put(part, customer, record, record, found)
                     corrected += 1
                     changes += len(found)
         self.stats["recovery_changes"] += changes
         log.info("partition %d: the replay reached where the stopped worker was; of the %d changes it had published "
-                    "past the saved state (%d unreadable), %d customers differed from the state and were set back with "
-                    "%d changes (cause recovery), %.1fs after the opening", part.number, replaying.values,
-                    replaying.unreadable, corrected, changes, time.monotonic() - replaying.began)
+                 "past the saved state (%d unreadable), %d customers differed from the state and were set back with "
+                 "%d changes (cause recovery), %.1fs after the opening", part.number, replaying.values,
+                 replaying.unreadable, corrected, changes, time.monotonic() - replaying.began)

@@ -62,8 +62,8 @@ def _opened(engine, published: list[bytes], behind: dict | None = None) -> tuple
         for number, value in values.items():
             engine.meta.partitions.setdefault(number, {})[f"p{number}".encode()] = value
 
-    engine._published_since = published_since
-    engine._replay_targets = replay_targets
+    engine.reconciler.published_since = published_since  # type: ignore[method-assign]
+    engine.reconciler.replay_targets = replay_targets  # type: ignore[method-assign]
     engine.flusher.persist_meta = persist_meta  # type: ignore[method-assign]
     engine.parts.clear()
     return asyncio.run(engine._open(0)), asked
