@@ -35,7 +35,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -70,6 +70,7 @@ from segmenter.rules import RuleSet, load_ruleset
 from streams.actions.ledger import ActionStore
 from streams.actions.partition import ActionPartition
 from streams.failpoints import Failpoints
+from streams.kafka import faust_compat
 from streams.kafka.control import latest_rules, rules_history
 from streams.kafka.deadletters import dead_letter
 from streams.kafka.reading import read_from
@@ -82,7 +83,8 @@ log = logging.getLogger("segmenter.actions")
 
 
 class Actor:
-    """Everything the agent does; its state lives in the ledger table and its partition entries."""
+    """What the action worker does with every record (``take``: whole fetched batches); its state lives in the
+    ledger table and its partition entries."""
 
     def __init__(self, app: faust.App, settings: Settings, names: Names, ledger: Any) -> None:
         self.app, self.settings, self.names, self.ledger = app, settings, names, ledger
@@ -92,9 +94,10 @@ class Actor:
         self.parts: dict[int, ActionPartition] = {}
         self.rulesets: dict[tuple[str, int], RuleSet] = {}
         self.stats: Counter[str] = Counter()
+        self.topics = frozenset((names.segment_changes, names.control))  # taken as whole batches (``take``)
         self.failpoints = Failpoints(settings.failpoint)
         self._started = False
-        self._busy: tuple[float, str] | None = None  # since when, and which record, the agent is busy
+        self._busy: tuple[float, str] | None = None  # since when, and which record, the worker is busy
         self._task: asyncio.Task[Any] | None = None
         horizon = duration_s(settings.actions_replay_horizon)
         self.horizon_s = horizon or None
@@ -114,29 +117,36 @@ class Actor:
         for tp in revoked:
             self.parts.pop(tp.partition, None)
 
-    async def run(self, stream: faust.StreamT[Any]) -> None:
+    async def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> None:
+        """A fetched batch (topic-partition -> records, ``faust_compat``'s transport hook, as the worker's engine
+        takes its input): every record handled in order, then the ledger's changelog flushed and the batch's offsets
+        committed. No record goes through faust's per-event stream, whose offset bookkeeping could leave a fetched
+        record unhanded (``docs/robustness.md``). ``current(tp)``: the partition is still ours in the generation it
+        was fetched in; a record of one that moved is left to its next owner, which reads it from the commit."""
         self._task = asyncio.current_task()
-        async for event in stream.events():
-            message = event.message
-            self._busy = (time.monotonic(), f"{message.topic}[{message.partition}]@{message.offset}")
-            await self.handle(message)
-            self._busy = None
-
-    def reread(self, topic: str, number: int, committed: int) -> None:
-        """The stall guard re-reads ``topic[number]`` from ``committed``: the records faust never handed over lie
-        there, below offsets already handled, so the offset watermark must not skip them; the records after them
-        are decided again and act once (the ledger knows their change ids)."""
-        part = self.parts.get(number)
-        if topic == self.names.segment_changes and part is not None and part.done >= committed:
-            part.done = committed - 1
+        offsets: dict[Any, int] = {}
+        for tp, records in batch.items():
+            for record in records:
+                if not current(tp):
+                    break
+                self._busy = (time.monotonic(), f"{record.topic}[{record.partition}]@{record.offset}")
+                with faust_compat.handling(record):  # the ledger's changelog and store partition are the record's
+                    await self.handle(record)
+                self._busy = None
+                offsets[tp] = record.offset + 1
+        offsets = {tp: offset for tp, offset in offsets.items() if current(tp)}
+        if offsets:
+            await self.app.producer.flush()  # the ledger's changelog records, before the offsets they cover
+            if not await faust_compat.commit(self.app, offsets):
+                self.stats["commits_refused"] += 1
 
     def held(self, limit_s: float = 5.0) -> bool:
-        """Whether one record has held the agent for ``limit_s`` or more (Redis away, a slow broker)."""
+        """Whether one record has held the worker for ``limit_s`` or more (Redis away, a slow broker)."""
         busy = self._busy
         return busy is not None and time.monotonic() - busy[0] >= limit_s
 
     def watchdog(self, limit_s: float = 10.0) -> None:
-        """Called by a timer: say so, with where it waits, when one record has held the agent too long."""
+        """Called by a timer: say so, with where it waits, when one record has held the worker too long."""
         busy, task = self._busy, self._task
         if busy is None or task is None or not self.held(limit_s):
             return
@@ -146,7 +156,7 @@ class Actor:
             if frame is not None:
                 chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
             coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
-        log.warning("actions: one record (%s) has held the agent for %.0fs; waiting in %s", busy[1],
+        log.warning("actions: one record (%s) has held the worker for %.0fs; waiting in %s", busy[1],
                     time.monotonic() - busy[0], " > ".join(chain) or "?")
 
     # -- one record ---------------------------------------------------------------------------------
@@ -200,7 +210,8 @@ class Actor:
             await self._settle(part, [], {}, None)
             return
         ledger = self._ledger(view.customer_id)
-        out = decide(ledger, view, actions, waiting, replay_before_s=self._replay_before(message.timestamp))
+        emitted_s = message.timestamp / 1000 if message.timestamp and message.timestamp > 0 else None
+        out = decide(ledger, view, actions, waiting, replay_before_s=self._replay_before(emitted_s))
         if not out.effective and change.change_id in ledger.seen:
             self.stats["duplicates"] += 1
         await self._settle(part, [out], {view.customer_id: ledger}, offset if out.effective else None)

@@ -12,7 +12,6 @@ import orjson
 
 from streams.actions import metrics
 from streams.actions.actor import Actor
-from streams.actions.stall import StallGuard
 from streams.kafka import faust_compat
 from streams.kafka.runner import run_faust
 from streams.kafka.security import faust_credentials
@@ -44,7 +43,15 @@ def create_actions_app(settings: Settings) -> faust.App:
                        key_serializer="raw", value_serializer="raw")
     ledger = app.Table(names.ledger_table, partitions=n, key_type=bytes, value_type=bytes)
     actor = Actor(app, settings, names, ledger)
-    app.agent(source, name=names.actions_agent, concurrency=1)(actor.run)
+    faust_compat.install(app, actor)  # whole fetched batches to actor.take, as the worker's engine takes its input
+
+    async def never(stream: faust.StreamT[Any]) -> None:
+        # This agent only makes faust subscribe to the topics: the actor takes their records first.
+        async for event in stream.events():
+            raise RuntimeError(f"{event.message.topic} record reached faust's stream path: the segmenter "
+                               "fast path is not installed (faust_compat out of date with faust?)")
+
+    app.agent(source, name=names.actions_agent, concurrency=1)(never)
 
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         actor.forget(revoked)
@@ -65,15 +72,8 @@ def create_actions_app(settings: Settings) -> faust.App:
 
     app.timer(0.5, name="segmenter.actions.readiness")(readiness)
 
-    guard = StallGuard(app, settings, names.actions_app_id, (names.segment_changes, names.control), actor.held)
-
     async def watchdog() -> None:
         actor.watchdog()
-        stuck = await guard.check()
-        if stuck:
-            actor.stats["reseeks"] = guard.reseeks
-            for topic, partition, committed in stuck:
-                actor.reread(topic, partition, committed)
 
     app.timer(5.0, name="segmenter.actions.watchdog")(watchdog)
 

@@ -29,11 +29,13 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import rocksdict
 from aiokafka import AIOKafkaConsumer
 from faust import stores
+from faust import streams as faust_streams
 from faust.stores import rocksdb as rocksdb_store
 from faust.transport import drivers
 from faust.transport.drivers import aiokafka as driver
@@ -96,6 +98,28 @@ FAST_PATHS: weakref.WeakKeyDictionary[Any, FastPath] = weakref.WeakKeyDictionary
 def install(app: Any, fast: FastPath) -> None:
     """Records of ``fast.topics`` go to ``fast.take`` as whole batches instead of faust's streams."""
     FAST_PATHS[app] = fast
+
+
+class _Handling:
+    """What faust's tables read of the event being handled: its message (topic and partition)."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
+@contextmanager
+def handling(message: Any) -> Iterator[None]:
+    """Table reads and writes outside faust's stream iteration (a fast path's), as faust makes them while an agent
+    handles ``message`` (a fetched record): its tables take the changelog and store partition from the current
+    event (``faust.streams._current_event``)."""
+    event = _Handling(message)
+    token = faust_streams._current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 class Consumer(driver.Consumer):

@@ -149,8 +149,6 @@ def test_sigkill_between_grant_and_ledger_then_a_replay_from_zero_issue_nothing_
     for point in ("after-grant:7",):
         doomed = system.start_actions(actions_replay_horizon="0d", failpoint=point, wait=False)
         assert doomed.wait(timeout=180) == -signal.SIGKILL
-        # When faust leaves a just-taken partition's first records unprocessed, the stall guard
-        # (streams/actions/stall.py, tests/integration/test_stall.py) re-reads them.
     actions = system.start_actions(actions_replay_horizon="0d")
     wait_actions(system)
     coupons, alerts = assert_exactly_once(system.settings)

@@ -1,10 +1,12 @@
 """Fails loudly when a faust upgrade moves what streams/kafka/faust_compat.py relies on."""
 
 import inspect
+from types import SimpleNamespace
 
 import faust
 import rocksdict
 from faust import stores
+from faust import streams as faust_streams
 from faust.stores import rocksdb as rocksdb_store
 from faust.tables import recovery
 from faust.transport import drivers
@@ -175,3 +177,12 @@ def test_a_static_member_id_reaches_the_consumer_and_rocksdb_memory_is_shared(tm
     assert writes.get_buffer_size() == faust_compat.ROCKSDB_MEMORY // 2
     assert create_app(Settings(data_dir=tmp_path / "b", kafka_bootstrap="127.0.0.1:1")).conf \
         .consumer_group_instance_id is None
+
+
+def test_tables_still_take_their_partition_from_the_current_event_that_handling_sets():
+    record = SimpleNamespace(topic="t", partition=5)
+    with faust_compat.handling(record):
+        event = faust_streams.current_event()
+        assert event is not None
+        assert event.message is record
+    assert faust_streams.current_event() is None
