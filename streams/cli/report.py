@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import sys
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,25 @@ from streams.text import SafeCsvWriter, clip, pad
 
 def pareto_table(rows: list[ParetoRow]) -> str:
     lines = [f"{'dimension':<14} {'segment':<16} {'customers':>10} {'share':>7} {'amount_12m':>16} {'share':>7} "
-             f"{'cum. customers':>14} {'cum. amount':>11}  label"]
+             f"{'cum. customers':>14} {'cum. amount':>11} {'avg. order':>11} {'repurchase':>10}  label"]
     lines += [f"{pad(r.dimension, 14)} {pad(r.segment, 16)} {r.customers:>10,} {r.share:>6.1f}% "
               f"{r.amount_12m:>16,.2f} {r.amount_share:>6.1f}% {r.cumulative_share:>13.1f}% "
-              f"{r.cumulative_amount_share:>10.1f}%  {clip(r.label or '', 40)}".rstrip()
+              f"{r.cumulative_amount_share:>10.1f}% {_aov(r.avg_order_value_12m):>11} "
+              f"{_rate(r.repurchase_rate):>10}  {clip(r.label or '', 40)}".rstrip()
               for r in rows]
     strategies = [(r.dimension, r.segment, r.strategy) for r in rows if r.strategy]
     if strategies:
         lines.append("\nstrategies (策略):")
         lines += [f"  {dimension}.{segment}: {clip(strategy, 200)}" for dimension, segment, strategy in strategies]
     return "\n".join(lines)
+
+
+def _aov(value: str | None) -> str:
+    return "-" if value is None else f"{Decimal(value):,.2f}"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def movement_rows(moved: Movement) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from wcwidth import wcswidth
 
 from segmenter.rules import load_ruleset
 from streams.cli.report import pareto_table
-from streams.readmodel.pareto import described, pareto
+from streams.readmodel.pareto import described, pareto, with_kpis
 from streams.readmodel.scan import started
 
 
@@ -18,13 +18,16 @@ def test_the_pareto_table_says_what_share_of_revenue_each_class_holds():
             ("abc", "C", 30, Decimal("50.00")), ("value", "low", 3, Decimal("9.50"))]
     lines = pareto_table(pareto(rows)).splitlines()
     assert lines[0].split() == ["dimension", "segment", "customers", "share", "amount_12m", "share",
-                                "cum.", "customers", "cum.", "amount", "label"]
-    assert [line.split() for line in lines[1:]] == [
-        ["abc", "A", "20", "20.0%", "800.00", "80.0%", "20.0%", "80.0%"],  # A's fifth of customers: 80 % of revenue
-        ["abc", "B", "50", "50.0%", "150.00", "15.0%", "70.0%", "95.0%"],
-        ["abc", "C", "30", "30.0%", "50.00", "5.0%", "100.0%", "100.0%"],
-        ["value", "low", "3", "100.0%", "9.50", "100.0%", "100.0%", "100.0%"],
+                                "cum.", "customers", "cum.", "amount", "avg.", "order", "repurchase", "label"]
+    assert [line.split() for line in lines[1:]] == [  # no purchase counts given: no average order, no repurchase
+        ["abc", "A", "20", "20.0%", "800.00", "80.0%", "20.0%", "80.0%", "-", "-"],  # a fifth of customers: 80 %
+        ["abc", "B", "50", "50.0%", "150.00", "15.0%", "70.0%", "95.0%", "-", "-"],
+        ["abc", "C", "30", "30.0%", "50.00", "5.0%", "100.0%", "100.0%", "-", "-"],
+        ["value", "low", "3", "100.0%", "9.50", "100.0%", "100.0%", "100.0%", "-", "-"],
     ]
+    kept = {"abc": {b"A\x1fp": b"40", b"A\x1fr": b"5"}}  # the workers' sums: 40 purchases, 5 of 20 bought again
+    (first, *_) = pareto_table(with_kpis(pareto(rows), kept, 2)).splitlines()[1:]
+    assert first.split()[-2:] == ["20.00", "25.0%"]
 
 
 def test_labels_line_up_in_terminal_columns_and_strategies_follow_the_table():
