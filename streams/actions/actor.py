@@ -1,7 +1,8 @@
 """The action worker: segment changes in, coupons and alerts out, exactly one grant per transition.
 
 A faust app of its own (consumer group ``<prefix>actions``, built by ``streams.actions.app``), so
-it scales apart from the segmenter workers. One agent reads ``segment-changes`` together with the
+it scales apart from the segmenter workers. It takes whole fetched batches (``Actor.take``, through
+``faust_compat``'s transport hook, as the worker's engine does) of ``segment-changes`` together with the
 segmenter's ``control`` topic (its ticks move the clock that ends ``min_dwell`` waits; its ruleset
 records bring the actions), both partitioned like the inputs: partition ``p`` of each belongs to the same worker.
 
@@ -13,9 +14,10 @@ Why a transition never yields a second grant, whatever crashes, rebalances or re
   per partition (key ``\\0meta:<p>``) the last segment-changes offset that had an effect, the
   dwells waiting, and how far into the coupons and alerts partitions ``p`` the ledger is known
   to reach.
-* **Order per change**: decide (``segmenter.actions``) -> route alerts -> produce the grants and
-  wait for the broker's acknowledgement -> record the outcomes in Redis (idempotent) -> write the
-  ledger -> faust flushes its producer (the changelog) before it commits the offset.
+* **Order per batch** (a partition's records of one fetch): decide each change in order
+  (``segmenter.actions``; a later change reads the ledgers the earlier ones changed) -> route alerts ->
+  produce every grant, then wait for each acknowledgement before its outcome is recorded in Redis
+  (idempotent) -> write the ledger -> flush faust's producer (the changelog) -> commit the offsets.
 * **The one window** is a crash after a grant is acknowledged and before the ledger's changelog
   write. So before the first record of a partition it has just been given, the worker reads its
   coupons and alerts partitions from where the ledger's reach ends to their current end and folds
@@ -36,6 +38,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -82,6 +85,16 @@ from streams.text import clip
 log = logging.getLogger("segmenter.actions")
 
 
+@dataclass
+class Held:
+    """What one partition's records of a fetched batch decided, not yet carried out: outcomes in order, the ledgers
+    they changed (later decisions of the batch read these), and the last offset that had an effect."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    ledgers: dict[str, Ledger] = field(default_factory=dict)
+    done: int | None = None
+
+
 class Actor:
     """What the action worker does with every record (``take``: whole fetched batches); its state lives in the
     ledger table and its partition entries."""
@@ -119,22 +132,30 @@ class Actor:
 
     async def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> None:
         """A fetched batch (topic-partition -> records, ``faust_compat``'s transport hook, as the worker's engine
-        takes its input): every record handled in order, then the ledger's changelog flushed and the batch's offsets
-        committed. No record goes through faust's per-event stream, whose offset bookkeeping could leave a fetched
-        record unhanded (``docs/robustness.md``). ``current(tp)``: the partition is still ours in the generation it
-        was fetched in; a record of one that moved is left to its next owner, which reads it from the commit."""
+        takes its input): each partition's records decided in order, what they grant carried out together (every
+        grant sent, then each acknowledgement awaited before its Redis record; the ledger written after), then the
+        ledger's changelog flushed and the batch's offsets committed. No record goes through faust's per-event
+        stream, whose offset bookkeeping could leave a fetched record unhanded (``docs/robustness.md``).
+        ``current(tp)``: the partition is still ours in the generation it was fetched in; the records of one that
+        moved are left to its next owner, which reads them from the commit (nothing of them was sent)."""
         self._task = asyncio.current_task()
         offsets: dict[Any, int] = {}
         for tp, records in batch.items():
+            held = Held()
+            last = None
             for record in records:
                 if not current(tp):
                     break
                 self._busy = (time.monotonic(), f"{record.topic}[{record.partition}]@{record.offset}")
                 with faust_compat.handling(record):  # the ledger's changelog and store partition are the record's
-                    await self.handle(record)
+                    await self.handle(record, held)
                 self._busy = None
-                offsets[tp] = record.offset + 1
-        offsets = {tp: offset for tp, offset in offsets.items() if current(tp)}
+                last = record
+            if last is None or not current(tp):
+                continue
+            with faust_compat.handling(last):
+                await self._carry_out(self.parts[last.partition], held)
+            offsets[tp] = last.offset + 1
         if offsets:
             await self.app.producer.flush()  # the ledger's changelog records, before the offsets they cover
             if not await faust_compat.commit(self.app, offsets):
@@ -160,7 +181,9 @@ class Actor:
                     time.monotonic() - busy[0], " > ".join(chain) or "?")
 
     # -- one record ---------------------------------------------------------------------------------
-    async def handle(self, message: Any) -> None:
+    async def handle(self, message: Any, held: Held) -> None:
+        """One record decided; what it does is added to ``held`` (carried out by ``take``, or here first where the
+        record's own effect must come after it: an erasure)."""
         if not self._started:
             await self.start()
         topic, number, offset, value = message.topic, message.partition, message.offset, message.value
@@ -171,7 +194,7 @@ class Actor:
                 part.clock = max(part.clock, datetime.fromisoformat(doc["to"]).timestamp())
             elif doc["type"] == "rules":
                 self._learn(doc["yaml"], doc.get("source", "rules"))
-            await self._settle(part, [], {}, None)
+            self._collect(part, [], {}, None, held)  # dwells the clock has passed
             return
         if offset <= part.done:
             self.stats["replayed"] += 1  # the ledger already holds what this change did
@@ -183,6 +206,7 @@ class Actor:
             await (await self.producer.send(self.names.dead_letters, key=key, value=letter))
             return
         if isinstance(change, CustomerErased):  # forget what the ledger and Redis hold of it; no dwell of it fires
+            await self._carry_out(part, held)  # what came before the erasure first
             ledger = self._ledger(change.customer_id)
             ids = {a.id for ruleset in self.rulesets.values() for a in ruleset.actions}
             await self.store.forget(change.customer_id, [*ledger.granted, *(f"{a}:{c}" for a in ids
@@ -190,7 +214,6 @@ class Actor:
             self.ledger.pop(change.customer_id.encode(), None)
             part.pending = [p for p in part.pending if p.change.customer_id != change.customer_id]
             self.stats["erased"] += 1
-            await self._settle(part, [], {}, None)
             return
         if isinstance(change, Occasion):  # matched as dimension "#<occasion>", from the lead, to the date
             view = ChangeView(change.change_id, change.customer_id, f"#{change.occasion}", str(change.lead_days),
@@ -201,20 +224,19 @@ class Actor:
                               change.to_segment, change.stream_time.timestamp(), change.ruleset_id,
                               change.ruleset_version, change.profile, change.cause)
         else:  # a tag change: no action is defined on tags
-            await self._settle(part, [], {}, None)
             return
         part.clock = max(part.clock, view.stream_s)
         actions = (await self._ruleset(view)).actions
         waiting = [p for p in part.pending if p.change.customer_id == view.customer_id]
         if not actions and not waiting:
-            await self._settle(part, [], {}, None)
+            self._collect(part, [], {}, None, held)
             return
-        ledger = self._ledger(view.customer_id)
+        ledger = held.ledgers.get(view.customer_id) or self._ledger(view.customer_id)
         emitted_s = message.timestamp / 1000 if message.timestamp and message.timestamp > 0 else None
         out = decide(ledger, view, actions, waiting, replay_before_s=self._replay_before(emitted_s))
         if not out.effective and change.change_id in ledger.seen:
             self.stats["duplicates"] += 1
-        await self._settle(part, [out], {view.customer_id: ledger}, offset if out.effective else None)
+        self._collect(part, [out], {view.customer_id: ledger}, offset if out.effective else None, held)
 
     def _replay_before(self, emitted_s: float | None) -> float | None:
         """Changes whose stream time is older than this are history. Measured back from when the change was
@@ -230,19 +252,31 @@ class Actor:
         raw = self.ledger.get(customer.encode())
         return Ledger.from_dict(orjson.loads(raw) if raw else None)
 
-    async def _settle(self, part: ActionPartition, outcomes: list[Outcome], ledgers: dict[str, Ledger],
-                      done: int | None) -> None:
-        """Fire the dwells now due, carry out every grant and suppression, then write the ledger."""
+    def _collect(self, part: ActionPartition, outcomes: list[Outcome], ledgers: dict[str, Ledger],
+                 done: int | None, held: Held) -> None:
+        """Decided now, carried out with the batch: the partition's waiting dwells updated at once (a later record
+        of the batch may end one), and the dwells now due fired (a later decision sees their grants)."""
         for out in outcomes:
             ended = {(p.action_id, p.change.change_id) for p in out.cancelled}
             part.pending = [p for p in part.pending if (p.action_id, p.change.change_id) not in ended]
             part.pending.extend(out.pending)
+        held.outcomes.extend(outcomes)
+        held.ledgers.update(ledgers)
         due = [p for p in part.pending if p.due_s <= part.clock]
         for pending in sorted(due, key=lambda p: p.due_s):
             customer = pending.change.customer_id
-            ledger = ledgers.setdefault(customer, self._ledger(customer))
-            outcomes.append(fire_due(ledger, pending, self._cached(pending.change).actions))
+            ledger = held.ledgers.setdefault(customer, self._ledger(customer))
+            held.outcomes.append(fire_due(ledger, pending, self._cached(pending.change).actions))
             part.pending.remove(pending)
+        if done is not None:
+            held.done = done if held.done is None else max(held.done, done)
+
+    async def _carry_out(self, part: ActionPartition, held: Held) -> None:
+        """Every grant and suppression held, then the ledger: each grant sent, each acknowledgement awaited before
+        its Redis record, the ledger written last (a crash before that finds the grants on their topics when the
+        partition is taken again)."""
+        outcomes, ledgers, done = held.outcomes, held.ledgers, held.done
+        held.outcomes, held.ledgers, held.done = [], {}, None
         grants = [g for out in outcomes for g in out.grants]
         suppressed = [s for out in outcomes for s in out.suppressed]
         if not outcomes or not any(out.effective for out in outcomes):
