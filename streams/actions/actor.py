@@ -408,6 +408,7 @@ class Actor:
             return None
         known = self.rulesets.get((ruleset.id, ruleset.version))
         if known is not None and known.source and known.source != ruleset.source:
+            self.stats["rules_refused"] += 1
             log.error("refused %s v%d read from %s: its text differs from the one known for that version, and a "
                       "version is never rewritten", clip(ruleset.id), ruleset.version, source)
             return known
@@ -441,6 +442,7 @@ class Actor:
             log.warning("ruleset %s v%d is unknown here; using v%d's actions", clip(ruleset_id), version,
                         known[-1][0])
             return known[-1][1]
+        self.stats["rules_unknown"] += 1
         log.error("ruleset %s v%d is unknown (not on the rules topic): its changes trigger no actions",
                   clip(ruleset_id), version)
         empty = RuleSet(ruleset_id, version, "", (), "")

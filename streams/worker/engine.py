@@ -153,6 +153,7 @@ class Engine:
                 part = self.parts.pop(number)  # held records were never committed: the next owner reads them
                 for customer in part.records:
                     self.flusher.forget(customer)
+            self.stats["revoked_partitions"] += len(numbers)
             if numbers:
                 log.info("partitions %s revoked: everything processed in them is flushed and committed",
                          ", ".join(map(str, numbers)))

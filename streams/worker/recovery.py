@@ -99,6 +99,7 @@ class Reconciler:
         values = await self.published_since(part.number, start)
         if not values:
             return
+        self.stats["published_past_saved"] += len(values)
         published, unreadable = published_of(values)
         part.replaying = Replaying(published, await self.replay_targets(part.number), len(values), unreadable)
         log.warning("partition %d: %d changes were published past its saved state, by a worker that stopped before "

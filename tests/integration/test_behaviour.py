@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import csv
+import socket
 import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+
+import orjson
 
 from schemas.outputs import Alert, DeadLetter, SegmentChange
 from segmenter.actions import RosterSpec
@@ -28,7 +31,6 @@ from tests.integration.helpers import (
     consume_all,
     read_csv,
     row_differences,
-    wait_for_log,
     wait_until,
 )
 
@@ -124,7 +126,9 @@ def test_two_workers_rebalance_live_and_the_leaver_flushes_what_it_gives_up(syst
     assert system.run("import", "transactions", str(late["transactions"]), "--quiet") == 0
     assert system.run("tick", "--to", "2026-06-30T23:00:00+00:00") == 0
     assert system.run("wait", "--timeout", "180") == 0
-    wait_for_log(tmp_path / "a" / "worker.log", "revoked: everything processed in them is flushed and committed")
+    key = f"{socket.gethostname()}:{first.pid}"  # the first worker's counters: it gave partitions to the second
+    wait_until(lambda: ReadModel.of(system.settings).counters().get(key, {}).get("revoked_partitions", 0), bool, 60,
+               "the first worker's partitions revoked (flushed and committed) for the second")
 
     both = tmp_path / "both.csv"
     with both.open("w", newline="") as out:
@@ -160,8 +164,8 @@ def test_the_action_worker_dead_letters_bad_changes_and_grants_nothing_for_an_un
     letters = [DeadLetter.model_validate_json(v) for _, v in consume_all(settings, names.dead_letters)]
     assert [(d.source_topic, d.partition, base64.b64decode(d.value_b64)) for d in letters] == [
         (names.segment_changes, 0, b"\xff{ not a change")]
-    log = (Path(settings.data_dir) / "actions.log").read_text()
-    assert "ruleset nobody-knows v1 is unknown (not on the rules topic)" in log
+    stats = orjson.loads((Path(settings.data_dir) / "actions.ready").read_text())["stats"]
+    assert stats["rules_unknown"] == 1  # the change of a ruleset nobody applied: no actions, counted
 
 
 def test_round_robin_routing_takes_turns_per_team_and_keeps_a_customer_s_manager(stack):

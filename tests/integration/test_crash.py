@@ -7,6 +7,7 @@ import asyncio
 import signal
 import subprocess
 import time
+from collections import Counter
 
 import orjson
 import pytest
@@ -15,6 +16,7 @@ from streams.cli.demo_data import DemoSpec, generate
 from streams.kafka.reading import read_from, true_ends
 from streams.kafka.topics import produce_records
 from streams.names import Names
+from streams.readmodel.reader import ReadModel
 from tests.integration.helpers import (
     RETAIL,
     changes_by_customer,
@@ -22,7 +24,7 @@ from tests.integration.helpers import (
     consume_all,
     read_csv,
     row_differences,
-    wait_for_log,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -110,9 +112,12 @@ def test_a_change_published_past_the_saved_state_is_put_back_to_the_state_on_res
     system.start_worker()
     # a partition is opened, and put right, at its first record after the restart: a tick before the stream time
     assert system.run("tick", "--to", "2026-01-01T00:00:00+00:00") == 0
-    log = system.data_dir / "worker.log"
-    wait_for_log(log, f"partition {number}: 1 changes were published past its saved state",
-                 "1 customers differed from the state")
+    def counted() -> dict[str, int]:  # the workers' counters, summed (published every 5 s)
+        return sum((Counter(c) for c in ReadModel.of(settings).counters().values()), Counter())
+
+    found = wait_until(counted, lambda c: c["published_past_saved"] >= 1 and c["recovery_changes"] >= 1, 60,
+                       "the change published past the saved state found and put right")
+    assert (found["published_past_saved"], found["recovery_changes"]) == (1, 1)
     assert system.run("wait", "--timeout", "120") == 0
     records = consume_all(settings, names.segment_changes)
     final = [orjson.loads(v) for _, v in records if orjson.loads(v)["customer_id"] == customer]

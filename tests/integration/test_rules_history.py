@@ -17,7 +17,7 @@ from streams.kafka.reading import read_topic
 from streams.kafka.topics import produce_records
 from streams.names import Names
 from streams.readmodel.reader import ReadModel
-from tests.integration.helpers import RETAIL, wait_for_log
+from tests.integration.helpers import RETAIL, wait_until
 
 V1 = RETAIL.read_text()
 V2 = V1.replace("version: 1", "version: 2").replace("amount_12m >= 10000", "amount_12m >= 8000")
@@ -92,8 +92,11 @@ def test_history_rollback_and_a_version_never_rewritten(system, tmp_path, capsys
     doc = orjson.dumps({"type": "rules", "yaml": v3_changed, "source": "by hand"})
     asyncio.run(produce_records(settings, [(names.control, b"rules", doc, p) for p in range(settings.partitions)]))
     assert system.run("wait", "--actions", "--timeout", "120") == 0
-    wait_for_log(Path(settings.data_dir) / "worker.log", "refused retail-value v3: its text differs")
-    wait_for_log(Path(settings.data_dir) / "actions.log", "refused retail-value v3 read from by hand: its text differs")
+    # each refused it, counted: the worker per partition (its counters, published every 5 s), the action worker
+    wait_until(lambda: sum(c.get("rules_refused", 0) for c in ReadModel.of(settings).counters().values()),
+               lambda n: n >= settings.partitions, 60, "the worker refusing the rewritten v3 on every partition")
+    wait_until(lambda: orjson.loads((Path(settings.data_dir) / "actions.ready").read_text())["stats"],
+               lambda stats: stats.get("rules_refused", 0) >= 1, 60, "the action worker refusing the rewritten v3")
     view = ReadModel.of(settings).customer("A")
     assert view is not None
     assert view.segments["value"] == "mid_value"  # still the bar of the v3 in force (10,000)
