@@ -21,7 +21,7 @@ from streams.kafka.lag import group_lag
 from streams.kafka.topics import produce_records
 from streams.names import Names
 from streams.stack.embedded import free_port, start_redis, stop
-from tests.integration.helpers import RETAIL, change_doc, consume_all, wait_for_log
+from tests.integration.helpers import RETAIL, change_doc, consume_all, wait_for_log, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +152,8 @@ def test_sigkill_between_grant_and_ledger_then_a_replay_from_zero_issue_nothing_
     actions = system.start_actions(actions_replay_horizon="0d")
     wait_actions(system)
     coupons, alerts = assert_exactly_once(system.settings)
-    stats = orjson.loads((Path(system.settings.data_dir) / "actions.ready").read_text())["stats"]
+    stats = wait_until(lambda: orjson.loads((Path(system.settings.data_dir) / "actions.ready").read_text())["stats"],
+                       lambda found: "reconciled" in found, 30, "the action worker's counters (refreshed each 0.5 s)")
     assert stats["reconciled"] >= 1  # the grant acknowledged before the kill, found on its topic and recorded
 
     # Replay the whole segment-changes topic from offset 0, and re-emit every change as a copy.

@@ -164,7 +164,8 @@ def test_the_action_worker_dead_letters_bad_changes_and_grants_nothing_for_an_un
     letters = [DeadLetter.model_validate_json(v) for _, v in consume_all(settings, names.dead_letters)]
     assert [(d.source_topic, d.partition, base64.b64decode(d.value_b64)) for d in letters] == [
         (names.segment_changes, 0, b"\xff{ not a change")]
-    stats = orjson.loads((Path(settings.data_dir) / "actions.ready").read_text())["stats"]
+    stats = wait_until(lambda: orjson.loads((Path(settings.data_dir) / "actions.ready").read_text())["stats"],
+                       lambda found: "rules_unknown" in found, 30, "the unknown ruleset counted (refreshed each 0.5 s)")
     assert stats["rules_unknown"] == 1  # the change of a ruleset nobody applied: no actions, counted
 
 
