@@ -31,7 +31,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from segmenter.errors import InvalidStateError
-from segmenter.state import Bucket, Extra, ExtraSums, WindowState, extra_sums, new_tuple
+from segmenter.extras import Extra, ExtraSums, extra_sums
+from segmenter.state import Bucket, WindowState, new_tuple
 
 FORMAT = 1
 FORMAT_EXTRAS = 2

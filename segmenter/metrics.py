@@ -14,8 +14,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Literal
 
+from segmenter.extras import ExtraSums
 from segmenter.ranking import Ranks
-from segmenter.state import ExtraSums, Policy, WindowState, totals_at
+from segmenter.state import Policy, WindowState, totals_at
 
 Kind = Literal["count", "money", "days", "ratio", "text"]
 Value = int | Fraction | str | None

@@ -37,7 +37,7 @@ from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = (
-    "segmenter/state.py", "segmenter/step.py", "segmenter/classify.py", "segmenter/codec.py",
+    "segmenter/state.py", "segmenter/extras.py", "segmenter/step.py", "segmenter/classify.py", "segmenter/codec.py",
     "segmenter/metrics.py", "segmenter/facts.py", "segmenter/timebase.py", "segmenter/rules/compiler.py",
     "schemas/quick.py", "streams/worker/edge.py", "streams/worker/documents.py", "streams/stored.py",
 )

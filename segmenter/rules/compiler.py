@@ -30,6 +30,7 @@ from fractions import Fraction
 from typing import Any, cast
 
 from segmenter.actions import ActionSpec, RosterSpec
+from segmenter.extras import ExtraSums
 from segmenter.metrics import (
     ARITHMETIC,
     METRICS,
@@ -44,7 +45,6 @@ from segmenter.metrics import (
 from segmenter.occasions import Kind, OccasionSpec
 from segmenter.ranking import AMOUNT, PURCHASES, QUINTILES, RECENCY
 from segmenter.rules.syntax import Arith, BoolOp, Compare, Const, InList, Name, Node, Not, Operand, RuleSyntaxError
-from segmenter.state import ExtraSums
 
 Values = dict[str, Value]
 Predicate = Callable[[Values], bool]

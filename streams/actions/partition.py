@@ -28,7 +28,7 @@ class ActionPartition:
     """The ledger's per-partition entry."""
 
     number: int
-    done: int = -1  # last segment-changes offset that had an effect (Actor.reread lowers it past a stall's hole)
+    done: int = -1  # last segment-changes offset that had an effect (records at or below it are skipped)
     reach: dict[str, int] = field(default_factory=dict)  # output topic -> next offset the ledger knows of
     pending: list[Pending] = field(default_factory=list)
     clock: float = 0.0  # stream time: the newest change or tick seen (not persisted: it only moves forward)

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 
 from segmenter import codec, step
 from segmenter.errors import InvalidStateError
+from segmenter.extras import OTHER
 from segmenter.metrics import compute, metric_view
 from segmenter.rules import load_ruleset
-from segmenter.state import EMPTY, OTHER, PURCHASE, REFUND, Fact, Policy, apply, hash_event_id
+from segmenter.state import EMPTY, PURCHASE, REFUND, Fact, Policy, apply, hash_event_id
 from tests.segmenter.helpers import day
 
 POLICY = Policy()
