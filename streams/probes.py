@@ -11,14 +11,17 @@ the probes from answering that it is busy.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 STALE_S = 30.0
@@ -36,6 +39,15 @@ class Probe:
 
     def live(self) -> bool:
         return time.monotonic() - self.beat < STALE_S
+
+
+def write_ready(path: Path, doc: dict[str, Any]) -> None:
+    """The readiness file a process refreshes while it is ready (its pid and counters): written aside and renamed,
+    so a reader never sees it half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}")
+    aside.write_bytes(orjson.dumps(doc))
+    os.replace(aside, path)
 
 
 class _Server(ThreadingMixIn, WSGIServer):

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import faust
-import orjson
 
 from streams.actions import metrics
 from streams.actions.actor import Actor
@@ -18,7 +17,8 @@ from streams.kafka.security import faust_credentials
 from streams.kafka.topics import create_topics
 from streams.logs import logging_config
 from streams.names import Names
-from streams.probes import Probe
+from streams.probes import Probe, write_ready
+from streams.readmodel.retry import RETRIES
 from streams.settings import Settings
 
 
@@ -66,7 +66,7 @@ def create_actions_app(settings: Settings) -> faust.App:
         ready = app.tables.recovery.completed.is_set() and bool(app.assignor.assigned_actives())
         probe.update(ready)
         if ready:  # also this worker's counters, for tests and the curious
-            ready_file.write_text(orjson.dumps({"pid": os.getpid(), "stats": dict(actor.stats)}).decode())
+            write_ready(ready_file, {"pid": os.getpid(), "stats": dict(actor.stats), **RETRIES})
         elif ready_file.exists():
             ready_file.unlink(missing_ok=True)
 

@@ -3,6 +3,7 @@
 ``segmenter_actions_total{action,outcome}``: grants issued (``issued``, action ``coupon`` or ``alert``) and
 suppressed (outcome ``cooldown``, ``replay`` or ``dwell``, action ``any``), and segment changes seen again
 (outcome ``duplicate``: its grant was already made; ``replayed``: read again after a restart).
+``segmenter_redis_retries_total``: Redis calls retried while Redis was away or busy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from streams import probes
 from streams.probes import Probe
+from streams.readmodel.retry import redis_retries
 
 
 class _ActorCollector(Collector):
@@ -31,6 +33,7 @@ class _ActorCollector(Collector):
             elif key in ("duplicates", "replayed"):
                 family.add_metric(["any", key.removesuffix("s")], n)
         yield family
+        yield redis_retries()
 
 
 def serve(stats: Mapping[str, int], probe: Probe, host: str, port: int) -> None:

@@ -8,9 +8,14 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.exceptions
+from prometheus_client.core import CounterMetricFamily
 
 log = logging.getLogger("segmenter.redis")
 T = TypeVar("T")
+
+RETRIES = {"redis_retries": 0}
+"""Calls this process retried because Redis was away or busy, in all: the metric
+``segmenter_redis_retries_total`` and a field of the worker's and action worker's readiness files."""
 
 # Refusals that go away by themselves: retried like a connection error. Any other ResponseError is about the
 # rows written (a sum past 64 bits, a key holding a foreign value): retrying cannot cure it.
@@ -44,6 +49,14 @@ async def retrying(call: Callable[[], Awaitable[T]]) -> T:
         except redis.exceptions.RedisError as exc:
             if not transient(exc):
                 raise
+            RETRIES["redis_retries"] += 1
             log.warning("redis unavailable (%s); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def redis_retries() -> CounterMetricFamily:
+    """``segmenter_redis_retries_total``, for a worker's or action worker's metrics."""
+    family = CounterMetricFamily("segmenter_redis_retries", "Redis calls retried while Redis was away or busy")
+    family.add_metric([], RETRIES["redis_retries"])
+    return family

@@ -21,6 +21,7 @@ name                                        what
                                             produced changes to those changes being handed to the producer
 ``segmenter_flush_duration_seconds``        one flush: encode, wait for changes, Redis, changelog, commit
 ``segmenter_population_ranked``             customers the population ranks in force count (ABC, RFM)
+``segmenter_redis_retries_total``           Redis calls retried while Redis was away or busy
 =========================================== ===========================================================================
 """
 
@@ -38,6 +39,7 @@ from prometheus_client.registry import Collector
 
 from streams import probes
 from streams.probes import Probe
+from streams.readmodel.retry import redis_retries
 
 OUTCOMES = ("applied", "duplicate", "too_old")
 
@@ -116,6 +118,7 @@ class _EngineCollector(Collector):
         ranked = GaugeMetricFamily("segmenter_population_ranked", "customers the population ranks in force count")
         ranked.add_metric([], stats.get("population_total", 0))
         yield ranked
+        yield redis_retries()
 
 
 def _overdue(part: Any) -> int:

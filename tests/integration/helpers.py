@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+import orjson
 import uvicorn
 
 from schemas.outputs import CHANGE_ADAPTER, SegmentChange, TagChange
@@ -101,11 +102,13 @@ def wait_until(probe: Callable[[], T], done: Callable[[T], bool], timeout_s: flo
         time.sleep(0.2)
 
 
-def wait_for_log(path: Path, *needles: str, timeout_s: float = 60.0, after: int = 0) -> str:
-    """The text of the log at ``path`` (from byte ``after`` on) once it holds every one of ``needles``."""
-    return wait_until(lambda: path.read_bytes()[after:].decode(errors="replace") if path.exists() else "",
-                      lambda text: all(n in text for n in needles), timeout_s,
-                      f"{path} still lacks one of {needles}")
+def ready_counters(path: Path) -> dict[str, Any]:
+    """What a worker's or action worker's readiness file says now (its pid and counters); empty while it is not
+    ready."""
+    try:
+        return orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
 
 
 @contextmanager

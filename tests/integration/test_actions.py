@@ -21,7 +21,7 @@ from streams.kafka.lag import group_lag
 from streams.kafka.topics import produce_records
 from streams.names import Names
 from streams.stack.embedded import free_port, start_redis, stop
-from tests.integration.helpers import RETAIL, change_doc, consume_all, wait_for_log, wait_until
+from tests.integration.helpers import RETAIL, change_doc, consume_all, ready_counters, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -216,13 +216,12 @@ def test_redis_away_holds_the_actions_back_and_loses_or_doubles_nothing(system, 
     own_redis = start_redis(port, tmp_path / "redis-a")
     system.start_worker()
     system.start_actions(actions_replay_horizon="0d", redis_url=f"redis://127.0.0.1:{port}/0")
-    log_path = Path(system.settings.data_dir) / "actions.log"
-    logged = log_path.stat().st_size if log_path.exists() else 0
     stop(own_redis.pid)  # Redis dies with everything it held (no AOF survives: a new, empty one comes back)
     load(system, tmp_path / "data")
     assert system.run("wait", "--timeout", "120") == 0
     # The action worker has fetched changes and is held by Redis (not merely idle before its first fetch) ...
-    wait_for_log(log_path, "redis unavailable", timeout_s=90, after=logged)
+    wait_until(lambda: ready_counters(Path(system.settings.data_dir) / "actions.ready").get("redis_retries", 0),
+               bool, 90, "the action worker retrying Redis")
     behind = sum(lag.lag for lag in asyncio.run(group_lag(system.settings))
                  if lag.group == Names(system.settings.topic_prefix).actions_app_id)
     assert behind > 0, "while Redis is away the action group must fall behind, visibly"  # ... and lags
