@@ -9,9 +9,14 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 install: $(STAMP) compiled
 
-# The hot path compiled with mypyc from the same source (streams/compiled.py): rebuilt when the source changed,
-# skipped with a note where mypy or a C compiler is missing (the interpreted modules then run).
+# The hot path compiled with mypyc from the same source (streams/compiled.py): rebuilt when the source changed.
+# A C compiler (Debian's gcc) is installed first when root and apt-get are at hand; where none can be, the build is
+# skipped with a note and the interpreted modules run (tests/streams/test_compiled.py fails where one could be).
 compiled: $(STAMP)
+	@command -v $${CC:-cc} >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q gcc >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
+	    apt-get install -y -q gcc >/dev/null 2>&1; }; }; } || \
+	  echo "note: no C compiler and none can be installed here; the hot path runs interpreted"
 	@$(PY) -c 'import streams.compiled as c; c.build()'
 
 # The production package: a wheel carrying the compiled hot path (setup.py), built with this venv's mypy and
