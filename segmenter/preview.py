@@ -14,7 +14,7 @@ from segmenter.classify import classify
 from segmenter.metrics import NO_PROFILE
 from segmenter.rules.compiler import RuleSet
 from segmenter.state import Policy, WindowState
-from segmenter.step import CustomerRecord, Pin
+from segmenter.step import CustomerRecord, Override
 
 NONE = "(none)"  # a dimension the customer was not classified by (new in the candidate)
 
@@ -64,12 +64,12 @@ def candidate_segments(candidate: RuleSet, state: WindowState, as_of: int, polic
     return candidate.pairs(classify(candidate, state, as_of, policy, profile))
 
 
-def held(candidate: RuleSet, segments: tuple[tuple[str, str], ...], pins: tuple[Pin, ...], as_of: int
+def held(candidate: RuleSet, segments: tuple[tuple[str, str], ...], overrides: tuple[Override, ...], as_of: int
          ) -> tuple[tuple[str, str], ...]:
     """``segments`` (the candidate's) with the customer's manual overrides applied, as the worker applies them:
     an active pin whose segment the candidate has wins for its dimension."""
     names = candidate.segment_names
-    pinned = {p.dimension: p.segment for p in pins if p.active(as_of) and p.segment in names.get(p.dimension, ())}
+    pinned = {p.dimension: p.segment for p in overrides if p.active(as_of) and p.segment in names.get(p.dimension, ())}
     if not pinned:
         return segments
     return tuple((dim, pinned.get(dim, segment)) for dim, segment in segments)
@@ -77,11 +77,11 @@ def held(candidate: RuleSet, segments: tuple[tuple[str, str], ...], pins: tuple[
 
 def preview_record(candidate: RuleSet, raw_state: bytes, record: CustomerRecord, as_of: int, policy: Policy
                    ) -> tuple[tuple[tuple[str, str], ...], int]:
-    """A stored customer (``step.loads_shallow``'s parts) under ``candidate`` as of ``as_of``: its segments, pins
+    """A stored customer (``step.loads_shallow``'s parts) under ``candidate`` as of ``as_of``: its segments, overrides
     applied, and its amount_12m in minor units; read from the encoded state's sums (no buckets decoded)."""
     long_start, short_start, _ = policy.starts(as_of)
     lo, sh, first, last, extra = codec.sums(raw_state, as_of, long_start, short_start)
     segments = candidate.pairs(candidate.classify_totals(lo, sh, first, last, as_of, record.profile or NO_PROFILE,
                                                          None, extra))
-    return (held(candidate, segments, record.pins, as_of) if record.pins else segments), lo[1]
+    return (held(candidate, segments, record.overrides, as_of) if record.overrides else segments), lo[1]
 

@@ -26,7 +26,7 @@ def changes_back(record: CustomerRecord, published: Mapping[str, str], published
     they are fetched), so the changes that bring the topic back to ``record``; cause ``recovery``. A dimension the
     record does not hold is left to the replay, which classifies it."""
     segments = dict(record.segments)
-    pins = {pin.dimension: pin for pin in record.pins}
+    pins = {pin.dimension: pin for pin in record.overrides}
     dims = {dim.name: dim for dim in ruleset.dimensions}
     values = None
     changes: list[AnyChange] = []

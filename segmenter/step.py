@@ -25,9 +25,9 @@ from segmenter.rules.rulebook import keys_of
 from segmenter.state import EMPTY, Fact, Outcome, Policy, Totals, WindowState, advance, apply, totals_at
 
 
-class Pin(NamedTuple):
+class Override(NamedTuple):
     """A manual override (手动调整分类): ``dimension`` held at ``segment`` by hand, until the start of business day
-    ``until`` (None: until cleared). A pin whose segment the ruleset in force lacks is kept but not applied
+    ``until`` (None: until cleared). An override whose segment the ruleset in force lacks is kept but not applied
     (stale)."""
 
     dimension: str
@@ -45,7 +45,7 @@ class Pin(NamedTuple):
         return f"override by {self.by}{until}: {self.reason}"
 
 
-class Mark(NamedTuple):
+class ManualTag(NamedTuple):
     """A manual tag (标签): ``tag`` given by hand, by whom and why."""
 
     tag: str
@@ -66,9 +66,9 @@ class CustomerRecord(NamedTuple):
     ruleset: str = ""  # "id@version" the segments were computed with
     due: int | None = None  # next day time alone may move this customer
     seq: int = 0  # bumped on every stored change: newer projections win
-    pins: tuple[Pin, ...] = ()  # manual overrides, one per dimension at most
+    overrides: tuple[Override, ...] = ()  # manual overrides, one per dimension at most
     tags: tuple[str, ...] = ()  # every tag the customer has (the rules' and the manual ones), sorted
-    marks: tuple[Mark, ...] = ()  # the manual tags
+    manual_tags: tuple[ManualTag, ...] = ()  # the manual tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,8 @@ AnyChange = Change | TagChange | Occasion  # an Occasion: a birthday or annivers
 LEFT = "its ruleset is no longer in force"  # the condition of a change to no segment
 
 RECORD_FORMAT = 2  # 1 (before 2026-11): 4-byte state length, state, JSON tail; still read
-PINS_TAG = 0x50  # starts the optional tail of manual overrides
-TAGS_TAG = 0x54  # starts the optional tail of tags (after the pins' tail, when both are there)
+OVERRIDES_TAG = 0x50  # starts the optional tail of manual overrides
+TAGS_TAG = 0x54  # starts the optional tail of tags (after the overrides' tail, when both are there)
 
 
 def dumps(record: CustomerRecord, state: bytes | None = None) -> bytes:
@@ -124,12 +124,12 @@ def dumps(record: CustomerRecord, state: bytes | None = None) -> bytes:
     codec.put_varint(out, 0 if record.due is None else record.due + 1)
     codec.put_varint(out, record.seq)
     codec.put_text(out, orjson.dumps(record.profile).decode() if record.profile else None)
-    if record.pins:  # an optional tail, tagged: records without pins end before it
-        out.append(PINS_TAG)
-        codec.put_text(out, orjson.dumps([list(pin) for pin in record.pins]).decode())
-    if record.tags or record.marks:
+    if record.overrides:  # an optional tail, tagged: records without overrides end before it
+        out.append(OVERRIDES_TAG)
+        codec.put_text(out, orjson.dumps([list(o) for o in record.overrides]).decode())
+    if record.tags or record.manual_tags:
         out.append(TAGS_TAG)
-        codec.put_text(out, orjson.dumps([record.tags, [list(mark) for mark in record.marks]]).decode())
+        codec.put_text(out, orjson.dumps([record.tags, [list(m) for m in record.manual_tags]]).decode())
     return bytes(out)
 
 
@@ -180,22 +180,22 @@ def _loads(data: bytes, *, decode: bool) -> tuple[bytes, CustomerRecord]:
         due_raw, seq = reader.varint(), reader.varint()
         profile_text = reader.text()
         profile = orjson.loads(profile_text) if profile_text else {}
-        pins: tuple[Pin, ...] = ()
+        overrides: tuple[Override, ...] = ()
         tags: tuple[str, ...] = ()
-        marks: tuple[Mark, ...] = ()
-        if reader.pos < len(data) and data[reader.pos] == PINS_TAG:
+        manual_tags: tuple[ManualTag, ...] = ()
+        if reader.pos < len(data) and data[reader.pos] == OVERRIDES_TAG:
             reader.pos += 1
-            pins = tuple(Pin(*p) for p in orjson.loads(reader.text() or "[]"))
+            overrides = tuple(Override(*p) for p in orjson.loads(reader.text() or "[]"))
         if reader.pos < len(data) and data[reader.pos] == TAGS_TAG:
             reader.pos += 1
             tag_list, mark_list = orjson.loads(reader.text() or "[[], []]")
-            tags, marks = tagset(tag_list), tuple(Mark(*m) for m in mark_list)
+            tags, manual_tags = tagset(tag_list), tuple(ManualTag(*m) for m in mark_list)
     except (IndexError, ValueError, TypeError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
         raise InvalidStateError(f"customer record: {exc}") from exc
     if reader.pos != len(data):
         raise InvalidStateError(f"customer record: {len(data) - reader.pos} trailing bytes")
-    return raw, CustomerRecord(state, profile, segments, ruleset, due_raw - 1 if due_raw else None, seq, pins, tags,
-                               marks)
+    return raw, CustomerRecord(state, profile, segments, ruleset, due_raw - 1 if due_raw else None, seq, overrides,
+                               tags, manual_tags)
 
 
 _TAGSETS: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -224,15 +224,16 @@ def _loads_format_1(data: bytes) -> CustomerRecord:
 
 def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *, as_of: int,
                 ruleset: RuleSet | None, policy: Policy, cause: tuple[str, str],
-                pins: tuple[Pin, ...] | None = None, marks: tuple[Mark, ...] | None = None,
+                overrides: tuple[Override, ...] | None = None, manual_tags: tuple[ManualTag, ...] | None = None,
                 population: Ranks | None = None) -> tuple[CustomerRecord, list[AnyChange]]:
     profile = record.profile if profile is record.profile else dict(profile)
-    pins = pins if pins is not None else record.pins
-    marks = marks if marks is not None else record.marks
-    if pins:
-        pins = tuple(pin for pin in pins if pin.active(as_of))  # an expired pin goes: the rules decide again
+    overrides = overrides if overrides is not None else record.overrides
+    manual_tags = manual_tags if manual_tags is not None else record.manual_tags
+    if overrides:
+        overrides = tuple(o for o in overrides if o.active(as_of))  # an expired one goes: the rules decide again
     if ruleset is None:
-        return record._replace(state=state, profile=profile, seq=record.seq + 1, pins=pins, marks=marks), []
+        return record._replace(state=state, profile=profile, seq=record.seq + 1, overrides=overrides,
+                               manual_tags=manual_tags), []
     t = totals_at(state, as_of, policy)
     judged = ruleset.judge_totals(t.long, t.short, state.first_purchase, state.last_purchase, as_of,
                                   profile or NO_PROFILE, population, t.extra)
@@ -243,8 +244,8 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
         current = _held_in_band(current, record, ruleset, t, state=state, as_of=as_of, population=population,
                                 profile=profile)
     segments = ruleset.pairs(current)
-    held = {pin.dimension: pin for pin in pins
-            if pin.segment in ruleset.segment_names.get(pin.dimension, ())} if pins else {}  # stale ones: not applied
+    held = {o.dimension: o for o in overrides
+            if o.segment in ruleset.segment_names.get(o.dimension, ())} if overrides else {}  # stale ones: not applied
     if held:
         segments = tuple((name, held[name].segment if name in held else now) for name, now in segments)
     changes: list[AnyChange] = []
@@ -261,26 +262,28 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
         if record.ruleset != ruleset.key:  # a dimension can leave only with a change of the rules in force
             changes.extend(_left(record, ruleset, cause))
     tags = record.tags
-    if ruleset.tags or marks or tags:
+    if ruleset.tags or manual_tags or tags:
         copied = ruleset.copied(profile, t.extra)
         given = ruleset.tags_of(judged[n:], copied) if ruleset.tags else []
-        tags = tagset([*given, *(m.tag for m in marks)])
+        tags = tagset([*given, *(m.tag for m in manual_tags)])
         if tags != record.tags:
             values = values or metric_view(state, as_of, policy, profile, population)
-            changes.extend(_tag_changes(record.tags, tags, given=given, marks=marks, ruleset=ruleset,
+            changes.extend(_tag_changes(record.tags, tags, given=given, manual_tags=manual_tags, ruleset=ruleset,
                                         profile=copied, values=values, policy=policy, cause=cause))
     due = due_day(ruleset, state, as_of, policy, track_amount=True,  # the projection keeps amount_12m
                   current=judged, profile=profile, population=population)
-    due = _due(record, ruleset, profile, state.first_purchase, as_of=as_of, due=due, pins=pins, changes=changes)
-    return CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1, pins, tags, marks), changes
+    due = _due(record, ruleset, profile, state.first_purchase, as_of=as_of, due=due, overrides=overrides,
+               changes=changes)
+    return (CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1, overrides, tags, manual_tags),
+            changes)
 
 
 def _due(record: CustomerRecord, ruleset: RuleSet, profile: Profile, first_purchase: int | None, *, as_of: int,
-         due: int | None, pins: tuple[Pin, ...], changes: list[AnyChange]) -> int | None:
-    """The next due day: the rules' (``due``), at most the end of a pin and the next occasion's wake day (the due
+         due: int | None, overrides: tuple[Override, ...], changes: list[AnyChange]) -> int | None:
+    """The next due day: the rules' (``due``), at most the end of an override and the next occasion's wake day (the due
     index wakes the customer then: no scan). The occasions reached since the record's due day are appended to
     ``changes``."""
-    wakes = [pin.until for pin in pins if pin.until is not None]
+    wakes = [o.until for o in overrides if o.until is not None]
     if ruleset.occasions:
         birth = birth_of(profile)
         if record.due is not None and record.due <= as_of:  # woken on (or past) its due day: what it reached
@@ -320,11 +323,11 @@ def _held_in_band(current: tuple[str, ...], record: CustomerRecord, ruleset: Rul
     return tuple(out)
 
 
-def _tag_changes(before: tuple[str, ...], after: tuple[str, ...], *, given: list[str], marks: tuple[Mark, ...],
-                 ruleset: RuleSet, profile: Profile, values: dict[str, Any], policy: Policy,
-                 cause: tuple[str, str]) -> list[AnyChange]:
+def _tag_changes(before: tuple[str, ...], after: tuple[str, ...], *, given: list[str],
+                 manual_tags: tuple[ManualTag, ...], ruleset: RuleSet, profile: Profile, values: dict[str, Any],
+                 policy: Policy, cause: tuple[str, str]) -> list[AnyChange]:
     """One change per tag added or removed, with why: the manual tag, or the rule's condition and its values."""
-    manual = {m.tag: m for m in marks}
+    manual = {m.tag: m for m in manual_tags}
     out: list[AnyChange] = []
     old, new = set(before), set(after)
     for name in sorted(old ^ new):
@@ -341,27 +344,27 @@ def _tag_changes(before: tuple[str, ...], after: tuple[str, ...], *, given: list
     return out
 
 
-def on_tag(record: CustomerRecord, mark: Mark | None, *, tag: str, event_id: str, now_day: int,
+def on_tag(record: CustomerRecord, mark: ManualTag | None, *, tag: str, event_id: str, now_day: int,
            ruleset: RuleSet | None, policy: Policy, population: Ranks | None = None
            ) -> tuple[CustomerRecord, list[AnyChange]]:
     """Add (``mark``) or remove (None) the manual tag ``tag``; cause ``manual``. A tag the rules give stays
     while its condition holds."""
-    marks = tuple(m for m in record.marks if m.tag != tag) + ((mark,) if mark is not None else ())
-    if marks == record.marks:
+    manual_tags = tuple(m for m in record.manual_tags if m.tag != tag) + ((mark,) if mark is not None else ())
+    if manual_tags == record.manual_tags:
         return record, []
     return _reclassify(record, record.state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
-                       cause=("manual", event_id), marks=marks, population=population)
+                       cause=("manual", event_id), manual_tags=manual_tags, population=population)
 
 
-def on_override(record: CustomerRecord, pin: Pin | None, *, dimension: str, event_id: str, now_day: int,
+def on_override(record: CustomerRecord, pin: Override | None, *, dimension: str, event_id: str, now_day: int,
                 ruleset: RuleSet | None, policy: Policy, population: Ranks | None = None
            ) -> tuple[CustomerRecord, list[AnyChange]]:
     """Set (``pin``) or clear (None) the manual override of ``dimension``; cause ``override``."""
-    pins = tuple(p for p in record.pins if p.dimension != dimension) + ((pin,) if pin is not None else ())
-    if pins == record.pins:
+    overrides = tuple(p for p in record.overrides if p.dimension != dimension) + ((pin,) if pin is not None else ())
+    if overrides == record.overrides:
         return record, []
     return _reclassify(record, record.state, record.profile, as_of=now_day, ruleset=ruleset, policy=policy,
-                       cause=("override", event_id), pins=pins, population=population)
+                       cause=("override", event_id), overrides=overrides, population=population)
 
 
 def on_fact(record: CustomerRecord, fact: Fact, *, event_id: str, now_day: int, ruleset: RuleSet | None,

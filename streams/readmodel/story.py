@@ -20,7 +20,7 @@ from streams.text import clip
 def _tags(ruleset: RuleSet, record: step.CustomerRecord, values: dict[str, Value], policy: Policy
           ) -> list[dict[str, str]]:
     """Each tag with why the customer has it: the manual tag's who and why, or the rule's condition and values."""
-    manual = {m.tag: m for m in record.marks}
+    manual = {m.tag: m for m in record.manual_tags}
     profile: dict[str, Any] = dict(record.profile or {})
     if ruleset.copies_metrics:
         profile.update({m: values.get(m) for m in COPIED_METRICS})
@@ -51,12 +51,13 @@ def _describe(ruleset: RuleSet, entries: list[dict[str, Any]]) -> None:
 def story(policy: Policy, view: CustomerView, record: step.CustomerRecord, day: int | None,
           ruleset: RuleSet | None) -> dict[str, Any]:
     """``ruleset``: the one named by the record (None: not found, or none yet)."""
+    manual = {m.tag for m in record.manual_tags}
     doc: dict[str, Any] = {
         "customer_id": view.customer_id, "ruleset": record.ruleset or None, "as_of_day": view.doc.get("as_of_day"),
         "due": view.doc.get("due"), "then": [], "note": None, "profile": record.profile,
         "metrics": view.doc["metrics"],
         "dimensions": [{"dimension": d, "segment": s} for d, s in record.segments], "stale_overrides": [],
-        "tags": [{"tag": t, "why": "manual" if t in {m.tag for m in record.marks} else "rules"} for t in record.tags],
+        "tags": [{"tag": t, "why": "manual" if t in manual else "rules"} for t in record.tags],
     }
     if ruleset is None or day is None:
         doc["note"] = ("no explanation: its ruleset is not on the rules topics" if record.ruleset
@@ -70,7 +71,7 @@ def story(policy: Policy, view: CustomerView, record: step.CustomerRecord, day: 
     doc["tags"] = _tags(ruleset, record, values, policy)
     segments = ruleset.segment_names
     _describe(ruleset, doc["dimensions"])
-    pins = {pin.dimension: pin for pin in record.pins if pin.active(day)}
+    pins = {pin.dimension: pin for pin in record.overrides if pin.active(day)}
     for entry in doc["dimensions"]:
         pin = pins.get(entry["dimension"])
         if pin is not None and pin.segment in segments.get(pin.dimension, ()):

@@ -31,7 +31,7 @@ from segmenter.facts import (
 )
 from segmenter.rules import load_ruleset
 from segmenter.state import Policy
-from segmenter.step import Mark, Pin
+from segmenter.step import ManualTag, Override
 from streams.names import Names, customer_key
 from streams.settings import Settings
 from streams.text import clip
@@ -101,7 +101,7 @@ class Edge:
         doc = OVERRIDE_ADAPTER.validate_json(record.value)
         _check_key(record, doc.customer_id, doc.dimension, "override", "dimension")
         until = None if doc.expires_at is None else self.policy.calendar.day(doc.expires_at)
-        pin = None if doc.segment is None else Pin(doc.dimension, doc.segment, until, doc.by, doc.reason,
+        pin = None if doc.segment is None else Override(doc.dimension, doc.segment, until, doc.by, doc.reason,
                                                    doc.event_id)
         return OVERRIDE, (doc.customer_id, doc.dimension, pin, doc.event_id)
 
@@ -110,7 +110,7 @@ class Edge:
             return SKIP, ()
         doc = MANUAL_TAG_ADAPTER.validate_json(record.value)
         _check_key(record, doc.customer_id, doc.tag, "tag", "tag")
-        mark = Mark(doc.tag, doc.by, doc.reason, doc.event_id) if doc.present else None
+        mark = ManualTag(doc.tag, doc.by, doc.reason, doc.event_id) if doc.present else None
         return TAG, (doc.customer_id, doc.tag, mark, doc.event_id)
 
     def control(self, record: Any) -> Decoded:

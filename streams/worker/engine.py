@@ -287,13 +287,13 @@ class Engine:
             record, attributes, key=key, now_day=day, ruleset=ruleset, policy=self.policy,
             population=self.ranking.ranks))
 
-    def _on_override(self, part: Partition, customer: str, dimension: str, pin: step.Pin | None,
+    def _on_override(self, part: Partition, customer: str, dimension: str, pin: step.Override | None,
                      event_id: str) -> None:
         self._untimed(part, customer, lambda record, day, ruleset: step.on_override(
             record, pin, dimension=dimension, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy,
             population=self.ranking.ranks))
 
-    def _on_tag(self, part: Partition, customer: str, tag: str, mark: step.Mark | None, event_id: str) -> None:
+    def _on_tag(self, part: Partition, customer: str, tag: str, mark: step.ManualTag | None, event_id: str) -> None:
         self._untimed(part, customer, lambda record, day, ruleset: step.on_tag(
             record, mark, tag=tag, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy,
             population=self.ranking.ranks))

@@ -20,8 +20,8 @@ def _bought_once() -> step.CustomerRecord:
     return record
 
 
-def _pin(segment="high_value", until=None) -> step.Pin:
-    return step.Pin("value", segment, until, "alice", "key account", "o1")
+def _pin(segment="high_value", until=None) -> step.Override:
+    return step.Override("value", segment, until, "alice", "key account", "o1")
 
 
 def test_a_pin_wins_over_the_rules_and_says_who_and_why():
@@ -44,10 +44,10 @@ def test_a_pin_holds_through_events_and_expires_on_its_day():
     more, _, _ = step.on_fact(pinned, purchase("2026-07-01", 50, "e2"), event_id="e2", now_day=day("2026-07-01"),
                               ruleset=RETAIL, policy=POLICY)
     assert dict(more.segments)["value"] == "high_value"
-    assert more.pins == pinned.pins
+    assert more.overrides == pinned.overrides
     expired, changes = step.on_time(more, day("2026-08-01"), RETAIL, POLICY)
     assert dict(expired.segments)["value"] == "low_value"
-    assert expired.pins == ()
+    assert expired.overrides == ()
     assert [(c.before, c.after, c.cause) for c in changes] == [("high_value", "low_value", "time")]
 
 
@@ -56,7 +56,7 @@ def test_clearing_returns_to_what_the_rules_say_now():
                                  ruleset=RETAIL, policy=POLICY)
     cleared, changes = step.on_override(pinned, None, dimension="value", event_id="o2", now_day=NOW,
                                         ruleset=RETAIL, policy=POLICY)
-    assert (dict(cleared.segments)["value"], cleared.pins) == ("low_value", ())
+    assert (dict(cleared.segments)["value"], cleared.overrides) == ("low_value", ())
     assert [(c.after, c.cause) for c in changes] == [("low_value", "override")]
 
 
@@ -66,15 +66,15 @@ def test_a_pin_to_a_segment_the_ruleset_lacks_is_kept_but_not_applied():
                                        ruleset=RETAIL, policy=POLICY)
     assert dict(record.segments)["value"] == "low_value"
     assert changes == []
-    assert record.pins == (stale,)
+    assert record.overrides == (stale,)
 
 
 def test_a_record_without_pins_is_written_as_before_and_clearing_nothing_changes_nothing():
     record = _bought_once()
-    plain, pinned = step.dumps(record), step.dumps(record._replace(pins=(_pin(),)))
+    plain, pinned = step.dumps(record), step.dumps(record._replace(overrides=(_pin(),)))
     assert pinned[: len(plain)] == plain  # a pin only adds a tail: without one the record ends where it always did
-    assert pinned[len(plain)] == step.PINS_TAG
-    assert step.loads(plain).pins == ()
+    assert pinned[len(plain)] == step.OVERRIDES_TAG
+    assert step.loads(plain).overrides == ()
     assert step.on_override(record, None, dimension="value", event_id="o", now_day=NOW, ruleset=RETAIL,
                             policy=POLICY) == (record, [])
 

@@ -50,7 +50,7 @@ def test_nothing_to_put_right_when_the_topic_already_says_what_the_record_holds(
 
 
 def test_a_pinned_segment_is_explained_by_its_pin():
-    pin = step.Pin("value", "high_value", None, "alice", "key account", "o1")
+    pin = step.Override("value", "high_value", None, "alice", "key account", "o1")
     pinned, _ = step.on_override(_bought_once(RETAIL), pin, dimension="value", event_id="o1", now_day=NOW,
                                  ruleset=RETAIL, policy=POLICY)
     (change,) = changes_back(pinned, {"value": "low_value"}, {}, key="k", now_day=NOW, ruleset=RETAIL,
@@ -69,7 +69,7 @@ def test_a_segment_not_due_yet_is_still_put_back_with_a_plain_reason():
 
 
 def test_tags_published_past_the_saved_record_are_added_or_removed_back():
-    mark = step.Mark("vip", "bob", "met at the fair", "m1")
+    mark = step.ManualTag("vip", "bob", "met at the fair", "m1")
     record, _ = step.on_tag(_bought_once(RETAIL), mark, tag="vip", event_id="m1", now_day=NOW, ruleset=RETAIL,
                             policy=POLICY)
     assert record.tags == ("vip",)

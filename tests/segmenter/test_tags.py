@@ -73,7 +73,7 @@ def test_profile_tags_copy_the_attribute_and_conditions_may_read_the_profile():
 
 def test_manual_tags_are_added_and_removed_by_hand_and_a_rule_tag_stays_while_its_condition_holds():
     record, _, _ = _buy(step.CustomerRecord(), "2026-01-10", 100, "e1")
-    mark = step.Mark("需求:降本增效", "alice", "asked for a cost review", "t1")
+    mark = step.ManualTag("需求:降本增效", "alice", "asked for a cost review", "t1")
     record, changes = step.on_tag(record, mark, tag=mark.tag, event_id="t1", now_day=day("2026-01-11"),
                                   ruleset=RULES, policy=POLICY)
     assert record.tags == ("需求:降本增效",)
@@ -87,7 +87,7 @@ def test_manual_tags_are_added_and_removed_by_hand_and_a_rule_tag_stays_while_it
     # a manual copy of a tag the rules give: removing it by hand leaves the rules' tag
     record, _ = step.on_time(record, day("2026-05-01"), RULES, POLICY)
     assert "risk:no_repurchase_3m" in record.tags
-    risk = step.Mark("risk:no_repurchase_3m", "bob", "called, no answer", "t2")
+    risk = step.ManualTag("risk:no_repurchase_3m", "bob", "called, no answer", "t2")
     record, changes = step.on_tag(record, risk, tag=risk.tag, event_id="t2", now_day=day("2026-05-01"),
                                   ruleset=RULES, policy=POLICY)
     assert changes == []  # it had the tag already
@@ -98,7 +98,7 @@ def test_manual_tags_are_added_and_removed_by_hand_and_a_rule_tag_stays_while_it
     record, changes = step.on_tag(record, None, tag=mark.tag, event_id="t4", now_day=day("2026-05-01"),
                                   ruleset=RULES, policy=POLICY)
     assert _tag_changes(changes) == [("需求:降本增效", False, "manual")]
-    assert record.marks == ()
+    assert record.manual_tags == ()
 
 
 def test_a_ruleset_without_a_tag_removes_it_with_cause_rules():
@@ -112,16 +112,16 @@ def test_a_ruleset_without_a_tag_removes_it_with_cause_rules():
 
 def test_tags_and_marks_travel_in_the_stored_record_with_pins():
     record, _, _ = _buy(step.CustomerRecord(), "2026-01-10", 100, "e1", now=day("2026-06-01"))
-    record, _ = step.on_tag(record, step.Mark("vip", "a", "b", "t1"), tag="vip", event_id="t1",
+    record, _ = step.on_tag(record, step.ManualTag("vip", "a", "b", "t1"), tag="vip", event_id="t1",
                             now_day=day("2026-06-01"), ruleset=RULES, policy=POLICY)
-    record, _ = step.on_override(record, step.Pin("value", "high", None, "a", "b", "o1"), dimension="value",
+    record, _ = step.on_override(record, step.Override("value", "high", None, "a", "b", "o1"), dimension="value",
                                  event_id="o1", now_day=day("2026-06-01"), ruleset=RULES, policy=POLICY)
     assert record.tags == ("risk:no_repurchase_3m", "vip")
-    assert record.pins
+    assert record.overrides
     assert step.loads(step.dumps(record)) == record
-    plain = record._replace(pins=())
+    plain = record._replace(overrides=())
     assert step.loads(step.dumps(plain)) == plain
-    assert len(step.dumps(record._replace(tags=(), marks=()))) < len(step.dumps(record))
+    assert len(step.dumps(record._replace(tags=(), manual_tags=()))) < len(step.dumps(record))
 
 
 def test_change_ids_are_deterministic_and_differ_by_direction():
