@@ -37,7 +37,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -76,6 +76,7 @@ from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.control import latest_rules, rules_history
 from streams.kafka.deadletters import dead_letter
+from streams.kafka.fetched import TP, Batch, Current
 from streams.kafka.reading import read_from
 from streams.kafka.topics import producer
 from streams.names import Names
@@ -126,11 +127,11 @@ class Actor:
             await self.producer.stop()
         await self.store.close()
 
-    def forget(self, revoked: Iterable[Any]) -> None:
+    def forget(self, revoked: Iterable[TP]) -> None:
         for tp in revoked:
             self.parts.pop(tp.partition, None)
 
-    async def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> None:
+    async def take(self, batch: Batch, current: Current) -> None:
         """A fetched batch (topic-partition -> records, ``faust_compat``'s transport hook, as the worker's engine
         takes its input): each partition's records decided in order, what they grant carried out together (every
         grant sent, then each acknowledgement awaited before its Redis record; the ledger written after), then the
@@ -139,7 +140,7 @@ class Actor:
         ``current(tp)``: the partition is still ours in the generation it was fetched in; the records of one that
         moved are left to its next owner, which reads them from the commit (nothing of them was sent)."""
         self._task = asyncio.current_task()
-        offsets: dict[Any, int] = {}
+        offsets: dict[TP, int] = {}
         for tp, records in batch.items():
             held = Held()
             last = None

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ from faust.transport import drivers
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
+from streams.kafka.fetched import Batch, Current
 from streams.kafka.reading import fetched_ends
 from streams.settings import Settings
 
@@ -89,7 +90,7 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
 class FastPath(Protocol):
     topics: frozenset[str]
 
-    def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> Awaitable[None]: ...
+    def take(self, batch: Batch, current: Current) -> Awaitable[None]: ...
 
 
 FAST_PATHS: weakref.WeakKeyDictionary[Any, FastPath] = weakref.WeakKeyDictionary()

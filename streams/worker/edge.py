@@ -32,6 +32,7 @@ from segmenter.facts import (
 from segmenter.rules import load_ruleset
 from segmenter.state import Policy
 from segmenter.step import ManualTag, Override
+from streams.kafka.fetched import Record
 from streams.names import Names, customer_key
 from streams.settings import Settings
 from streams.text import clip
@@ -42,7 +43,7 @@ FACT, PROFILE, TICK, RULES, RETIRE, OVERRIDE, TAG, ERASE, SKIP = (
 Decoded = tuple[str, tuple[Any, ...]]
 
 
-def _check_key(record: Any, customer: str, name: str, what: str, field: str) -> None:
+def _check_key(record: Record, customer: str, name: str, what: str, field: str) -> None:
     """An operator's record is keyed by customer and ``field`` (``names.customer_key``): a bad input otherwise."""
     if record.key != customer_key(customer, name):
         raise ValueError(f"{what} key {clip(record.key) if record.key is not None else None!r} is not customer_id, "
@@ -64,10 +65,10 @@ class Edge:
         """The wall clock, read once per batch rather than per record, bounds event times."""
         self._latest_allowed = datetime.now(UTC) + self._skew
 
-    def transaction(self, record: Any) -> Decoded:
+    def transaction(self, record: Record) -> Decoded:
         quick = quick_transaction(record.value, self.policy.money_scale)  # the canonical form, read fast
         if quick is None:
-            tx = TRANSACTION_ADAPTER.validate_json(record.value)  # any other form: the contract decides
+            tx = TRANSACTION_ADAPTER.validate_json(record.value or b"")  # any other form: the contract decides
             self._check(record, tx.customer_id, tx.occurred_at)
             return FACT, (tx.customer_id, tx.event_id, tx.occurred_at, fact_of_transaction(tx, self.policy))
         customer, event_id, occurred, refund, minor, category = quick
@@ -76,10 +77,10 @@ class Edge:
         return FACT, (customer, event_id, occurred, transaction_fact(event_id, occurred, refund, minor, self.policy,
                                                                      category=category))
 
-    def interaction(self, record: Any) -> Decoded:
+    def interaction(self, record: Record) -> Decoded:
         quick = quick_interaction(record.value)
         if quick is None:
-            ix = INTERACTION_ADAPTER.validate_json(record.value)
+            ix = INTERACTION_ADAPTER.validate_json(record.value or b"")
             self._check(record, ix.customer_id, ix.occurred_at)
             return FACT, (ix.customer_id, ix.event_id, ix.occurred_at, fact_of_interaction(ix, self.policy))
         customer, event_id, occurred, kind, satisfaction = quick
@@ -87,7 +88,7 @@ class Edge:
         return FACT, (customer, event_id, occurred, interaction_fact(event_id, occurred, kind, satisfaction,
                                                                      self.policy))
 
-    def profile(self, record: Any) -> Decoded:
+    def profile(self, record: Record) -> Decoded:
         if record.value is None:
             return SKIP, ()  # a tombstone (an erased customer's profile): compaction's, nothing to apply
         profile = PROFILE_ADAPTER.validate_json(record.value)
@@ -95,7 +96,7 @@ class Edge:
         key = profile.event_id or f"profile@{record.offset}"
         return PROFILE, (profile.customer_id, profile_attributes(profile), key)
 
-    def override(self, record: Any) -> Decoded:
+    def override(self, record: Record) -> Decoded:
         if record.value is None:
             return SKIP, ()
         doc = OVERRIDE_ADAPTER.validate_json(record.value)
@@ -105,7 +106,7 @@ class Edge:
                                                    doc.event_id)
         return OVERRIDE, (doc.customer_id, doc.dimension, pin, doc.event_id)
 
-    def tag(self, record: Any) -> Decoded:
+    def tag(self, record: Record) -> Decoded:
         if record.value is None:
             return SKIP, ()
         doc = MANUAL_TAG_ADAPTER.validate_json(record.value)
@@ -113,8 +114,8 @@ class Edge:
         mark = ManualTag(doc.tag, doc.by, doc.reason, doc.event_id) if doc.present else None
         return TAG, (doc.customer_id, doc.tag, mark, doc.event_id)
 
-    def control(self, record: Any) -> Decoded:
-        doc = orjson.loads(record.value)
+    def control(self, record: Record) -> Decoded:
+        doc = orjson.loads(record.value or b"")
         if doc["type"] == "tick":
             return TICK, (datetime.fromisoformat(doc["to"]),)
         if doc["type"] == "rules":
@@ -129,7 +130,7 @@ class Edge:
                            str(doc["by"]))
         raise ValueError(f"unknown control record type {doc['type']!r}")
 
-    def _check(self, record: Any, customer: str, occurred: datetime | None) -> None:
+    def _check(self, record: Record, customer: str, occurred: datetime | None) -> None:
         if record.key != customer.encode():
             raise ValueError(f"record key {clip(record.key) if record.key is not None else None!r} is not its "
                              f"customer_id {clip(customer)!r}")

@@ -56,6 +56,7 @@ from segmenter.state import Fact
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.deadletters import dead_letter
+from streams.kafka.fetched import TP, Batch, Current, Record
 from streams.kafka.topics import producer as kafka_producer
 from streams.names import Names
 from streams.readmodel.writer import Projection
@@ -144,7 +145,7 @@ class Engine:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             log.warning("counters not published (redis: %s); the next try is in 5 s", exc)  # stats only
 
-    async def on_revoked(self, revoked: Sequence[Any]) -> None:
+    async def on_revoked(self, revoked: Sequence[TP]) -> None:
         """Before partitions move: make everything processed so far durable and committed, then forget."""
         async with self._lock:
             await self.flusher.now()
@@ -159,7 +160,7 @@ class Engine:
                          ", ".join(map(str, numbers)))
 
     # -- the batch entry point (called by faust_compat for every fetched batch) -------------------
-    async def take(self, batch: Mapping[Any, Sequence[Any]], current: Callable[[Any], bool]) -> None:
+    async def take(self, batch: Batch, current: Current) -> None:
         """``current(tp)``: the partition is still assigned to us in the generation it was fetched in
         (checked under the lock: a rebalance may have flushed and dropped it while we waited)."""
         await self.flusher.backpressure()  # not under the lock: a rebalance's revocation must be able to take it
@@ -180,7 +181,7 @@ class Engine:
             if self.flusher.due():
                 await self.flusher.start()
 
-    def _run(self, part: Partition, tp: Any, records: Sequence[Any]) -> None:
+    def _run(self, part: Partition, tp: TP, records: Sequence[Record]) -> None:
         decode, ops, failpoints = self.edge.decoders[tp.topic], self._ops, self._failpoints
         router = self.router if tp.topic in self.router.topics else None
         changed_before = len(part.changes)
@@ -214,7 +215,7 @@ class Engine:
             if len(part.changes) > changed_before:
                 observe_batch(self.metrics, records[0].timestamp)
 
-    def _hold(self, part: Partition, tp: Any, records: Sequence[Any]) -> None:
+    def _hold(self, part: Partition, tp: TP, records: Sequence[Record]) -> None:
         """No ruleset yet (data may be fetched before its control record): keep the records until one
         comes, so no change is skipped; past ``hold_without_rules`` records, go on without."""
         if not part.held:
@@ -414,7 +415,7 @@ class Engine:
         await self.reconciler.open(part, self.ranking.ranks)  # published past the saved state by a stopped worker
         return part
 
-    def _misplaced(self, tp: Any, record: Any, right: int) -> None:
+    def _misplaced(self, tp: TP, record: Record, right: int) -> None:
         self.router.found(tp, record, right)
         if not self.router.reroute:
             self._dead.append(dead_letter(tp, record, ValueError(

@@ -20,6 +20,7 @@ from segmenter.codec import StateEncoder
 from segmenter.state import Policy, totals_at
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
+from streams.kafka.fetched import TP
 from streams.readmodel.writer import ProjectedCustomer, Projection
 from streams.settings import Settings
 from streams.stored import pack, unpack
@@ -128,7 +129,7 @@ class Flusher:
         tombstones: dict[int, list[tuple[bytes, bytes | None]]] = {}
         meta: dict[int, dict[str, Any]] = {}
         clocks: dict[int, tuple[str, int]] = {}
-        offsets: dict[Any, int] = {}
+        offsets: dict[TP, int] = {}
         deliveries, self._deliveries = self._deliveries, []
         published = {d.partition for d in deliveries}  # their meta records how far the saved state's changes go
         replaying = {p.number for p in self.parts.values() if p.replaying is not None}

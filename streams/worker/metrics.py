@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -40,6 +40,17 @@ from prometheus_client.registry import Collector
 from streams import probes
 from streams.probes import Probe
 from streams.readmodel.retry import redis_retries
+from streams.settings import Settings
+from streams.worker.partition import Partition
+from streams.worker.routing import Router
+
+
+class Observed(Protocol):
+    """What the metrics read of the engine when scraped."""
+
+    stats: Counter[str]
+    router: Router
+    parts: dict[int, Partition]
 
 OUTCOMES = ("applied", "duplicate", "too_old")
 
@@ -60,14 +71,14 @@ class WorkerMetrics:
         self.changes: Counter[tuple[str, str, str]] = Counter()
         self.lag: dict[tuple[str, int], int] = {}
 
-    def serve(self, engine: Any, probe: Probe, host: str, port: int) -> None:
+    def serve(self, engine: Observed, probe: Probe, host: str, port: int) -> None:
         """``/metrics``, ``/live`` and ``/ready`` (streams/probes.py)."""
         self.registry.register(_EngineCollector(engine, self))
         probes.serve(self.registry, probe, host, port)
 
 
 class _EngineCollector(Collector):
-    def __init__(self, engine: Any, metrics: WorkerMetrics) -> None:
+    def __init__(self, engine: Observed, metrics: WorkerMetrics) -> None:
         self.engine, self.metrics = engine, metrics
 
     def collect(self) -> Iterator[Metric]:
@@ -121,7 +132,7 @@ class _EngineCollector(Collector):
         yield redis_retries()
 
 
-def _overdue(part: Any) -> int:
+def _overdue(part: Partition) -> int:
     """Due entries on or before the partition's day. Called from the metrics server's thread while the engine
     changes ``part.dues``: the heap's head (read at once) tells whether any is due, and only then are the dues
     copied (in one call, which no other thread interleaves) and counted."""
@@ -135,7 +146,7 @@ def _overdue(part: Any) -> int:
     return sum(1 for d in list(part.dues.values()) if d <= day)
 
 
-async def read_lag(metrics: WorkerMetrics, settings: Any, group: str, topics: frozenset[str]) -> None:
+async def read_lag(metrics: WorkerMetrics, settings: Settings, group: str, topics: frozenset[str]) -> None:
     """The worker group's lag per input partition, for the metrics (a timer)."""
     from streams.kafka.lag import group_lag  # noqa: PLC0415 - the admin client only where metrics are served
 

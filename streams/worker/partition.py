@@ -14,6 +14,7 @@ from segmenter import step
 from segmenter.rules import RuleSet, load_ruleset
 from segmenter.rules.rulebook import combine, parts_of
 from segmenter.state import Policy
+from streams.kafka.fetched import TP, Record
 from streams.worker.population import PartitionIndex
 
 Move = tuple[int, str, str, str, int]  # a segment move: business day, dimension, from, to, amount_12m (minor)
@@ -35,7 +36,7 @@ class Replaying:
     less what the replay has said since."""
 
     published: dict[str, Published]
-    targets: dict[Any, int]  # input topic-partition -> its end at the opening, while not reached
+    targets: dict[TP, int]  # input topic-partition -> its end at the opening, while not reached
     values: int  # changes read past the saved state
     unreadable: int
     began: float = field(default_factory=time.monotonic)
@@ -50,7 +51,7 @@ class Replaying:
                 elif isinstance(change, step.Change):
                     said.segments.pop(change.dimension, None)
 
-    def reached(self, tp: Any, position: int) -> bool:
+    def reached(self, tp: TP, position: int) -> bool:
         """The replay is at ``position`` of ``tp``; True once every input's end at the opening is reached."""
         target = self.targets.get(tp)
         if target is not None and position >= target:
@@ -72,10 +73,10 @@ class Partition:
     dirty: set[str] = field(default_factory=set)  # changed since the last snapshot
     meta_dirty: bool = False
     clock_dirty: bool = False
-    offsets: dict[Any, int] = field(default_factory=dict)  # input tp -> next offset to commit
+    offsets: dict[TP, int] = field(default_factory=dict)  # input tp -> next offset to commit
     changes: list[tuple[bytes, bytes]] = field(default_factory=list)  # not yet handed to the producer
     history: dict[str, History] = field(default_factory=dict)  # since the last snapshot, per customer
-    held: list[tuple[Any, Sequence[Any]]] = field(default_factory=list)  # (tp, records) waiting for a ruleset
+    held: list[tuple[TP, Sequence[Record]]] = field(default_factory=list)  # waiting for a ruleset
     unruled: bool = False  # gave up waiting for a ruleset: records are folded in unclassified
     index: PartitionIndex | None = None  # population members by ranked value, when the rules read ranks
     erased: dict[str, int] = field(default_factory=dict)  # hash of an erased customer's id -> erasure time (epoch s)

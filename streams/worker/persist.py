@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from aiokafka import AIOKafkaProducer
 
 from streams.kafka import faust_compat
+from streams.kafka.fetched import TP
 from streams.readmodel.writer import ProjectedCustomer
 
 log = logging.getLogger("segmenter.worker")
@@ -34,7 +35,7 @@ class Snapshot:
     # its changes since the last snapshot (change id, story entry)
     meta: dict[int, dict[str, Any]]  # partition -> its meta document; changes_end is set once the changes are out
     clocks: dict[int, tuple[str, int]]
-    offsets: dict[Any, int]
+    offsets: dict[TP, int]
     deliveries: list[Delivery]
     customers: dict[int, list[tuple[bytes, bytes | None]]] = field(default_factory=dict)  # None: a tombstone
     erased: list[str] = field(default_factory=list)  # customers to take out of Redis before this flush's rows

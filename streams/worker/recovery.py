@@ -26,7 +26,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
@@ -34,6 +33,7 @@ from aiokafka import TopicPartition
 from segmenter.ranking import Ranks
 from segmenter.recovery import changes_back
 from segmenter.state import Policy
+from streams.kafka.fetched import TP
 from streams.kafka.lag import lag_of
 from streams.kafka.reading import read_from
 from streams.names import Names
@@ -83,7 +83,7 @@ class Reconciler:
         tp = TopicPartition(self.names.segment_changes, number)
         return [value for _, _, _, value in await read_from(self.settings, {tp: start})]
 
-    async def replay_targets(self, number: int) -> dict[Any, int]:
+    async def replay_targets(self, number: int) -> dict[TP, int]:
         """Partition ``number`` of each input with records past the group's commit: its end now."""
         lags = await lag_of(self.settings, {self.names.app_id: self.names.inputs})
         return {lag.tp: lag.end for lag in lags if lag.tp.partition == number and lag.end > lag.committed}
@@ -116,7 +116,7 @@ class Reconciler:
         now = time.monotonic()
         return [p for p in parts if p.replaying is not None and now - p.replaying.began >= REPLAY_WAIT_S]
 
-    def replayed(self, part: Partition, tp: Any, position: int, population: Ranks | None) -> None:
+    def replayed(self, part: Partition, tp: TP, position: int, population: Ranks | None) -> None:
         """Called after each run of records while the partition is replaying."""
         if part.replaying is not None and part.replaying.reached(tp, position):
             self.put_right(part, population)

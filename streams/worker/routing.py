@@ -26,6 +26,7 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
+from streams.kafka.fetched import TP, Record
 from streams.names import Names
 from streams.settings import Settings
 from streams.text import clip
@@ -59,14 +60,14 @@ class Router:
             self._memo[key] = found
         return found
 
-    def misplaced(self, tp: Any, record: Any) -> int | None:
+    def misplaced(self, tp: TP, record: Record) -> int | None:
         """The right partition of ``record`` when it is not ``tp``'s; None when it is where it belongs."""
         if record.key is None:
             return None  # the edge refuses a record without its key, with that reason
         right = self.partition_of(record.key)
         return None if right == tp.partition else right
 
-    def found(self, tp: Any, record: Any, right: int) -> None:
+    def found(self, tp: TP, record: Record, right: int) -> None:
         """Count and log ``record``; queue it for its right partition when rerouting."""
         self.count[tp.topic] += 1
         if self.reroute:
