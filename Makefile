@@ -56,14 +56,16 @@ check: install
 	$(VENV)/bin/ruff check schemas segmenter streams tests bench examples setup.py
 	$(VENV)/bin/mypy
 
-# The peer the bench compares with, in a virtual environment of its own (segmenter does not depend on it).
+# The peer the bench compares with, in a virtual environment of its own (segmenter does not depend on it), with
+# the redis extra for its read model (Quix Streams' RedisSink).
 QUIX_VERSION := 3.28.1
 PEERS := var/peers/quix
-peers: $(PEERS)/.installed-$(QUIX_VERSION)
+PEERS_STAMP := $(PEERS)/.installed-$(QUIX_VERSION)-redis
+peers: $(PEERS_STAMP)
 
-$(PEERS)/.installed-$(QUIX_VERSION):
+$(PEERS_STAMP):
 	@test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
-	$(PEERS)/bin/python -m pip install --quiet 'quixstreams==$(QUIX_VERSION)'
+	$(PEERS)/bin/python -m pip install --quiet 'quixstreams[redis]==$(QUIX_VERSION)'
 	@rm -f $(PEERS)/.installed-* && touch $@
 
 bench: install peers

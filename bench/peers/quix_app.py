@@ -1,54 +1,80 @@
-"""The peer: the same job written the way a Quix Streams user would write it.
+"""The peer: the same job written the way a Quix Streams user would write it, in two forms.
 
-Run by ``bench.peers.compare`` in a virtual environment of its own (``make bench`` installs
-``quixstreams`` there from PyPI; segmenter does not depend on it), so this file imports nothing of
-segmenter's. Its job, as far as Quix Streams' API allows:
+Run by ``bench.peers.compare`` in a virtual environment of its own (``make peers`` installs ``quixstreams[redis]``
+there from PyPI; segmenter does not depend on it), so this file imports nothing of segmenter's.
 
-- per customer, business-day buckets (UTC days) of purchases and net amount, in Quix's RocksDB state
-  with its changelog topic;
-- stream time per partition (the largest event time seen); the 12- and 6-month windows are calendar
-  months back from the stream day, clamped to the month's end, as segmenter counts them;
-- the retail value rules of ``examples/rules/retail-value.yaml``, first match wins;
-- a change record on every change of segment, the first classification included.
+Both forms keep, per customer, business-day buckets (UTC days) of purchases and net amount in Quix's RocksDB state
+with its changelog topic; stream time per partition (the largest event time seen); the 12- and 6-month windows as
+calendar months back from the stream day, clamped to the month's end, as segmenter counts them; the retail value
+rules of ``examples/rules/retail-value.yaml``, first match wins; a change record on every change of segment, the
+first classification included.
 
-What it does not do: time-driven wake-ups (Quix has no per-key timers; a customer's segment is only
-re-evaluated when an event of that customer arrives), de-duplication of repeated event ids, and a
-read model. For the equality check, ``sweep`` records (``{"sweep": as_of_iso}``) make it evaluate a
-customer's stored buckets as of that day and publish ``{"customer_id", "segment", "final": true}`` to the
-changes topic.
+``--job bare`` does only that: no de-duplication of repeated event ids, no read model, no time-driven transitions.
+
+``--job same`` does the rest of the contract as a Quix user would add it:
+
+- **de-duplication**: the event ids of the customer's long window kept in its state (id -> day, dropped as the
+  window moves); an id seen before changes nothing;
+- **the read model**: every event's customer document (segment and window totals) written to Redis by Quix
+  Streams' own ``RedisSink`` (a ``SET`` per record, pipelined at each checkpoint), under ``--redis-prefix``;
+- **time-driven transitions**: Quix has no per-key timers, so a scheduled job (``quix_scan.py``) scans the read
+  model's keys and sends every customer a ``{"customer_id", "tick": as_of}`` record; this app re-evaluates the
+  customer's buckets as of that day and publishes the change (cause ``time``) if its segment moved.
+
+For the equality check, ``sweep`` records (``{"sweep": as_of_iso}``) make either form evaluate a customer's stored
+buckets as of that day and publish ``{"customer_id", "segment", "final": true}`` to the changes topic.
 
     python quix_app.py --broker HOST:PORT --input TOPIC --changes TOPIC --group GROUP --state-dir DIR
+                       [--job bare|same --redis-url URL --redis-prefix P]
 
 It commits every 2.8 s (faust's default commit interval; segmenter's worker commits at the end of each of
-its own flushes) and writes the wall-clock time of
-its first record to ``STATE_DIR/started`` (the bench's clock starts there, as it starts at segmenter's
-"ready").
+its own flushes) and writes the wall-clock time of its first record to ``STATE_DIR/started`` (the bench's clock
+starts there, as it starts at segmenter's "ready").
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 from datetime import date, datetime
 from decimal import Decimal
+from urllib.parse import urlparse
 
-from quix_rules import fold, segment, totals  # beside this file (tests check it)
+from quix_rules import LONG_MONTHS, fold, months_back, segment, totals  # beside this file (tests check it)
 from quixstreams import Application, State, message_context
 
 stream_day: dict[int, int] = {}  # partition -> the largest event day seen (stream time, by day)
 started: list[str] = []  # the file the time of the first record goes to, until it is written
 
 
-def step(value: dict, state: State) -> dict | None:
+def _started() -> None:
     if started:
         with open(started.pop(), "w") as out:
             out.write(repr(time.time()))
+
+
+def _sweep(value: dict, buckets: list[list[int]]) -> dict:
+    day = datetime.fromisoformat(value["sweep"]).date().toordinal()
+    return {"customer_id": value["customer_id"], "segment": segment(*totals(buckets, day)), "final": True}
+
+
+def _change(value: dict, previous: str, now_segment: str, now: int, window: tuple[int, int, int], *,
+            cause: str) -> dict:
+    p12, a12, p6 = window
+    return {"customer_id": value["customer_id"], "dimension": "value", "from": previous, "to": now_segment,
+            "as_of": date.fromordinal(now).isoformat(), "purchases_12m": p12, "amount_12m": a12 / 100,
+            "purchases_6m": p6, "event_id": value.get("event_id"), "cause": cause}
+
+
+def step(value: dict, state: State) -> dict | None:
+    """The bare job: fold the event in, publish a change of segment."""
+    _started()
     buckets: list[list[int]] = state.get("buckets", [])
-    previous = state.get("segment", "unclassified")
     if "sweep" in value:  # the equality check: the stored buckets as of the given day
-        day = datetime.fromisoformat(value["sweep"]).date().toordinal()
-        return {"customer_id": value["customer_id"], "segment": segment(*totals(buckets, day)), "final": True}
+        return _sweep(value, buckets)
+    previous = state.get("segment", "unclassified")
     partition = message_context().partition
     day = datetime.fromisoformat(value["occurred_at"]).date().toordinal()
     now = stream_day[partition] = max(stream_day.get(partition, 0), day)
@@ -62,22 +88,75 @@ def step(value: dict, state: State) -> dict | None:
     if now_segment == previous:
         return None
     state.set("segment", now_segment)
-    return {"customer_id": value["customer_id"], "dimension": "value", "from": previous, "to": now_segment,
-            "as_of": date.fromordinal(now).isoformat(), "purchases_12m": p12, "amount_12m": a12 / 100,
-            "purchases_6m": p6, "event_id": value["event_id"]}
+    return _change(value, previous, now_segment, now, (p12, a12, p6), cause="event")
+
+
+def step_same(value: dict, state: State) -> dict | None:
+    """The same job as segmenter's: de-duplicated, a read model document per event, ticks from the scan.
+    Returns ``{"change": change or None, "doc": read model document or None}``, or None for nothing."""
+    _started()
+    buckets: list[list[int]] = state.get("buckets", [])
+    if "sweep" in value:
+        return {"change": _sweep(value, buckets), "doc": None}
+    previous = state.get("segment", "unclassified")
+    partition = message_context().partition
+    if "tick" in value:  # the scan: a day passed
+        now = stream_day[partition] = max(stream_day.get(partition, 0),
+                                          datetime.fromisoformat(value["tick"]).date().toordinal())
+        cause = "time"
+    else:
+        seen: dict[str, int] = state.get("seen", {})
+        if value["event_id"] in seen:
+            return None  # a repeated event id: already counted
+        day = datetime.fromisoformat(value["occurred_at"]).date().toordinal()
+        now = stream_day[partition] = max(stream_day.get(partition, 0), day)
+        folded = fold(buckets, day, value.get("kind", "purchase") != "refund", int(Decimal(value["amount"]) * 100),
+                      now)
+        if folded is None:
+            return None
+        buckets = folded
+        state.set("buckets", buckets)
+        long_start = months_back(now, LONG_MONTHS)
+        seen = {event_id: d for event_id, d in seen.items() if d >= long_start}
+        seen[value["event_id"]] = day
+        state.set("seen", seen)
+        cause = "event"
+    p12, a12, p6 = totals(buckets, now)
+    now_segment = segment(p12, a12, p6)
+    doc = {"customer_id": value["customer_id"], "segment": now_segment, "as_of": date.fromordinal(now).isoformat(),
+           "purchases_12m": p12, "amount_12m": a12 / 100, "purchases_6m": p6}
+    if now_segment == previous:
+        return {"change": None, "doc": doc if cause == "event" else None}
+    state.set("segment", now_segment)
+    return {"change": _change(value, previous, now_segment, now, (p12, a12, p6), cause=cause), "doc": doc}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name in ("broker", "input", "changes", "group", "state-dir"):
         parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--job", choices=("bare", "same"), default="bare")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--redis-prefix", default="quix:c:")
     args = parser.parse_args()
     started.append(f"{args.state_dir}/started")
     app = Application(broker_address=args.broker, consumer_group=args.group, auto_offset_reset="earliest",
                       state_dir=args.state_dir, commit_interval=2.8, loglevel=logging.WARNING)
     source = app.topic(args.input, value_deserializer="json")
     changes = app.topic(args.changes, value_serializer="json")
-    app.dataframe(source).apply(step, stateful=True).filter(lambda record: record is not None).to_topic(changes)
+    sdf = app.dataframe(source)
+    if args.job == "bare":
+        sdf.apply(step, stateful=True).filter(lambda record: record is not None).to_topic(changes)
+    else:
+        from quixstreams.sinks.community.redis import RedisSink  # noqa: PLC0415 - the same job's extra
+
+        url = urlparse(args.redis_url)
+        sink = RedisSink(host=url.hostname or "127.0.0.1", port=url.port or 6379, db=int(url.path.strip("/") or 0),
+                         password=url.password, key_serializer=lambda _, doc: args.redis_prefix + doc["customer_id"],
+                         value_serializer=json.dumps)
+        out = sdf.apply(step_same, stateful=True).filter(lambda record: record is not None)
+        out.filter(lambda record: record["change"] is not None).apply(lambda r: r["change"]).to_topic(changes)
+        out.filter(lambda record: record["doc"] is not None).apply(lambda r: r["doc"]).sink(sink)
     app.run()
 
 

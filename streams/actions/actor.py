@@ -16,8 +16,8 @@ Why a transition never yields a second grant, whatever crashes, rebalances or re
   to reach.
 * **Order per batch** (a partition's records of one fetch): decide each change in order
   (``segmenter.actions``; a later change reads the ledgers the earlier ones changed) -> route alerts ->
-  produce every grant, then wait for each acknowledgement before its outcome is recorded in Redis
-  (idempotent) -> write the ledger -> flush faust's producer (the changelog) -> commit the offsets.
+  produce every grant, then wait for every acknowledgement before the outcomes are recorded in Redis
+  (one pipeline; idempotent) -> write the ledger -> flush faust's producer (the changelog) -> commit the offsets.
 * **The one window** is a crash after a grant is acknowledged and before the ledger's changelog
   write. So before the first record of a partition it has just been given, the worker reads its
   coupons and alerts partitions from where the ledger's reach ends to their current end and folds
@@ -273,9 +273,9 @@ class Actor:
             held.done = done if held.done is None else max(held.done, done)
 
     async def _carry_out(self, part: ActionPartition, held: Held) -> None:
-        """Every grant and suppression held, then the ledger: each grant sent, each acknowledgement awaited before
-        its Redis record, the ledger written last (a crash before that finds the grants on their topics when the
-        partition is taken again)."""
+        """Every grant and suppression held, then the ledger: each grant sent, every acknowledgement awaited before
+        the batch's Redis records (one round trip), the ledger written last (a crash before that finds the grants
+        on their topics when the partition is taken again)."""
         outcomes, ledgers, done = held.outcomes, held.ledgers, held.done
         held.outcomes, held.ledgers, held.done = [], {}, None
         grants = [g for out in outcomes for g in out.grants]
@@ -291,22 +291,26 @@ class Actor:
             future = await self.producer.send(topic, key=grant.change.customer_id.encode(), value=document,
                                               partition=part.number)
             sent.append((grant, topic, document, future))
-        audits = [await self.producer.send(self.names.action_audit, key=s.change.customer_id.encode(),
-                                           value=self._audit(s), partition=part.number) for s in suppressed]
+        audits = []
+        for s in suppressed:
+            audit = self._audit(s)
+            audits.append((await self.producer.send(self.names.action_audit, key=s.change.customer_id.encode(),
+                                                    value=audit, partition=part.number), audit))
+        records: list[tuple[str, str, str, str, bytes, str]] = []
         for grant, topic, document, future in sent:
             metadata = await future
             part.reach[topic] = max(part.reach.get(topic, 0), metadata.offset + 1)
             self.failpoints.hit("after-grant")
-            await self.store.record(grant.key, grant.action.target, grant.action.id, "issued", document,
-                                    customer=grant.change.customer_id)
+            records.append((grant.key, grant.action.target, grant.action.id, "issued", document,
+                            grant.change.customer_id))
             self.stats[f"issued_{grant.action.kind}"] += 1
-        for s, future in zip(suppressed, audits, strict=True):
+        for s, (future, audit) in zip(suppressed, audits, strict=True):
             await future
-            await self.store.record(s.key, s.action.target, s.action.id, s.reason, self._audit(s),
-                                    customer=s.change.customer_id)
+            records.append((s.key, s.action.target, s.action.id, s.reason, audit, s.change.customer_id))
             self.stats[f"suppressed_{s.reason}"] += 1
             log.info("suppressed %s for %s (%s): %s", s.action.id, clip(s.change.customer_id), s.change.change_id,
                      s.reason)
+        await self.store.record_many(records)  # acknowledged, all of them: their Redis records in one round trip
         for customer, ledger in ledgers.items():
             self.ledger[customer.encode()] = orjson.dumps(ledger.to_dict())
         if done is not None:

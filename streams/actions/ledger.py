@@ -50,6 +50,22 @@ class ActionStore:
         args: list[bytes | str | int] = [document, f"{segment}|{action}|{outcome}", self.ttl_s]
         return bool(await retrying(lambda: self._record(keys=keys, args=args)))
 
+    async def record_many(self, outcomes: Sequence[tuple[str, str, str, str, bytes, str]]) -> list[bool]:
+        """Record a batch's outcomes, each ``(key, segment, action, outcome, document, customer)`` as in
+        ``record``, in one round trip (a pipeline of the same script); True for each not recorded before."""
+        if not outcomes:
+            return []
+
+        async def run() -> list[bool]:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for key, segment, action, outcome, document, customer in outcomes:
+                    await self._record(keys=[f"{self.prefix}:action:{key}", f"{self.prefix}:action-counts",
+                                             f"{self.prefix}:cust-actions:{customer}"],
+                                       args=[document, f"{segment}|{action}|{outcome}", self.ttl_s], client=pipe)
+                return [bool(n) for n in await pipe.execute()]
+
+        return await retrying(run)
+
     async def assign(self, roster: RosterSpec, members: Sequence[str], team: str, customer: str,
                      current: str | None) -> str:
         """The manager of ``customer`` in ``members``: ``current`` if still there, else one Redis already
