@@ -140,3 +140,34 @@ def by_window(seen: list[tuple[float, float]]) -> list[float]:
     for at, took in seen:
         windows.setdefault(int(at // WINDOW_S), []).append(took)
     return [percentiles(windows[w])[1] for w in sorted(windows)]
+
+
+def own_latency(port: int) -> dict[float, float]:
+    """The worker's ``segmenter_own_latency_seconds`` histogram as it stands: bucket bound -> cumulative count."""
+    from urllib.request import urlopen  # noqa: PLC0415 - only the latency phase scrapes
+
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {float(sample.labels["le"]): sample.value for family in text_string_to_metric_families(text)
+            if family.name == "segmenter_own_latency_seconds" for sample in family.samples
+            if sample.name.endswith("_bucket")}
+
+
+def histogram_quantile(q: float, before: dict[float, float], after: dict[float, float]) -> tuple[float, int]:
+    """The ``q`` quantile of what was observed between two scrapes of one histogram, interpolated within its bucket
+    as Prometheus' ``histogram_quantile`` does; and how many observations."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0
+    if not total:
+        return 0.0, 0
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, cumulative in zip(bounds, counts, strict=True):
+        if cumulative >= rank:
+            if bound == float("inf"):
+                return lower, int(total)
+            return lower + (bound - lower) * (rank - below) / max(cumulative - below, 1e-9), int(total)
+        lower, below = bound, cumulative
+    return lower, int(total)

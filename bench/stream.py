@@ -39,7 +39,16 @@ import orjson
 import rocksdict
 
 from bench.cpu import CpuMeter, rss_mib
-from bench.live import START, WINDOW_S, by_window, latency, percentiles, time_to_first_change
+from bench.live import (
+    START,
+    WINDOW_S,
+    by_window,
+    histogram_quantile,
+    latency,
+    own_latency,
+    percentiles,
+    time_to_first_change,
+)
 from segmenter.rules import load_ruleset
 from streams.cli.ops import wait_caught_up
 from streams.kafka import faust_compat
@@ -190,7 +199,8 @@ def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
         naive, done = naive_rate(bench, env, args.naive_seconds)
         say(f"naive faust agent (table write per event)   {naive:>9,.0f} events/s  "
             f"({done:,} events in {args.naive_seconds:.0f}s)")
-    worker = bench.worker(settings, env)
+    metrics_port = free_port()  # the latency phase reads the worker's own part from its histogram
+    worker = bench.worker(settings, {**env, "SEGMENTER_METRICS_PORT": str(metrics_port)})
     wait_ready(Path(settings.data_dir), worker, timeout_s=300)
     t0 = time.perf_counter()
     with bench.cpu(worker) as bulk:
@@ -207,11 +217,17 @@ def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
         say(f"  ratio segmenter / naive faust             {rate / naive:>9.1f}x")
     if "latency" not in skip:
         lat_rate = args.latency_rate or rate / 2
+        own_before = own_latency(metrics_port)
         with bench.cpu(worker) as live:
             seen, hot = asyncio.run(latency(settings, lat_rate, args.latency_seconds, args.customers,
                                               args.hot_share))
+        own_after = own_latency(metrics_port)
         report_latency(f"latency at {lat_rate:,.0f} events/s", seen, live,
                        f"events that changed a segment; {hot:,} events of one hot customer mixed in")
+        (p50, batches), (p99, _) = (histogram_quantile(q, own_before, own_after) for q in (0.5, 0.99))
+        say("  segmenter's own part".ljust(44) + f"p50 {p50 * 1000:.1f} ms  p99 {p99 * 1000:.1f} ms  ({batches:,} "
+            "fetched batches that produced changes: handed to the worker -> changes handed to the producer; "
+            "from its histogram)")
         if "floor" not in skip:
             broker_floor(bench, lat_rate, args)
     bench.end(worker)

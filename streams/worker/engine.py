@@ -67,7 +67,7 @@ from streams.worker import population
 from streams.worker.collector import Collector
 from streams.worker.edge import BAD_INPUT, ERASE, FACT, OVERRIDE, PROFILE, RETIRE, RULES, SKIP, TAG, TICK, Edge
 from streams.worker.flush import STUCK_FLUSH_S, Flusher
-from streams.worker.metrics import WorkerMetrics, observe_batch
+from streams.worker.metrics import WorkerMetrics, observe_batch, observe_own
 from streams.worker.partition import Partition
 from streams.worker.persist import Delivery, send_batches
 from streams.worker.ranking import Ranking, ranked_stored
@@ -163,6 +163,7 @@ class Engine:
     async def take(self, batch: Batch, current: Current) -> None:
         """``current(tp)``: the partition is still assigned to us in the generation it was fetched in
         (checked under the lock: a rebalance may have flushed and dropped it while we waited)."""
+        handed = time.perf_counter()
         await self.flusher.backpressure()  # not under the lock: a rebalance's revocation must be able to take it
         async with self._lock:
             self.edge.new_batch()
@@ -177,7 +178,8 @@ class Engine:
                     if start:
                         await asyncio.sleep(0)  # the flush in flight gets its replies and sends its next call
                     self._run(part, tp, records[start : start + RUN_STEP])
-            await self._send_outputs()
+            if await self._send_outputs():
+                observe_own(self.metrics, handed)
             if self.flusher.due():
                 await self.flusher.start()
 
@@ -423,8 +425,10 @@ class Engine:
             self.stats["wrong_partition"] += 1
 
     # -- output ----------------------------------------------------------------------------------
-    async def _send_outputs(self) -> None:
+    async def _send_outputs(self) -> int:
+        """Everything the batch made handed to the producer; returns how many segment changes."""
         producer = await self.producer()
+        changes = 0
         for (topic, partition), records in self.router.take_pending().items():  # acknowledged before the commit
             sent = await send_batches(producer, topic, partition, [(r.key, r.value) for r in records])
             self.flusher.awaiting(Delivery(None, f, n) for f, n in sent)
@@ -432,8 +436,10 @@ class Engine:
             if part.changes:
                 sent = await send_batches(producer, self.names.segment_changes, part.number, part.changes)
                 self.flusher.awaiting(Delivery(part.number, f, n) for f, n in sent)
+                changes += len(part.changes)
                 part.changes = []
         if self._dead:
             sent = await send_batches(producer, self.names.dead_letters, 0, self._dead)
             self.flusher.awaiting(Delivery(None, f, n) for f, n in sent)
             self._dead = []
+        return changes

@@ -60,7 +60,7 @@ class Flusher:
 
     def __init__(self, app: Any, settings: Settings, policy: Policy, parts: dict[int, Partition], *,
                  tables: tuple[Any, Any], projection: Projection, stats: Counter[str],
-                 producer: Callable[[], Awaitable[AIOKafkaProducer]], send_outputs: Callable[[], Awaitable[None]],
+                 producer: Callable[[], Awaitable[AIOKafkaProducer]], send_outputs: Callable[[], Awaitable[object]],
                  collector: Collector, failpoints: Failpoints, metrics: WorkerMetrics | None) -> None:
         self.app, self.settings, self.policy, self.parts = app, settings, policy, parts
         self.customers, self.meta = tables
