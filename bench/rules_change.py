@@ -1,0 +1,117 @@
+"""A rules change at scale: ``rules apply`` of a ruleset that moves every stored customer, on the embedded stack.
+
+C customers (one purchase each, ``bench.stream``'s ``one_each``) are streamed into one worker under the retail
+value rules (v1: all low value); an action worker runs beside it. Then version 2 is applied, which adds a segment
+every one-purchase customer enters (``first_timer``) with a coupon on entering: every customer moves and earns
+one grant. Timed from the apply until the last of the C segment changes is on its topic (every partition has
+re-evaluated all its customers before its changes go out), and until the last of the C coupons is on its topic;
+and the worker's flushes meanwhile.
+
+    python -m bench.rules_change --customers 1000000     # make bench runs it at 1,000,000
+
+Figures go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+from bench.stream import RULES, embedded_stack, flush_line, one_each, say
+from segmenter.rules import load_ruleset
+from streams.cli.ops import wait_caught_up
+from streams.kafka.control import apply_rules
+from streams.kafka.reading import tail
+from streams.names import Names
+from streams.settings import Settings
+from streams.stack.processes import spawn_worker, wait_ready
+
+FIRST_TIMER = """      - name: first_timer
+        when: purchases_12m == 1
+"""
+COUPON = """  - id: welcome_coupon
+    enter: value.first_timer
+    coupon: {template: WELCOME10, percent: 10, valid_for: 30d}
+"""
+
+
+def version_two() -> str:
+    """retail-value v2: first-timers (one purchase in 12 months) come before the other tiers and get a coupon."""
+    text = RULES.replace("version: 1", "version: 2")
+    text = text.replace("      - name: churn_risk\n", FIRST_TIMER + "      - name: churn_risk\n", 1)
+    return text.replace("actions:\n", "actions:\n" + COUPON, 1)
+
+
+async def arrivals(settings: Settings, topics: dict[str, int], start: float,
+                   timeout_s: float) -> dict[str, float]:
+    """Seconds from ``start`` (``time.perf_counter``) until each topic got its expected count of new records,
+    counted from its end now."""
+    consumers = {topic: await tail(settings, topic, fetch_max_wait_ms=100) for topic in topics}
+    seen = dict.fromkeys(topics, 0)
+    reached: dict[str, float] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(reached) < len(topics):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not every record arrived within {timeout_s:.0f}s: {seen} of {topics}")
+            for topic, consumer in consumers.items():
+                if topic in reached:
+                    continue
+                seen[topic] += sum(len(r) for r in (await consumer.getmany(timeout_ms=20)).values())
+                if seen[topic] >= topics[topic]:
+                    reached[topic] = time.perf_counter() - start
+    finally:
+        for consumer in consumers.values():
+            await consumer.stop()
+    return reached
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    args = parser.parse_args()
+    with embedded_stack("segmenter-bench-rules-") as bench:
+        env = {**bench.env("rc.", "rc"), "SEGMENTER_ACTIONS_REPLAY_HORIZON": "0d"}
+        settings = bench.settings(env)
+        names = Names(settings.topic_prefix)
+        say(f"bench rules change: {args.customers:,} customers (one purchase each), 8 partitions, one worker and "
+            f"one action worker (files in {bench.root})")
+        took = asyncio.run(bench.prepare(settings, one_each(names, args.customers)))
+        say(f"  produced the input in {took:.1f}s")
+        worker = bench.worker(settings, env)
+        wait_ready(Path(settings.data_dir), worker, timeout_s=300)
+        t0 = time.perf_counter()
+        asyncio.run(wait_caught_up(settings, timeout_s=args.timeout, alive=bench.alive))
+        say(f"  streamed in: {args.customers / (time.perf_counter() - t0):,.0f} events/s")
+        actions = spawn_worker(settings, env, role="actions")
+        bench.processes.append(actions)
+        wait_ready(Path(settings.data_dir), actions, timeout_s=300, role="actions")
+        asyncio.run(wait_caught_up(settings, timeout_s=args.timeout, actions=True, alive=bench.alive))
+        v2 = load_ruleset(version_two(), "retail-value-v2.yaml", settings.money_scale)
+
+        async def change() -> tuple[dict[str, float], float]:
+            start = time.perf_counter()
+            watch = asyncio.create_task(arrivals(settings, {names.segment_changes: args.customers,
+                                                            names.coupons: args.customers}, start, args.timeout))
+            await asyncio.sleep(1.0)  # the consumers are at the topics' ends before anything moves
+            start_apply = time.perf_counter()
+            await apply_rules(settings, v2, "retail-value-v2.yaml")
+            seen = await watch
+            return {t: s - (start_apply - start) for t, s in seen.items()}, start_apply
+
+        seen, _ = asyncio.run(change())
+        say(f"  rules apply -> the last of {args.customers:,} segment changes on the topic".ljust(78)
+            + f"{seen[names.segment_changes]:>8.1f} s")
+        say(f"  rules apply -> the last of {args.customers:,} coupons on the topic".ljust(78)
+            + f"{seen[names.coupons]:>8.1f} s  ({args.customers / seen[names.coupons]:,.0f} grants/s)")
+        asyncio.run(wait_caught_up(settings, timeout_s=args.timeout, actions=True, alive=bench.alive))
+        bench.end(worker)
+        say(f"  worker's {flush_line(settings, worker.pid)}")
+        bench.end(actions)
+
+
+if __name__ == "__main__":
+    main()
