@@ -19,6 +19,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from bench.cpu import rss_mib
 from bench.stream import RULES, embedded_stack, flush_line, one_each, say
 from segmenter.rules import load_ruleset
 from streams.cli.ops import wait_caught_up
@@ -108,6 +109,8 @@ def main() -> None:
         say(f"  rules apply -> the last of {args.customers:,} coupons on the topic".ljust(78)
             + f"{seen[names.coupons]:>8.1f} s  ({args.customers / seen[names.coupons]:,.0f} grants/s)")
         asyncio.run(wait_caught_up(settings, timeout_s=args.timeout, actions=True, alive=bench.alive))
+        say(f"  peak RSS: worker {rss_mib(worker.pid, 'VmHWM'):,.0f} MiB, action worker "
+            f"{rss_mib(actions.pid, 'VmHWM'):,.0f} MiB")
         bench.end(worker)
         say(f"  worker's {flush_line(settings, worker.pid)}")
         bench.end(actions)

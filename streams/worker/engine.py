@@ -41,7 +41,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -51,7 +51,6 @@ from aiokafka import AIOKafkaProducer
 from segmenter import step
 from segmenter.privacy import erased_key
 from segmenter.rules import RuleSet
-from segmenter.rules.rulebook import clashes, combine, parts_of
 from segmenter.state import Fact
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
@@ -62,8 +61,8 @@ from streams.names import Names
 from streams.readmodel.writer import Projection
 from streams.settings import Settings
 from streams.stored import due_of
-from streams.text import clip
 from streams.worker import population
+from streams.worker.adoption import Adoption
 from streams.worker.collector import Collector
 from streams.worker.edge import BAD_INPUT, ERASE, FACT, OVERRIDE, PROFILE, RETIRE, RULES, SKIP, TAG, TICK, Edge
 from streams.worker.flush import STUCK_FLUSH_S, Flusher
@@ -71,7 +70,7 @@ from streams.worker.metrics import WorkerMetrics, observe_batch, observe_own
 from streams.worker.partition import Partition
 from streams.worker.persist import Delivery, send_batches
 from streams.worker.ranking import Ranking, ranked_stored
-from streams.worker.records import Customers, ranked
+from streams.worker.records import Customers
 from streams.worker.recovery import Reconciler
 from streams.worker.routing import Router
 
@@ -83,7 +82,8 @@ class Engine:
     """Runs fetched batches through the core per partition, with its parts: ``store`` (the customers held, read
     back, changed, erased: ``streams.worker.records.Customers``), ``flusher`` (what makes them durable:
     ``streams.worker.flush.Flusher``), ``reconciler`` (what a stopped worker published past the saved state:
-    ``streams.worker.recovery.Reconciler``) and ``ranking`` (the population's ranks: ``streams.worker.ranking``)."""
+    ``streams.worker.recovery.Reconciler``), ``ranking`` (the population's ranks: ``streams.worker.ranking``) and
+    ``adoption`` (rulesets coming into force, their customers re-evaluated in steps: ``streams.worker.adoption``)."""
 
     def __init__(self, app: faust.App, settings: Settings, names: Names, tables: Mapping[str, Any]) -> None:
         self.app, self.settings, self.names = app, settings, names
@@ -115,9 +115,13 @@ class Engine:
                                metrics=self.metrics, erase_secret=self.erase_secret)
         self.reconciler = Reconciler(settings, names, self.policy, customers=self.store, stats=self.stats)
         self.ranking = Ranking(settings, names, self.policy, self.parts, customers=self.store, stats=self.stats)
+        self.adoption = Adoption(self.policy, self.parts, self.customers, store=self.store, ranking=self.ranking,
+                                 flusher=self.flusher, lock=self._lock, stats=self.stats,
+                                 send_outputs=lambda: self._send_outputs(),  # noqa: PLW0108 - bound when called
+                                 release=self._release)
         self._ops: dict[str, Callable[..., None]] = {
-            FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self._adopt,
-            RETIRE: self._retire,
+            FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self.adoption.adopt,
+            RETIRE: self.adoption.retire,
             OVERRIDE: self._on_override, TAG: self._on_tag, ERASE: self.store.erase, SKIP: lambda part: None}
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -131,6 +135,7 @@ class Engine:
         return self._producer
 
     async def close(self) -> None:
+        self.adoption.close()
         async with self._lock:
             await self.flusher.now()
         if self._producer is not None:
@@ -210,6 +215,10 @@ class Engine:
             if failpoints:
                 failpoints.hit("mid-batch")
         part.offsets[tp] = records[-1].offset + 1
+        if tp.topic == self.names.control:
+            part.control_next = (tp, records[-1].offset + 1)
+            if part.reevaluating is not None:  # committed once every customer is re-evaluated (``adoption``)
+                del part.offsets[tp]
         if part.replaying is not None:
             self.reconciler.replayed(part, tp, records[-1].offset + 1, self.ranking.ranks)
         if self.metrics is not None:
@@ -335,60 +344,6 @@ class Engine:
             new, changes = step.on_time(record, day, part.ruleset, self.policy, self.ranking.ranks)
             self.stats["time_wakeups"] += 1
             self.store.put(part, customer, None, new, changes)  # its heap entry was just popped
-
-    def _adopt(self, part: Partition, ruleset: RuleSet) -> None:
-        """A ruleset applied: in force beside the others (replacing another version of its id)."""
-        rulebook = {r.id: r for r in parts_of(part.ruleset)}
-        current = rulebook.get(ruleset.id)
-        if current is not None and current.version == ruleset.version:
-            if current.source != ruleset.source:  # `rules apply` refuses this; a record produced by hand may not
-                self.stats["rules_refused"] += 1
-                log.error("partition %d refused %s v%d: its text differs from the %s v%d in force, and a version is "
-                          "never rewritten (apply the change as a new version)", part.number, clip(ruleset.id),
-                          ruleset.version, clip(current.id), current.version)
-            return
-        clash = clashes(ruleset, rulebook.values())
-        if clash:  # `rules apply` refuses this too
-            self.stats["rules_refused"] += 1
-            log.error("partition %d refused %s v%d: %s", part.number, clip(ruleset.id), ruleset.version,
-                      "; ".join(clash))
-            return
-        rulebook[ruleset.id] = ruleset
-        self._use(part, combine(rulebook.values()), f"{ruleset.id} v{ruleset.version}")
-
-    def _retire(self, part: Partition, ruleset_id: str) -> None:
-        """A ruleset taken out of force: its dimensions leave every customer (cause ``rules``)."""
-        rulebook = {r.id: r for r in parts_of(part.ruleset)}
-        if rulebook.pop(ruleset_id, None) is None:
-            log.info("partition %d: %s is not in force here; nothing to retire", part.number, clip(ruleset_id))
-            return
-        if not rulebook:  # `rules retire` refuses this
-            self.stats["rules_refused"] += 1
-            log.error("partition %d refused to retire %s, the only ruleset in force", part.number, clip(ruleset_id))
-            return
-        self._use(part, combine(rulebook.values()), f"{ruleset_id} retired")
-
-    def _use(self, part: Partition, ruleset: RuleSet | None, what: str) -> None:
-        """Classify every customer of ``part`` by ``ruleset`` (the rulesets in force, combined) from now on."""
-        if ruleset is None:
-            return
-        part.ruleset, part.meta_dirty = ruleset, True
-        metrics = population.needed(ruleset)
-        if part.index is None or part.index.metrics != metrics:  # every customer is put below: it fills again
-            part.index = population.PartitionIndex(metrics) if metrics else None
-        day = part.day if part.day is not None else self.policy.calendar.day(datetime.now(UTC))
-        customers = {key.decode() for key, _ in faust_compat.stored_items(self.customers, part.number)}
-        for customer in sorted(customers | part.records.keys()):
-            record = self.store.get(part, customer)
-            new, changes = step.on_rules(record, day, ruleset, self.policy, self.ranking.ranks)
-            if new is record and part.index is not None:
-                part.index.update(customer, ranked(part, record, self.policy))
-            if new is not record:
-                self.store.put(part, customer, record, new, changes)
-        log.info("partition %d adopted %s for %d customers (in force: %s)", part.number, what,
-                 len(customers | part.records.keys()), ruleset.key)
-        if part.held:
-            self._release(part)
 
     # -- partitions: opened on their first batch after an assignment -------------------------------
     async def _open(self, number: int) -> Partition:

@@ -13,6 +13,8 @@ name                                        what
                                             dead-lettered, by SEGMENTER_WRONG_PARTITION: streams/worker/routing.py)
 ``segmenter_changes_total{kind,name,cause}`` segment changes (kind segment, name = dimension) and tag changes
                                             (kind tag, name = the tag), per cause
+``segmenter_rules_pending_customers{p}``    customers still to re-evaluate under the ruleset adopted last (a rules
+                                            change over many customers goes in steps; 0 when done)
 ``segmenter_due_customers{partition}``      customers in the due index (time alone may move them)
 ``segmenter_overdue_customers{partition}``  of them, due on or before the partition's day and not yet woken
 ``segmenter_stream_time_behind_seconds``    wall clock minus the partition's stream time (freshness)
@@ -118,12 +120,17 @@ class _EngineCollector(Collector):
         behind = GaugeMetricFamily("segmenter_stream_time_behind_seconds", "wall clock minus stream time",
                                    labels=["partition"])
         now = datetime.now(UTC)
+        pending = GaugeMetricFamily("segmenter_rules_pending_customers", "customers still to re-evaluate under the "
+                                    "ruleset the partition adopted last", labels=["partition"])
         for number, part in sorted(engine.parts.items()):
             label = [str(number)]
+            todo = part.reevaluating
+            pending.add_metric(label, len(todo.left) if todo is not None else 0)
             due.add_metric(label, len(part.dues))
             overdue.add_metric(label, _overdue(part))
             if part.stream_time is not None:
                 behind.add_metric(label, (now - part.stream_time).total_seconds())
+        yield pending
         yield due
         yield overdue
         yield behind

@@ -60,6 +60,16 @@ class Replaying:
 
 
 @dataclass
+class Reevaluation:
+    """The customers a partition has still to re-evaluate under the ruleset it adopted (``what``)."""
+
+    left: list[str]
+    what: str
+    total: int
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
 class Partition:
     number: int
     epoch: int = 0  # bumped (durably) every time this partition is opened: orders Redis writes
@@ -85,6 +95,10 @@ class Partition:
     # those from it on were published by a worker that stopped before saving (None: a meta from before it was kept).
     changes_end: int | None = 0
     replaying: Replaying | None = None  # opened past changes it had not saved, until its replay has caught up
+    # A ruleset adopted, its customers not all re-evaluated yet: those left (popped from the end); meanwhile the
+    # control topic's offset is not committed, so the group shows lag and a restart re-reads the rules record.
+    reevaluating: Reevaluation | None = None
+    control_next: tuple[TP, int] | None = None  # the control topic's next offset, committed once re-evaluated
 
     @classmethod
     def from_meta(cls, number: int, stored: bytes | None, policy: Policy) -> Partition:

@@ -79,6 +79,7 @@ async def test_past_the_hold_limit_the_partition_goes_on_unclassified_and_loses_
     assert sent == []
     assert engine.stats["applied"] == 6
     await engine.take({tx: records[6:], control: [_rules(names)]}, _always)
+    await engine.adoption.reevaluated()  # the customers stored unclassified, under the ruleset now
     assert part.offsets == {tx: 12, control: 1}
     assert engine.stats["applied"] == 12
     assert _changes(sent)
