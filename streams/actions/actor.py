@@ -282,12 +282,13 @@ class Actor:
         suppressed = [s for out in outcomes for s in out.suppressed]
         if not outcomes or not any(out.effective for out in outcomes):
             return
+        managers = await self._assign(grants, ledgers)
         sent: list[tuple[Grant, str, bytes, Any]] = []
-        for grant in grants:
+        for n, grant in enumerate(grants):
             if sent and "between-grants" in self.failpoints.left:  # a crash test: the grant before is acknowledged,
                 await sent[-1][3]                                  # this one never sent
                 self.failpoints.hit("between-grants")
-            topic, document = await self._document(grant, ledgers[grant.change.customer_id])
+            topic, document = self._document(grant, managers.get(n))
             future = await self.producer.send(topic, key=grant.change.customer_id.encode(), value=document,
                                               partition=part.number)
             sent.append((grant, topic, document, future))
@@ -317,7 +318,26 @@ class Actor:
             part.done = max(part.done, done)
         self.ledger[part.key] = part.to_bytes()
 
-    async def _document(self, grant: Grant, ledger: Ledger) -> tuple[str, bytes]:
+    async def _assign(self, grants: list[Grant], ledgers: dict[str, Ledger]) -> dict[int, tuple[str, str]]:
+        """The account manager and team of each alert among ``grants`` (by position) whose action names a roster,
+        chosen for the whole batch together (``ActionStore.assign_many``) and kept in the customers' ledgers."""
+        asks, at = [], []
+        for n, grant in enumerate(grants):
+            alert = grant.action.alert
+            roster = self._cached(grant.change).rosters.get(alert.roster or "") if alert is not None else None
+            if roster is None:
+                continue
+            team, members = roster.team_of(grant.change.profile)
+            ledger = ledgers[grant.change.customer_id]
+            asks.append((roster, members, team, grant.change.customer_id, ledger.managers.get(roster.name)))
+            at.append(n)
+        chosen = await self.store.assign_many(asks)
+        for (roster, _, _, customer, _), manager in zip(asks, chosen, strict=True):
+            ledgers[customer].managers[roster.name] = manager
+        return {n: (manager, ask[2] or "default") for n, ask, manager in zip(at, asks, chosen, strict=True)}
+
+    def _document(self, grant: Grant, assigned: tuple[str, str] | None) -> tuple[str, bytes]:
+        """A grant's output record: its topic and document; ``assigned``: an alert's manager and team."""
         action, change = grant.action, grant.change
         now = datetime.now(UTC)
         common = {"idempotency_key": grant.key, "change_id": change.change_id, "customer_id": change.customer_id,
@@ -341,14 +361,7 @@ class Actor:
                                   payload={k: v.format(**fields) for k, v in action.publish.payload}, **common)
             return self.names.publish(action.publish.topic), published.model_dump_json().encode()
         assert action.alert is not None
-        manager = team = None
-        roster = self._cached(change).rosters.get(action.alert.roster or "")
-        if roster is not None:
-            team, members = roster.team_of(change.profile)
-            manager = await self.store.assign(roster, members, team, change.customer_id,
-                                              ledger.managers.get(roster.name))
-            ledger.managers[roster.name] = manager
-            team = team or "default"
+        manager, team = assigned if assigned is not None else (None, None)
         message = action.alert.message.format(customer_id=change.customer_id, dimension=action.dimension,
                                               segment=change.after if action.occasion else action.segment,
                                               manager=manager or "-", team=team or "-")

@@ -169,6 +169,33 @@ def test_the_action_worker_dead_letters_bad_changes_and_grants_nothing_for_an_un
     assert stats["rules_unknown"] == 1  # the change of a ruleset nobody applied: no actions, counted
 
 
+def test_a_batch_of_alerts_is_routed_as_one_at_a_time_would_route_it(stack):
+    """``assign_many`` (the action worker's batches) against ``assign`` called in turn, from the same Redis state:
+    least loaded and round robin, a customer Redis already holds, a customer twice in one batch."""
+    least = RosterSpec("senior", "region", "least_loaded", {"east": ("a", "b", "c")}, ("z",))
+    turns = RosterSpec("desk", "region", "round_robin", {"east": ("d", "e")}, ("z",))
+    asks = [(least, ("a", "b", "c"), "east", f"C{i}", None) for i in range(5)]
+    asks += [(least, ("a", "b", "c"), "east", "C1", None), (least, ("a", "b", "c"), "east", "H", None),
+             (turns, ("d", "e"), "east", "C0", None), (turns, ("d", "e"), "east", "C9", None),
+             (least, ("z",), "", "D0", None)]
+
+    async def scenario(batch: bool) -> list[str]:
+        store = ActionStore(f"redis://127.0.0.1:{stack.redis_port}/15", f"am{uuid.uuid4().hex[:8]}", 3600)
+        try:
+            await store.client.sadd(f"{store.prefix}:mgr:senior:a", "X1", "X2")  # a is loaded
+            await store.client.sadd(f"{store.prefix}:mgr:senior:c", "H")  # H is c's already
+            if batch:
+                return await store.assign_many(asks)
+            return [await store.assign(*ask) for ask in asks]
+        finally:
+            await store.close()
+
+    one_at_a_time = asyncio.run(scenario(False))
+    assert asyncio.run(scenario(True)) == one_at_a_time
+    assert one_at_a_time[6] == "c"  # held by c in Redis
+    assert one_at_a_time[5] == one_at_a_time[1]  # C1 again: its manager kept
+
+
 def test_round_robin_routing_takes_turns_per_team_and_keeps_a_customer_s_manager(stack):
     roster = RosterSpec("desk", "region", "round_robin", {"east": ("a", "b", "c")}, ("z",))
     store = ActionStore(f"redis://127.0.0.1:{stack.redis_port}/15", f"rr{uuid.uuid4().hex[:8]}", 3600)

@@ -50,7 +50,8 @@ async def test_stored_customers_are_re_evaluated_in_steps_and_the_rules_record_i
     sent.clear()
     await engine.take({control: [_rules(names.control, version_two())]}, _always)
     part = engine.parts[0]
-    assert part.reevaluating is not None and part.reevaluating.total == CUSTOMERS
+    assert part.reevaluating is not None
+    assert part.reevaluating.total == CUSTOMERS
     assert control not in part.offsets  # held back while customers are left
     await engine.adoption.reevaluated()
     assert part.reevaluating is None
