@@ -70,9 +70,11 @@ $(PEERS_STAMP):
 
 bench: install peers
 	$(PY) -m bench.peers.compare
+	$(PY) -m bench.peers.compare --customers 1000000 --events 1500000 --rounds 1
+	$(PY) -m bench.rules_change --customers 1000000
 	$(PY) -m bench.core
 	$(PY) -m bench.engine
-	$(PY) -m bench.stream
+	$(PY) -m bench.stream --latency-rate 1000 --latency-seconds 60
 	$(PY) -m bench.actions
 	$(PY) -m bench.preview
 	$(PY) -m bench.population
