@@ -13,8 +13,9 @@ first classification included.
 
 ``--job same`` does the rest of the contract as a Quix user would add it:
 
-- **de-duplication**: the event ids of the customer's long window kept in its state (id -> day, dropped as the
-  window moves); an id seen before changes nothing;
+- **de-duplication**: the event ids of the customer's long window kept in its state, each under a key of its own
+  (one lookup per event) and listed by day, dropped as their day leaves the window; an id seen before changes
+  nothing;
 - **the read model**: every event's customer document (segment and window totals) written to Redis by Quix
   Streams' own ``RedisSink`` (a ``SET`` per record, pipelined at each checkpoint), under ``--redis-prefix``;
 - **time-driven transitions**: Quix has no per-key timers, so a scheduled job (``quix_scan.py``) scans the read
@@ -91,6 +92,22 @@ def step(value: dict, state: State) -> dict | None:
     return _change(value, previous, now_segment, now, (p12, a12, p6), cause="event")
 
 
+def remember(state: State, event_id: str, day: int, long_start: int) -> None:
+    """The event id kept in the customer's state under a key of its own (one lookup per event, whatever the
+    customer's history), listed under its day so that the ids of days leaving the long window go with them."""
+    state.set(f"id:{event_id}", day)
+    days: list[int] = state.get("id-days", [])
+    if day not in days:
+        days.append(day)
+        days.sort()
+    state.set(f"ids:{day}", [*state.get(f"ids:{day}", []), event_id])
+    while days and days[0] < long_start:
+        for old in state.get(f"ids:{days[0]}", []):
+            state.delete(f"id:{old}")
+        state.delete(f"ids:{days.pop(0)}")
+    state.set("id-days", days)
+
+
 def step_same(value: dict, state: State) -> dict | None:
     """The same job as segmenter's: de-duplicated, a read model document per event, ticks from the scan.
     Returns ``{"change": change or None, "doc": read model document or None}``, or None for nothing."""
@@ -105,8 +122,8 @@ def step_same(value: dict, state: State) -> dict | None:
                                           datetime.fromisoformat(value["tick"]).date().toordinal())
         cause = "time"
     else:
-        seen: dict[str, int] = state.get("seen", {})
-        if value["event_id"] in seen:
+        event_id = value["event_id"]
+        if state.exists(f"id:{event_id}"):
             return None  # a repeated event id: already counted
         day = datetime.fromisoformat(value["occurred_at"]).date().toordinal()
         now = stream_day[partition] = max(stream_day.get(partition, 0), day)
@@ -116,10 +133,7 @@ def step_same(value: dict, state: State) -> dict | None:
             return None
         buckets = folded
         state.set("buckets", buckets)
-        long_start = months_back(now, LONG_MONTHS)
-        seen = {event_id: d for event_id, d in seen.items() if d >= long_start}
-        seen[value["event_id"]] = day
-        state.set("seen", seen)
+        remember(state, event_id, day, months_back(now, LONG_MONTHS))
         cause = "event"
     p12, a12, p6 = totals(buckets, now)
     now_segment = segment(p12, a12, p6)
