@@ -42,11 +42,19 @@ class Adoption:
 
     def __init__(self, policy: Policy, parts: dict[int, Partition], table: Any, *, store: Customers,
                  ranking: Ranking, flusher: Flusher, lock: asyncio.Lock, stats: Counter[str],
-                 send_outputs: Callable[[], Awaitable[object]], release: Callable[[Partition], None]) -> None:
+                 send_outputs: Callable[[], Awaitable[object]], release: Callable[[Partition], None],
+                 crash: bool = False) -> None:
         self.policy, self.parts, self.table, self.store, self.ranking = policy, parts, table, store, ranking
-        self.flusher, self.lock, self.stats = flusher, lock, stats
+        self.flusher, self.lock, self.stats, self.crash = flusher, lock, stats, crash
         self.send_outputs, self.release = send_outputs, release
         self._task: asyncio.Task[None] | None = None
+
+    def check(self) -> None:
+        """Raise what stopped the re-evaluation, if anything did (the engine's timer calls it: the worker stops, as
+        for a failed flush, and a restart takes the rules record again)."""
+        task = self._task
+        if task is not None and task.done() and not task.cancelled() and (failed := task.exception()) is not None:
+            raise failed
 
     def close(self) -> None:
         """Stop re-evaluating: what is left is done again after a restart (its control offset waits)."""
@@ -147,13 +155,21 @@ class Adoption:
         left, ranks, n = todo.left, self.ranking.ranks, 0
         while left and (budget is None or n < budget):
             customer = left.pop()
+            n += 1
             record = self.store.get(part, customer)
-            new, changes = step.on_rules(record, day, ruleset, self.policy, ranks)
+            try:
+                new, changes = step.on_rules(record, day, ruleset, self.policy, ranks)
+            except Exception:  # a defect met by one customer: it must not stop the others (SEGMENTER_ON_ERROR)
+                if self.crash:
+                    raise
+                self.stats["processing_errors"] += 1
+                log.exception("partition %d: customer %s could not be re-evaluated under %s; it keeps its segments "
+                              "until its next event", part.number, clip(customer), ruleset.key)
+                continue
             if new is record and part.index is not None:
                 part.index.update(customer, ranked(part, record, self.policy))
             if new is not record:
                 self.store.put(part, customer, record, new, changes)
-            n += 1
         if left:
             return
         part.reevaluating = None

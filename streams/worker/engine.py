@@ -26,9 +26,9 @@ ordered by (partition epoch, record seq), and each opening of a partition durabl
 before it writes, so the rebuilt state always wins over whatever a dead or stale owner wrote.
 
 Per partition the engine keeps the stream time, each customer's due day and a heap of (due day, customer),
-so time-driven changes wake exactly the customers that are due (an entry a later event superseded is
-skipped, and the heap is rebuilt from the due days when such entries outnumber the live ones); all are
-rebuilt from the store on assignment.
+so time-driven changes wake exactly the customers that are due (an entry a later event superseded is skipped,
+and the heap is rebuilt from the due days when such entries outnumber the live ones); all are rebuilt from the
+store on assignment.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class Engine:
         self.adoption = Adoption(self.policy, self.parts, self.customers, store=self.store, ranking=self.ranking,
                                  flusher=self.flusher, lock=self._lock, stats=self.stats,
                                  send_outputs=lambda: self._send_outputs(),  # noqa: PLW0108 - bound when called
-                                 release=self._release)
+                                 release=self._release, crash=settings.on_error == "crash")
         self._ops: dict[str, Callable[..., None]] = {
             FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self.adoption.adopt,
             RETIRE: self.adoption.retire,
@@ -274,6 +274,7 @@ class Engine:
         if stuck and now - self._stuck_said >= STUCK_FLUSH_S:
             self._stuck_said = now
             log.warning("a flush has waited %.0fs at '%s' (nothing is committed meanwhile)", now - since, stage)
+        self.adoption.check()
         await self._replay_overdue()
         if self.flusher.due() and any(p.dirty or p.meta_dirty or p.offsets for p in self.parts.values()):
             async with self._lock:

@@ -83,3 +83,29 @@ async def test_a_rules_record_read_again_over_a_half_done_change_finishes_it(mon
     await engine.take({control: [_rules(names.control, v2, offset=1)]}, _always)  # a copy, later: nothing again
     await engine.adoption.reevaluated()
     assert sent == []
+
+
+async def test_a_customer_that_fails_to_re_evaluate_is_counted_and_the_others_go_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, names, sent = engine_on(RULES)
+    quiet_io(engine, monkeypatch)
+    tx, control = TP(names.transactions, 0), TP(names.control, 0)
+    await engine.take({tx: _purchases(names.transactions)}, _always)
+    await engine.flusher.now()
+    sent.clear()
+    on_rules = adoption.step.on_rules
+
+    def failing(record: Any, *args: Any) -> Any:
+        if record.profile.get("poison"):
+            raise ValueError("a defect met by one customer")
+        return on_rules(record, *args)
+
+    record = engine.store.get(engine.parts[0], "C05")
+    engine.parts[0].records["C05"] = record._replace(profile={"poison": "yes"})
+    monkeypatch.setattr(adoption.step, "on_rules", failing)
+    await engine.take({control: [_rules(names.control, version_two())]}, _always)
+    await engine.adoption.reevaluated()
+    engine.adoption.check()  # nothing stopped it
+    assert engine.stats["processing_errors"] == 1
+    assert set(_moves(sent)) == {f"C{n:02d}" for n in range(CUSTOMERS)} - {"C05"}
+    assert engine.parts[0].offsets[control] == 1
