@@ -41,13 +41,20 @@ class Probe:
         return time.monotonic() - self.beat < STALE_S
 
 
+_WRITTEN: dict[Path, bytes] = {}  # what this process last wrote to each readiness file
+
+
 def write_ready(path: Path, doc: dict[str, Any]) -> None:
-    """The readiness file a process refreshes while it is ready (its pid and counters): written aside and renamed,
-    so a reader never sees it half written."""
+    """The readiness file a process refreshes while it is ready (its pid and counters): written when what it says
+    changed (or the file went), aside and renamed, so a reader never sees it half written."""
+    value = orjson.dumps(doc)
+    if _WRITTEN.get(path) == value and path.exists():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     aside = path.with_name(f".{path.name}.{os.getpid()}")
-    aside.write_bytes(orjson.dumps(doc))
+    aside.write_bytes(value)
     os.replace(aside, path)
+    _WRITTEN[path] = value
 
 
 class _Server(ThreadingMixIn, WSGIServer):

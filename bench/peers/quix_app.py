@@ -69,6 +69,21 @@ def _change(value: dict, previous: str, now_segment: str, now: int, window: tupl
             "purchases_6m": p6, "event_id": value.get("event_id"), "cause": cause}
 
 
+def _stream_day(day: int) -> int:
+    """The partition's stream day once ``day`` is seen (never back)."""
+    partition = message_context().partition
+    now = stream_day[partition] = max(stream_day.get(partition, 0), day)
+    return now
+
+
+def _fold(value: dict, state: State, buckets: list[list[int]], day: int, now: int) -> list[list[int]] | None:
+    """The customer's buckets with the event folded in, stored; None (nothing stored) when it is too old."""
+    folded = fold(buckets, day, value.get("kind", "purchase") != "refund", int(Decimal(value["amount"]) * 100), now)
+    if folded is not None:
+        state.set("buckets", folded)
+    return folded
+
+
 def step(value: dict, state: State) -> dict | None:
     """The bare job: fold the event in, publish a change of segment."""
     _started()
@@ -76,14 +91,12 @@ def step(value: dict, state: State) -> dict | None:
     if "sweep" in value:  # the equality check: the stored buckets as of the given day
         return _sweep(value, buckets)
     previous = state.get("segment", "unclassified")
-    partition = message_context().partition
     day = datetime.fromisoformat(value["occurred_at"]).date().toordinal()
-    now = stream_day[partition] = max(stream_day.get(partition, 0), day)
-    folded = fold(buckets, day, value.get("kind", "purchase") != "refund", int(Decimal(value["amount"]) * 100), now)
+    now = _stream_day(day)
+    folded = _fold(value, state, buckets, day, now)
     if folded is None:
         return None  # older than the longest window: changes nothing
     buckets = folded
-    state.set("buckets", buckets)
     p12, a12, p6 = totals(buckets, now)
     now_segment = segment(p12, a12, p6)
     if now_segment == previous:
@@ -116,23 +129,19 @@ def step_same(value: dict, state: State) -> dict | None:
     if "sweep" in value:
         return {"change": _sweep(value, buckets), "doc": None}
     previous = state.get("segment", "unclassified")
-    partition = message_context().partition
     if "tick" in value:  # the scan: a day passed
-        now = stream_day[partition] = max(stream_day.get(partition, 0),
-                                          datetime.fromisoformat(value["tick"]).date().toordinal())
+        now = _stream_day(datetime.fromisoformat(value["tick"]).date().toordinal())
         cause = "time"
     else:
         event_id = value["event_id"]
         if state.exists(f"id:{event_id}"):
             return None  # a repeated event id: already counted
         day = datetime.fromisoformat(value["occurred_at"]).date().toordinal()
-        now = stream_day[partition] = max(stream_day.get(partition, 0), day)
-        folded = fold(buckets, day, value.get("kind", "purchase") != "refund", int(Decimal(value["amount"]) * 100),
-                      now)
+        now = _stream_day(day)
+        folded = _fold(value, state, buckets, day, now)
         if folded is None:
             return None
         buckets = folded
-        state.set("buckets", buckets)
         remember(state, event_id, day, months_back(now, LONG_MONTHS))
         cause = "event"
     p12, a12, p6 = totals(buckets, now)

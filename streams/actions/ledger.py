@@ -16,7 +16,6 @@ while Redis is away (``streams.readmodel.retry``), which holds the agent and sho
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,9 +46,7 @@ class ActionStore:
     async def record(self, key: str, segment: str, action: str, outcome: str, document: bytes, *,
                      customer: str) -> bool:
         """Record one outcome of ``key`` (action:change_id) of ``customer``; True when it was not recorded before."""
-        keys = [f"{self.prefix}:action:{key}", f"{self.prefix}:action-counts", f"{self.prefix}:cust-actions:{customer}"]
-        args: list[bytes | str | int] = [document, f"{segment}|{action}|{outcome}", self.ttl_s]
-        return bool(await retrying(lambda: self._record(keys=keys, args=args)))
+        return (await self.record_many([(key, segment, action, outcome, document, customer)]))[0]
 
     async def record_many(self, outcomes: Sequence[tuple[str, str, str, str, bytes, str]]) -> list[bool]:
         """Record a batch's outcomes, each ``(key, segment, action, outcome, document, customer)`` as in
@@ -77,7 +74,8 @@ class ActionStore:
         """``assign`` for a batch's alerts, each ``(roster, members, team, customer, current)``, in a few round trips
         for the whole batch instead of three per alert: every manager's load and who holds each customer read
         together, the choices made in order against those loads (each counted as it is made, as one at a time
-        would see it), the moves written together. Round-robin turns are taken in one increment per team."""
+        would see it), the moves written together. A round-robin turn is taken (an increment of the team's counter)
+        by each alert that needs one, as one at a time takes it."""
         if not asks:
             return []
         rosters = {spec.name: spec for spec, *_ in asks}
@@ -97,11 +95,6 @@ class ActionStore:
             return loads, {pair for pair, yes in zip(pairs, found[len(managers):], strict=True) if yes}
 
         loads, held = await retrying(read)
-        needed = Counter((spec.name, team) for spec, _, team, _, _ in asks if spec.policy == "round_robin")
-        turns: dict[tuple[str, str], int] = {}
-        for (name, team), n in sorted(needed.items()):
-            key = f"{self.prefix}:rr:{name}:{team}"
-            turns[name, team] = int(await retrying(lambda k=key, n=n: self.client.incrby(k, n))) - n  # type: ignore[misc]
         chosen: list[str] = []
         for spec, members, team, customer, current in asks:
             keep = current
@@ -109,7 +102,7 @@ class ActionStore:
                 keep = next((m for m in members if (spec.name, m, customer) in held), None) or keep
             turn = 0
             if keep not in members and spec.policy == "round_robin":
-                turn, turns[spec.name, team] = turns[spec.name, team], turns[spec.name, team] + 1
+                turn = await self._turn(f"{self.prefix}:rr:{spec.name}:{team}")
             manager = spec.choose(members, keep, {m: loads.get((spec.name, m), 0) for m in members}, turn)
             for name, m in managers:  # the customer leaves any other manager of the roster: their loads drop
                 if name == spec.name and m != manager and (name, m, customer) in held:
@@ -131,6 +124,10 @@ class ActionStore:
 
         await retrying(move)
         return chosen
+
+    async def _turn(self, counter: str) -> int:
+        """The next round-robin turn of a team (from 0)."""
+        return int(await retrying(lambda: self.client.incr(counter))) - 1
 
     async def forget(self, customer: str, known: Sequence[str]) -> int:
         """An erased customer: its outcome documents (those indexed, and ``known`` action:change_id keys of its

@@ -114,11 +114,10 @@ class Adoption:
         if left:
             log.info("partition %d adopting %s: %d customers to re-evaluate", part.number, what, len(left))
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # driven by hand, outside an event loop (tests, benches): all at once
-            self._reevaluate(part, None)
-            return
-        if not left:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # driven by hand, outside an event loop (tests, benches)
+            loop = None
+        if loop is None or not left:  # all at once
             self._reevaluate(part, None)
         elif self._task is None or self._task.done():
             self._task = loop.create_task(self._reevaluate_all(), name="segmenter.reevaluate")

@@ -166,8 +166,7 @@ class Engine:
 
     # -- the batch entry point (called by faust_compat for every fetched batch) -------------------
     async def take(self, batch: Batch, current: Current) -> None:
-        """``current(tp)``: the partition is still assigned to us in the generation it was fetched in
-        (checked under the lock: a rebalance may have flushed and dropped it while we waited)."""
+        """``current(tp)``: the partition is still ours in its fetch's generation (checked under the lock)."""
         handed = time.perf_counter()
         await self.flusher.backpressure()  # not under the lock: a rebalance's revocation must be able to take it
         async with self._lock:

@@ -171,12 +171,14 @@ def test_the_action_worker_dead_letters_bad_changes_and_grants_nothing_for_an_un
 
 def test_a_batch_of_alerts_is_routed_as_one_at_a_time_would_route_it(stack):
     """``assign_many`` (the action worker's batches) against ``assign`` called in turn, from the same Redis state:
-    least loaded and round robin, a customer Redis already holds, a customer twice in one batch."""
+    least loaded and round robin (a customer that keeps its manager takes no turn), a customer Redis already holds, a
+    customer twice in one batch."""
     least = RosterSpec("senior", "region", "least_loaded", {"east": ("a", "b", "c")}, ("z",))
     turns = RosterSpec("desk", "region", "round_robin", {"east": ("d", "e")}, ("z",))
     asks = [(least, ("a", "b", "c"), "east", f"C{i}", None) for i in range(5)]
     asks += [(least, ("a", "b", "c"), "east", "C1", None), (least, ("a", "b", "c"), "east", "H", None),
-             (turns, ("d", "e"), "east", "C0", None), (turns, ("d", "e"), "east", "C9", None),
+             (turns, ("d", "e"), "east", "C0", None), (turns, ("d", "e"), "east", "C5", "e"),  # C5 keeps e: no turn
+             (turns, ("d", "e"), "east", "C9", None),
              (least, ("z",), "", "D0", None)]
 
     async def scenario(batch: bool) -> list[str]:
