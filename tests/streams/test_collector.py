@@ -100,3 +100,27 @@ def test_memory_stays_flat_through_an_outage_that_raises_cyclic_errors_in_a_loop
     assert none == 0
     assert unbounded == sorted(unbounded), unbounded  # the same loop leaks without the bound: the test can fail
     assert unbounded[-1] - unbounded[0] >= 100, unbounded
+
+
+COUNTED = textwrap.dedent("""
+    import gc
+    from streams.worker import collector
+
+    collector.take_over()
+    kept = collector.Collector(full_every_s=0, young_every_s=3600, full_growth=1.0)
+    held = []
+    for turn in range(20):  # customers come, some go, a flush freezes what is new
+        held.extend([[i] for i in range(50_000)])
+        if turn % 3 == 0:
+            del held[:30_000]
+        kept.freeze()
+    print(kept._frozen, gc.get_freeze_count(), kept.fulls)
+""")
+
+
+def test_the_frozen_objects_are_counted_without_walking_them_and_the_growth_bound_still_fires():
+    done = subprocess.run([sys.executable, "-c", COUNTED], capture_output=True, text=True, check=True, timeout=60)
+    estimate, exact, fulls = map(int, done.stdout.split())
+    assert exact > 500_000
+    assert exact <= estimate <= exact * 1.05  # never low; high only by what died frozen
+    assert fulls >= 2  # 0 -> 800,000 objects past a doubling bound (floor 100,000): fired as it grew
