@@ -27,7 +27,6 @@ from streams.text import clip
 from streams.worker import population
 from streams.worker.flush import Flusher
 from streams.worker.partition import Partition, Reevaluation
-from streams.worker.ranking import Ranking
 from streams.worker.records import Customers, ranked
 
 log = logging.getLogger("segmenter.worker")
@@ -41,10 +40,10 @@ class Adoption:
     ruleset."""
 
     def __init__(self, policy: Policy, parts: dict[int, Partition], table: Any, *, store: Customers,
-                 ranking: Ranking, flusher: Flusher, lock: asyncio.Lock, stats: Counter[str],
+                 flusher: Flusher, lock: asyncio.Lock, stats: Counter[str],
                  send_outputs: Callable[[], Awaitable[object]], release: Callable[[Partition], None],
                  crash: bool = False) -> None:
-        self.policy, self.parts, self.table, self.store, self.ranking = policy, parts, table, store, ranking
+        self.policy, self.parts, self.table, self.store = policy, parts, table, store
         self.flusher, self.lock, self.stats, self.crash = flusher, lock, stats, crash
         self.send_outputs, self.release = send_outputs, release
         self._task: asyncio.Task[None] | None = None
@@ -151,7 +150,7 @@ class Adoption:
         if todo is None or ruleset is None:
             return
         day = part.day if part.day is not None else self.policy.calendar.day(datetime.now(UTC))
-        left, ranks, n = todo.left, self.ranking.ranks, 0
+        left, ranks, n = todo.left, self.store.ranks, 0
         while left and (budget is None or n < budget):
             customer = left.pop()
             n += 1

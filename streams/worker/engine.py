@@ -41,17 +41,12 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import faust
 import redis.exceptions
 from aiokafka import AIOKafkaProducer
 
-from segmenter import step
-from segmenter.privacy import erased_key
-from segmenter.rules import RuleSet
-from segmenter.state import Fact
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.deadletters import dead_letter
@@ -115,14 +110,14 @@ class Engine:
                                metrics=self.metrics, erase_secret=self.erase_secret)
         self.reconciler = Reconciler(settings, names, self.policy, customers=self.store, stats=self.stats)
         self.ranking = Ranking(settings, names, self.policy, self.parts, customers=self.store, stats=self.stats)
-        self.adoption = Adoption(self.policy, self.parts, self.customers, store=self.store, ranking=self.ranking,
+        self.adoption = Adoption(self.policy, self.parts, self.customers, store=self.store,
                                  flusher=self.flusher, lock=self._lock, stats=self.stats,
                                  send_outputs=lambda: self._send_outputs(),  # noqa: PLW0108 - bound when called
                                  release=self._release, crash=settings.on_error == "crash")
         self._ops: dict[str, Callable[..., None]] = {
-            FACT: self._on_fact, PROFILE: self._on_profile, TICK: self._advance, RULES: self.adoption.adopt,
-            RETIRE: self.adoption.retire,
-            OVERRIDE: self._on_override, TAG: self._on_tag, ERASE: self.store.erase, SKIP: lambda part: None}
+            FACT: self.store.fact, PROFILE: self.store.profile, TICK: self.store.advance, RULES: self.adoption.adopt,
+            RETIRE: self.adoption.retire, OVERRIDE: self.store.override, TAG: self.store.tag, ERASE: self.store.erase,
+            SKIP: lambda part: None}
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def producer(self) -> AIOKafkaProducer:
@@ -219,7 +214,7 @@ class Engine:
             if part.reevaluating is not None:  # committed once every customer is re-evaluated (``adoption``)
                 del part.offsets[tp]
         if part.replaying is not None:
-            self.reconciler.replayed(part, tp, records[-1].offset + 1, self.ranking.ranks)
+            self.reconciler.replayed(part, tp, records[-1].offset + 1, self.store.ranks)
         if self.metrics is not None:
             self.metrics.events[tp.topic] += len(records)
             if len(part.changes) > changed_before:
@@ -263,7 +258,7 @@ class Engine:
                 log.warning("partition %d: the replay has not reached the end of %d input partitions %.0fs after the "
                             "opening; the changes published past the saved state are checked now", part.number,
                             len(replaying.targets), time.monotonic() - replaying.began)
-                self.reconciler.put_right(part, self.ranking.ranks)
+                self.reconciler.put_right(part, self.store.ranks)
             await self._send_outputs()  # before any snapshot: the changes belong to the state it saves
 
     async def tick(self) -> None:
@@ -279,71 +274,6 @@ class Engine:
             async with self._lock:
                 await self.flusher.start()
         self.collector.freeze()
-
-    # -- the core, per record (no awaits) ----------------------------------------------------------
-    def _on_fact(self, part: Partition, customer: str, event_id: str, occurred: datetime, fact: Fact) -> None:
-        if part.stream_time is None or occurred > part.stream_time:
-            self._advance(part, occurred)
-        if part.erased and occurred.timestamp() <= part.erased.get(erased_key(customer, self.erase_secret), -1):
-            self.stats["erased_ignored"] += 1  # dated on or before the customer's erasure: it stays erased
-            return
-        record = self.store.get(part, customer)
-        new, changes, outcome = step.on_fact(record, fact, event_id=event_id, now_day=part.day or fact.day,
-                                             ruleset=part.ruleset, policy=self.policy, population=self.ranking.ranks)
-        self.stats[outcome.value] += 1
-        if new is not record:
-            self.store.put(part, customer, record, new, changes)
-
-    def _on_profile(self, part: Partition, customer: str, attributes: dict[str, str | None], key: str) -> None:
-        self._untimed(part, customer, lambda record, day, ruleset: step.on_profile(
-            record, attributes, key=key, now_day=day, ruleset=ruleset, policy=self.policy,
-            population=self.ranking.ranks))
-
-    def _on_override(self, part: Partition, customer: str, dimension: str, pin: step.Override | None,
-                     event_id: str) -> None:
-        self._untimed(part, customer, lambda record, day, ruleset: step.on_override(
-            record, pin, dimension=dimension, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy,
-            population=self.ranking.ranks))
-
-    def _on_tag(self, part: Partition, customer: str, tag: str, mark: step.ManualTag | None, event_id: str) -> None:
-        self._untimed(part, customer, lambda record, day, ruleset: step.on_tag(
-            record, mark, tag=tag, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy,
-            population=self.ranking.ranks))
-
-    def _untimed(self, part: Partition, customer: str, change: Callable[
-            [step.CustomerRecord, int, RuleSet | None], tuple[step.CustomerRecord, list[step.AnyChange]]]) -> None:
-        """A record with no event time (a profile, an override, a manual tag): applied at the partition's day, and
-        classified only once the partition has one."""
-        if (part.erased and erased_key(customer, self.erase_secret) in part.erased
-                and not self.store.known(part, customer)):
-            self.stats["erased_ignored"] += 1  # a profile, override or tag of an erased customer: not brought back
-            return
-        record = self.store.get(part, customer)
-        new, changes = change(record, part.day or 0, part.ruleset if part.day is not None else None)
-        if new is not record:
-            self.store.put(part, customer, record, new, changes)
-
-    def _advance(self, part: Partition, when: datetime) -> None:
-        if part.stream_time is not None and when <= part.stream_time:
-            return
-        part.stream_time = when
-        if part.next_day_at is not None and when < part.next_day_at:
-            return  # the same business day (most records): no calendar arithmetic
-        calendar = self.policy.calendar
-        day = calendar.day(when)
-        part.next_day_at = calendar.start_of(day + 1)
-        if day == part.day:
-            return
-        part.day, part.meta_dirty, part.clock_dirty = day, True, True
-        dues = part.dues
-        while part.heap and part.heap[0][0] <= day:  # part.heap: _put may rebuild it while we go
-            due, customer = heapq.heappop(part.heap)
-            if dues.get(customer) != due:
-                continue  # superseded by a later event
-            record = self.store.get(part, customer)
-            new, changes = step.on_time(record, day, part.ruleset, self.policy, self.ranking.ranks)
-            self.stats["time_wakeups"] += 1
-            self.store.put(part, customer, None, new, changes)  # its heap entry was just popped
 
     # -- partitions: opened on their first batch after an assignment -------------------------------
     async def _open(self, number: int) -> Partition:
@@ -369,7 +299,7 @@ class Engine:
         log.info("partition %d opened (epoch %d): %d customers, %d due", number, part.epoch, count,
                     len(part.heap))
         self.parts[number] = part
-        await self.reconciler.open(part, self.ranking.ranks)  # published past the saved state by a stopped worker
+        await self.reconciler.open(part, self.store.ranks)  # published past the saved state by a stopped worker
         return part
 
     def _misplaced(self, tp: TP, record: Record, right: int) -> None:

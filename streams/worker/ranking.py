@@ -40,7 +40,6 @@ class Ranking:
                  customers: Customers, stats: Counter[str]) -> None:
         self.settings, self.names, self.policy, self.parts = settings, names, policy, parts
         self.customers, self.stats = customers, stats
-        self.ranks: Ranks | None = None
         self._docs: dict[bytes, bytes] = {}
         self._reader: AIOKafkaConsumer | None = None
 
@@ -70,9 +69,14 @@ class Ranking:
         ranks = merged(self._docs, self.settings.population_hysteresis)
         return ranks if self.ranks is None or ranks.key != self.ranks.key else None
 
+    @property
+    def ranks(self) -> Ranks | None:
+        """The ranks in force (kept by the customers, which every record is classified through)."""
+        return self.customers.ranks
+
     def adopt(self, ranks: Ranks) -> None:
         """New ranks in force: reclassify only the customers whose class they can change (cause ``population``)."""
-        old, self.ranks = self.ranks, ranks
+        old, self.customers.ranks = self.ranks, ranks
         looked = 0
         for part in self.parts.values():
             if part.index is None or part.ruleset is None or part.day is None:

@@ -7,12 +7,15 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from segmenter import step
 from segmenter.privacy import erased_key
-from segmenter.state import Policy, amount_12m_minor, totals_at
+from segmenter.ranking import Ranks
+from segmenter.rules import RuleSet
+from segmenter.state import Fact, Policy, amount_12m_minor, totals_at
 from streams.kafka import faust_compat
 from streams.readmodel.movement import NEW
 from streams.settings import Settings
@@ -46,16 +49,86 @@ def _move(change: step.AnyChange, day: int | None, minor: int | None) -> Move | 
     return (day, change.dimension, change.before or NEW, change.after, minor or 0)
 
 
+Change = Callable[[step.CustomerRecord, int, RuleSet | None], tuple[step.CustomerRecord, list[step.AnyChange]]]
+
+
 class Customers:
-    """The customers of the partitions a worker holds: a record read back from the table's store when it is not held
-    in memory (``get``); a changed record kept as the most recently changed, marked for the next flush, its ranked
-    values into the partition's index, its due day queued, its changes turned into segment-change documents and
-    story entries (``put``); a customer forgotten (``erase``)."""
+    """The customers of the partitions a worker holds, and the per-record path through them (compiled with the core:
+    ``streams.compiled``): an event, a profile, an override or a manual tag applied (``fact``, ``profile``,
+    ``override``, ``tag``), the stream clock moved on and the customers due woken (``advance``); a record read back
+    from the table's store when it is not held in memory (``get``); a changed record kept as the most recently
+    changed, marked for the next flush, its ranked values into the partition's index, its due day queued, its changes
+    turned into segment-change documents and story entries (``put``); a customer forgotten (``erase``). ``ranks``:
+    the population's ranks in force (``streams.worker.ranking`` adopts them)."""
 
     def __init__(self, settings: Settings, policy: Policy, table: Any, *, stats: Counter[str], flusher: Flusher,
                  metrics: WorkerMetrics | None, erase_secret: bytes) -> None:
         self.settings, self.policy, self.table, self.stats = settings, policy, table, stats
         self.flusher, self.metrics, self.erase_secret = flusher, metrics, erase_secret
+        self.ranks: Ranks | None = None
+
+    # -- per record (no awaits) ------------------------------------------------------------------------
+    def fact(self, part: Partition, customer: str, event_id: str, occurred: datetime, fact: Fact) -> None:
+        if part.stream_time is None or occurred > part.stream_time:
+            self.advance(part, occurred)
+        if part.erased and occurred.timestamp() <= part.erased.get(erased_key(customer, self.erase_secret), -1):
+            self.stats["erased_ignored"] += 1  # dated on or before the customer's erasure: it stays erased
+            return
+        record = self.get(part, customer)
+        new, changes, outcome = step.on_fact(record, fact, event_id=event_id, now_day=part.day or fact.day,
+                                             ruleset=part.ruleset, policy=self.policy, population=self.ranks)
+        self.stats[outcome.value] += 1
+        if new is not record:
+            self.put(part, customer, record, new, changes)
+
+    def profile(self, part: Partition, customer: str, attributes: dict[str, str | None], key: str) -> None:
+        self._untimed(part, customer, lambda record, day, ruleset: step.on_profile(
+            record, attributes, key=key, now_day=day, ruleset=ruleset, policy=self.policy, population=self.ranks))
+
+    def override(self, part: Partition, customer: str, dimension: str, pin: step.Override | None,
+                 event_id: str) -> None:
+        self._untimed(part, customer, lambda record, day, ruleset: step.on_override(
+            record, pin, dimension=dimension, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy,
+            population=self.ranks))
+
+    def tag(self, part: Partition, customer: str, tag: str, mark: step.ManualTag | None, event_id: str) -> None:
+        self._untimed(part, customer, lambda record, day, ruleset: step.on_tag(
+            record, mark, tag=tag, event_id=event_id, now_day=day, ruleset=ruleset, policy=self.policy,
+            population=self.ranks))
+
+    def _untimed(self, part: Partition, customer: str, change: Change) -> None:
+        """A record with no event time (a profile, an override, a manual tag): applied at the partition's day, and
+        classified only once the partition has one."""
+        if part.erased and erased_key(customer, self.erase_secret) in part.erased and not self.known(part, customer):
+            self.stats["erased_ignored"] += 1  # a profile, override or tag of an erased customer: not brought back
+            return
+        record = self.get(part, customer)
+        new, changes = change(record, part.day or 0, part.ruleset if part.day is not None else None)
+        if new is not record:
+            self.put(part, customer, record, new, changes)
+
+    def advance(self, part: Partition, when: datetime) -> None:
+        """The partition's stream clock moved to ``when``: on a new business day, the customers due wake."""
+        if part.stream_time is not None and when <= part.stream_time:
+            return
+        part.stream_time = when
+        if part.next_day_at is not None and when < part.next_day_at:
+            return  # the same business day (most records): no calendar arithmetic
+        calendar = self.policy.calendar
+        day = calendar.day(when)
+        part.next_day_at = calendar.start_of(day + 1)
+        if day == part.day:
+            return
+        part.day, part.meta_dirty, part.clock_dirty = day, True, True
+        dues = part.dues
+        while part.heap and part.heap[0][0] <= day:  # part.heap: put may rebuild it while we go
+            due, customer = heapq.heappop(part.heap)
+            if dues.get(customer) != due:
+                continue  # superseded by a later event
+            record = self.get(part, customer)
+            new, changes = step.on_time(record, day, part.ruleset, self.policy, self.ranks)
+            self.stats["time_wakeups"] += 1
+            self.put(part, customer, None, new, changes)  # its heap entry was just popped
 
     def get(self, part: Partition, customer: str) -> step.CustomerRecord:
         """The customer's record: held, read back from the store, or a new one."""

@@ -1,4 +1,4 @@
-"""The engine's stream clock: the same-day shortcut of ``_advance`` never keeps a day that has ended."""
+"""The engine's stream clock: the same-day shortcut of ``Customers.advance`` never keeps a day that has ended."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_partition_day_follows_the_business_calendar_across_midnights_and_dst(zo
     days = set()
     for _ in range(365 * 24 * 60 // 37):
         when += timedelta(minutes=37)
-        engine._advance(part, when)
+        engine.store.advance(part, when)
         assert part.day == calendar.day(when), when
         days.add(part.day)
     assert len(days) >= 364

@@ -47,7 +47,7 @@ def test_no_due_customer_is_left_behind_and_the_heap_stays_bounded():
     far = max(part.dues.values()) + 10_000
     part.heap.extend((far, f"gone-{n}") for n in range(2 * len(part.dues) + 1000 - len(part.heap)))
     heapq.heapify(part.heap)
-    engine._advance(part, start + timedelta(days=400))
+    engine.store.advance(part, start + timedelta(days=400))
     assert all(due > part.day for due in part.dues.values())
     assert len(part.heap) <= 2 * len(part.dues) + 1024
     assert engine.stats["time_wakeups"] >= 3000  # the January buyers went to churn risk, then out of the window
