@@ -22,7 +22,7 @@ why it is off unless configured.
 
 Cyclic garbage frozen uncollected (an exception's traceback holds the frames that hold it: a Redis outage raises
 one per retry) is bounded all the same: when the frozen objects have grown by ``gc_full_growth`` (1.0: doubled)
-since the last full collection, one runs, as CPython's own collector does for its oldest generation. While the
+since the last full collection (counted every ``COUNT_EVERY_S``: counting walks them), one runs, as CPython's own collector does for its oldest generation. While the
 customers in memory grow from nothing to N, that happens about log2(N / 100,000) times, each pausing the worker
 in proportion to what it holds; in a steady state, only when garbage has piled up to the size of what is live.
 ``tests/streams/test_collector.py`` raises cyclic exceptions in a loop (an outage's pattern) and shows memory
@@ -45,6 +45,9 @@ _taken_over = False
 SLOW_S = 0.1
 TRIM_EVERY_S = 5.0  # malloc_trim took 5-14 ms in a test process (100,000 blocks of 0.6-5 KB, half freed): ~0.2 %
 FLOOR = 100_000  # frozen objects below which growth never triggers a full collection (start-up's own objects)
+# How often the frozen objects are counted against the growth bound: gc.get_freeze_count walks every one of them
+# (CPython 3.11: 9 ms for 1.2 million; called at every flush it was 5 % of bench.engine's time).
+COUNT_EVERY_S = 10.0
 
 
 def take_over() -> None:
@@ -59,12 +62,11 @@ def take_over() -> None:
 
 class Collector:
     def __init__(self, full_every_s: float, young_every_s: float = 0.0, full_growth: float = 0.0,
-                 trim_every_s: float = TRIM_EVERY_S) -> None:
+                 trim_every_s: float = TRIM_EVERY_S, count_every_s: float = COUNT_EVERY_S) -> None:
         self.full_every_s, self.young_every_s, self.full_growth = full_every_s, young_every_s, full_growth
-        self.trim_every_s = trim_every_s
-        self._last_full = self._last_young = self._last_trim = time.monotonic()
-        self._frozen = gc.get_freeze_count()  # counted once here; then estimated (see ``_freeze``)
-        self._base = max(self._frozen, FLOOR)  # frozen objects after the last full collection
+        self.trim_every_s, self.count_every_s = trim_every_s, count_every_s
+        self._last_full = self._last_young = self._last_trim = self._last_count = time.monotonic()
+        self._base = max(gc.get_freeze_count(), FLOOR)  # frozen objects after the last full collection
         self.fulls = 0
         self.young_ms_max = 0.0
         self.young_freed = 0  # objects the young collections freed, in all
@@ -81,34 +83,21 @@ class Collector:
             trim()
         if self.full_every_s and now - self._last_full >= self.full_every_s:
             self.full()
-        elif self.full_growth and self._frozen > self._base * (1 + self.full_growth):
-            self._frozen = gc.get_freeze_count()  # the estimate runs high: counted before a full pause is paid for
-            if self._frozen > self._base * (1 + self.full_growth):
+        elif self.full_growth and now - self._last_count >= self.count_every_s:
+            self._last_count = now  # gc.get_freeze_count walks every frozen object: looked at now and then
+            if gc.get_freeze_count() > self._base * (1 + self.full_growth):
                 self.full()  # what is kept grew past the bound: cyclic garbage frozen with it is freed now
         if now - self._last_young < self.young_every_s:
-            self._freeze()
+            gc.freeze()
             return
         self._last_young = started = now
-        young = gc.get_count()[0]
         freed = gc.collect(0)  # the young generation only: what is new since the last freeze
-        self._frozen += max(young - freed, 0)
         self.young_freed += freed
         took = time.monotonic() - started
         self.young_ms_max = max(self.young_ms_max, took * 1000)
         if took >= SLOW_S:
             log.warning("garbage collection of the objects new since the last flush took %.0f ms (%d freed)",
                         took * 1000, freed)
-        self._freeze()
-
-    def _freeze(self) -> None:
-        """``gc.freeze``, with the frozen objects' count kept up to date by estimate: ``gc.get_freeze_count`` walks
-        every frozen object (CPython 3.11's ``gc_list_size``: 23 ms a call in ``bench.engine`` with 60,000 customers,
-        5 % of its time when called at every flush). The youngest generation's count is the tracked objects
-        allocated less those freed since the last collection or freeze (never below 0), so the sum runs high where
-        frozen objects die, never low: the objects are counted exactly only when it passes the growth bound (in
-        ``bench.stream``'s worker, which replaces its customers' objects at every event, about every 4 s instead of
-        at every flush; a full collection at each of those crossings took 16 % of its time)."""
-        self._frozen += gc.get_count()[0]
         gc.freeze()
 
     def full(self) -> None:
@@ -117,11 +106,10 @@ class Collector:
         found = gc.collect()
         gc.freeze()
         self._last_full = time.monotonic()
-        self._frozen = gc.get_freeze_count()  # exact again (the collection itself walked them all)
-        self._base = max(self._frozen, FLOOR)
+        self._base = max(gc.get_freeze_count(), FLOOR)
         self.fulls += 1
         log.info("full garbage collection: %d objects kept, %d unreachable freed, %.0f ms",
-                    self._frozen, found, (self._last_full - started) * 1000)
+                    self._base, found, (self._last_full - started) * 1000)
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter

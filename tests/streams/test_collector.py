@@ -67,7 +67,7 @@ OUTAGE = textwrap.dedent("""
 
     collector.take_over()
     kept = [bytearray(200) for _ in range(150_000)]  # what a worker holds: its customers
-    gc = collector.Collector(full_every_s=0, young_every_s=3600, full_growth=float(sys.argv[1]))
+    gc = collector.Collector(full_every_s=0, young_every_s=3600, full_growth=float(sys.argv[1]), count_every_s=0)
     me = psutil.Process()
     rss = []
     for attempt in range(60_000):  # an outage: a flush retried every moment, each retry's traceback dropped
@@ -103,34 +103,38 @@ def test_memory_stays_flat_through_an_outage_that_raises_cyclic_errors_in_a_loop
 
 
 COUNTED = textwrap.dedent("""
-    import gc
+    import gc, time
     from streams.worker import collector
 
     collector.take_over()
-    kept = collector.Collector(full_every_s=0, young_every_s=3600, full_growth=1.0)
+    kept = collector.Collector(full_every_s=0, young_every_s=3600, full_growth=1.0, count_every_s=0.05)
     held = []
     for turn in range(20):  # customers come, some go, a flush freezes what is new
         held.extend([[i] for i in range(50_000)])
         if turn % 3 == 0:
             del held[:30_000]
+        time.sleep(0.06)
         kept.freeze()
-    print(kept._frozen, gc.get_freeze_count(), kept.fulls)
+    print(kept.fulls, gc.get_freeze_count())
     fulls = kept.fulls
     for turn in range(40):  # as many held, each replaced: the old die frozen before the new are made
         del held[:]
         held.extend([[i] for i in range(20_000)])
+        time.sleep(0.06)
         kept.freeze()
-    print(kept.fulls - fulls, gc.get_freeze_count())
+    print(kept.fulls - fulls)
+    seldom = collector.Collector(full_every_s=0, young_every_s=3600, full_growth=1.0)  # counts every 10 s
+    held.extend([[i] for i in range(2_000_000)])
+    seldom.freeze()
+    print(seldom.fulls)
 """)
 
 
-def test_the_frozen_objects_are_counted_without_walking_them_and_the_growth_bound_still_fires():
+def test_the_growth_bound_fires_as_what_is_kept_grows_and_not_while_it_stays_level():
     done = subprocess.run([sys.executable, "-c", COUNTED], capture_output=True, text=True, check=True, timeout=60)
-    first, churned = done.stdout.splitlines()
-    estimate, exact, fulls = map(int, first.split())
-    assert exact > 500_000
-    assert exact <= estimate <= exact * 1.05  # never low; high only by what died frozen
+    grown, level, seldom = done.stdout.splitlines()
+    fulls, frozen = map(int, grown.split())
+    assert frozen > 500_000
     assert fulls >= 2  # 0 -> 800,000 objects past a doubling bound (floor 100,000): fired as it grew
-    more, held = map(int, churned.split())
-    assert more == 0  # what is held stayed level (the estimate, which misses those deaths, is checked first)
-    assert held < exact
+    assert level == "0"  # what is held stayed level
+    assert seldom == "0"  # past the bound, but not counted yet: the count waits for count_every_s
