@@ -20,11 +20,12 @@ whatever was frozen unreachable; it pauses the worker for every object it holds 
 40,000 customers, so seconds with a million, long enough to miss the group's session timeout), which is
 why it is off unless configured.
 
-Cyclic garbage frozen uncollected (an exception's traceback holds the frames that hold it: a Redis outage raises
-one per retry) is bounded all the same: when the frozen objects have grown by ``gc_full_growth`` (1.0: doubled)
-since the last full collection (counted every ``COUNT_EVERY_S``: counting walks them), one runs, as CPython's own
-collector does for its oldest generation. While the customers in memory grow from nothing to N, that happens about
-log2(N / 100,000) times, each pausing the worker in proportion to what it holds; in a steady state, only when garbage has piled up to the size of what is live.
+Cyclic garbage frozen uncollected (an exception's traceback holds the frames that hold it: a Redis outage raises one
+per retry) is bounded all the same: when the frozen objects have grown by ``gc_full_growth`` (1.0: doubled) since the
+last full collection (counted every ``COUNT_EVERY_S``: counting walks them), one runs, as CPython's own collector does
+for its oldest generation. While the customers in memory grow from nothing to N, that happens about log2(N / 100,000)
+times, each pausing the worker in proportion to what it holds; in a steady state, only when garbage has piled up to
+the size of what is live.
 ``tests/streams/test_collector.py`` raises cyclic exceptions in a loop (an outage's pattern) and shows memory
 flat with the bound and growing without it. glibc's malloc is tuned too (``malloc_arenas``, ``malloc_trim_every_s``:
 settings, each with what it was measured to do).
