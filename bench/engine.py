@@ -30,7 +30,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from bench.stream import RULES, history
 from segmenter.rules import load_ruleset
 from streams.names import Names
-from streams.readmodel.writer import script_args
+from streams.readmodel.rows import script_args
 from streams.settings import Settings
 from streams.worker import collector
 from streams.worker.engine import Engine

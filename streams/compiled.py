@@ -40,7 +40,7 @@ MODULES = (
     "segmenter/state.py", "segmenter/extras.py", "segmenter/step.py", "segmenter/classify.py", "segmenter/codec.py",
     "segmenter/metrics.py", "segmenter/facts.py", "segmenter/timebase.py", "segmenter/rules/compiler.py",
     "schemas/quick.py", "streams/worker/edge.py", "streams/worker/documents.py", "streams/stored.py",
-    "streams/worker/records.py", "streams/worker/partition.py",
+    "streams/worker/records.py", "streams/worker/partition.py", "streams/readmodel/rows.py",
 )
 PACKAGES = ("segmenter", "schemas", "streams")
 TARGET = ROOT / "var" / "compiled" / f"{sys.implementation.cache_tag}-{platform.machine()}"

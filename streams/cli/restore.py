@@ -50,7 +50,7 @@ from streams.readmodel.writer import Projection
 from streams.settings import Settings
 from streams.stack.embedded import StackInfo
 from streams.stored import unpack
-from streams.worker.flush import projected_row
+from streams.worker.documents import projected_row
 
 MAX_MANIFEST = 1024 * 1024
 MAX_MEMBERS = 64

@@ -1,6 +1,7 @@
 """The documents the worker publishes on the segment-changes topic (``SegmentChange``, ``TagChange``, ``Occasion``,
-``CustomerErased``; tests/streams validate them against the schemas), and a change as the customer's story lists it
-(the Redis list ``P:h:<customer>``: short JSON, no metrics).
+``CustomerErased``; tests/streams validate them against the schemas), a change as the customer's story lists it
+(the Redis list ``P:h:<customer>``: short JSON, no metrics), and what a flush writes of each changed customer: the
+stored record (changelog and store) and its Redis row, from one encoding of its windows (``encode_changed``).
 
 Both are kept a while (a change document until its batch is handed to the producer, a story entry until its flush
 reaches Redis), so each is returned in an object of its own size: orjson 3.12 and later return their working buffer,
@@ -10,14 +11,20 @@ worker that was 100 MiB of its peak RSS (docs/peers.md, "Documents of their own 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import date, datetime
 
 import orjson
 
 from segmenter import step
+from segmenter.codec import StateEncoder
 from segmenter.occasions import Occasion
 from segmenter.rules import RuleSet
 from segmenter.rules.rulebook import owner
+from segmenter.state import Policy, totals_at
+from streams.readmodel.rows import ProjectedCustomer
+from streams.stored import pack
+from streams.worker.partition import History, Move
 
 
 def change_json(customer: str, record: step.CustomerRecord, change: step.AnyChange, ruleset: RuleSet,
@@ -87,3 +94,30 @@ def story_entry(change: step.AnyChange, stream_time: str) -> str:
 def _sized(doc: bytes) -> bytes:
     """``doc`` copied into a bytes object of its own length (text in between: the cheapest copy, 0.2 µs)."""
     return doc.decode().encode()
+
+
+Changed = tuple[int, int, int | None, str, step.CustomerRecord, History]  # partition, epoch, day, customer, record
+
+
+def encode_changed(changed: Sequence[Changed], encoder: StateEncoder, *, policy: Policy, keep: int,
+                   customers: dict[int, list[tuple[bytes, bytes | None]]], projected: list[ProjectedCustomer]) -> None:
+    """The flush's changed customers encoded: each stored value appended to its partition's ``customers``, each
+    Redis row to ``projected``."""
+    for number, epoch, day, customer, record, history in changed:
+        value = pack(number, record, encoder.dumps(customer, record.state))
+        customers.setdefault(number, []).append((customer.encode(), value))
+        projected.append(projected_row(customer, record, value, number=number, epoch=epoch, day=day, policy=policy,
+                                       history=history, keep=keep))
+
+
+def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, number: int, epoch: int,
+                  day: int | None, policy: Policy, history: Sequence[tuple[str, str, Move | None]] = (),
+                  keep: int = 0) -> ProjectedCustomer:
+    """A customer's Redis row: its stored ``value``, segments, amount_12m and purchases_12m as of its partition's
+    ``day``, its last ``keep`` changes since the last flush (for its story's list) and its segment moves (for the
+    day summary)."""
+    long = totals_at(record.state, day, policy).long if day is not None else (0, 0)
+    story = tuple((i, entry) for i, entry, _ in history[-keep:]) if keep else ()
+    moves = tuple((i, *move) for i, _, move in history if move is not None)
+    return ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), long[1], number, value, record.tags,
+                             story, moves, long[0])

@@ -17,16 +17,17 @@ from aiokafka import AIOKafkaProducer
 
 from segmenter import step
 from segmenter.codec import StateEncoder
-from segmenter.state import Policy, totals_at
+from segmenter.state import Policy
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.fetched import TP
-from streams.readmodel.writer import ProjectedCustomer, Projection
+from streams.readmodel.writer import Projection
 from streams.settings import Settings
-from streams.stored import pack, unpack
+from streams.stored import unpack
 from streams.worker.collector import Collector
+from streams.worker.documents import encode_changed, projected_row
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.partition import History, Move, Partition
+from streams.worker.partition import History, Partition
 from streams.worker.persist import Delivery, Snapshot, persist
 
 log = logging.getLogger("segmenter.worker")
@@ -34,19 +35,6 @@ SLOW_FLUSH_S = 2.0  # a flush that took longer is logged with where its time wen
 STUCK_FLUSH_S = 30.0  # a flush in flight this long at one stage is logged (again every 30 s)
 FLUSH_STAGES = ("encode", "acked", "redis", "changelog", "commit")  # the counters flush_ms_<stage>
 ENCODE_STEP = 256  # customers encoded between two looks at the event loop (a few ms)
-
-
-def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, number: int, epoch: int,
-                  day: int | None, policy: Policy, history: Sequence[tuple[str, str, Move | None]] = (),
-                  keep: int = 0) -> ProjectedCustomer:
-    """A customer's Redis row: its stored ``value``, segments, amount_12m and purchases_12m as of its partition's
-    ``day``, its last ``keep`` changes since the last flush (for its story's list) and its segment moves (for the
-    day summary)."""
-    long = totals_at(record.state, day, policy).long if day is not None else (0, 0)
-    story = tuple((i, entry) for i, entry, _ in history[-keep:]) if keep else ()
-    moves = tuple((i, *move) for i, _, move in history if move is not None)
-    return ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), long[1], number, value, record.tags,
-                             story, moves, long[0])
 
 
 class Flusher:
@@ -158,14 +146,9 @@ class Flusher:
 
     def encode(self, snap: Snapshot, start: int = 0, stop: int | None = None) -> None:
         """The snapshot's changed customers ``start:stop``, encoded for the changelog, store and Redis."""
-        policy, encoder, customers, projected = self.policy, self.encoder, snap.customers, snap.projected
-        keep = self.settings.story_changes
-        for number, epoch, day, customer, record, history in snap.changed[start:len(snap.changed) if stop is None
-                                                                          else stop]:
-            value = pack(number, record, encoder.dumps(customer, record.state))
-            customers.setdefault(number, []).append((customer.encode(), value))
-            projected.append(projected_row(customer, record, value, number=number, epoch=epoch, day=day, policy=policy,
-                                           history=history, keep=keep))
+        encode_changed(snap.changed[start:len(snap.changed) if stop is None else stop], self.encoder,
+                       policy=self.policy, keep=self.settings.story_changes, customers=snap.customers,
+                       projected=snap.projected)
 
     async def write(self, snap: Snapshot) -> None:
         """A snapshot made durable, in order: encoded, its changes acknowledged, Redis, changelog + store, commit."""

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.kafka import faust_compat
 from streams.kafka.fetched import TP
-from streams.readmodel.writer import ProjectedCustomer
+from streams.readmodel.rows import ProjectedCustomer
 
 log = logging.getLogger("segmenter.worker")
 
