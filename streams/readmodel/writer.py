@@ -58,6 +58,7 @@ local prefix = ARGV[1]
 local SEP = string.char(31)  -- the unit separator of a movement field: dimension, from, to
 local rows = cjson.decode(ARGV[2])
 local applied = 0
+local expiring = {}
 -- amounts stay text: Lua's numbers are doubles, Redis' counters 64-bit integers
 local function negated(text)
   if string.sub(text, 1, 1) == '-' then return string.sub(text, 2) end
@@ -73,11 +74,14 @@ for i, row in ipairs(rows) do
   if epoch > cur_epoch or (epoch == cur_epoch and seq > cur_seq) then
     local old, old_amount, old_purchases = cur[3], cur[4] or '0', cur[6] or '0'
     if old ~= segs or old_amount ~= amount or old_purchases ~= purchases then
+      -- per dimension: a segment kept with the same sums moves nothing (a rules change moves one dimension)
+      local before, after = old and cjson.decode(old) or {}, cjson.decode(segs)
+      local same_sums = old_amount == amount and old_purchases == purchases
       -- the segment sums first, all or nothing for this row: a sum Redis refuses (64-bit overflow, a
       -- foreign value) undoes the row's earlier increments and fails the call before anything else moved
       local moves = {}
-      if old then
-        for dim, seg in pairs(cjson.decode(old)) do
+      for dim, seg in pairs(before) do
+        if not (same_sums and after[dim] == seg) then
           moves[#moves + 1] = {prefix .. ':amt:' .. dim, seg, negated(old_amount)}
           moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', negated(old_purchases)}
           if tonumber(old_purchases) >= 2 then
@@ -85,11 +89,13 @@ for i, row in ipairs(rows) do
           end
         end
       end
-      for dim, seg in pairs(cjson.decode(segs)) do
-        moves[#moves + 1] = {prefix .. ':amt:' .. dim, seg, amount}
-        moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', purchases}
-        if tonumber(purchases) >= 2 then
-          moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'r', '1'}
+      for dim, seg in pairs(after) do
+        if not (same_sums and before[dim] == seg) then
+          moves[#moves + 1] = {prefix .. ':amt:' .. dim, seg, amount}
+          moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', purchases}
+          if tonumber(purchases) >= 2 then
+            moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'r', '1'}
+          end
         end
       end
       for k, move in ipairs(moves) do
@@ -100,12 +106,11 @@ for i, row in ipairs(rows) do
         end
       end
       if old ~= segs then
-        local before = old and cjson.decode(old) or {}
         for dim, seg in pairs(before) do
-          redis.call('SREM', prefix .. ':m:' .. dim .. ':' .. seg, customer)
+          if after[dim] ~= seg then redis.call('SREM', prefix .. ':m:' .. dim .. ':' .. seg, customer) end
         end
-        for dim, seg in pairs(cjson.decode(segs)) do
-          redis.call('SADD', prefix .. ':m:' .. dim .. ':' .. seg, customer)
+        for dim, seg in pairs(after) do
+          if before[dim] ~= seg then redis.call('SADD', prefix .. ':m:' .. dim .. ':' .. seg, customer) end
         end
       end
     end
@@ -137,7 +142,10 @@ for i, row in ipairs(rows) do
         local mkey, field = prefix .. ':mv:' .. move[2], move[3] .. SEP .. move[4] .. SEP .. move[5]
         redis.call('HINCRBY', mkey, field, 1)
         redis.call('HINCRBY', mkey, field .. SEP .. 'a', move[6])
-        redis.call('EXPIRE', mkey, row[11])
+        if not expiring[mkey] then
+          redis.call('EXPIRE', mkey, row[11])  -- once per day's key and call
+          expiring[mkey] = true
+        end
       end
     end
     if history[1] then

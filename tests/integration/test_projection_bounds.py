@@ -209,3 +209,45 @@ def test_redis_out_of_memory_for_a_while_holds_a_flush_back_then_takes_it_whole(
     assert "maxmemory" in caplog.text  # the retries were logged with Redis' reason
     assert client.smembers(f"{prefix}:m:value:low_value") == {b"A", b"B", b"C"}
     assert client.hget(f"{prefix}:clock", "0") is not None
+
+
+segment_rows = st.lists(st.tuples(st.sampled_from(["C1", "C2", "C3"]), st.sampled_from(["high", "low"]),
+                                  st.sampled_from(["new", "active"]), st.integers(-500, 10**15), st.integers(0, 3)),
+                        min_size=1, max_size=30)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(segment_rows)
+def test_segment_sums_and_members_follow_each_customers_last_row(stack, rows):
+    """Rows that keep a dimension's segment, move one dimension, or only change the sums: the per-segment sums,
+    counters and member sets are always those of each customer's last row (the script skips what nets to zero)."""
+    prefix = f"s{uuid.uuid4().hex[:8]}"
+
+    async def write() -> None:
+        projection = Projection(url(stack), prefix)
+        try:
+            for seq, (customer, value, life, amount, purchases) in enumerate(rows, 1):
+                await projection.write_many([ProjectedCustomer(customer, 1, seq, {"value": value, "life": life},
+                                                               amount, 0, b"state", purchases=purchases)])
+        finally:
+            await projection.close()
+
+    asyncio.run(write())
+    last = {customer: (value, life, amount, purchases) for customer, value, life, amount, purchases in rows}
+    client = redis.Redis.from_url(url(stack), decode_responses=True)
+    for dim, at in (("value", 0), ("life", 1)):
+        amounts: dict[str, int] = {}
+        counted: dict[str, int] = {}
+        members: dict[str, set[str]] = {}
+        for customer, row in last.items():
+            seg = row[at]
+            amounts[seg] = amounts.get(seg, 0) + row[2]
+            counted[f"{seg}\x1fp"] = counted.get(f"{seg}\x1fp", 0) + row[3]
+            counted[f"{seg}\x1fr"] = counted.get(f"{seg}\x1fr", 0) + (row[3] >= 2)
+            members.setdefault(seg, set()).add(customer)
+        assert {k: int(v) for k, v in client.hgetall(f"{prefix}:amt:{dim}").items() if int(v)} == \
+            {k: v for k, v in amounts.items() if v}
+        assert {k: int(v) for k, v in client.hgetall(f"{prefix}:kpi:{dim}").items() if int(v)} == \
+            {k: v for k, v in counted.items() if v}
+        for seg in ("high", "low", "new", "active"):
+            assert client.smembers(f"{prefix}:m:{dim}:{seg}") == members.get(seg, set())

@@ -1,0 +1,90 @@
+"""The Redis read model's apply script alone: Redis' own time per customer row (``INFO commandstats``) and the
+writer's wall time, for rows as a flush sends them (two dimensions, a story entry and a segment move each).
+
+Pass 1 writes N customers new; pass 2 writes them again with one dimension moved and the same sums (what a rules
+change sends). A ``redis-server`` of its own is started on a free port (the embedded stack's binary).
+
+    python -m bench.projection --rows 40000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis
+
+from streams.readmodel.rows import ProjectedCustomer
+from streams.readmodel.writer import CHUNK, Projection
+from streams.stack.embedded import redis_binary
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rows(n: int, seq: int, value: str, state: bytes) -> list[ProjectedCustomer]:
+    return [ProjectedCustomer(f"C{i:07d}", 1, seq, {"value": value, "lifecycle": "new"}, 1234, i % 8, state, (),
+                              ((f"{seq}-{i}", f'{{"dimension":"value","to":"{value}"}}'),),
+                              ((f"{seq}-{i}", 739_000, "value", "low", value, 1234),), 1) for i in range(n)]
+
+
+async def _passes(port: int, n: int) -> None:
+    projection = Projection(f"redis://127.0.0.1:{port}", "bench")
+    stats = redis.Redis(host="127.0.0.1", port=port)
+    state = os.urandom(60)  # a one-purchase customer's stored record is about this size
+    try:
+        for seq, value, what in ((1, "low", "new customers"), (2, "first_timer", "one dimension moved")):
+            rows = _rows(n, seq, value, state)
+            stats.config_resetstat()
+            started = time.perf_counter()
+            for start in range(0, n, CHUNK):
+                await projection.write_many(rows[start : start + CHUNK])
+            wall = time.perf_counter() - started
+            calls = stats.info("commandstats").get("cmdstat_evalsha", {"usec": 0})
+            print(f"pass {seq} ({what}): {n:,} rows, Redis {calls['usec'] / n:.1f} µs/row, "
+                  f"wall {wall / n * 1e6:.1f} µs/row")
+    finally:
+        await projection.close()
+        stats.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=40_000)
+    args = parser.parse_args()
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="segmenter-bench-projection-") as where:
+        _run(args.rows, port, where)
+
+
+def _run(rows: int, port: int, where: str) -> None:
+    server = subprocess.Popen(  # noqa: S603 - the embedded stack's own binary, arguments we build
+        [str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1", "--dir", where, "--save", "",
+         "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        else:
+            raise SystemExit(f"bench.projection: redis-server did not answer on port {port} within 5 s")
+        client.close()
+        asyncio.run(_passes(port, rows))
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
