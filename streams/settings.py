@@ -149,8 +149,8 @@ class Settings(BaseSettings):
         "every flush (streams/worker/collector.py).")
     gc_full_growth: float = Field(
         1.0, ge=0, description="A full garbage collection whenever the objects the worker keeps have grown by this "
-        "share since the last one (1.0: doubled), so cyclic garbage (tracebacks of retried errors) stays bounded by "
-        "what is live; 0: only on gc_full_every_s (streams/worker/collector.py).")
+        "share since the last one (1.0: doubled; looked at every 10 s), so cyclic garbage (tracebacks of retried "
+        "errors) stays bounded by what is live; 0: only on gc_full_every_s (streams/worker/collector.py).")
     malloc_arenas: int = Field(
         2, ge=0, le=64, description="glibc malloc arenas of a worker process (RocksDB's threads each kept one with "
         "its freed memory); 0: glibc's default, eight per core.")
