@@ -36,6 +36,17 @@ def _rows(n: int, seq: int, value: str, state: bytes) -> list[ProjectedCustomer]
                               ((f"{seq}-{i}", 739_000, "value", "low", value, 1234),), 1) for i in range(n)]
 
 
+def _check(client: redis.Redis, n: int, value: str) -> None:
+    """What the pass left in Redis is what its rows say (a bench of a broken script measures nothing)."""
+    members = {dim: {seg.decode(): int(client.scard(f"bench:m:{dim}:{seg.decode()}"))
+                     for seg in (b"low", b"first_timer", b"new")} for dim in ("value", "lifecycle")}
+    amounts = {k.decode(): int(v) for k, v in client.hgetall("bench:amt:value").items() if int(v)}
+    expected = {"value": {"low": 0, "first_timer": 0, "new": 0, value: n},
+                "lifecycle": {"low": 0, "first_timer": 0, "new": n}}
+    if members != expected or amounts != {value: 1234 * n}:
+        raise SystemExit(f"bench.projection: Redis holds members {members} and sums {amounts}, not what the rows say")
+
+
 async def _passes(port: int, n: int) -> None:
     projection = Projection(f"redis://127.0.0.1:{port}", "bench")
     stats = redis.Redis(host="127.0.0.1", port=port)
@@ -51,6 +62,7 @@ async def _passes(port: int, n: int) -> None:
             calls = stats.info("commandstats").get("cmdstat_evalsha", {"usec": 0})
             print(f"pass {seq} ({what}): {n:,} rows, Redis {calls['usec'] / n:.1f} µs/row, "
                   f"wall {wall / n * 1e6:.1f} µs/row")
+            _check(stats, n, value)
     finally:
         await projection.close()
         stats.close()
