@@ -38,9 +38,11 @@ def _rows(n: int, seq: int, value: str, state: bytes) -> list[ProjectedCustomer]
 
 def _check(client: redis.Redis, n: int, value: str) -> None:
     """What the pass left in Redis is what its rows say (a bench of a broken script measures nothing)."""
-    members = {dim: {seg.decode(): int(client.scard(f"bench:m:{dim}:{seg.decode()}"))
-                     for seg in (b"low", b"first_timer", b"new")} for dim in ("value", "lifecycle")}
-    amounts = {k.decode(): int(v) for k, v in client.hgetall("bench:amt:value").items() if int(v)}
+    segments = ("low", "first_timer", "new")
+    members = {dim: {seg: int(client.scard(f"bench:m:{dim}:{seg}")) for seg in segments}
+               for dim in ("value", "lifecycle")}
+    amounts = {seg: int(client.hget("bench:amt:value", seg) or 0) for seg in segments}
+    amounts = {seg: amount for seg, amount in amounts.items() if amount}
     expected = {"value": {"low": 0, "first_timer": 0, "new": 0, value: n},
                 "lifecycle": {"low": 0, "first_timer": 0, "new": n}}
     if members != expected or amounts != {value: 1234 * n}:

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 
-def test_the_projection_bench_prints_both_passes_and_its_check_holds():
+def test_the_projection_bench_prints_both_passes_and_its_check_holds() -> None:
     done = subprocess.run([sys.executable, "-m", "bench.projection", "--rows", "300"], capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
