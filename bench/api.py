@@ -33,8 +33,9 @@ import orjson
 import redis
 
 from segmenter import step
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
-from segmenter.state import EMPTY, PURCHASE, Fact, Policy, WindowState, apply, hash_event_id, totals_at
+from segmenter.state import EMPTY, PURCHASE, Fact, WindowState, apply, hash_event_id, totals_at
 from streams.kafka.control import apply_rules
 from streams.kafka.topics import create_topics
 from streams.names import Names

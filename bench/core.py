@@ -19,8 +19,9 @@ from pathlib import Path
 
 from segmenter import codec
 from segmenter.classify import classify
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
-from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Policy, WindowState, apply
+from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, WindowState, apply
 from streams.worker import collector
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,9 +21,10 @@ from pathlib import Path
 import yaml
 
 from segmenter import step
+from segmenter.policy import Policy
 from segmenter.ranking import Ranks
 from segmenter.rules import RuleSet, load_ruleset
-from segmenter.state import EMPTY, PURCHASE, Fact, Policy, apply, hash_event_id, totals_at
+from segmenter.state import EMPTY, PURCHASE, Fact, apply, hash_event_id, totals_at
 from streams.worker.population import PartitionIndex, candidates, merged, needed, summary_doc
 
 ROOT = Path(__file__).resolve().parent.parent

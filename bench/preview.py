@@ -19,8 +19,9 @@ import redis
 from bench.core import START, make_events
 from segmenter import step
 from segmenter.classify import classify
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
-from segmenter.state import EMPTY, Policy, apply
+from segmenter.state import EMPTY, apply
 from streams.cli import preview
 from streams.names import Names
 from streams.readmodel.reader import ReadModel

@@ -23,6 +23,8 @@ from streams.readmodel.rows import ProjectedCustomer
 from streams.readmodel.writer import CHUNK, Projection
 from streams.stack.embedded import redis_binary
 
+PREFIX = "bench"  # the read model's key prefix in the bench's own Redis
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -39,9 +41,9 @@ def _rows(n: int, seq: int, value: str, state: bytes) -> list[ProjectedCustomer]
 def _check(client: redis.Redis, n: int, value: str) -> None:
     """What the pass left in Redis is what its rows say (a bench of a broken script measures nothing)."""
     segments = ("low", "first_timer", "new")
-    members = {dim: {seg: int(client.scard(f"bench:m:{dim}:{seg}")) for seg in segments}
+    members = {dim: {seg: int(client.scard(f"{PREFIX}:m:{dim}:{seg}")) for seg in segments}
                for dim in ("value", "lifecycle")}
-    amounts = {seg: int(client.hget("bench:amt:value", seg) or 0) for seg in segments}
+    amounts = {seg: int(client.hget(f"{PREFIX}:amt:value", seg) or 0) for seg in segments}
     amounts = {seg: amount for seg, amount in amounts.items() if amount}
     expected = {"value": {"low": 0, "first_timer": 0, "new": 0, value: n},
                 "lifecycle": {"low": 0, "first_timer": 0, "new": n}}
@@ -50,7 +52,7 @@ def _check(client: redis.Redis, n: int, value: str) -> None:
 
 
 async def _passes(port: int, n: int) -> None:
-    projection = Projection(f"redis://127.0.0.1:{port}", "bench")
+    projection = Projection(f"redis://127.0.0.1:{port}", PREFIX)
     stats = redis.Redis(host="127.0.0.1", port=port)
     state = os.urandom(60)  # a one-purchase customer's stored record is about this size
     try:

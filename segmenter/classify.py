@@ -9,10 +9,11 @@ from itertools import islice
 from math import floor
 
 from segmenter.metrics import NO_PROFILE, Profile, Value, display
+from segmenter.policy import Policy
 from segmenter.ranking import Ranks
 from segmenter.rules.compiler import CompiledDimension, Compiler, RuleSet
 from segmenter.rules.syntax import BoolOp, Node, Not
-from segmenter.state import Policy, WindowState, add_short, totals_at
+from segmenter.state import WindowState, add_short, totals_at
 
 
 def classify_values(ruleset: RuleSet, values: dict[str, Value]) -> tuple[str, ...]:

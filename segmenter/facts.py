@@ -6,7 +6,8 @@ from datetime import datetime
 
 from schemas.events import Interaction, Profile, Transaction
 from segmenter.occasions import BIRTH_DATE
-from segmenter.state import INTERACTION, PURCHASE, REFUND, Fact, Policy, hash_event_id, new_tuple
+from segmenter.policy import Policy
+from segmenter.state import INTERACTION, PURCHASE, REFUND, Fact, hash_event_id, new_tuple
 
 
 def fact_of_transaction(tx: Transaction, policy: Policy) -> Fact:

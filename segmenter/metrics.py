@@ -15,8 +15,9 @@ from fractions import Fraction
 from typing import Literal
 
 from segmenter.extras import ExtraSums
+from segmenter.policy import Policy
 from segmenter.ranking import Ranks
-from segmenter.state import Policy, WindowState, totals_at
+from segmenter.state import WindowState, totals_at
 
 Kind = Literal["count", "money", "days", "ratio", "text"]
 Value = int | Fraction | str | None

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from segmenter.classify import classify_values
 from segmenter.metrics import WINDOW_METRICS, compute, display
+from segmenter.policy import Policy
 from segmenter.ranking import Ranks
 from segmenter.rules.compiler import RuleSet
-from segmenter.state import EMPTY, Fact, Outcome, Policy, WindowState, advance, apply, totals_at
+from segmenter.state import EMPTY, Fact, Outcome, WindowState, advance, apply, totals_at
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from segmenter import codec
 from segmenter.classify import classify
 from segmenter.metrics import NO_PROFILE
+from segmenter.policy import Policy
 from segmenter.rules.compiler import RuleSet
-from segmenter.state import Policy, WindowState
+from segmenter.state import WindowState
 from segmenter.step import CustomerRecord, Override
 
 NONE = "(none)"  # a dimension the customer was not classified by (new in the candidate)

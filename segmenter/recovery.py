@@ -10,9 +10,9 @@ from collections.abc import Mapping
 
 from segmenter.classify import Explanation, explain_dimension
 from segmenter.metrics import NO_PROFILE, metric_view
+from segmenter.policy import Policy
 from segmenter.ranking import Ranks
 from segmenter.rules.compiler import RuleSet
-from segmenter.state import Policy
 from segmenter.step import AnyChange, Change, CustomerRecord, TagChange
 
 RECOVERED = "as the saved state holds it after a restart (a change published before was never saved)"

@@ -37,7 +37,8 @@ from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = (
-    "segmenter/state.py", "segmenter/extras.py", "segmenter/step.py", "segmenter/classify.py", "segmenter/codec.py",
+    "segmenter/state.py", "segmenter/policy.py", "segmenter/extras.py", "segmenter/step.py", "segmenter/record.py",
+    "segmenter/classify.py", "segmenter/codec.py",
     "segmenter/metrics.py", "segmenter/facts.py", "segmenter/timebase.py", "segmenter/rules/compiler.py",
     "schemas/quick.py", "streams/worker/edge.py", "streams/worker/documents.py", "streams/stored.py",
     "streams/worker/records.py", "streams/worker/partition.py", "streams/readmodel/rows.py",

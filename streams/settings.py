@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.events import AMOUNT_LIMIT
 from segmenter.actions import duration_s
-from segmenter.state import MAX_AMOUNT, Policy
+from segmenter.policy import MAX_AMOUNT, Policy
 from segmenter.timebase import WindowSpec
 
 MAX_MINOR = 10**16  # one amount in minor units: 922 of them still fit a signed 64-bit counter

@@ -12,10 +12,10 @@ import orjson
 from segmenter.errors import InvalidEventError
 from segmenter.facts import fact_of_interaction, fact_of_transaction, profile_attributes
 from segmenter.metrics import WINDOW_METRICS
+from segmenter.policy import Policy
 from segmenter.population import Population
 from segmenter.rows import Row, RowReader
 from segmenter.rules.compiler import RuleSet
-from segmenter.state import Policy
 from streams.cli.csv_input import BadRows, read_rows
 from streams.progress import Progress
 from streams.text import SafeCsvWriter

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from segmenter.errors import SegmenterError
+from segmenter.policy import Policy
 from segmenter.rules import RuleSet
-from segmenter.state import Policy
 from streams.cli.common import CliError, load_rules, load_settings
 from streams.settings import settings_table
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from segmenter.state import Policy
+from segmenter.policy import Policy
 
 NEW = "(none)"  # the from of a customer's first classification
 MAX_SPAN_DAYS = 3660

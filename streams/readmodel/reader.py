@@ -14,7 +14,7 @@ import redis
 
 from segmenter import step
 from segmenter.metrics import WINDOW_METRICS, compute, display
-from segmenter.state import Policy
+from segmenter.policy import Policy
 from streams.names import Names
 from streams.readmodel.movement import SUM, Movement, day_keys, pairs_of, summed
 from streams.settings import Settings

@@ -16,7 +16,7 @@ import orjson
 
 from segmenter import codec, step
 from segmenter.metrics import PROFILE_FIELDS
-from segmenter.state import Policy
+from segmenter.policy import Policy
 from streams.readmodel.pareto import SegmentKpi
 from streams.readmodel.reader import ReadModel
 from streams.stored import HEADER

@@ -10,9 +10,9 @@ from typing import Any
 from segmenter import step
 from segmenter.classify import explain
 from segmenter.metrics import Value, compute, display
+from segmenter.policy import Policy
 from segmenter.rules import RuleSet
 from segmenter.rules.compiler import COPIED_METRICS
-from segmenter.state import Policy
 from streams.readmodel.reader import CustomerView
 from streams.text import clip
 

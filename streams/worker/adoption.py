@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from segmenter import step
+from segmenter.policy import Policy
 from segmenter.rules import RuleSet
 from segmenter.rules.rulebook import clashes, combine, parts_of
-from segmenter.state import Policy
 from streams.kafka import faust_compat
 from streams.text import clip
 from streams.worker import population

@@ -19,9 +19,10 @@ import orjson
 from segmenter import step
 from segmenter.codec import StateEncoder
 from segmenter.occasions import Occasion
+from segmenter.policy import Policy
 from segmenter.rules import RuleSet
 from segmenter.rules.rulebook import owner
-from segmenter.state import Policy, totals_at
+from segmenter.state import totals_at
 from streams.readmodel.rows import ProjectedCustomer
 from streams.stored import pack
 from streams.worker.partition import History, Move

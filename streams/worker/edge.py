@@ -29,8 +29,8 @@ from segmenter.facts import (
     profile_attributes,
     transaction_fact,
 )
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
-from segmenter.state import Policy
 from segmenter.step import ManualTag, Override
 from streams.kafka.fetched import Record
 from streams.names import Names, customer_key

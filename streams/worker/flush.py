@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from segmenter import step
 from segmenter.codec import StateEncoder
-from segmenter.state import Policy
+from segmenter.policy import Policy
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.fetched import TP

@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 
 from segmenter import step
+from segmenter.policy import Policy
 from segmenter.rules import RuleSet, load_ruleset
 from segmenter.rules.rulebook import combine, parts_of
-from segmenter.state import Policy
 from streams.kafka.fetched import TP, Record
 from streams.worker.population import PartitionIndex
 

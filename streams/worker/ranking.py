@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from segmenter import codec, step
+from segmenter.policy import Policy
 from segmenter.ranking import Ranks
-from segmenter.state import Policy
 from streams.kafka.security import kafka_options
 from streams.names import Names
 from streams.settings import Settings

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from segmenter import step
+from segmenter.policy import Policy
 from segmenter.privacy import erased_key
 from segmenter.ranking import Ranks
 from segmenter.rules import RuleSet
-from segmenter.state import Fact, Policy, amount_12m_minor, totals_at
+from segmenter.state import Fact, amount_12m_minor, totals_at
 from streams.kafka import faust_compat
 from streams.readmodel.movement import NEW
 from streams.settings import Settings

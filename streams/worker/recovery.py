@@ -30,9 +30,9 @@ from collections.abc import Iterable
 import orjson
 from aiokafka import TopicPartition
 
+from segmenter.policy import Policy
 from segmenter.ranking import Ranks
 from segmenter.recovery import changes_back
-from segmenter.state import Policy
 from streams.kafka.fetched import TP
 from streams.kafka.lag import lag_of
 from streams.kafka.reading import read_from

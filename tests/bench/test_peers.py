@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from bench.peers.quix_rules import LONG_MONTHS, SHORT_MONTHS, fold, months_back, segment, totals
 from bench.stream import RULES
 from segmenter.classify import classify
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
-from segmenter.state import EMPTY, PURCHASE, REFUND, Fact, Policy, advance, apply
+from segmenter.state import EMPTY, PURCHASE, REFUND, Fact, advance, apply
 from segmenter.timebase import WindowSpec
 
 RULESET = load_ruleset(RULES)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from schemas.events import AMOUNT_LIMIT, INTERACTION_ADAPTER, TRANSACTION_ADAPTER
 from schemas.quick import quick_interaction, quick_transaction
-from segmenter.state import Policy
+from segmenter.policy import Policy
 
 ABSENT = object()
 ids = st.one_of(st.sampled_from(["e1", "C-001", " e1", "e1 ", "", "x" * 256, "x" * 257, "\u3000a", "a\x1f",

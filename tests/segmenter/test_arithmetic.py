@@ -12,10 +12,10 @@ import pytest
 
 from segmenter.classify import explain
 from segmenter.errors import InvalidRuleError
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
 from segmenter.rules.check import check_ruleset
 from segmenter.rules.syntax import Arith, BoolOp, Compare, Const, Name, parse
-from segmenter.state import Policy
 
 
 def one(when: str) -> object:

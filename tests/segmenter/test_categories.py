@@ -10,8 +10,9 @@ from segmenter import codec, step
 from segmenter.errors import InvalidStateError
 from segmenter.extras import OTHER
 from segmenter.metrics import compute, metric_view
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
-from segmenter.state import EMPTY, PURCHASE, REFUND, Fact, Policy, apply, hash_event_id
+from segmenter.state import EMPTY, PURCHASE, REFUND, Fact, apply, hash_event_id
 from tests.segmenter.helpers import day
 
 POLICY = Policy()

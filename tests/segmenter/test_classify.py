@@ -5,8 +5,9 @@ import pytest
 
 from segmenter.classify import classify, classify_values, due_day, explain
 from segmenter.metrics import compute
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
-from segmenter.state import EMPTY, Policy, apply
+from segmenter.state import EMPTY, apply
 from tests.segmenter.helpers import day, purchase
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rules"

@@ -9,8 +9,8 @@ from segmenter import step
 from segmenter.actions import ChangeView, Ledger, decide
 from segmenter.errors import InvalidRuleError
 from segmenter.occasions import ANNIVERSARY, BIRTHDAY, Occasion, OccasionSpec, in_year, next_wake, reached
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
-from segmenter.state import Policy
 from tests.segmenter.helpers import day, purchase
 
 POLICY = Policy()

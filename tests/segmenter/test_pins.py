@@ -4,9 +4,9 @@ the due day, are stale (kept, not applied) when the ruleset lacks their segment,
 from pathlib import Path
 
 from segmenter import step
+from segmenter.policy import Policy
 from segmenter.preview import preview_record
 from segmenter.rules import load_ruleset
-from segmenter.state import Policy
 from tests.segmenter.helpers import day, purchase
 
 POLICY = Policy()

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from segmenter import codec
 from segmenter.classify import classify, classify_values, due_day
 from segmenter.metrics import POPULATION_METRICS, compute, metric_view
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
-from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Outcome, Policy, advance, apply, totals_at
+from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, Outcome, advance, apply, totals_at
 from segmenter.timebase import WindowSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rules"

@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segmenter import step
+from segmenter.policy import Policy
 from segmenter.population import Population
 from segmenter.ranking import AMOUNT, PURCHASES, RECENCY, Ranks, summarise
 from segmenter.rules import load_ruleset
-from segmenter.state import Policy
 from tests.segmenter.helpers import day, purchase
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rules"

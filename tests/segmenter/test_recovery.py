@@ -4,9 +4,9 @@ put back to the record (cause ``recovery``), with the rules' explanation of the 
 from pathlib import Path
 
 from segmenter import step
+from segmenter.policy import Policy
 from segmenter.recovery import RECOVERED, changes_back
 from segmenter.rules import load_ruleset
-from segmenter.state import Policy
 from tests.segmenter.helpers import day, purchase
 
 POLICY = Policy()

@@ -6,7 +6,8 @@ import pytest
 from segmenter import codec
 from segmenter.errors import InvalidEventError, InvalidStateError
 from segmenter.metrics import compute
-from segmenter.state import EMPTY, Outcome, Policy, advance, apply, totals_at
+from segmenter.policy import Policy
+from segmenter.state import EMPTY, Outcome, advance, apply, totals_at
 from tests.segmenter.helpers import day, interaction, purchase, refund
 
 POLICY = Policy()

@@ -3,7 +3,8 @@ import pytest
 
 from segmenter import codec, step
 from segmenter.errors import InvalidStateError
-from segmenter.state import EMPTY, Policy, apply
+from segmenter.policy import Policy
+from segmenter.state import EMPTY, apply
 from tests.segmenter.helpers import day, purchase
 
 POLICY = Policy()

@@ -5,8 +5,8 @@ import pytest
 
 from segmenter import step
 from segmenter.errors import InvalidRuleError
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
-from segmenter.state import Policy
 from tests.segmenter.helpers import day, purchase
 
 POLICY = Policy()

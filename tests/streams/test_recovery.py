@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import orjson
 
 from segmenter import step
+from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
-from segmenter.state import Policy
 from streams.stored import pack
 from streams.worker.partition import Partition
 from streams.worker.persist import Delivery, Snapshot
