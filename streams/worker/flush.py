@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from segmenter import step
 from segmenter.codec import StateEncoder
 from segmenter.policy import Policy
 from streams.failpoints import Failpoints
@@ -25,9 +24,9 @@ from streams.readmodel.writer import Projection
 from streams.settings import Settings
 from streams.stored import unpack
 from streams.worker.collector import Collector
-from streams.worker.documents import encode_changed, projected_row
+from streams.worker.documents import Changed, encode_changed, projected_row
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.partition import History, Partition
+from streams.worker.partition import Partition
 from streams.worker.persist import Delivery, Snapshot, persist
 
 log = logging.getLogger("segmenter.worker")
@@ -112,7 +111,7 @@ class Flusher:
 
     def snapshot(self) -> Snapshot:
         """What changed since the last snapshot, taken and reset (synchronously: under the engine's lock)."""
-        changed: list[tuple[int, int, int | None, str, step.CustomerRecord, History]] = []
+        changed: list[Changed] = []
         erased: list[str] = []
         tombstones: dict[int, list[tuple[bytes, bytes | None]]] = {}
         meta: dict[int, dict[str, Any]] = {}
@@ -146,7 +145,7 @@ class Flusher:
 
     def encode(self, snap: Snapshot, start: int = 0, stop: int | None = None) -> None:
         """The snapshot's changed customers ``start:stop``, encoded for the changelog, store and Redis."""
-        encode_changed(snap.changed[start:len(snap.changed) if stop is None else stop], self.encoder,
+        encode_changed(snap.changed[start:stop], self.encoder,
                        policy=self.policy, keep=self.settings.story_changes, customers=snap.customers,
                        projected=snap.projected)
 
