@@ -38,17 +38,25 @@ class CpuMeter:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.shares = self.now()
+
+    def now(self) -> dict[str, float]:
+        """Each process' share of one core from the block's start until now (inside the block)."""
         elapsed = time.monotonic() - self._t0
+        shares = {}
         for label, pid in self.pids.items():
             before, after = self._start[label], cpu_seconds(pid)
             if before is not None and after is not None and elapsed > 0:
-                self.shares[label] = (after - before) / elapsed
+                shares[label] = (after - before) / elapsed
+        return shares
 
-    def line(self) -> str:
-        """'worker 98 %, broker 21 %, ... of one core (2 cores)' (empty when nothing was read)."""
-        if not self.shares:
+    def line(self, shares: Mapping[str, float] | None = None) -> str:
+        """'worker 98 %, broker 21 %, ... of one core (2 cores)' (empty when nothing was read), of the block or of
+        ``shares`` (an earlier ``now``)."""
+        shares = self.shares if shares is None else shares
+        if not shares:
             return ""
-        parts = ", ".join(f"{label} {share * 100:.0f} %" for label, share in self.shares.items())
+        parts = ", ".join(f"{label} {share * 100:.0f} %" for label, share in shares.items())
         return f"{parts} of one core ({os.cpu_count()} cores)"
 
 

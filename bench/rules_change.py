@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.cpu import rss_mib
-from bench.stream import RULES, embedded_stack, flush_line, one_each, say
+from bench.cpu import CpuMeter, rss_mib
+from bench.stream import RULES, embedded_stack, flush_line, one_each, say, worker_counters
 from segmenter.rules import load_ruleset
 from streams.cli.ops import wait_caught_up
 from streams.kafka.control import apply_rules
@@ -45,10 +46,10 @@ def version_two() -> str:
     return text.replace("actions:\n", "actions:\n" + COUPON, 1)
 
 
-async def arrivals(settings: Settings, topics: dict[str, int], start: float,
-                   timeout_s: float) -> dict[str, float]:
+async def arrivals(settings: Settings, topics: dict[str, int], start: float, timeout_s: float,
+                   on_reached: Callable[[str], None] = lambda topic: None) -> dict[str, float]:
     """Seconds from ``start`` (``time.perf_counter``) until each topic got its expected count of new records,
-    counted from its end now."""
+    counted from its end now (``on_reached`` is told each topic as it gets there)."""
     consumers = {topic: await tail(settings, topic, fetch_max_wait_ms=100) for topic in topics}
     seen = dict.fromkeys(topics, 0)
     reached: dict[str, float] = {}
@@ -63,6 +64,7 @@ async def arrivals(settings: Settings, topics: dict[str, int], start: float,
                 seen[topic] += sum(len(r) for r in (await consumer.getmany(timeout_ms=20)).values())
                 if seen[topic] >= topics[topic]:
                     reached[topic] = time.perf_counter() - start
+                    on_reached(topic)
     finally:
         for consumer in consumers.values():
             await consumer.stop()
@@ -96,23 +98,32 @@ def main() -> None:
         async def change() -> tuple[dict[str, float], float]:
             start = time.perf_counter()
             watch = asyncio.create_task(arrivals(settings, {names.segment_changes: args.customers,
-                                                            names.coupons: args.customers}, start, args.timeout))
+                                                            names.coupons: args.customers}, start, args.timeout,
+                                                 on_reached=lambda topic: marks.setdefault(topic, meter.now())))
             await asyncio.sleep(1.0)  # the consumers are at the topics' ends before anything moves
             start_apply = time.perf_counter()
             await apply_rules(settings, v2, "retail-value-v2.yaml")
             seen = await watch
             return {t: s - (start_apply - start) for t, s in seen.items()}, start_apply
 
-        seen, _ = asyncio.run(change())
+        time.sleep(6)  # the worker publishes its counters every 5 s: these are as of the apply
+        before = worker_counters(settings, worker.pid)
+        pids = {"worker": worker.pid, "action worker": actions.pid, **bench.stack}
+        marks: dict[str, dict[str, float]] = {}  # topic -> each process' CPU share until it got all its records
+        with CpuMeter(pids) as meter:
+            seen, _ = asyncio.run(change())
         say(f"  rules apply -> the last of {args.customers:,} segment changes on the topic".ljust(78)
             + f"{seen[names.segment_changes]:>8.1f} s")
         say(f"  rules apply -> the last of {args.customers:,} coupons on the topic".ljust(78)
             + f"{seen[names.coupons]:>8.1f} s  ({args.customers / seen[names.coupons]:,.0f} grants/s)")
+        for topic, what in ((names.segment_changes, "change"), (names.coupons, "coupon")):
+            say(f"  CPU until the last {what}: {meter.line(marks.get(topic))}")
         asyncio.run(wait_caught_up(settings, timeout_s=args.timeout, actions=True, alive=bench.alive))
         say(f"  peak RSS: worker {rss_mib(worker.pid, 'VmHWM'):,.0f} MiB, action worker "
             f"{rss_mib(actions.pid, 'VmHWM'):,.0f} MiB")
         bench.end(worker)
-        say(f"  worker's {flush_line(settings, worker.pid)}")
+        say(f"  the rules change's {flush_line(settings, worker.pid, since=before)}")
+        say(f"  the whole run's {flush_line(settings, worker.pid)}")
         bench.end(actions)
 
 

@@ -238,11 +238,20 @@ def one_worker(bench: Bench, args: argparse.Namespace, skip: set[str]) -> None:
     restart(bench, settings, env, stored)
 
 
-def flush_line(settings: Settings, pid: int) -> str:
-    """Where a stopped worker's flushes spent their time, from the counters it published as it stopped."""
-    counters = next((c for worker, c in ReadModel.of(settings).counters().items() if worker.endswith(f":{pid}")), None)
+def worker_counters(settings: Settings, pid: int) -> dict[str, int]:
+    """The counters the worker ``pid`` last published (every 5 s while it runs, and as it stops)."""
+    found = next((c for worker, c in ReadModel.of(settings).counters().items() if worker.endswith(f":{pid}")), None)
+    return dict(found or {})
+
+
+def flush_line(settings: Settings, pid: int, since: dict[str, int] | None = None) -> str:
+    """Where a stopped worker's flushes spent their time, from the counters it published as it stopped (less those
+    of ``since``, an earlier ``worker_counters``)."""
+    counters = worker_counters(settings, pid)
     if not counters:
         return "flushes: the worker published no counters"
+    if since:
+        counters = {key: value - since.get(key, 0) for key, value in counters.items()}
     stages = ", ".join(f"{stage} {counters.get(f'flush_ms_{stage}', 0) / 1000:.1f}" for stage in FLUSH_STAGES)
     return (f"flushes: {counters.get('flushes', 0):,} writing {counters.get('stored', 0):,} customers; seconds in "
             f"{stages}; the worker waited for one {counters.get('flush_waits', 0):,} times, "

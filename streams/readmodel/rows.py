@@ -34,7 +34,7 @@ def script_args(prefix: str, customers: Sequence[ProjectedCustomer], keep: int =
     travel as text, so Lua stores them as they are (its numbers would print 1e+14 past 14 digits)."""
     rows = [[c.customer_id, str(c.epoch), str(c.seq), orjson.dumps(c.segments).decode(), str(c.amount_minor),
              str(c.partition), orjson.dumps(c.tags).decode() if c.tags else "",
-             [[cid, entry] for cid, entry in c.history], keep, [list(m) for m in c.moves], MOVES_KEPT_S,
+             [[cid, entry] for cid, entry in c.history], keep, [[*m[:5], str(m[5])] for m in c.moves], MOVES_KEPT_S,
              str(c.purchases)]
             for c in customers]
     return [prefix, orjson.dumps(rows), *(c.state for c in customers)]

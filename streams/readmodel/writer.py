@@ -28,7 +28,10 @@ when its (epoch, seq) is newer than what Redis holds: the epoch is its partition
 time a worker opens the partition), the seq its record's; retries never move the model backwards and
 a worker that restarts or takes over a partition always overrides what the previous owner wrote. Readers
 (``streams.readmodel.reader``) compute a customer's metrics from ``state`` as of its partition's clock.
-(The script touches keys it derives, which standalone Redis allows; Redis Cluster would need hash tags.)
+A call's counter increments (segment sums, the day's moves) go first, all or nothing, each field's summed over the
+chunk while that stays exact: a thousand customers moving between the same two segments cost one increment per
+field, not one per customer. (The script touches keys it derives, which standalone Redis allows; Redis Cluster would
+need hash tags.)
 When Redis comes back empty (or a partition was never projected), the worker projects the partition's
 whole store again before its next flush: ``P:projected`` says which partitions are whole.
 """
@@ -57,74 +60,72 @@ _APPLY = """
 local prefix = ARGV[1]
 local SEP = string.char(31)  -- the unit separator of a movement field: dimension, from, to
 local rows = cjson.decode(ARGV[2])
-local applied = 0
-local expiring = {}
--- amounts stay text: Lua's numbers are doubles, Redis' counters 64-bit integers
+-- Three passes: every row read and decided; then every counter increment, all or nothing; then the rest. Amounts
+-- travel as text (Lua's numbers are doubles, Redis' counters 64-bit integers): the chunk's increments of one hash
+-- field are summed here while that stays exact (texts of 15 characters at most, sums below 2^52) and sent once, so
+-- a chunk of customers moving between the same segments costs one increment per field, not one per customer.
+local EXACT = 4503599627370496
 local function negated(text)
   if string.sub(text, 1, 1) == '-' then return string.sub(text, 2) end
   if text == '0' then return text end
   return '-' .. text
 end
+local increments, summed = {}, {}
+local function add(key, field, text)
+  if type(text) == 'number' then text = string.format('%.0f', text) end  -- a row from an older writer
+  if #text > 15 then
+    increments[#increments + 1] = {key, field, text}
+    return
+  end
+  local n = tonumber(text)  -- 15 characters at most: exact as a double
+  local fields = summed[key]
+  if not fields then
+    fields = {}
+    summed[key] = fields
+  end
+  local at = fields[field]
+  if at then
+    local total = increments[at][3] + n
+    if total < EXACT and total > -EXACT then
+      increments[at][3] = total
+      return
+    end
+  end
+  increments[#increments + 1] = {key, field, n}
+  fields[field] = #increments
+end
+local held = {}  -- customer -> its hash as this chunk leaves it (a customer listed twice reads its first row)
+local plans, expiring = {}, {}
 for i, row in ipairs(rows) do
   local customer, epoch, seq, segs, amount = row[1], tonumber(row[2]), tonumber(row[3]), row[4], row[5]
   local key = prefix .. ':c:' .. customer
   local purchases = row[12]
-  local cur = redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor', 'tags', 'purchases')
+  local cur = held[customer] or redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor', 'tags', 'purchases')
   local cur_epoch, cur_seq = tonumber(cur[1] or '-1'), tonumber(cur[2] or '-1')
   if epoch > cur_epoch or (epoch == cur_epoch and seq > cur_seq) then
     local old, old_amount, old_purchases = cur[3], cur[4] or '0', cur[6] or '0'
+    local plan = {row = row, key = key, index = i + 2}
     if old ~= segs or old_amount ~= amount or old_purchases ~= purchases then
       -- per dimension: a segment kept with the same sums moves nothing (a rules change moves one dimension)
       local before, after = old and cjson.decode(old) or {}, cjson.decode(segs)
       local same_sums = old_amount == amount and old_purchases == purchases
-      -- the segment sums first, all or nothing for this row: a sum Redis refuses (64-bit overflow, a
-      -- foreign value) undoes the row's earlier increments and fails the call before anything else moved
-      local moves = {}
       for dim, seg in pairs(before) do
         if not (same_sums and after[dim] == seg) then
-          moves[#moves + 1] = {prefix .. ':amt:' .. dim, seg, negated(old_amount)}
-          moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', negated(old_purchases)}
-          if tonumber(old_purchases) >= 2 then
-            moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'r', '-1'}
-          end
+          add(prefix .. ':amt:' .. dim, seg, negated(old_amount))
+          add(prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', negated(old_purchases))
+          if tonumber(old_purchases) >= 2 then add(prefix .. ':kpi:' .. dim, seg .. SEP .. 'r', '-1') end
         end
       end
       for dim, seg in pairs(after) do
         if not (same_sums and before[dim] == seg) then
-          moves[#moves + 1] = {prefix .. ':amt:' .. dim, seg, amount}
-          moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', purchases}
-          if tonumber(purchases) >= 2 then
-            moves[#moves + 1] = {prefix .. ':kpi:' .. dim, seg .. SEP .. 'r', '1'}
-          end
+          add(prefix .. ':amt:' .. dim, seg, amount)
+          add(prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', purchases)
+          if tonumber(purchases) >= 2 then add(prefix .. ':kpi:' .. dim, seg .. SEP .. 'r', '1') end
         end
       end
-      for k, move in ipairs(moves) do
-        local done = redis.pcall('HINCRBY', move[1], move[2], move[3])
-        if type(done) == 'table' and done.err then
-          for u = k - 1, 1, -1 do redis.call('HINCRBY', moves[u][1], moves[u][2], negated(moves[u][3])) end
-          return redis.error_reply('ROW ' .. i .. ' ' .. done.err)
-        end
-      end
-      if old ~= segs then
-        for dim, seg in pairs(before) do
-          if after[dim] ~= seg then redis.call('SREM', prefix .. ':m:' .. dim .. ':' .. seg, customer) end
-        end
-        for dim, seg in pairs(after) do
-          if before[dim] ~= seg then redis.call('SADD', prefix .. ':m:' .. dim .. ':' .. seg, customer) end
-        end
-      end
+      if old ~= segs then plan.before, plan.after = before, after end
     end
-    local tags, old_tags = row[7], cur[5] or ''
-    if tags ~= old_tags then
-      if old_tags ~= '' then
-        for _, tag in ipairs(cjson.decode(old_tags)) do redis.call('SREM', prefix .. ':t:' .. tag, customer) end
-      end
-      if tags ~= '' then
-        for _, tag in ipairs(cjson.decode(tags)) do redis.call('SADD', prefix .. ':t:' .. tag, customer) end
-      end
-    end
-    redis.call('HSET', key, 'epoch', row[2], 'seq', row[3], 'segments', segs, 'amount_minor', amount,
-               'purchases', purchases, 'partition', row[6], 'tags', tags, 'state', ARGV[i + 2])
+    plan.old_tags = cur[5] or ''
     local history, moves = row[8], row[10]
     local hkey = prefix .. ':h:' .. customer
     -- within one epoch a change reaches here once (a retried write of an applied row is skipped above); a new
@@ -132,36 +133,95 @@ for i, row in ipairs(rows) do
     local listed = ((history[1] or moves[1]) and cur[2] and epoch > cur_epoch) and redis.call('LRANGE', hkey, 0, -1)
                    or {}
     local function known(id)
-      for _, old in ipairs(listed) do
-        if string.sub(old, 1, #id + 1) == id .. ' ' then return true end
+      for _, old_entry in ipairs(listed) do
+        if string.sub(old_entry, 1, #id + 1) == id .. ' ' then return true end
       end
       return false
     end
     for _, move in ipairs(moves) do  -- id, day, dimension, from, to, amount: the day's movement summary
       if not known(move[1]) then
         local mkey, field = prefix .. ':mv:' .. move[2], move[3] .. SEP .. move[4] .. SEP .. move[5]
-        redis.call('HINCRBY', mkey, field, 1)
-        redis.call('HINCRBY', mkey, field .. SEP .. 'a', move[6])
-        if not expiring[mkey] then
-          redis.call('EXPIRE', mkey, row[11])  -- once per day's key and call
-          expiring[mkey] = true
-        end
+        add(mkey, field, '1')
+        add(mkey, field .. SEP .. 'a', move[6])
+        expiring[mkey] = row[11]
       end
     end
-    if history[1] then
-      for _, entry in ipairs(history) do
-        if not known(entry[1]) then redis.call('LPUSH', hkey, entry[1] .. ' ' .. entry[2]) end
-      end
-      redis.call('LTRIM', hkey, 0, row[9] - 1)
+    local entries = {}
+    for _, entry in ipairs(history) do
+      if not known(entry[1]) then entries[#entries + 1] = entry[1] .. ' ' .. entry[2] end
     end
-    if not cur[2] then
-      redis.call('SADD', prefix .. ':customers', customer)
-      redis.call('SADD', prefix .. ':p:' .. row[6], customer)
-    end
-    applied = applied + 1
+    plan.hkey, plan.entries, plan.new = hkey, entries, not cur[2]
+    plans[#plans + 1] = plan
+    held[customer] = {row[2], row[3], segs, amount, row[7], purchases}
   end
 end
-return applied
+-- The increments: a sum Redis refuses (64-bit overflow, a foreign value) undoes those sent before it and fails
+-- the call with nothing written (the writer then sends the chunk's rows one by one to find the row).
+for k, inc in ipairs(increments) do
+  local by = inc[3]
+  if type(by) == 'number' then by = by == 0 and '0' or string.format('%.0f', by) end
+  inc[3] = by
+  local done = redis.pcall('HINCRBY', inc[1], inc[2], by)
+  if type(done) == 'table' and done.err then
+    for u = k - 1, 1, -1 do redis.call('HINCRBY', increments[u][1], increments[u][2], negated(increments[u][3])) end
+    return redis.error_reply((#rows == 1 and 'ROW 1 ' or 'ROWS 1-' .. #rows .. ' ') .. done.err)
+  end
+end
+for mkey, ttl in pairs(expiring) do redis.call('EXPIRE', mkey, ttl) end
+-- Memberships as the chunk leaves them (the last row of a customer wins), sent one command per set.
+local members, sets = {}, {}
+local function member(key, customer, now)
+  local set = members[key]
+  if not set then
+    set = {}
+    members[key] = set
+    sets[#sets + 1] = key
+  end
+  set[customer] = now
+end
+for _, plan in ipairs(plans) do
+  local row = plan.row
+  local customer, before, after = row[1], plan.before, plan.after
+  if before then
+    for dim, seg in pairs(before) do
+      if after[dim] ~= seg then member(prefix .. ':m:' .. dim .. ':' .. seg, customer, false) end
+    end
+    for dim, seg in pairs(after) do
+      if before[dim] ~= seg then member(prefix .. ':m:' .. dim .. ':' .. seg, customer, true) end
+    end
+  end
+  local tags, old_tags = row[7], plan.old_tags
+  if tags ~= old_tags then
+    if old_tags ~= '' then
+      for _, tag in ipairs(cjson.decode(old_tags)) do member(prefix .. ':t:' .. tag, customer, false) end
+    end
+    if tags ~= '' then
+      for _, tag in ipairs(cjson.decode(tags)) do member(prefix .. ':t:' .. tag, customer, true) end
+    end
+  end
+  redis.call('HSET', plan.key, 'epoch', row[2], 'seq', row[3], 'segments', row[4], 'amount_minor', row[5],
+             'purchases', row[12], 'partition', row[6], 'tags', tags, 'state', ARGV[plan.index])
+  if plan.entries[1] and redis.call('LPUSH', plan.hkey, unpack(plan.entries)) > row[9] then
+    redis.call('LTRIM', plan.hkey, 0, row[9] - 1)
+  end
+  if plan.new then
+    member(prefix .. ':customers', customer, true)
+    member(prefix .. ':p:' .. row[6], customer, true)
+  end
+end
+local SLICE = 1000  -- members per command (Lua's unpack is bounded by its stack)
+local function send(command, key, ids)
+  for at = 1, #ids, SLICE do redis.call(command, key, unpack(ids, at, math.min(at + SLICE - 1, #ids))) end
+end
+for _, key in ipairs(sets) do
+  local added, removed = {}, {}
+  for customer, now in pairs(members[key]) do
+    if now then added[#added + 1] = customer else removed[#removed + 1] = customer end
+  end
+  send('SREM', key, removed)
+  send('SADD', key, added)
+end
+return #plans
 """
 
 _ERASE = """

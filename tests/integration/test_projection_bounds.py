@@ -211,30 +211,45 @@ def test_redis_out_of_memory_for_a_while_holds_a_flush_back_then_takes_it_whole(
     assert client.hget(f"{prefix}:clock", "0") is not None
 
 
+# amounts: small; of 15 digits (a few of them in one call pass 2^52, where the script stops summing one field's
+# increments); past 15 characters (sent to Redis as they are)
+minor_amounts = st.one_of(st.integers(-500, 10**6), st.integers(9 * 10**14, 10**15 - 1),
+                          st.integers(-(10**14) + 1, -9 * 10**13), st.integers(10**15, 10**17))
 segment_rows = st.lists(st.tuples(st.sampled_from(["C1", "C2", "C3"]), st.sampled_from(["high", "low"]),
-                                  st.sampled_from(["new", "active"]), st.integers(-500, 10**15), st.integers(0, 3)),
+                                  st.sampled_from(["new", "active"]), minor_amounts, st.integers(0, 3)),
                         min_size=1, max_size=30)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(segment_rows)
-def test_segment_sums_and_members_follow_each_customers_last_row(stack, rows):
-    """Rows that keep a dimension's segment, move one dimension, or only change the sums: the per-segment sums,
-    counters and member sets are always those of each customer's last row (the script skips what nets to zero)."""
+@given(segment_rows, st.integers(1, 30))
+def test_segment_sums_and_members_follow_each_customers_last_row(stack, rows, per_call):
+    """Rows that keep a dimension's segment, move one dimension, or only change the sums, written ``per_call`` in
+    one script call (a customer may come twice in one): the per-segment sums, counters and member sets are always
+    those of each customer's last row, and the day's movement sums those of every row (the script sums a call's
+    increments of one field while that stays exact, and skips what nets to zero)."""
     prefix = f"s{uuid.uuid4().hex[:8]}"
+    day = 20_000
 
     async def write() -> None:
         projection = Projection(url(stack), prefix)
         try:
-            for seq, (customer, value, life, amount, purchases) in enumerate(rows, 1):
-                await projection.write_many([ProjectedCustomer(customer, 1, seq, {"value": value, "life": life},
-                                                               amount, 0, b"state", purchases=purchases)])
+            written = [ProjectedCustomer(customer, 1, seq, {"value": value, "life": life}, amount, 0, b"state",
+                                         moves=((f"m{seq}", day, "value", "x", value, amount),), purchases=purchases)
+                       for seq, (customer, value, life, amount, purchases) in enumerate(rows, 1)]
+            for start in range(0, len(written), per_call):
+                done = await projection.write_many(written[start : start + per_call])
+                assert (done.applied, done.quarantined) == (len(written[start : start + per_call]), [])
         finally:
             await projection.close()
 
     asyncio.run(write())
     last = {customer: (value, life, amount, purchases) for customer, value, life, amount, purchases in rows}
     client = redis.Redis.from_url(url(stack), decode_responses=True)
+    moved: dict[str, int] = {}
+    for _, value, _, amount, _ in rows:
+        moved[f"value\x1fx\x1f{value}"] = moved.get(f"value\x1fx\x1f{value}", 0) + 1
+        moved[f"value\x1fx\x1f{value}\x1fa"] = moved.get(f"value\x1fx\x1f{value}\x1fa", 0) + amount
+    assert {k: int(v) for k, v in client.hgetall(f"{prefix}:mv:{day}").items()} == moved
     for dim, at in (("value", 0), ("life", 1)):
         amounts: dict[str, int] = {}
         counted: dict[str, int] = {}
@@ -251,3 +266,28 @@ def test_segment_sums_and_members_follow_each_customers_last_row(stack, rows):
             {k: v for k, v in counted.items() if v}
         for seg in ("high", "low", "new", "active"):
             assert client.smembers(f"{prefix}:m:{dim}:{seg}") == members.get(seg, set())
+
+
+def test_one_calls_increments_of_a_field_stay_exact_past_two_to_the_53(stack):
+    """Forty 15-digit amounts into one segment in one script call sum past 2^53, where a double stops counting
+    every integer: the script sends its running sum before that, so the segment's sum and the day's moved amount
+    are exact."""
+    prefix = f"x{uuid.uuid4().hex[:8]}"
+    amounts = [10**15 - 1 - i for i in range(40)]  # odd and even, 15 digits each: 4e16 in all
+    rows = [ProjectedCustomer(f"C{i}", 1, 1, {"value": "high"}, amount, 0, b"state", purchases=1,
+                              moves=((f"m{i}", 20_000, "value", "low", "high", amount),))
+            for i, amount in enumerate(amounts)]
+
+    async def write() -> Any:
+        projection = Projection(url(stack), prefix)
+        try:
+            return await projection.write_many(rows)
+        finally:
+            await projection.close()
+
+    written = asyncio.run(write())
+    assert (written.applied, written.quarantined) == (40, [])
+    client = redis.Redis.from_url(url(stack), decode_responses=True)
+    assert int(client.hget(f"{prefix}:amt:value", "high")) == sum(amounts)
+    assert int(client.hget(f"{prefix}:mv:20000", "value\x1flow\x1fhigh\x1fa")) == sum(amounts)
+    assert int(client.hget(f"{prefix}:mv:20000", "value\x1flow\x1fhigh")) == 40
