@@ -94,63 +94,74 @@ local function add(key, field, text)
   increments[#increments + 1] = {key, field, n}
   fields[field] = #increments
 end
+-- A segment's sums, added (sign '') or taken out (sign '-') for one member: keys and fields built once per call.
+local dim_keys, seg_fields = {}, {}
+local function sums(dim, seg, sign, amount, purchases)
+  local keys, fields = dim_keys[dim], seg_fields[seg]
+  if not keys then
+    keys = {prefix .. ':amt:' .. dim, prefix .. ':kpi:' .. dim}
+    dim_keys[dim] = keys
+  end
+  if not fields then
+    fields = {seg .. SEP .. 'p', seg .. SEP .. 'r'}
+    seg_fields[seg] = fields
+  end
+  add(keys[1], seg, sign == '' and amount or negated(amount))
+  add(keys[2], fields[1], sign == '' and purchases or negated(purchases))
+  if tonumber(purchases) >= 2 then add(keys[2], fields[2], sign .. '1') end
+end
+local function known(listed, id)  -- a change already in the story list (``listed``)
+  local head = id .. ' '
+  for _, old_entry in ipairs(listed) do
+    if string.sub(old_entry, 1, #head) == head then return true end
+  end
+  return false
+end
+local NONE = {}
 local held = {}  -- customer -> its hash as this chunk leaves it (a customer listed twice reads its first row)
 local plans, expiring = {}, {}
 for i, row in ipairs(rows) do
   local customer, epoch, seq, segs, amount = row[1], tonumber(row[2]), tonumber(row[3]), row[4], row[5]
   local key = prefix .. ':c:' .. customer
   local purchases = row[12]
-  local cur = held[customer] or redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor', 'tags', 'purchases')
+  local cur = held[customer]
+              or redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor', 'tags', 'purchases')
   local cur_epoch, cur_seq = tonumber(cur[1] or '-1'), tonumber(cur[2] or '-1')
   if epoch > cur_epoch or (epoch == cur_epoch and seq > cur_seq) then
     local old, old_amount, old_purchases = cur[3], cur[4] or '0', cur[6] or '0'
-    local plan = {row = row, key = key, index = i + 2}
+    local plan = {row = row, key = key, index = i + 2, old_tags = cur[5] or '', new = not cur[2]}
     if old ~= segs or old_amount ~= amount or old_purchases ~= purchases then
       -- per dimension: a segment kept with the same sums moves nothing (a rules change moves one dimension)
-      local before, after = old and cjson.decode(old) or {}, cjson.decode(segs)
+      local before, after = old and cjson.decode(old) or NONE, cjson.decode(segs)
       local same_sums = old_amount == amount and old_purchases == purchases
       for dim, seg in pairs(before) do
-        if not (same_sums and after[dim] == seg) then
-          add(prefix .. ':amt:' .. dim, seg, negated(old_amount))
-          add(prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', negated(old_purchases))
-          if tonumber(old_purchases) >= 2 then add(prefix .. ':kpi:' .. dim, seg .. SEP .. 'r', '-1') end
-        end
+        if not (same_sums and after[dim] == seg) then sums(dim, seg, '-', old_amount, old_purchases) end
       end
       for dim, seg in pairs(after) do
-        if not (same_sums and before[dim] == seg) then
-          add(prefix .. ':amt:' .. dim, seg, amount)
-          add(prefix .. ':kpi:' .. dim, seg .. SEP .. 'p', purchases)
-          if tonumber(purchases) >= 2 then add(prefix .. ':kpi:' .. dim, seg .. SEP .. 'r', '1') end
-        end
+        if not (same_sums and before[dim] == seg) then sums(dim, seg, '', amount, purchases) end
       end
       if old ~= segs then plan.before, plan.after = before, after end
     end
-    plan.old_tags = cur[5] or ''
     local history, moves = row[8], row[10]
-    local hkey = prefix .. ':h:' .. customer
     -- within one epoch a change reaches here once (a retried write of an applied row is skipped above); a new
     -- epoch (a restart, another owner) may replay changes already listed: only then are they looked for
-    local listed = ((history[1] or moves[1]) and cur[2] and epoch > cur_epoch) and redis.call('LRANGE', hkey, 0, -1)
-                   or {}
-    local function known(id)
-      for _, old_entry in ipairs(listed) do
-        if string.sub(old_entry, 1, #id + 1) == id .. ' ' then return true end
-      end
-      return false
-    end
+    local listed = ((history[1] or moves[1]) and cur[2] and epoch > cur_epoch)
+                   and redis.call('LRANGE', prefix .. ':h:' .. customer, 0, -1) or NONE
     for _, move in ipairs(moves) do  -- id, day, dimension, from, to, amount: the day's movement summary
-      if not known(move[1]) then
+      if not known(listed, move[1]) then
         local mkey, field = prefix .. ':mv:' .. move[2], move[3] .. SEP .. move[4] .. SEP .. move[5]
         add(mkey, field, '1')
         add(mkey, field .. SEP .. 'a', move[6])
         expiring[mkey] = row[11]
       end
     end
-    local entries = {}
-    for _, entry in ipairs(history) do
-      if not known(entry[1]) then entries[#entries + 1] = entry[1] .. ' ' .. entry[2] end
+    if history[1] then
+      local entries = {}
+      for _, entry in ipairs(history) do
+        if not known(listed, entry[1]) then entries[#entries + 1] = entry[1] .. ' ' .. entry[2] end
+      end
+      plan.entries = entries
     end
-    plan.hkey, plan.entries, plan.new = hkey, entries, not cur[2]
     plans[#plans + 1] = plan
     held[customer] = {row[2], row[3], segs, amount, row[7], purchases}
   end
@@ -201,8 +212,10 @@ for _, plan in ipairs(plans) do
   end
   redis.call('HSET', plan.key, 'epoch', row[2], 'seq', row[3], 'segments', row[4], 'amount_minor', row[5],
              'purchases', row[12], 'partition', row[6], 'tags', tags, 'state', ARGV[plan.index])
-  if plan.entries[1] and redis.call('LPUSH', plan.hkey, unpack(plan.entries)) > row[9] then
-    redis.call('LTRIM', plan.hkey, 0, row[9] - 1)
+  local entries = plan.entries
+  if entries and entries[1] then
+    local hkey = prefix .. ':h:' .. customer
+    if redis.call('LPUSH', hkey, unpack(entries)) > row[9] then redis.call('LTRIM', hkey, 0, row[9] - 1) end
   end
   if plan.new then
     member(prefix .. ':customers', customer, true)
