@@ -11,7 +11,8 @@ Durability — every ``flush_interval_s`` or ``flush_max_dirty`` changed custome
    values, encoded afterwards in slices between batches), the partition metadata, and the input
    offsets processed so far;
 2. wait until every segment-change and dead letter produced before the snapshot is acknowledged;
-3. project the snapshot into Redis (retried while Redis is away; nothing is committed meanwhile);
+3. project the snapshot into Redis (retried while Redis is away; nothing is committed meanwhile), a chunk of rows
+   at a time, each written while the next is encoded;
 4. send it to the tables' changelogs (one record per changed customer) and wait for it;
 5. write it into the local RocksDB store and record the changelog offset (faust's recovery reads
    the changelog from there on a restart or a move to another worker);

@@ -20,7 +20,7 @@ from segmenter.policy import Policy
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.fetched import TP
-from streams.readmodel.writer import Projection
+from streams.readmodel.writer import CHUNK, Projection, Written
 from streams.settings import Settings
 from streams.stored import unpack
 from streams.worker.collector import Collector
@@ -150,47 +150,84 @@ class Flusher:
                        projected=snap.projected)
 
     async def write(self, snap: Snapshot) -> None:
-        """A snapshot made durable, in order: encoded, its changes acknowledged, Redis, changelog + store, commit."""
-        marks = [time.monotonic()]
-        self.stage = ("encode", marks[0])
-        for start in range(0, len(snap.changed), ENCODE_STEP):  # 1. encoded in slices: a big flush is no pause
-            self.encode(snap, start, start + ENCODE_STEP)
-            await asyncio.sleep(0)
-        marks.append(time.monotonic())
-        self.stage = ("segment changes acknowledged", marks[-1])
-        if snap.deliveries:  # 2. changes and dead letters are out
-            self.changes_out(snap, await asyncio.gather(*(d.future for d in snap.deliveries)))
-        marks.append(time.monotonic())
-        self.stage = ("redis", marks[-1])
-        await self._project(snap)  # 3. Redis
-        marks.append(time.monotonic())
-        self.stage = ("changelog", marks[-1])
+        """A snapshot made durable, in order: its changes acknowledged, Redis, changelog + store, commit. Its customers
+        are encoded meanwhile, and each chunk of Redis rows is written while the next is encoded (``_project``)."""
+        started = time.monotonic()
+        spent = dict.fromkeys(FLUSH_STAGES, 0.0)  # seconds in each stage (encoding overlaps Redis: not wall time)
+        await self._project(snap, spent)  # 1.-3.
+        mark = time.monotonic()
+        self.stage = ("changelog", mark)
         if self.failpoints:
             self.failpoints.hit("before-persist")
         await persist(await self._producer(), self.customers, snap.customers)  # 4. + 5.
         await self.persist_meta({number: orjson.dumps(doc) for number, doc in snap.meta.items()})
-        marks.append(time.monotonic())
-        self.stage = ("commit", marks[-1])
+        spent["changelog"], mark = time.monotonic() - mark, time.monotonic()
+        self.stage = ("commit", mark)
         if self.failpoints:
             self.failpoints.hit("before-commit")
         if snap.offsets and not await faust_compat.commit(self.app, snap.offsets):  # 6.
             self.stats["commits_refused"] += 1
             log.warning("the commit of %d input offsets was refused (a rebalance?); the next flush commits past them",
                         len(snap.offsets))
-        marks.append(time.monotonic())
+        ended = time.monotonic()
+        spent["commit"] = ended - mark
         stats = self.stats
         stats["flushes"] += 1
-        for stage, (a, b) in zip(FLUSH_STAGES, itertools.pairwise(marks), strict=True):
-            stats[f"flush_ms_{stage}"] += round((b - a) * 1000)  # where flushes spend their time, summed
+        for stage in FLUSH_STAGES:
+            stats[f"flush_ms_{stage}"] += round(spent[stage] * 1000)  # where flushes spend their time, summed
         stats["stored"] += sum(len(w) for w in snap.customers.values())
-        took = marks[-1] - marks[0]
+        took = ended - started
         if self.metrics is not None:
             self.metrics.flush.observe(took)
         (log.warning if took >= SLOW_FLUSH_S else log.debug)(
             "flush: %d customers, %d offsets in %.2fs (encode %.2f, changes acked %.2f, redis %.2f, changelog "
-            "%.2f, commit %.2f)", len(snap.projected), len(snap.offsets), took,
-            *(b - a for a, b in itertools.pairwise(marks)))
+            "%.2f, commit %.2f)", len(snap.projected), len(snap.offsets), took, *(spent[s] for s in FLUSH_STAGES))
         self.evict()
+
+    async def _project(self, snap: Snapshot, spent: dict[str, float]) -> None:
+        """1.-3.: the changed customers encoded ``ENCODE_STEP`` at a time (a big flush is no pause); from the first
+        chunk on, once the snapshot's changes are acknowledged, each ``CHUNK`` of Redis rows is written while the next
+        is encoded (one write in flight, in order; the partitions' clocks and projected marks with the last), so the
+        worker's encoding and Redis' work overlap. ``spent``: the seconds encoding, waiting for the acknowledgements
+        and waiting for Redis."""
+        total = len(snap.changed)
+        starts = list(range(0, total, CHUNK)) or [0]  # a flush of no customer still writes its clocks
+        writing: asyncio.Task[Written] | None = None
+        written = Written()
+        try:
+            for k, start in enumerate(starts):
+                stop = min(start + CHUNK, total)
+                self.stage = ("encode", time.monotonic())
+                for at in range(start, stop, ENCODE_STEP):
+                    mark = time.monotonic()
+                    self.encode(snap, at, min(at + ENCODE_STEP, stop))
+                    spent["encode"] += time.monotonic() - mark
+                    await asyncio.sleep(0)
+                mark = time.monotonic()
+                if k == 0:
+                    self.stage = ("segment changes acknowledged", mark)
+                    if snap.deliveries:  # 2. changes and dead letters are out before anything of them is in Redis
+                        self.changes_out(snap, await asyncio.gather(*(d.future for d in snap.deliveries)))
+                    spent["acked"], mark = time.monotonic() - mark, time.monotonic()
+                    self.stage = ("redis", mark)
+                    await self._before_rows(snap)
+                if writing is not None:
+                    self.stage = ("redis", mark)
+                    _add(written, await writing)
+                last = k == len(starts) - 1
+                writing = asyncio.create_task(self.projection.write_many(  # 3.
+                    snap.projected[start:stop], snap.clocks if last else None, sorted(self.parts) if last else ()))
+                spent["redis"] += time.monotonic() - mark
+            mark = time.monotonic()
+            self.stage = ("redis", mark)
+            if writing is not None:
+                _add(written, await writing)
+                writing = None
+            await self._after_rows(snap, written)
+            spent["redis"] += time.monotonic() - mark
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()  # the flush failed while encoding: the worker stops, nothing is committed
 
     def changes_out(self, snap: Snapshot, results: Sequence[Any]) -> None:
         """The snapshot's changes are acknowledged: its partitions' meta (saved with this flush) records where the
@@ -210,15 +247,18 @@ class Flusher:
             if part is not None and part.epoch == doc["epoch"]:
                 part.changes_end = end
 
-    async def _project(self, snap: Snapshot) -> None:
-        """Redis, in one round trip as a rule; rows it refuses for good are quarantined (the rest written), earlier
-        ones released. A partition Redis holds nothing of (it restarted empty) is then projected whole from the store
-        (rows older than this flush's do not apply over them)."""
+    async def _before_rows(self, snap: Snapshot) -> None:
+        """Before the snapshot's rows: the customers it erased leave Redis, and the quarantine is known."""
         if snap.erased:
             await self.projection.erase(snap.erased)
         if self._quarantined is None:
             self._quarantined = await self.projection.quarantined()
-        written = await self.projection.write_many(snap.projected, snap.clocks, sorted(self.parts))
+
+    async def _after_rows(self, snap: Snapshot, written: Written) -> None:
+        """After the snapshot's rows (written in one round trip per chunk; rows Redis refuses for good are
+        quarantined, the rest written): earlier quarantined ones released. A partition Redis holds nothing of (it
+        restarted empty) is then projected whole from the store (rows older than this flush's do not apply over
+        them)."""
         erased = set(snap.erased)  # tombstoned in the store only at 4.
         for number in written.unprojected:
             await self._reproject(number, skip=erased)
@@ -229,7 +269,7 @@ class Flusher:
                         if c.customer_id in self._quarantined and c.customer_id not in refused]
             await self.projection.release(released)
             self._quarantined.difference_update(released)
-        self._quarantined |= refused
+        self._quarantined = (self._quarantined or set()) | refused
 
     async def _reproject(self, number: int, skip: Collection[str] = ()) -> None:
         """Every customer the store holds for partition ``number`` but those in ``skip``, into Redis (in the flush
@@ -280,3 +320,10 @@ class Flusher:
                 del records[customer]
                 forget(customer)
             self.stats["evicted"] += len(dropped)
+
+
+def _add(written: Written, more: Written) -> None:
+    """``more`` (one chunk's) added to ``written`` (the flush's)."""
+    written.applied += more.applied
+    written.quarantined += more.quarantined
+    written.unprojected += more.unprojected

@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import orjson
 
+from streams.readmodel.writer import CHUNK
 from streams.worker.persist import Delivery
-from tests.streams.engines import RULES, TP, engine_on, quiet_io
+from tests.streams.engines import RULES, TP, QuietProjection, engine_on, quiet_io
 
 
 def _purchase(names, customer: str, offset: int) -> SimpleNamespace:
@@ -42,3 +43,37 @@ async def test_a_flush_waits_for_its_changes_then_writes_redis_the_changelogs_an
     assert sorted(stored) == [b"A", b"B"]
     assert orjson.loads(engine.meta._db_for_partition(0)[b"p0"])["changes_end"] == 42  # where the topic stands
     assert engine.flusher.projection.rows == 2
+
+
+async def test_a_big_flush_writes_each_chunk_of_rows_while_the_next_is_encoded_in_order_clocks_with_the_last(
+        monkeypatch) -> None:
+    engine, names, _ = engine_on(RULES)
+    log = quiet_io(engine, monkeypatch)
+    tx = TP(names.transactions, 0)
+    total = CHUNK * 2 + 7
+    await engine.take({tx: [_purchase(names, f"C{i:05d}", i) for i in range(total)]}, lambda tp: True)
+    encoded: list[int] = []  # customers encoded so far, at each slice
+    encode = engine.flusher.encode
+
+    def counting(snap, start=0, stop=None):
+        encode(snap, start, stop)
+        encoded.append(len(snap.projected))
+
+    monkeypatch.setattr(engine.flusher, "encode", counting)
+    calls: list[tuple[list[str], bool, tuple[int, ...], int]] = []
+    projection = engine.flusher.projection
+
+    async def write_many(rows, clocks=None, partitions=()):
+        await asyncio.sleep(0.05)  # Redis at work: the flush encodes the next chunk meanwhile
+        calls.append(([r.customer_id for r in rows], clocks is not None, tuple(partitions), encoded[-1]))
+        return await QuietProjection.write_many(projection, rows, clocks, partitions)
+
+    monkeypatch.setattr(projection, "write_many", write_many)
+    await engine.flusher.now()
+    assert [len(rows) for rows, *_ in calls] == [CHUNK, CHUNK, 7]
+    assert sorted(c for rows, *_ in calls for c in rows) == [f"C{i:05d}" for i in range(total)]  # each once
+    assert [(clocks, partitions) for _, clocks, partitions, _ in calls] == [(False, ()), (False, ()), (True, (0,))]
+    # while the first chunk was in Redis, the second was encoded whole; while the second was, the third
+    assert [seen for *_, seen in calls] == [CHUNK * 2, total, total]
+    assert log == ["redis", "redis", "redis", "changelog", "meta", "commit"]
+    assert engine.flusher.stats["flushes"] == 1
