@@ -127,24 +127,21 @@ class Adoption:
             await asyncio.shield(self._task)
 
     async def _reevaluate_all(self) -> None:
-        """Until every partition has re-evaluated its customers under its ruleset: a step of one partition at a time
-        under the lock, its changes handed to the producer, a flush when one is due, and the flush's backpressure
-        between steps (outside the lock, as for batches). The event loop runs between steps, so the flush in flight
-        sends its next chunk of Redis rows every step, not once for all partitions' steps."""
+        """Until every partition has re-evaluated its customers under its ruleset: a step of each under the lock,
+        their changes handed to the producer, a flush when one is due, and the flush's backpressure between steps
+        (outside the lock, as for batches)."""
         while True:
-            pending = [part for part in self.parts.values() if part.reevaluating is not None]
-            if not pending:
-                return
-            for part in pending:
-                await self.flusher.backpressure()
-                async with self.lock:
-                    if self.parts.get(part.number) is not part:
-                        continue  # revoked meanwhile: its next owner re-evaluates it
+            await self.flusher.backpressure()
+            async with self.lock:
+                pending = [part for part in self.parts.values() if part.reevaluating is not None]
+                if not pending:
+                    return
+                for part in pending:
                     self._reevaluate(part, REEVALUATE_STEP)
-                    await self.send_outputs()
-                    if self.flusher.due():
-                        await self.flusher.start()
-                await asyncio.sleep(0)
+                await self.send_outputs()
+                if self.flusher.due():
+                    await self.flusher.start()
+            await asyncio.sleep(0)
 
     def _reevaluate(self, part: Partition, budget: int | None) -> None:
         """Up to ``budget`` (None: all) of the customers ``part`` has left to re-evaluate; once none is left, the
