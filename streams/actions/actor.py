@@ -39,7 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 import faust
@@ -49,12 +49,8 @@ from pydantic import ValidationError
 
 from schemas.outputs import (
     CHANGE_ADAPTER,
-    ActionSuppressed,
-    Alert,
-    Coupon,
     CustomerErased,
     Occasion,
-    Published,
     SegmentChange,
 )
 from segmenter.actions import (
@@ -62,19 +58,16 @@ from segmenter.actions import (
     Grant,
     Ledger,
     Outcome,
-    Suppressed,
-    coupon_code,
     decide,
     duration_s,
     fire_due,
 )
-from segmenter.errors import InvalidRuleError
-from segmenter.rules import RuleSet, load_ruleset
+from streams.actions.documents import audit_document, grant_document
 from streams.actions.ledger import ActionStore
 from streams.actions.partition import ActionPartition
+from streams.actions.rulesets import KnownRulesets
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
-from streams.kafka.control import latest_rules, rules_history
 from streams.kafka.deadletters import dead_letter
 from streams.kafka.fetched import TP, Batch, Current
 from streams.kafka.reading import read_from
@@ -106,8 +99,8 @@ class Actor:
                                  **settings.redis_options())
         self.producer: Any = None  # made in start(): aiokafka wants the running loop
         self.parts: dict[int, ActionPartition] = {}
-        self.rulesets: dict[tuple[str, int], RuleSet] = {}
         self.stats: Counter[str] = Counter()
+        self.rulesets = KnownRulesets(settings, self.stats)
         self.topics = frozenset((names.segment_changes, names.control))  # taken as whole batches (``take``)
         self.failpoints = Failpoints(settings.failpoint)
         self._started = False
@@ -120,7 +113,7 @@ class Actor:
         self.producer = producer(self.settings, linger_ms=0)
         await self.producer.start()
         self._started = True
-        await self._read_rules()
+        await self.rulesets.read()
 
     async def close(self) -> None:
         if self._started:
@@ -194,7 +187,7 @@ class Actor:
             if doc["type"] == "tick":
                 part.clock = max(part.clock, datetime.fromisoformat(doc["to"]).timestamp())
             elif doc["type"] == "rules":
-                self._learn(doc["yaml"], doc.get("source", "rules"))
+                self.rulesets.learn(doc["yaml"], doc.get("source", "rules"))
             self._collect(part, [], {}, None, held)  # dwells the clock has passed
             return
         if offset <= part.done:
@@ -209,7 +202,7 @@ class Actor:
         if isinstance(change, CustomerErased):  # forget what the ledger and Redis hold of it; no dwell of it fires
             await self._carry_out(part, held)  # what came before the erasure first
             ledger = self._ledger(change.customer_id)
-            ids = {a.id for ruleset in self.rulesets.values() for a in ruleset.actions}
+            ids = self.rulesets.action_ids()
             await self.store.forget(change.customer_id, [*ledger.granted, *(f"{a}:{c}" for a in ids
                                                                                 for c in ledger.seen)])
             self.ledger.pop(change.customer_id.encode(), None)
@@ -227,7 +220,7 @@ class Actor:
         else:  # a tag change: no action is defined on tags
             return
         part.clock = max(part.clock, view.stream_s)
-        actions = (await self._ruleset(view)).actions
+        actions = (await self.rulesets.of(view)).actions
         waiting = [p for p in part.pending if p.change.customer_id == view.customer_id]
         if not actions and not waiting:
             self._collect(part, [], {}, None, held)
@@ -267,7 +260,7 @@ class Actor:
         for pending in sorted(due, key=lambda p: p.due_s):
             customer = pending.change.customer_id
             ledger = held.ledgers.setdefault(customer, self._ledger(customer))
-            held.outcomes.append(fire_due(ledger, pending, self._cached(pending.change).actions))
+            held.outcomes.append(fire_due(ledger, pending, self.rulesets.cached(pending.change).actions))
             part.pending.remove(pending)
         if done is not None:
             held.done = done if held.done is None else max(held.done, done)
@@ -288,13 +281,13 @@ class Actor:
             if sent and "between-grants" in self.failpoints.left:  # a crash test: the grant before is acknowledged,
                 await sent[-1][3]                                  # this one never sent
                 self.failpoints.hit("between-grants")
-            topic, document = self._document(grant, managers.get(n))
+            topic, document = grant_document(grant, managers.get(n), self.names, self.rulesets)
             future = await self.producer.send(topic, key=grant.change.customer_id.encode(), value=document,
                                               partition=part.number)
             sent.append((grant, topic, document, future))
         audits = []
         for s in suppressed:
-            audit = self._audit(s)
+            audit = audit_document(s)
             audits.append((await self.producer.send(self.names.action_audit, key=s.change.customer_id.encode(),
                                                     value=audit, partition=part.number), audit))
         records: list[tuple[str, str, str, str, bytes, str]] = []
@@ -324,7 +317,7 @@ class Actor:
         asks, at = [], []
         for n, grant in enumerate(grants):
             alert = grant.action.alert
-            roster = self._cached(grant.change).rosters.get(alert.roster or "") if alert is not None else None
+            roster = self.rulesets.cached(grant.change).rosters.get(alert.roster or "") if alert is not None else None
             if roster is None:
                 continue
             team, members = roster.team_of(grant.change.profile)
@@ -336,51 +329,10 @@ class Actor:
             ledgers[customer].managers[roster.name] = manager
         return {n: (manager, ask[2] or "default") for n, ask, manager in zip(at, asks, chosen, strict=True)}
 
-    def _document(self, grant: Grant, assigned: tuple[str, str] | None) -> tuple[str, bytes]:
-        """A grant's output record: its topic and document; ``assigned``: an alert's manager and team."""
-        action, change = grant.action, grant.change
-        now = datetime.now(UTC)
-        common = {"idempotency_key": grant.key, "change_id": change.change_id, "customer_id": change.customer_id,
-                  "action": action.id, "segment": action.target, "ruleset_id": change.ruleset_id,
-                  "ruleset_version": change.ruleset_version,
-                  "stream_time": datetime.fromtimestamp(grant.at_s, UTC)}
-        if action.coupon is not None:
-            c = action.coupon
-            coupon = Coupon(coupon_id=grant.grant_id, template=c.template,
-                            code=coupon_code(c.template, action.id, change.change_id), value=c.value,
-                            percent=c.percent, valid_until=now + timedelta(seconds=c.valid_for_s), issued_at=now,
-                            **common)
-            return self.names.coupons, coupon.model_dump_json(by_alias=True).encode()
-        if action.publish is not None:
-            dim = next((d for d in self._cached(change).dimensions if d.name == action.dimension), None)
-            segment = (change.after or "") if action.occasion else action.segment  # an occasion: its date
-            fields = {"customer_id": change.customer_id, "dimension": action.dimension, "segment": segment,
-                      "label": (dim.labels.get(action.segment) if dim else None) or segment,
-                      "strategy": (dim.strategies.get(action.segment) if dim else None) or ""}
-            published = Published(publish_id=grant.grant_id, topic=action.publish.topic, published_at=now,
-                                  payload={k: v.format(**fields) for k, v in action.publish.payload}, **common)
-            return self.names.publish(action.publish.topic), published.model_dump_json().encode()
-        assert action.alert is not None
-        manager, team = assigned if assigned is not None else (None, None)
-        message = action.alert.message.format(customer_id=change.customer_id, dimension=action.dimension,
-                                              segment=change.after if action.occasion else action.segment,
-                                              manager=manager or "-", team=team or "-")
-        alert = Alert(alert_id=grant.grant_id, priority=action.alert.priority,
-                      manager=manager, team=team, message=message, raised_at=now, **common)
-        return self.names.alerts, alert.model_dump_json(by_alias=True).encode()
-
-    @staticmethod
-    def _audit(s: Suppressed) -> bytes:
-        return ActionSuppressed(
-            idempotency_key=s.key, change_id=s.change.change_id, customer_id=s.change.customer_id,
-            action=s.action.id, segment=s.action.target, reason=s.reason,
-            stream_time=datetime.fromtimestamp(s.change.stream_s, UTC), at=datetime.now(UTC),
-        ).model_dump_json().encode()
-
     # -- taking a partition: fold in grants the ledger may have missed -------------------------------
     async def _open(self, number: int) -> ActionPartition:
         part = ActionPartition.from_bytes(number, self.ledger.get(f"\x00meta:{number}".encode()))
-        outputs = (self.names.coupons, self.names.alerts, *self._publish_topics())
+        outputs = (self.names.coupons, self.names.alerts, *self.rulesets.publish_topics(self.names))
         starts = {TopicPartition(t, number): part.reach.get(t, 0) for t in outputs}
         found = await read_from(self.settings, starts)
         ledgers: dict[str, Ledger] = {}
@@ -395,7 +347,7 @@ class Actor:
                             "recorded now", number, doc["type"], doc["idempotency_key"], doc["change_id"])
             ledger.record_grant(doc["action"], doc["change_id"], stream_s)
             if doc["type"] == "alert" and doc.get("manager"):
-                for action in (await self._ruleset_of(doc["ruleset_id"], doc["ruleset_version"])).actions:
+                for action in (await self.rulesets.of_version(doc["ruleset_id"], doc["ruleset_version"])).actions:
                     if action.id == doc["action"] and action.alert is not None and action.alert.roster:
                         ledger.managers[action.alert.roster] = doc["manager"]
             part.pending = [p for p in part.pending
@@ -411,58 +363,3 @@ class Actor:
         log.info("actions: partition %d taken (%d dwell(s) waiting, %d grant(s) folded in from the topics)",
                     number, len(part.pending), len(found))
         return part
-
-    def _publish_topics(self) -> list[str]:
-        """The topics of every publish action of the rulesets known here (``rules apply`` created them)."""
-        return sorted({self.names.publish(a.publish.topic) for r in self.rulesets.values() for a in r.actions
-                       if a.publish is not None})
-
-    # -- rulesets: from control records, and the rules topic for what came before -------------------
-    def _learn(self, text: str, source: str) -> RuleSet | None:
-        try:
-            ruleset = load_ruleset(text, source, self.settings.money_scale)
-        except InvalidRuleError as exc:
-            log.warning("ignoring a ruleset that does not load: %s", exc)
-            return None
-        known = self.rulesets.get((ruleset.id, ruleset.version))
-        if known is not None and known.source and known.source != ruleset.source:
-            self.stats["rules_refused"] += 1
-            log.error("refused %s v%d read from %s: its text differs from the one known for that version, and a "
-                      "version is never rewritten", clip(ruleset.id), ruleset.version, source)
-            return known
-        self.rulesets[ruleset.id, ruleset.version] = ruleset
-        return ruleset
-
-    async def _read_rules(self) -> None:
-        for applied in await rules_history(self.settings):  # every version, for changes made under an old one
-            self._learn(applied.yaml, "rules history")
-        for text in (await latest_rules(self.settings)).values():
-            self._learn(text, "rules topic")
-
-    async def _ruleset(self, view: ChangeView) -> RuleSet:
-        return await self._ruleset_of(view.ruleset_id, view.ruleset_version)
-
-    async def _ruleset_of(self, ruleset_id: str, version: int) -> RuleSet:
-        if (ruleset_id, version) not in self.rulesets:
-            await self._read_rules()
-        return self._cached_of(ruleset_id, version)
-
-    def _cached(self, view: ChangeView) -> RuleSet:
-        return self._cached_of(view.ruleset_id, view.ruleset_version)
-
-    def _cached_of(self, ruleset_id: str, version: int) -> RuleSet:
-        found = self.rulesets.get((ruleset_id, version))
-        if found is not None:
-            return found
-        known = sorted((v, r) for (i, v), r in self.rulesets.items() if i == ruleset_id)
-        if known:  # the topic is compacted: an older version may be gone; its successor's actions apply
-            self.rulesets[ruleset_id, version] = known[-1][1]
-            log.warning("ruleset %s v%d is unknown here; using v%d's actions", clip(ruleset_id), version,
-                        known[-1][0])
-            return known[-1][1]
-        self.stats["rules_unknown"] += 1
-        log.error("ruleset %s v%d is unknown (not on the rules topic): its changes trigger no actions",
-                  clip(ruleset_id), version)
-        empty = RuleSet(ruleset_id, version, "", (), "")
-        self.rulesets[ruleset_id, version] = empty
-        return empty
