@@ -88,7 +88,9 @@ def report(args: argparse.Namespace, names: Names, seen: dict[str, float], cpu: 
         say(f"    (the action worker started after the last change: {granting:.1f} s from then, "
             f"{args.customers / granting:,.0f} grants/s, its start included)")
     for what, line in cpu.items():
-        say(f"  CPU until the last {what}: {line}")
+        unmetered = " (the action worker, started after the last change, not counted)" if (
+            args.actions == "after" and what == "coupon") else ""
+        say(f"  CPU until the last {what}: {line}{unmetered}")
 
 
 def stream_in(bench: Bench, settings: Settings, env: dict[str, str], args: argparse.Namespace

@@ -72,7 +72,6 @@ local function negated(text)
 end
 local increments, summed = {}, {}
 local function add(key, field, text)
-  if type(text) == 'number' then text = string.format('%.0f', text) end  -- a row from an older writer
   if #text > 15 then
     increments[#increments + 1] = {key, field, text}
     return
@@ -278,6 +277,12 @@ class Written:
     applied: int = 0
     quarantined: list[tuple[ProjectedCustomer, str]] = field(default_factory=list)
     unprojected: list[int] = field(default_factory=list)  # of the partitions asked about, those Redis holds none of
+
+    def add(self, more: Written) -> None:
+        """Another call's (a flush writes its rows in several)."""
+        self.applied += more.applied
+        self.quarantined += more.quarantined
+        self.unprojected += more.unprojected
 
 
 class Projection:

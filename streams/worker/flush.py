@@ -213,7 +213,7 @@ class Flusher:
                     await self._before_rows(snap)
                 if writing is not None:
                     self.stage = ("redis", mark)
-                    _add(written, await writing)
+                    written.add(await writing)
                 last = k == len(starts) - 1
                 writing = asyncio.create_task(self.projection.write_many(  # 3.
                     snap.projected[start:stop], snap.clocks if last else None, sorted(self.parts) if last else ()))
@@ -221,7 +221,7 @@ class Flusher:
             mark = time.monotonic()
             self.stage = ("redis", mark)
             if writing is not None:
-                _add(written, await writing)
+                written.add(await writing)
                 writing = None
             await self._after_rows(snap, written)
             spent["redis"] += time.monotonic() - mark
@@ -321,9 +321,3 @@ class Flusher:
                 forget(customer)
             self.stats["evicted"] += len(dropped)
 
-
-def _add(written: Written, more: Written) -> None:
-    """``more`` (one chunk's) added to ``written`` (the flush's)."""
-    written.applied += more.applied
-    written.quarantined += more.quarantined
-    written.unprojected += more.unprojected
