@@ -11,7 +11,8 @@ from math import floor
 from segmenter.metrics import NO_PROFILE, Profile, Value, display
 from segmenter.policy import Policy
 from segmenter.ranking import Ranks
-from segmenter.rules.compiler import CompiledDimension, Compiler, RuleSet
+from segmenter.rules.compiler import CompiledDimension, RuleSet
+from segmenter.rules.conditions import Compiler
 from segmenter.rules.syntax import BoolOp, Node, Not
 from segmenter.state import WindowState, add_short, totals_at
 

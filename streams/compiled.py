@@ -40,6 +40,7 @@ MODULES = (
     "segmenter/state.py", "segmenter/policy.py", "segmenter/extras.py", "segmenter/step.py", "segmenter/record.py",
     "segmenter/classify.py", "segmenter/codec.py",
     "segmenter/metrics.py", "segmenter/facts.py", "segmenter/timebase.py", "segmenter/rules/compiler.py",
+    "segmenter/rules/conditions.py",
     "schemas/quick.py", "streams/worker/edge.py", "streams/worker/documents.py", "streams/stored.py",
     "streams/worker/records.py", "streams/worker/partition.py", "streams/readmodel/rows.py",
 )

@@ -15,15 +15,8 @@ from segmenter.actions import ActionSpec, AlertSpec, CouponSpec, PublishSpec, Ro
 from segmenter.errors import InvalidRuleError
 from segmenter.metrics import PROFILE_FIELDS
 from segmenter.occasions import MAX_LEAD_DAYS
-from segmenter.rules.compiler import (
-    COPIED_METRICS,
-    TEMPLATE_FIELD,
-    CompiledDimension,
-    CompiledSegment,
-    CompiledTag,
-    RuleSet,
-    compile_condition,
-)
+from segmenter.rules.compiler import COPIED_METRICS, TEMPLATE_FIELD, CompiledDimension, CompiledTag, RuleSet
+from segmenter.rules.conditions import CompiledSegment, compile_condition
 from segmenter.rules.syntax import RuleSyntaxError, parse
 
 Path_ = tuple[str | int, ...]

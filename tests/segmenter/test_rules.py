@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from segmenter.errors import InvalidRuleError
 from segmenter.metrics import METRICS, called, metric_info
 from segmenter.ranking import Ranks
-from segmenter.rules import compiler, load_ruleset
+from segmenter.rules import compiler, conditions, load_ruleset
 from segmenter.rules.check import check_ruleset
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rules"
@@ -229,7 +229,8 @@ def test_the_classifier_over_window_totals_agrees_with_the_one_over_metric_value
         "long", "huge-number", "25-digits", "parentheses", "not"])
 def test_hostile_rule_text_is_refused_with_its_column_before_any_code_is_generated(when, message, monkeypatch):
     generated = []
-    monkeypatch.setattr(compiler, "_checked", lambda source, bound: generated.append(source) or source)
+    for module in (conditions, compiler):  # each condition's code, and the ruleset's fused function
+        monkeypatch.setattr(module, "_checked", lambda source, bound: generated.append(source) or source)
     with pytest.raises(InvalidRuleError, match=re.escape(message)):
         load_ruleset(ruleset_with(json.dumps(when)), "r.yaml")
     assert generated == []
@@ -241,11 +242,11 @@ def test_hostile_rule_text_is_refused_with_its_column_before_any_code_is_generat
 ])
 def test_generated_code_outside_what_the_generator_makes_is_refused(source):
     with pytest.raises(ValueError, match="generated rule code refused"):
-        compiler._checked(source, {})
+        conditions._checked(source, {})
 
 
 def test_the_generated_code_of_every_example_passes_the_check():
     for ruleset in _EXAMPLE_RULESETS:
         for dim in ruleset.dimensions:
             for segment in dim.segments:
-                assert compiler._checked(f"lambda v: {segment.source}", segment.constants)
+                assert conditions._checked(f"lambda v: {segment.source}", segment.constants)
