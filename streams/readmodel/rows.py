@@ -28,13 +28,19 @@ class ProjectedCustomer(NamedTuple):
 
 
 def script_args(prefix: str, customers: Sequence[ProjectedCustomer], keep: int = 5) -> list[Any]:
-    """The apply script's arguments: the prefix, one JSON array of rows, then each customer's record.
+    """The apply script's arguments: the prefix, the story entries kept, a day summary's time to live, one flat JSON
+    array of every row's fields (the script's comment lists them), then each customer's record.
 
-    One argument per customer instead of seven: redis-py encodes every argument in Python. Numbers
-    travel as text, so Lua stores them as they are (its numbers would print 1e+14 past 14 digits)."""
-    rows = [[c.customer_id, str(c.epoch), str(c.seq), orjson.dumps(c.segments).decode(), str(c.amount_minor),
-             str(c.partition), orjson.dumps(c.tags).decode() if c.tags else "",
-             [[cid, entry] for cid, entry in c.history], keep, [[*m[:5], str(m[5])] for m in c.moves], MOVES_KEPT_S,
-             str(c.purchases)]
-            for c in customers]
-    return [prefix, orjson.dumps(rows), *(c.state for c in customers)]
+    One argument per customer instead of seven: redis-py encodes every argument in Python; one flat array instead
+    of an array a row: Lua's decoding builds one table instead of five a row. Numbers travel as text, so Lua stores
+    them as they are (its numbers would print 1e+14 past 14 digits); the two counts are numbers."""
+    flat: list[Any] = []
+    for c in customers:
+        flat += (c.customer_id, str(c.epoch), str(c.seq), orjson.dumps(c.segments).decode(), str(c.amount_minor),
+                 str(c.partition), orjson.dumps(c.tags).decode() if c.tags else "", str(c.purchases),
+                 len(c.history), len(c.moves))
+        for change_id, entry in c.history:
+            flat += (change_id, entry)
+        for change_id, day, dimension, before, after, amount in c.moves:
+            flat += (change_id, day, dimension, before, after, str(amount))
+    return [prefix, str(keep), str(MOVES_KEPT_S), orjson.dumps(flat), *(c.state for c in customers)]

@@ -57,9 +57,13 @@ log = logging.getLogger("segmenter.projection")
 CHUNK = 2000
 
 _APPLY = """
-local prefix = ARGV[1]
+local prefix, keep, moves_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local SEP = string.char(31)  -- the unit separator of a movement field: dimension, from, to
-local rows = cjson.decode(ARGV[2])
+-- The rows, one flat array (``streams.readmodel.rows.script_args``): per row its ten fields (customer, epoch, seq,
+-- segments JSON, amount, partition, tags JSON or '', purchases, story entries n, moves n), then n story entries of
+-- two (change id, entry) and n moves of six (change id, day, dimension, from, to, amount); the n-th row's record is
+-- ARGV[4 + n]. Flat, the decoding builds one table for the call instead of five a row.
+local rows = cjson.decode(ARGV[4])
 -- Three passes: every row read and decided; then every counter increment, all or nothing; then the rest. Amounts
 -- travel as text (Lua's numbers are doubles, Redis' counters 64-bit integers): the chunk's increments of one hash
 -- field are summed here while that stays exact (texts of 15 characters at most, sums below 2^52) and sent once, so
@@ -117,18 +121,36 @@ local function known(listed, id)  -- a change already in the story list (``liste
   return false
 end
 local NONE = {}
-local held = {}  -- customer -> its hash as this chunk leaves it (a customer listed twice reads its first row)
-local plans, expiring = {}, {}
-for i, row in ipairs(rows) do
-  local customer, epoch, seq, segs, amount = row[1], tonumber(row[2]), tonumber(row[3]), row[4], row[5]
+local held = {}  -- customer -> where its row starts, for a customer listed twice (the later row reads that one)
+-- The rows to write, in parallel arrays (a table a row would cost more): where the row starts, its record's
+-- argument, its key, its old tags, whether Redis held it, its segments before and after (false: unchanged), its
+-- story entries (false: none).
+local p_at, p_state, p_key, p_old_tags, p_new, p_before, p_after, p_entries = {}, {}, {}, {}, {}, {}, {}, {}
+local expiring = {}
+local at, n, last = 1, 0, #rows
+while at <= last do
+  n = n + 1
+  local customer, segs, amount, purchases = rows[at], rows[at + 3], rows[at + 4], rows[at + 7]
+  local story_at = at + 10
+  local moves_at = story_at + 2 * rows[at + 8]
+  local next_at = moves_at + 6 * rows[at + 9]
   local key = prefix .. ':c:' .. customer
-  local purchases = row[12]
-  local cur = held[customer]
-              or redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor', 'tags', 'purchases')
-  local cur_epoch, cur_seq = tonumber(cur[1] or '-1'), tonumber(cur[2] or '-1')
-  if epoch > cur_epoch or (epoch == cur_epoch and seq > cur_seq) then
-    local old, old_amount, old_purchases = cur[3], cur[4] or '0', cur[6] or '0'
-    local plan = {row = row, key = key, index = i + 2, old_tags = cur[5] or '', new = not cur[2]}
+  local cur_epoch, cur_seq, old, old_amount, old_tags, old_purchases
+  local prior = held[customer]
+  if prior then
+    cur_epoch, cur_seq, old, old_amount = rows[prior + 1], rows[prior + 2], rows[prior + 3], rows[prior + 4]
+    old_tags, old_purchases = rows[prior + 6], rows[prior + 7]
+  else
+    local cur = redis.call('HMGET', key, 'epoch', 'seq', 'segments', 'amount_minor', 'tags', 'purchases')
+    cur_epoch, cur_seq, old, old_amount, old_tags, old_purchases = cur[1], cur[2], cur[3], cur[4], cur[5], cur[6]
+  end
+  local epoch, seq = tonumber(rows[at + 1]), tonumber(rows[at + 2])
+  local was_epoch, was_seq = tonumber(cur_epoch or '-1'), tonumber(cur_seq or '-1')
+  if epoch > was_epoch or (epoch == was_epoch and seq > was_seq) then
+    old_amount, old_purchases = old_amount or '0', old_purchases or '0'
+    local k = #p_at + 1
+    p_at[k], p_state[k], p_key[k], p_old_tags[k], p_new[k] = at, n + 4, key, old_tags or '', not cur_seq
+    p_before[k], p_after[k], p_entries[k] = false, false, false
     if old ~= segs or old_amount ~= amount or old_purchases ~= purchases then
       -- per dimension: a segment kept with the same sums moves nothing (a rules change moves one dimension)
       local before, after = old and cjson.decode(old) or NONE, cjson.decode(segs)
@@ -139,31 +161,30 @@ for i, row in ipairs(rows) do
       for dim, seg in pairs(after) do
         if not (same_sums and before[dim] == seg) then sums(dim, seg, '', amount, purchases) end
       end
-      if old ~= segs then plan.before, plan.after = before, after end
+      if old ~= segs then p_before[k], p_after[k] = before, after end
     end
-    local history, moves = row[8], row[10]
     -- within one epoch a change reaches here once (a retried write of an applied row is skipped above); a new
     -- epoch (a restart, another owner) may replay changes already listed: only then are they looked for
-    local listed = ((history[1] or moves[1]) and cur[2] and epoch > cur_epoch)
+    local listed = (story_at < next_at and cur_seq and epoch > was_epoch)
                    and redis.call('LRANGE', prefix .. ':h:' .. customer, 0, -1) or NONE
-    for _, move in ipairs(moves) do  -- id, day, dimension, from, to, amount: the day's movement summary
-      if not known(listed, move[1]) then
-        local mkey, field = prefix .. ':mv:' .. move[2], move[3] .. SEP .. move[4] .. SEP .. move[5]
+    for m = moves_at, next_at - 1, 6 do  -- id, day, dimension, from, to, amount: the day's movement summary
+      if not known(listed, rows[m]) then
+        local mkey, field = prefix .. ':mv:' .. rows[m + 1], rows[m + 2] .. SEP .. rows[m + 3] .. SEP .. rows[m + 4]
         add(mkey, field, '1')
-        add(mkey, field .. SEP .. 'a', move[6])
-        expiring[mkey] = row[11]
+        add(mkey, field .. SEP .. 'a', rows[m + 5])
+        expiring[mkey] = true
       end
     end
-    if history[1] then
+    if story_at < moves_at then
       local entries = {}
-      for _, entry in ipairs(history) do
-        if not known(listed, entry[1]) then entries[#entries + 1] = entry[1] .. ' ' .. entry[2] end
+      for h = story_at, moves_at - 1, 2 do
+        if not known(listed, rows[h]) then entries[#entries + 1] = rows[h] .. ' ' .. rows[h + 1] end
       end
-      plan.entries = entries
+      p_entries[k] = entries
     end
-    plans[#plans + 1] = plan
-    held[customer] = {row[2], row[3], segs, amount, row[7], purchases}
+    held[customer] = at
   end
+  at = next_at
 end
 -- The increments: a sum Redis refuses (64-bit overflow, a foreign value) undoes those sent before it and fails
 -- the call with nothing written (the writer then sends the chunk's rows one by one to find the row).
@@ -174,10 +195,10 @@ for k, inc in ipairs(increments) do
   local done = redis.pcall('HINCRBY', inc[1], inc[2], by)
   if type(done) == 'table' and done.err then
     for u = k - 1, 1, -1 do redis.call('HINCRBY', increments[u][1], increments[u][2], negated(increments[u][3])) end
-    return redis.error_reply((#rows == 1 and 'ROW 1 ' or 'ROWS 1-' .. #rows .. ' ') .. done.err)
+    return redis.error_reply((n == 1 and 'ROW 1 ' or 'ROWS 1-' .. n .. ' ') .. done.err)
   end
 end
-for mkey, ttl in pairs(expiring) do redis.call('EXPIRE', mkey, ttl) end
+for mkey in pairs(expiring) do redis.call('EXPIRE', mkey, moves_ttl) end
 -- Memberships as the chunk leaves them (the last row of a customer wins), sent one command per set.
 local members, sets = {}, {}
 local function member(key, customer, now)
@@ -189,9 +210,9 @@ local function member(key, customer, now)
   end
   set[customer] = now
 end
-for _, plan in ipairs(plans) do
-  local row = plan.row
-  local customer, before, after = row[1], plan.before, plan.after
+for k, at in ipairs(p_at) do
+  local customer, tags, old_tags = rows[at], rows[at + 6], p_old_tags[k]
+  local before, after = p_before[k], p_after[k]
   if before then
     for dim, seg in pairs(before) do
       if after[dim] ~= seg then member(prefix .. ':m:' .. dim .. ':' .. seg, customer, false) end
@@ -200,7 +221,6 @@ for _, plan in ipairs(plans) do
       if before[dim] ~= seg then member(prefix .. ':m:' .. dim .. ':' .. seg, customer, true) end
     end
   end
-  local tags, old_tags = row[7], plan.old_tags
   if tags ~= old_tags then
     if old_tags ~= '' then
       for _, tag in ipairs(cjson.decode(old_tags)) do member(prefix .. ':t:' .. tag, customer, false) end
@@ -209,16 +229,17 @@ for _, plan in ipairs(plans) do
       for _, tag in ipairs(cjson.decode(tags)) do member(prefix .. ':t:' .. tag, customer, true) end
     end
   end
-  redis.call('HSET', plan.key, 'epoch', row[2], 'seq', row[3], 'segments', row[4], 'amount_minor', row[5],
-             'purchases', row[12], 'partition', row[6], 'tags', tags, 'state', ARGV[plan.index])
-  local entries = plan.entries
+  redis.call('HSET', p_key[k], 'epoch', rows[at + 1], 'seq', rows[at + 2], 'segments', rows[at + 3],
+             'amount_minor', rows[at + 4], 'purchases', rows[at + 7], 'partition', rows[at + 5], 'tags', tags,
+             'state', ARGV[p_state[k]])
+  local entries = p_entries[k]
   if entries and entries[1] then
     local hkey = prefix .. ':h:' .. customer
-    if redis.call('LPUSH', hkey, unpack(entries)) > row[9] then redis.call('LTRIM', hkey, 0, row[9] - 1) end
+    if redis.call('LPUSH', hkey, unpack(entries)) > keep then redis.call('LTRIM', hkey, 0, keep - 1) end
   end
-  if plan.new then
+  if p_new[k] then
     member(prefix .. ':customers', customer, true)
-    member(prefix .. ':p:' .. row[6], customer, true)
+    member(prefix .. ':p:' .. rows[at + 5], customer, true)
   end
 end
 local SLICE = 1000  -- members per command (Lua's unpack is bounded by its stack)
@@ -233,7 +254,7 @@ for _, key in ipairs(sets) do
   send('SREM', key, removed)
   send('SADD', key, added)
 end
-return #plans
+return #p_at
 """
 
 _ERASE = """
