@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.cpu import CpuMeter, rss_mib
 from bench.stream import Bench, embedded_stack, say
 from schemas.outputs import SegmentChange
 from streams.kafka.lag import group_lag
@@ -63,11 +64,15 @@ def run_pass(bench: Bench, settings: Settings, env: dict[str, str], n: int, labe
     bench.processes.append(worker)
     wait_ready(Path(settings.data_dir), worker, timeout_s=300, role="actions")
     t0 = time.perf_counter()
-    asyncio.run(caught_up(settings, names.actions_app_id))
+    with CpuMeter({"action worker": worker.pid, **bench.stack}) as meter:
+        asyncio.run(caught_up(settings, names.actions_app_id))
     elapsed = time.perf_counter() - t0
     coupons, alerts = asyncio.run(granted(settings, names))
     say(f"{label}".ljust(44) + f"{n / elapsed:>9,.0f} changes/s  ({elapsed:.1f}s; coupons {coupons:,}, "
         f"alerts {alerts:,} on the topics)")
+    cpu_us = meter.shares.get("action worker", 0.0) * elapsed / n * 1e6
+    say(f"  action worker CPU per change {cpu_us:,.0f} µs, peak RSS {rss_mib(worker.pid, 'VmHWM'):,.0f} MiB; "
+        f"{meter.line()}")
     bench.end(worker)
     return elapsed
 

@@ -22,7 +22,7 @@ from segmenter.classify import classify
 from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
 from segmenter.state import EMPTY, INTERACTION, PURCHASE, REFUND, Fact, WindowState, apply
-from streams.worker import collector
+from streams import collector
 
 ROOT = Path(__file__).resolve().parent.parent
 FLUSH_EVERY = 5000  # events between the worker's flushes, roughly (SEGMENTER_FLUSH_MAX_DIRTY customers or 0.5 s)

@@ -3,7 +3,8 @@
 Rooms, and what each may import (``tests/streams/test_rooms.py`` enforces it, imports inside functions
 included)::
 
-    streams/                the foundation: names, settings, text, progress, stored, failpoints, logs, probes
+    streams/                the foundation: names, settings, text, progress, stored, failpoints, logs, probes,
+                            collector (garbage collection)
                             (import no room)
     streams/kafka/          topics, reading to the true end, lag, control and rules topics, dead letters,
                             faust and aiokafka adaptations, running a faust app      -> foundation

@@ -141,16 +141,16 @@ class Settings(BaseSettings):
         200_000, ge=0, description="Input records held (not yet processed or committed) while a partition has no "
         "ruleset yet, so none is folded in unclassified; past this many the worker goes on without one.")
     gc_full_every_s: float = Field(
-        0.0, ge=0, description="How often the worker runs a full garbage collection (each pauses it for a while "
-        "in proportion to the customers in memory); 0: never (streams/worker/collector.py).")
+        0.0, ge=0, description="How often a worker (and an action worker) runs a full garbage collection (each "
+        "pauses it for a while in proportion to what it holds in memory); 0: never (streams/collector.py).")
     gc_young_every_s: float = Field(
-        30.0, ge=0, description="How often the worker collects the objects allocated since its last flush before "
-        "freezing them (cyclic garbage among them is freed); at the other flushes they are frozen uncollected; 0: at "
-        "every flush (streams/worker/collector.py).")
+        30.0, ge=0, description="How often a worker collects the objects allocated since its last flush (an action "
+        "worker: batch) before freezing them (cyclic garbage among them is freed); at the other flushes they are "
+        "frozen uncollected; 0: at every flush (streams/collector.py).")
     gc_full_growth: float = Field(
-        1.0, ge=0, description="A full garbage collection whenever the objects the worker keeps have grown by this "
+        1.0, ge=0, description="A full garbage collection whenever the objects a worker keeps have grown by this "
         "share since the last one (1.0: doubled; looked at every 10 s), so cyclic garbage (tracebacks of retried "
-        "errors) stays bounded by what is live; 0: only on gc_full_every_s (streams/worker/collector.py).")
+        "errors) stays bounded by what is live; 0: only on gc_full_every_s (streams/collector.py).")
     malloc_arenas: int = Field(
         2, ge=0, le=64, description="glibc malloc arenas of a worker process (RocksDB's threads each kept one with "
         "its freed memory); 0: glibc's default, eight per core.")

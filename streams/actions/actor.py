@@ -66,6 +66,7 @@ from streams.actions.documents import audit_document, grant_document
 from streams.actions.ledger import ActionStore
 from streams.actions.partition import ActionPartition
 from streams.actions.rulesets import KnownRulesets
+from streams.collector import Collector
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.deadletters import dead_letter
@@ -108,6 +109,8 @@ class Actor:
         self._task: asyncio.Task[Any] | None = None
         horizon = duration_s(settings.actions_replay_horizon)
         self.horizon_s = horizon or None
+        self.collector = Collector(settings.gc_full_every_s, settings.gc_young_every_s, settings.gc_full_growth,
+                                   settings.malloc_trim_every_s)
 
     async def start(self) -> None:
         self.producer = producer(self.settings, linger_ms=0)
@@ -154,6 +157,7 @@ class Actor:
             await self.app.producer.flush()  # the ledger's changelog records, before the offsets they cover
             if not await faust_compat.commit(self.app, offsets):
                 self.stats["commits_refused"] += 1
+        self.collector.freeze()  # what the batch left behind (see streams/collector.py)
 
     def held(self, limit_s: float = 5.0) -> bool:
         """Whether one record has held the worker for ``limit_s`` or more (Redis away, a slow broker)."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from pathlib import Path
 from typing import Any
 
 import faust
 
+from streams import collector
 from streams.actions import metrics
 from streams.actions.actor import Actor
 from streams.kafka import faust_compat
@@ -66,7 +68,8 @@ def create_actions_app(settings: Settings) -> faust.App:
         ready = app.tables.recovery.completed.is_set() and bool(app.assignor.assigned_actives())
         probe.update(ready)
         if ready:  # also this worker's counters, for tests and the curious
-            write_ready(ready_file, {"pid": os.getpid(), "stats": dict(actor.stats), **RETRIES})
+            write_ready(ready_file, {"pid": os.getpid(), "stats": dict(actor.stats), "gc_automatic": gc.isenabled(),
+                                     **RETRIES})
         elif ready_file.exists():
             ready_file.unlink(missing_ok=True)
 
@@ -92,4 +95,5 @@ def run_actions(settings: Settings, loglevel: str = "warn") -> None:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     asyncio.run(create_topics(settings))
     app = create_actions_app(settings)
+    collector.take_over()  # as the worker: what start-up built frozen, collection at each batch's end (Actor.take)
     run_faust(app, loglevel, logging_config(loglevel, settings.log_level, settings.log_format))

@@ -103,6 +103,19 @@ class Adoption:
         flushes' size and its input moving."""
         if ruleset is None:
             return
+        left = self.begin(part, ruleset, what)
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # driven by hand, outside an event loop (tests, benches)
+            loop = None
+        if loop is None or not left:  # all at once
+            self._reevaluate(part, None)
+        elif self._task is None or self._task.done():
+            self._task = loop.create_task(self._reevaluate_all(), name="segmenter.reevaluate")
+
+    def begin(self, part: Partition, ruleset: RuleSet, what: str) -> list[str]:
+        """``part`` classifies by ``ruleset`` from now on, and has every customer it holds to re-evaluate (returned,
+        last first); ``_reevaluate`` goes through them."""
         part.ruleset, part.meta_dirty = ruleset, True
         metrics = population.needed(ruleset)
         if part.index is None or part.index.metrics != metrics:  # every customer is put again: it fills again
@@ -112,14 +125,7 @@ class Adoption:
         part.reevaluating = Reevaluation(left, what, len(left))
         if left:
             log.info("partition %d adopting %s: %d customers to re-evaluate", part.number, what, len(left))
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:  # driven by hand, outside an event loop (tests, benches)
-            loop = None
-        if loop is None or not left:  # all at once
-            self._reevaluate(part, None)
-        elif self._task is None or self._task.done():
-            self._task = loop.create_task(self._reevaluate_all(), name="segmenter.reevaluate")
+        return left
 
     async def reevaluated(self) -> None:
         """Until every partition has re-evaluated its customers under the ruleset it adopted last."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from typing import Any
 import faust
 import orjson
 
-from streams import compiled
+from streams import collector, compiled
 from streams.kafka import faust_compat
 from streams.kafka.runner import run_faust
 from streams.kafka.security import faust_credentials
@@ -22,7 +23,6 @@ from streams.names import RAW, Names
 from streams.probes import Probe, write_ready
 from streams.readmodel.retry import RETRIES
 from streams.settings import Settings
-from streams.worker import collector
 from streams.worker.engine import Engine
 from streams.worker.metrics import read_lag
 
@@ -94,7 +94,7 @@ def create_app(settings: Settings) -> faust.App:
         probe.update(ready)
         if ready:  # with what a test or an operator may poll: Redis calls retried
             first = not ready_file.exists()
-            write_ready(ready_file, {"pid": os.getpid(), **RETRIES})
+            write_ready(ready_file, {"pid": os.getpid(), "gc_automatic": gc.isenabled(), **RETRIES})
             if first:
                 log.info("worker ready: %d partitions assigned; hot path: %s",
                          len(app.assignor.assigned_actives()), compiled.install())
@@ -145,5 +145,5 @@ def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     if created:
         log.info("created topics: %s", ", ".join(created))
     app = create_app(settings)
-    collector.take_over()  # see streams/worker/collector.py
+    collector.take_over()  # see streams/collector.py
     run_faust(app, loglevel, logging_config(loglevel, settings.log_level, settings.log_format))

@@ -48,6 +48,7 @@ import faust
 import redis.exceptions
 from aiokafka import AIOKafkaProducer
 
+from streams.collector import Collector
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.deadletters import dead_letter
@@ -59,7 +60,6 @@ from streams.settings import Settings
 from streams.stored import due_of
 from streams.worker import population
 from streams.worker.adoption import Adoption
-from streams.worker.collector import Collector
 from streams.worker.edge import BAD_INPUT, ERASE, FACT, OVERRIDE, PROFILE, RETIRE, RULES, SKIP, TAG, TICK, Edge
 from streams.worker.flush import STUCK_FLUSH_S, Flusher
 from streams.worker.metrics import WorkerMetrics, observe_batch, observe_own

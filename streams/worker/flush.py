@@ -17,13 +17,13 @@ from aiokafka import AIOKafkaProducer
 
 from segmenter.codec import StateEncoder
 from segmenter.policy import Policy
+from streams.collector import Collector
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.fetched import TP
 from streams.readmodel.writer import CHUNK, Projection, Written
 from streams.settings import Settings
 from streams.stored import unpack
-from streams.worker.collector import Collector
 from streams.worker.documents import Changed, encode_changed, projected_row
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.partition import Partition

@@ -120,6 +120,8 @@ def test_every_transition_yields_exactly_one_coupon_or_alert(system, tmp_path):
     counts = {k.decode(): int(v) for k, v in client.hgetall(key).items()}
     assert counts["value.churn_risk|winback_coupon|issued"] == len(coupons)
     assert counts["value.high_value|senior_manager|issued"] == len(alerts)
+    for ready in ("worker.ready", "actions.ready"):  # both collect garbage on their own schedule (collector.py)
+        assert orjson.loads((Path(system.settings.data_dir) / ready).read_text())["gc_automatic"] is False, ready
 
 
 def reset_group_to_zero(settings) -> None:

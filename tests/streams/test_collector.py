@@ -1,4 +1,4 @@
-"""The worker's garbage collection schedule (streams/worker/collector.py), in a child process of its own:
+"""The worker's garbage collection schedule (streams/collector.py), in a child process of its own:
 it turns CPython's collector off and freezes objects, which the test process must not inherit."""
 
 import platform
@@ -8,7 +8,7 @@ import textwrap
 
 CHILD = textwrap.dedent("""
     import gc, time, weakref
-    from streams.worker import collector
+    from streams import collector
 
     class Node:
         pass
@@ -54,7 +54,7 @@ def test_young_collections_run_on_their_schedule_and_a_full_one_reclaims_frozen_
 OUTAGE = textwrap.dedent("""
     import sys
     import psutil
-    from streams.worker import collector
+    from streams import collector
 
     class Unavailable(Exception):
         pass
@@ -104,7 +104,7 @@ def test_memory_stays_flat_through_an_outage_that_raises_cyclic_errors_in_a_loop
 
 COUNTED = textwrap.dedent("""
     import gc, time
-    from streams.worker import collector
+    from streams import collector
 
     collector.take_over()
     kept = collector.Collector(full_every_s=0, young_every_s=3600, full_growth=1.0, count_every_s=0.05)
