@@ -74,6 +74,7 @@ bench: install peers
 	$(PY) -m bench.rules_change --customers 1000000
 	$(PY) -m bench.core
 	$(PY) -m bench.engine
+	$(PY) -m bench.engine --rules-change --customers 200000
 	$(PY) -m bench.projection
 	$(PY) -m bench.stream --latency-rate 1000 --latency-seconds 60
 	$(PY) -m bench.actions
