@@ -8,6 +8,9 @@ Keys under the prefix ``P``::
     P:cust-actions:<customer>       set of the customer's P:action:... keys, so that an erasure removes them all
     P:rr:<roster>:<team>            round-robin turn counter of a team
 
+The record script derives its keys from the prefix (standalone Redis allows it; Redis Cluster would need hash tags),
+as the read model's apply script does.
+
 Redis is a projection here, not the ledger (that is the changelog-backed ``action-ledger`` table):
 each outcome is recorded with ``SET NX`` and counted only when the key was new, so recording the
 same outcome again after a crash or a replay never counts it twice. Every call waits and retries
@@ -25,14 +28,32 @@ from segmenter.actions import RosterSpec
 from streams.readmodel.retry import retrying
 
 _RECORD = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then
-  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-  redis.call('SADD', KEYS[3], KEYS[1])
-  redis.call('EXPIRE', KEYS[3], ARGV[3])
-  return 1
+-- A batch's outcomes: ARGV = prefix, time to live, then four per outcome (action:change_id, document, count field,
+-- customer). Each is set only if new (SET NX), and only then counted and indexed under its customer; the counts are
+-- summed over the call and sent once a field. Returns 1 or 0 per outcome (recorded now, or before).
+local prefix, ttl = ARGV[1], ARGV[2]
+local counts, fields, done = {}, {}, {}
+for i = 3, #ARGV, 4 do
+  local key = prefix .. ':action:' .. ARGV[i]
+  if redis.call('SET', key, ARGV[i + 1], 'NX', 'EX', ttl) then
+    local field = ARGV[i + 2]
+    if not counts[field] then
+      counts[field] = 0
+      fields[#fields + 1] = field
+    end
+    counts[field] = counts[field] + 1
+    local index = prefix .. ':cust-actions:' .. ARGV[i + 3]
+    redis.call('SADD', index, key)
+    redis.call('EXPIRE', index, ttl)
+    done[#done + 1] = 1
+  else
+    done[#done + 1] = 0
+  end
 end
-return 0
+for _, field in ipairs(fields) do redis.call('HINCRBY', prefix .. ':action-counts', field, counts[field]) end
+return done
 """
+RECORDED_PER_CALL = 1000  # outcomes per script call (a pipeline of calls for a bigger batch)
 
 OUTCOMES = ("issued", "cooldown", "replay", "dwell", "recovery")
 
@@ -50,17 +71,22 @@ class ActionStore:
 
     async def record_many(self, outcomes: Sequence[tuple[str, str, str, str, bytes, str]]) -> list[bool]:
         """Record a batch's outcomes, each ``(key, segment, action, outcome, document, customer)`` as in
-        ``record``, in one round trip (a pipeline of the same script); True for each not recorded before."""
+        ``record``, in one round trip (one script call per ``RECORDED_PER_CALL``: one call per grant cost Redis
+        and the worker a command each); True for each not recorded before."""
         if not outcomes:
             return []
+        calls: list[list[Any]] = []
+        for start in range(0, len(outcomes), RECORDED_PER_CALL):
+            args: list[Any] = [self.prefix, self.ttl_s]
+            for key, segment, action, outcome, document, customer in outcomes[start : start + RECORDED_PER_CALL]:
+                args += (key, document, f"{segment}|{action}|{outcome}", customer)
+            calls.append(args)
 
         async def run() -> list[bool]:
             async with self.client.pipeline(transaction=False) as pipe:
-                for key, segment, action, outcome, document, customer in outcomes:
-                    await self._record(keys=[f"{self.prefix}:action:{key}", f"{self.prefix}:action-counts",
-                                             f"{self.prefix}:cust-actions:{customer}"],
-                                       args=[document, f"{segment}|{action}|{outcome}", self.ttl_s], client=pipe)
-                return [bool(n) for n in await pipe.execute()]
+                for args in calls:
+                    await self._record(keys=[], args=args, client=pipe)
+                return [bool(n) for done in await pipe.execute() for n in done]
 
         return await retrying(run)
 

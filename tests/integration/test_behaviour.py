@@ -19,7 +19,7 @@ import orjson
 
 from schemas.outputs import Alert, DeadLetter, SegmentChange
 from segmenter.actions import RosterSpec
-from streams.actions.ledger import ActionStore
+from streams.actions.ledger import RECORDED_PER_CALL, ActionStore
 from streams.cli.demo_data import DemoSpec, generate
 from streams.kafka.topics import produce_records
 from streams.names import Names
@@ -216,3 +216,32 @@ def test_round_robin_routing_takes_turns_per_team_and_keeps_a_customer_s_manager
     turns, kept, held, other_team = asyncio.run(scenario())
     assert turns == ["a", "b", "c", "a", "b"]
     assert (kept, held, other_team) == ("a", "b", "z")
+
+
+def test_a_batch_of_outcomes_is_recorded_once_each_across_script_calls_and_counted_once(stack):
+    """record_many sends RECORDED_PER_CALL outcomes a script call: a batch past that, an outcome recorded before,
+    and one listed twice in the batch are each recorded and counted once, and indexed under their customer."""
+    store = ActionStore(f"redis://127.0.0.1:{stack.redis_port}/15", f"rm{uuid.uuid4().hex[:8]}", 3600)
+    n = RECORDED_PER_CALL + 7
+    batch = [(f"coupon:ch{i}", "value.churn_risk", "coupon", "issued", b'{"i": %d}' % i, f"C{i % 10}")
+             for i in range(n)]
+
+    async def scenario() -> tuple[bool, list[bool], list[bool], dict[bytes, bytes], set[bytes], bytes | None]:
+        try:
+            before = await store.record(*batch[3][:5], customer=batch[3][5])
+            recorded = await store.record_many(batch)
+            again = await store.record_many([batch[5], batch[5], (*batch[n - 1][:3], "cooldown", b"{}", "C9")])
+            counts = await store.client.hgetall(f"{store.prefix}:action-counts")
+            index = await store.client.smembers(f"{store.prefix}:cust-actions:C3")
+            document = await store.client.get(f"{store.prefix}:action:coupon:ch{RECORDED_PER_CALL + 1}")
+            return before, recorded, again, counts, index, document
+        finally:
+            await store.close()
+
+    before, recorded, again, counts, index, document = asyncio.run(scenario())
+    assert before is True
+    assert recorded == [i != 3 for i in range(n)]  # ch3 was recorded before the batch
+    assert again == [False, False, False]  # the same key: recorded already, whatever its outcome
+    assert counts == {b"value.churn_risk|coupon|issued": str(n).encode()}
+    assert index == {f"{store.prefix}:action:coupon:ch{i}".encode() for i in range(3, n, 10)}
+    assert document == b'{"i": %d}' % (RECORDED_PER_CALL + 1)
