@@ -29,7 +29,7 @@ the size of what is live.
 The action worker collects the same way, freezing at the end of each batch it takes (``Actor.take``): left to
 CPython, its collector ran 45 full collections in ``bench.actions --changes 100000`` (3.4 s, traversing faust's
 start-up objects each time, as the long-lived objects kept growing by a quarter), and its CPU per change went from
-237 to 177 µs with this (``docs/throughput.md``).
+213-214 to 169-179 µs with this (three pairs alternating, ``docs/throughput.md``).
 ``tests/streams/test_collector.py`` raises cyclic exceptions in a loop (an outage's pattern) and shows memory
 flat with the bound and growing without it. glibc's malloc is tuned too (``malloc_arenas``, ``malloc_trim_every_s``:
 settings, each with what it was measured to do).

@@ -1,6 +1,6 @@
 """A customer's row of the Redis read model as the worker's flush sends it (``ProjectedCustomer``), and the apply
-script's arguments for a chunk of them (``script_args``; the script is ``streams.readmodel.writer``'s). Compiled with
-the hot path (``streams.compiled``): a flush builds one per changed customer."""
+script's arguments for a chunk of them (``script_args``; the script is ``streams.readmodel.scripts.APPLY``).
+Compiled with the hot path (``streams.compiled``): a flush builds one per changed customer."""
 
 from __future__ import annotations
 

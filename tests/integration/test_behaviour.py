@@ -223,14 +223,16 @@ def test_a_batch_of_outcomes_is_recorded_once_each_across_script_calls_and_count
     and one listed twice in the batch are each recorded and counted once, and indexed under their customer."""
     store = ActionStore(f"redis://127.0.0.1:{stack.redis_port}/15", f"rm{uuid.uuid4().hex[:8]}", 3600)
     n = RECORDED_PER_CALL + 7
-    batch = [(f"coupon:ch{i}", "value.churn_risk", "coupon", "issued", b'{"i": %d}' % i, f"C{i % 10}")
-             for i in range(n)]
+    distinct = [(f"coupon:ch{i}", "value.churn_risk", "coupon", "issued", b'{"i": %d}' % i, f"C{i % 10}")
+                for i in range(n)]
+    batch = [*distinct[:500], distinct[1], *distinct[500:]]  # ch1 listed twice in the first call
 
     async def scenario() -> tuple[bool, list[bool], list[bool], dict[bytes, bytes], set[bytes], bytes | None]:
         try:
-            before = await store.record(*batch[3][:5], customer=batch[3][5])
+            before = await store.record(*distinct[3][:5], customer=distinct[3][5])
             recorded = await store.record_many(batch)
-            again = await store.record_many([batch[5], batch[5], (*batch[n - 1][:3], "cooldown", b"{}", "C9")])
+            again = await store.record_many([distinct[5], distinct[5],
+                                             (*distinct[n - 1][:3], "cooldown", b"{}", "C9")])
             counts = await store.client.hgetall(f"{store.prefix}:action-counts")
             index = await store.client.smembers(f"{store.prefix}:cust-actions:C3")
             document = await store.client.get(f"{store.prefix}:action:coupon:ch{RECORDED_PER_CALL + 1}")
@@ -240,7 +242,7 @@ def test_a_batch_of_outcomes_is_recorded_once_each_across_script_calls_and_count
 
     before, recorded, again, counts, index, document = asyncio.run(scenario())
     assert before is True
-    assert recorded == [i != 3 for i in range(n)]  # ch3 was recorded before the batch
+    assert recorded == [k not in (3, 500) for k in range(n + 1)]  # ch3 recorded before, ch1's second listing
     assert again == [False, False, False]  # the same key: recorded already, whatever its outcome
     assert counts == {b"value.churn_risk|coupon|issued": str(n).encode()}
     assert index == {f"{store.prefix}:action:coupon:ch{i}".encode() for i in range(3, n, 10)}
