@@ -1,4 +1,5 @@
-"""Hostile rules files: each refused with one ``InvalidRuleError`` naming the place, within a second, running nothing.
+"""Hostile rules files: each refused with one ``InvalidRuleError`` naming the place, within a second of CPU (the
+process's own time: a hang by expansion is CPU, and other tests running beside it do not count), running nothing.
 
 docs/security.md lists these refusals and their limits.
 """
@@ -27,10 +28,10 @@ def _laughs(levels: int) -> str:
 
 
 def _refused(text: str, match: str) -> str:
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(InvalidRuleError, match=match) as info:
         load_ruleset(text, "hostile.yaml")
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     message = str(info.value)
     assert message.startswith("hostile.yaml"), message
     assert "Traceback" not in message
