@@ -31,7 +31,11 @@ from streams.worker.records import Customers, ranked
 
 log = logging.getLogger("segmenter.worker")
 
-REEVALUATE_STEP = 2_000  # customers of a partition re-evaluated under a new ruleset per turn (tens of ms)
+REEVALUATE_STEP = 250  # customers of a partition re-evaluated under a new ruleset per turn (some 6 ms)
+# Flushes' worth of re-evaluated customers a change runs ahead of the flush in flight, so that re-evaluation goes on
+# while the flush waits for Redis and the changelog (a kill loses none of it: the control offset is not committed
+# until the partition is done, and a restart goes over the customers again).
+REEVALUATE_AHEAD = 4
 
 
 class Adoption:
@@ -137,13 +141,14 @@ class Adoption:
         their changes handed to the producer, a flush when one is due, and the flush's backpressure between steps
         (outside the lock, as for batches)."""
         while True:
-            await self.flusher.backpressure()
+            await self.flusher.backpressure(REEVALUATE_AHEAD)
             async with self.lock:
                 pending = [part for part in self.parts.values() if part.reevaluating is not None]
                 if not pending:
                     return
                 for part in pending:
                     self._reevaluate(part, REEVALUATE_STEP)
+                    await asyncio.sleep(0)  # the flush in flight takes its turns: Redis' replies, its next chunk
                 await self.send_outputs()
                 if self.flusher.due():
                     await self.flusher.start()

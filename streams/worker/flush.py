@@ -81,12 +81,12 @@ class Flusher:
     def in_flight(self) -> bool:
         return self._flushing is not None and not self._flushing.done()
 
-    async def backpressure(self) -> None:
-        """With a flush in flight and the next one already due, wait for it: what a kill can lose (applied,
-        not committed) stays within about two flushes, and flushes stay their configured size instead of
-        growing with everything processed while the one before was writing."""
+    async def backpressure(self, ahead: int = 1) -> None:
+        """With a flush in flight and ``ahead`` more already due, wait for it: what a kill can lose (applied,
+        not committed) stays within about ``ahead`` + 1 flushes, and flushes stay near their configured size instead
+        of growing with everything processed while the one before was writing."""
         flushing = self._flushing
-        if flushing is not None and not flushing.done() and self.dirty() >= self.settings.flush_max_dirty:
+        if flushing is not None and not flushing.done() and self.dirty() >= ahead * self.settings.flush_max_dirty:
             self.stats["flush_waits"] += 1
             t0 = time.monotonic()
             await asyncio.shield(flushing)

@@ -82,3 +82,23 @@ async def test_a_big_flush_writes_each_chunk_of_rows_while_the_next_is_encoded_i
     assert [seen for *_, seen in calls] == [CHUNK * 2, total, total]
     assert log == ["redis", "redis", "redis", "changelog", "meta", "commit"]
     assert engine.flusher.stats["flushes"] == 1
+
+
+async def test_backpressure_waits_for_the_flush_in_flight_only_once_ahead_flushes_worth_are_dirty(monkeypatch) -> None:
+    engine, names, _ = engine_on(RULES, flush_max_dirty=2)
+    quiet_io(engine, monkeypatch)
+    tx = TP(names.transactions, 0)
+    acknowledged = asyncio.get_running_loop().create_future()
+    engine.flusher.awaiting([Delivery(0, acknowledged, 2)])
+    # 2 dirty: a flush is due and starts, held at its changes' acknowledgement
+    await engine.take({tx: [_purchase(names, f"A{i}", i) for i in range(2)]}, lambda tp: True)
+    await engine.take({tx: [_purchase(names, f"B{i}", 10 + i) for i in range(3)]}, lambda tp: True)
+    assert engine.flusher.in_flight() and engine.flusher.dirty() == 3
+    await asyncio.wait_for(engine.flusher.backpressure(ahead=2), 1)  # 3 < 2 x 2: a change runs ahead
+    waiting = asyncio.create_task(engine.flusher.backpressure())  # 3 >= 2: an input batch waits
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    acknowledged.set_result(SimpleNamespace(offset=0))
+    await asyncio.wait_for(waiting, 5)
+    assert not engine.flusher.in_flight() and engine.stats["flush_waits"] == 1
