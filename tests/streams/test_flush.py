@@ -93,7 +93,8 @@ async def test_backpressure_waits_for_the_flush_in_flight_only_once_ahead_flushe
     # 2 dirty: a flush is due and starts, held at its changes' acknowledgement
     await engine.take({tx: [_purchase(names, f"A{i}", i) for i in range(2)]}, lambda tp: True)
     await engine.take({tx: [_purchase(names, f"B{i}", 10 + i) for i in range(3)]}, lambda tp: True)
-    assert engine.flusher.in_flight() and engine.flusher.dirty() == 3
+    assert engine.flusher.in_flight()
+    assert engine.flusher.dirty() == 3
     await asyncio.wait_for(engine.flusher.backpressure(ahead=2), 1)  # 3 < 2 x 2: a change runs ahead
     waiting = asyncio.create_task(engine.flusher.backpressure())  # 3 >= 2: an input batch waits
     for _ in range(20):
@@ -101,4 +102,5 @@ async def test_backpressure_waits_for_the_flush_in_flight_only_once_ahead_flushe
     assert not waiting.done()
     acknowledged.set_result(SimpleNamespace(offset=0))
     await asyncio.wait_for(waiting, 5)
-    assert not engine.flusher.in_flight() and engine.stats["flush_waits"] == 1
+    assert not engine.flusher.in_flight()
+    assert engine.stats["flush_waits"] == 1
