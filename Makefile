@@ -46,14 +46,15 @@ run: install
 
 # Everything with the compiled hot path (when built), then the unit tests again on the interpreted source, each in
 # TEST_WORKERS processes (pytest-xdist; each starts its own broker and Redis): the integration tests mostly wait on
-# group joins and flushes, so 4 on 2 cores took the suite from about 900 s to 280-320 s; worksteal, as the tests'
-# lengths differ a hundredfold (with xdist's default split, 480-510 s). TEST_WORKERS=0: one process.
+# group joins and flushes, so 4 on 2 cores took the suite from about 900 s to 277-357 s; worksteal, as the tests'
+# lengths differ a hundredfold (with xdist's default split, 478-510 s). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 4
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 test: check browser
-	@$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; \
+	@$(PYTEST); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; \
 	  [ $$rc -eq 0 ] || exit $$rc; \
 	  echo "again on the interpreted source: tests/segmenter tests/schemas tests/streams"; \
-	  SEGMENTER_COMPILED=0 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests/segmenter tests/schemas tests/streams; rc=$$?; \
+	  SEGMENTER_COMPILED=0 $(PYTEST) -q tests/segmenter tests/schemas tests/streams; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 check: install
