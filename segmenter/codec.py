@@ -345,7 +345,7 @@ def sums(data: bytes, as_of: int, long_start: int, short_start: int) -> Sums:
                 sh[1] += a
                 sh[2] += i
                 sh[3] += c
-    except IndexError as exc:
+    except (IndexError, ValueError) as exc:  # ValueError: compiled, an index past any i64 (a garbled count)
         raise InvalidStateError(f"window state: truncated after byte {end} of {len(data)}") from exc
     if end > len(data):
         raise InvalidStateError(f"window state: truncated at byte {len(data)}: {end} expected")
@@ -361,7 +361,7 @@ def _tail(data: bytes, end: int, first: int) -> tuple[Extra, ...]:
     reader.pos = end
     try:
         extras = _read_extras(reader, first)
-    except (IndexError, UnicodeDecodeError) as exc:
+    except (IndexError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidStateError(f"window state: its categories and profit are truncated or garbled after byte "
                                 f"{reader.pos} of {len(data)}") from exc
     if reader.pos != len(data):
@@ -380,7 +380,7 @@ def loads(data: bytes) -> WindowState:
             if end - at > 8:
                 ids = _ascending(ids)
             append(new_tuple(Bucket, (day, p, a, r, i, c, ref, ss, sc, ids)))
-    except IndexError as exc:
+    except (IndexError, ValueError) as exc:  # ValueError: compiled, an index past any i64 (a garbled count)
         raise InvalidStateError(f"window state: truncated after byte {end} of {len(data)}") from exc
     if data[0] == FORMAT_EXTRAS and end <= len(data):
         return WindowState(tuple(buckets), first, last, None, _tail(data, end, first or 0))

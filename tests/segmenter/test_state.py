@@ -86,6 +86,9 @@ def test_codec_round_trips_and_is_compact():
     (b"\x09abc", "expected format 1 or 2, found 9"),
     (b"\x01\x05", "truncated"),
     (b"\x01\x85", "truncated"),  # inside the header's first varint
+    # a bucket whose purchase count (a garbled varint) puts the next bucket past any index: IndexError when
+    # interpreted, ValueError ("int too large to convert to i64") compiled; both refused alike
+    (b"\x01\x01\x01\x02\x00\x01" + b"\xff" * 10 + b"\x01", "truncated"),
 ])
 def test_corrupt_state_is_refused(data, message):
     with pytest.raises(InvalidStateError, match=message):
