@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         10, ge=1, le=5000, description="Longest a fetch waits for data; on the embedded broker it adds to latency, "
         "on Apache Kafka 500 is fine (docs/throughput.md).")
+    fetch_idle_wait_ms: int = Field(
+        100, ge=1, le=5000, description="Longest a fetch waits for data once five fetches in a row brought none "
+        "(the input idle, as during a rules change); the first fetch that brings a record goes back to "
+        "fetch_max_wait_ms. An idle worker polls the broker a tenth as often; fetch_max_wait_ms or less turns it off "
+        "(docs/throughput.md).")
     flush_interval_s: float = Field(
         0.5, gt=0, description="Longest time between state flushes (changelog, store, Redis, offset commit).")
     flush_max_dirty: int = Field(

@@ -29,7 +29,7 @@ def create_actions_app(settings: Settings) -> faust.App:
     n = settings.partitions
     data_dir = Path(settings.data_dir).resolve()
     (data_dir / "faust-actions").mkdir(parents=True, exist_ok=True)  # a fresh node: nothing there yet
-    scheme = faust_compat.register(settings.fetch_max_wait_ms)
+    scheme = faust_compat.register(settings.fetch_max_wait_ms, fetch_idle_wait_ms=settings.fetch_idle_wait_ms)
     app = faust.App(
         names.actions_app_id,
         broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],

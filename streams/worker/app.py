@@ -34,7 +34,8 @@ def create_app(settings: Settings) -> faust.App:
     n = settings.partitions
     data_dir = Path(settings.data_dir).resolve()
     (data_dir / "faust").mkdir(parents=True, exist_ok=True)  # a fresh node: nothing there yet
-    scheme = faust_compat.register(settings.fetch_max_wait_ms, settings.store_compression)
+    scheme = faust_compat.register(settings.fetch_max_wait_ms, settings.store_compression,
+                                   fetch_idle_wait_ms=settings.fetch_idle_wait_ms)
     app = faust.App(
         names.app_id,
         broker=[f"{scheme}://{server}" for server in settings.kafka_bootstrap.split(",")],

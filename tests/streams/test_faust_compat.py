@@ -186,3 +186,38 @@ def test_tables_still_take_their_partition_from_the_current_event_that_handling_
         assert event is not None
         assert event.message is record
     assert faust_streams.current_event() is None
+
+
+def test_the_fetch_loop_still_builds_each_request_with_the_wait_we_move_and_calls_the_hook_we_wrap():
+    from aiokafka.consumer import fetcher  # noqa: PLC0415
+
+    # IdleFetches replaces the fetcher's _proc_fetch_request, called through self for every fetch ...
+    assert "self._proc_fetch_request(" in inspect.getsource(fetcher.Fetcher._fetch_requests_routine)
+    # ... and sets _fetch_max_wait_ms, read as each FetchRequest is built
+    assert "self._fetch_max_wait_ms," in inspect.getsource(fetcher.Fetcher._get_actions_per_node)
+
+
+def _fetcher(results: list[bool]) -> SimpleNamespace:
+    async def proc(assignment, node_id, request):
+        return results.pop(0)
+
+    return SimpleNamespace(_fetch_max_wait_ms=10, _proc_fetch_request=proc)
+
+
+async def test_fetches_wait_longer_after_a_run_of_empty_ones_and_shorter_from_the_first_that_brings_records():
+    fetcher = _fetcher([False] * 4 + [True] + [False] * 5 + [False, True])
+    faust_compat.IdleFetches(fetcher, busy_ms=10, idle_ms=100, after=5)
+    waits = []
+    for _ in range(12):
+        await fetcher._proc_fetch_request(None, 0, None)
+        waits.append(fetcher._fetch_max_wait_ms)
+    # four empty then one with records: still busy; five empty: idle (and stays); one with records: busy at once
+    assert waits == [10] * 9 + [100, 100, 10]
+
+
+async def test_an_idle_wait_below_the_busy_one_never_shortens_the_fetches():
+    fetcher = _fetcher([False] * 6)
+    faust_compat.IdleFetches(fetcher, busy_ms=10, idle_ms=5, after=5)
+    for _ in range(6):
+        await fetcher._proc_fetch_request(None, 0, None)
+    assert fetcher._fetch_max_wait_ms == 10
