@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -99,6 +99,8 @@ class Partition:
     # control topic's offset is not committed, so the group shows lag and a restart re-reads the rules record.
     reevaluating: Reevaluation | None = None
     control_next: tuple[TP, int] | None = None  # the control topic's next offset, committed once re-evaluated
+    # ``stream_time`` as text, with the datetime it was made of: every change document and story entry carries it
+    _time_text: tuple[datetime | None, str] = field(default=(None, ""), repr=False)
 
     @classmethod
     def from_meta(cls, number: int, stored: bytes | None, policy: Policy) -> Partition:
@@ -115,6 +117,18 @@ class Partition:
             part.erased = dict(doc.get("erased") or {})
             part.changes_end = doc.get("changes_end")
         return part
+
+    def stream_time_text(self) -> str:
+        """``stream_time`` in ISO 8601 (the wall clock's time while the partition has none), made once per stream
+        time."""
+        when = self.stream_time
+        if when is None:
+            return datetime.now(UTC).isoformat()
+        made_of, text = self._time_text
+        if made_of is not when:
+            text = when.isoformat()
+            self._time_text = (when, text)
+        return text
 
     def meta_doc(self) -> dict[str, Any]:
         """This partition's ``partitions`` table entry, as a document."""

@@ -8,7 +8,7 @@ import heapq
 import logging
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from segmenter import step
@@ -169,7 +169,7 @@ class Customers:
                 part.replaying.superseded(customer, changes)
             ruleset = part.ruleset
             assert ruleset is not None
-            stream_time = (part.stream_time or datetime.now(UTC)).isoformat()
+            stream_time = part.stream_time_text()
             key = customer.encode()
             day = part.day
             minor = amount_12m_minor(record.state, day, self.policy) if day is not None else None
@@ -214,7 +214,7 @@ class Customers:
         part.deleted.add(customer)
         if part.index is not None:
             part.index.update(customer, None)
-        stream_time = (part.stream_time or datetime.now(UTC)).isoformat()
+        stream_time = part.stream_time_text()
         part.changes.append((customer.encode(), erasure_json(customer, segments, reason=reason, by=by, at=at,
                                                               stream_time=stream_time)))
         self.stats["erased"] += 1
