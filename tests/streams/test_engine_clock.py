@@ -30,3 +30,16 @@ def test_partition_day_follows_the_business_calendar_across_midnights_and_dst(zo
         assert part.day == calendar.day(when), when
         days.add(part.day)
     assert len(days) >= 364
+
+
+def test_the_stream_time_text_follows_every_move_of_the_stream_clock() -> None:
+    part = Partition(0)
+    before = datetime.now(UTC)
+    assert datetime.fromisoformat(part.stream_time_text()) >= before  # no stream time yet: the wall clock's
+    first = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+    part.stream_time = first
+    assert part.stream_time_text() == first.isoformat()
+    part.stream_time = first + timedelta(microseconds=1)
+    assert part.stream_time_text() == "2025-03-01T09:30:00.000001+00:00"
+    part.stream_time = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)  # equal to the first, another object
+    assert part.stream_time_text() == "2025-03-01T09:30:00+00:00"
