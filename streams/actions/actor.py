@@ -14,9 +14,9 @@ Why a transition never yields a second grant, whatever crashes, rebalances or re
   per partition (key ``\\0meta:<p>``) the last segment-changes offset that had an effect, the
   dwells waiting, and how far into the coupons and alerts partitions ``p`` the ledger is known
   to reach.
-* **Order per batch** (a partition's records of one fetch): decide each change in order
-  (``segmenter.actions``; a later change reads the ledgers the earlier ones changed) -> route alerts ->
-  produce every grant, then wait for every acknowledgement before the outcomes are recorded in Redis
+* **Order per batch** (a partition's records of one fetch; the control topic's after the changes, ``ticks_last``):
+  decide each change in order (``segmenter.actions``; a later change reads the ledgers the earlier ones changed)
+  -> route alerts -> produce every grant, then wait for every acknowledgement before the outcomes are recorded in Redis
   (one pipeline; idempotent) -> write the ledger -> flush faust's producer (the changelog) -> commit the offsets.
 * **The one window** is a crash after a grant is acknowledged and before the ledger's changelog
   write. So before the first record of a partition it has just been given, the worker reads its
@@ -37,7 +37,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -70,7 +70,7 @@ from streams.collector import Collector
 from streams.failpoints import Failpoints
 from streams.kafka import faust_compat
 from streams.kafka.deadletters import dead_letter
-from streams.kafka.fetched import TP, Batch, Current
+from streams.kafka.fetched import TP, Batch, Current, Record
 from streams.kafka.reading import read_from
 from streams.kafka.topics import producer
 from streams.names import Names
@@ -88,6 +88,16 @@ class Held:
     outcomes: list[Outcome] = field(default_factory=list)
     ledgers: dict[str, Ledger] = field(default_factory=dict)
     done: int | None = None
+
+
+def ticks_last(batch: Batch, control: str) -> list[tuple[TP, Sequence[Record]]]:
+    """The batch's partitions, those of the ``control`` topic after the segment changes (otherwise in the fetch's
+    order). A fetch brings segment changes and the ticks produced after them together, in no set order (aiokafka
+    shuffles a fetch's partitions); a tick decided first would move the clock past a ``min_dwell`` wait that one of
+    those changes ends, and grant what the change, seen first, would have suppressed. A tick only moves the clock
+    forward, so deciding it after the changes of its fetch never grants a dwell it would not. A tick fetched
+    before changes sent ahead of it (in an earlier fetch) is still decided first: Kafka orders no two topics."""
+    return sorted(batch.items(), key=lambda item: item[0].topic == control)
 
 
 class Actor:
@@ -137,7 +147,7 @@ class Actor:
         moved are left to its next owner, which reads them from the commit (nothing of them was sent)."""
         self._task = asyncio.current_task()
         offsets: dict[TP, int] = {}
-        for tp, records in batch.items():
+        for tp, records in ticks_last(batch, self.names.control):
             held = Held()
             last = None
             for record in records:
