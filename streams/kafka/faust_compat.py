@@ -100,11 +100,11 @@ class IdleFetches:
     fetches a second. Measured on the embedded stack with 8 partitions (2026-12-07, an idle worker for 10 s, twice
     each): with this at 100 ms, the worker took 2 % of a core and the broker 5-6 %, against 10-12 % and 19-20 %
     without it (``SEGMENTER_FETCH_IDLE_WAIT_MS=10``). During a rules change (the input idle while the worker
-    re-evaluates) the broker's share went from 21-24 % to 13-14 %: over 300,000 customers the change was no faster
-    (26.4 and 24.3 s against 25.4 and 24.1 s), over 1,000,000 it was (68.9 and 80.9 s against 101.6 s;
-    docs/throughput.md). The price is the first record after an idle spell: a
-    scratch consumer of 8 partitions, sent one record at a time, got each 15 ms after it was sent at the median with
-    a fixed 100 ms wait, 5-7 ms with 10 ms. On Apache Kafka a waiting fetch is answered as soon as data arrives,
+    re-evaluates) the broker's share went from 21-24 % to 13-15 %: over 300,000 customers the change was no faster
+    (26.4 and 24.3 s against 25.4 and 24.1 s), over 1,000,000 it was (68.9, 80.9 and 89.6 s in three hours against
+    101.6 s; docs/throughput.md). The price is the first record after an idle spell: a scratch consumer of 8
+    partitions, sent one record at a time, got each 15 ms after it was sent at the median with a fixed 100 ms wait,
+    5-7 ms with 10 ms. On Apache Kafka a waiting fetch is answered as soon as data arrives,
     so the longer wait costs nothing there."""
 
     def __init__(self, fetcher: Any, busy_ms: int, idle_ms: int, after: int = 5) -> None:

@@ -31,10 +31,10 @@ from streams.worker.records import Customers, ranked
 
 log = logging.getLogger("segmenter.worker")
 
-# Customers of a partition re-evaluated under a new ruleset per turn (some 4 ms). The flush in flight encodes its
-# next chunk of Redis rows a step at a time between these turns, while Redis writes the last: with 250 a turn, its
-# encoding fell behind Redis, and the change waited for flushes 31.3 of 89.6 s over 1,000,000 customers; with 64,
-# 5.5 of 79.3 s (bench.rules_change --actions after, one pair; docs/throughput.md).
+# Customers of a partition re-evaluated under a new ruleset per turn (some 4 ms, an estimate). The flush in flight
+# encodes its next chunk of Redis rows a step at a time between these turns, while Redis writes the last; with 250 a
+# turn its encoding could fall behind Redis: the change waited for flushes 31.3 of 89.6 s over 1,000,000 customers,
+# with 64 5.5 of 79.3 s (bench.rules_change --actions after, one pair; docs/throughput.md).
 REEVALUATE_STEP = 64
 # Flushes' worth of re-evaluated customers a change runs ahead of the flush in flight, so that re-evaluation goes on
 # while the flush waits for Redis and the changelog (a kill loses none of it: the control offset is not committed
