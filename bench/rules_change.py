@@ -13,6 +13,7 @@ the worker's own time (coupons then take longer: nothing is granted until the ch
 
     python -m bench.rules_change --customers 1000000     # make bench runs it at 1,000,000
     python -m bench.rules_change --customers 1000000 --actions after
+    python -m bench.rules_change --customers 1000000 --actions none    # the change alone: no coupons' phase
 
 Figures go to stdout.
 """
@@ -43,6 +44,9 @@ COUPON = """  - id: welcome_coupon
     enter: value.first_timer
     coupon: {template: WELCOME10, percent: 10, valid_for: 30d}
 """
+
+
+WHEN = {"beside": "beside it", "after": "after the last change", "none": "stopped at the apply"}
 
 
 def version_two() -> str:
@@ -81,13 +85,16 @@ def report(args: argparse.Namespace, names: Names, seen: dict[str, float], cpu: 
     """The times from the apply, and each process' CPU until the last change and coupon."""
     say(f"  rules apply -> the last of {args.customers:,} segment changes on the topic".ljust(78)
         + f"{seen[names.segment_changes]:>8.1f} s")
-    say(f"  rules apply -> the last of {args.customers:,} coupons on the topic".ljust(78)
-        + f"{seen[names.coupons]:>8.1f} s  ({args.customers / seen[names.coupons]:,.0f} grants/s)")
+    if names.coupons in seen:
+        say(f"  rules apply -> the last of {args.customers:,} coupons on the topic".ljust(78)
+            + f"{seen[names.coupons]:>8.1f} s  ({args.customers / seen[names.coupons]:,.0f} grants/s)")
     if args.actions == "after":
         granting = seen[names.coupons] - seen[names.segment_changes]
         say(f"    (the action worker started after the last change: {granting:.1f} s from then, "
             f"{args.customers / granting:,.0f} grants/s, its start included)")
     for what, line in cpu.items():
+        if not line:
+            continue
         unmetered = " (the action worker, started after the last change, not counted)" if (
             args.actions == "after" and what == "coupon") else ""
         say(f"  CPU until the last {what}: {line}{unmetered}")
@@ -109,9 +116,10 @@ def stream_in(bench: Bench, settings: Settings, env: dict[str, str], args: argpa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--actions", choices=("beside", "after"), default="beside",
+    parser.add_argument("--actions", choices=("beside", "after", "none"), default="beside",
                         help="the action worker grants beside the worker while it re-evaluates (the default), or is "
-                             "stopped at the apply and started again after the last change (the worker's own time)")
+                             "stopped at the apply and started again after the last change (the worker's own time), "
+                             "or stopped at the apply and not started again (the worker's own time, no coupons timed)")
     parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     with embedded_stack("segmenter-bench-rules-") as bench:
@@ -119,7 +127,7 @@ def main() -> None:
         settings = bench.settings(env)
         names = Names(settings.topic_prefix)
         say(f"bench rules change: {args.customers:,} customers (one purchase each), 8 partitions, one worker and "
-            f"one action worker {'beside it' if args.actions == 'beside' else 'after the last change'} "
+            f"one action worker {WHEN[args.actions]} "
             f"(files in {bench.root})")
         worker = stream_in(bench, settings, env, args)
 
@@ -132,8 +140,9 @@ def main() -> None:
         actions = action_worker()
         asyncio.run(wait_caught_up(settings, timeout_s=args.timeout, actions=True, alive=bench.alive))
         v2 = load_ruleset(version_two(), "retail-value-v2.yaml", settings.money_scale)
-        expected = {names.segment_changes: args.customers, names.coupons: args.customers}
-        if args.actions == "after":
+        expected = {names.segment_changes: args.customers,
+                    **({names.coupons: args.customers} if args.actions != "none" else {})}
+        if args.actions != "beside":
             bench.end(actions)  # its group's offsets are committed: the one started later goes on from there
 
         async def change() -> dict[str, float]:
@@ -162,13 +171,15 @@ def main() -> None:
         actions = started[0] if started else actions
         report(args, names, seen, {what: meter.line(marks.get(topic)) for topic, what in
                                    ((names.segment_changes, "change"), (names.coupons, "coupon"))})
-        asyncio.run(wait_caught_up(settings, timeout_s=args.timeout, actions=True, alive=bench.alive))
-        say(f"  peak RSS: worker {rss_mib(worker.pid, 'VmHWM'):,.0f} MiB, action worker "
-            f"{rss_mib(actions.pid, 'VmHWM'):,.0f} MiB")
+        asyncio.run(wait_caught_up(settings, timeout_s=args.timeout, actions=args.actions != "none",
+                                   alive=bench.alive))
+        granted = "" if args.actions == "none" else f", action worker {rss_mib(actions.pid, 'VmHWM'):,.0f} MiB"
+        say(f"  peak RSS: worker {rss_mib(worker.pid, 'VmHWM'):,.0f} MiB{granted}")
         bench.end(worker)
         say(f"  the rules change's {flush_line(settings, worker.pid, since=before)}")
         say(f"  the whole run's {flush_line(settings, worker.pid)}")
-        bench.end(actions)
+        if args.actions != "none":
+            bench.end(actions)
 
 
 if __name__ == "__main__":

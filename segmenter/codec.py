@@ -155,14 +155,31 @@ class StateEncoder:
     equals ``dumps``; ``max_bytes`` bounds the memory held (all is forgotten when it is reached).
     """
 
-    __slots__ = ("_held", "_memo", "max_bytes", "min_buckets")
+    __slots__ = ("_held", "_memo", "_read", "max_bytes", "min_buckets")
 
     def __init__(self, min_buckets: int = 8, max_bytes: int = 64 << 20) -> None:
         self.min_buckets, self.max_bytes = min_buckets, max_bytes
         self._memo: dict[str, tuple[int, tuple[Bucket, ...], bytes]] = {}
+        self._read: dict[str, tuple[WindowState, bytes]] = {}  # states as read back, with the bytes they came from
         self._held = 0
 
+    def read(self, key: str, state: WindowState, encoded: bytes) -> None:
+        """``state`` was decoded from ``encoded`` (read back from the store): written again unchanged (a rules change,
+        a customer woken by time, a tag), it is not encoded again. Kept until ``dumps`` or ``forget`` of ``key``."""
+        if key in self._read:
+            self._forget_read(key)
+        held = len(encoded) + 100
+        if self._held + held > self.max_bytes:
+            self._clear()
+        self._read[key] = (state, encoded)
+        self._held += held
+
     def dumps(self, key: str, state: WindowState) -> bytes:
+        if key in self._read:
+            was, encoded = self._read[key]
+            self._forget_read(key)
+            if was is state:  # states are immutable values: the same object encodes the same
+                return encoded
         buckets, first = state.buckets, state.first_purchase or 0
         memo = self._memo
         if len(buckets) < self.min_buckets:
@@ -182,8 +199,7 @@ class StateEncoder:
         prefix = prefix + middle if middle else prefix
         held = _held_bytes(prefix, last)
         if self._held + held > self.max_bytes:
-            memo.clear()
-            self._held = 0
+            self._clear()
         memo[key] = (first, buckets[:last], prefix)
         self._held += held
         out = _header(state)
@@ -194,20 +210,31 @@ class StateEncoder:
         return bytes(out)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._memo
+        return key in self._memo or key in self._read
 
     def __len__(self) -> int:
-        return len(self._memo)
+        return len(self._memo.keys() | self._read.keys())
 
     def forget(self, key: str) -> None:
         """Drop what is kept for ``key`` (if anything): its state is no longer held elsewhere, and the memo's
         buckets would keep that state's buckets alive (about 4 KB for an active customer)."""
         if key in self._memo:
             self._forget(key)
+        if key in self._read:
+            self._forget_read(key)
 
     def _forget(self, key: str) -> None:
         _, buckets, prefix = self._memo.pop(key)
         self._held -= _held_bytes(prefix, len(buckets))
+
+    def _forget_read(self, key: str) -> None:
+        _, encoded = self._read.pop(key)
+        self._held -= len(encoded) + 100
+
+    def _clear(self) -> None:
+        self._memo.clear()
+        self._read.clear()
+        self._held = 0
 
 
 def _held_bytes(prefix: bytes, buckets: int) -> int:

@@ -113,6 +113,14 @@ def loads(data: bytes) -> CustomerRecord:
     return _loads(data, decode=True)[1]
 
 
+def loads_encoded(data: bytes) -> tuple[bytes, CustomerRecord]:
+    """The record, and its window state's encoding as stored (``codec.StateEncoder.read``: written again unchanged,
+    it is not encoded again)."""
+    if data[:1] != bytes((RECORD_FORMAT,)):
+        return data[4 : 4 + int.from_bytes(data[:4], "big")], _loads_format_1(data)
+    return _loads(data, decode=True)
+
+
 def loads_shallow(data: bytes) -> tuple[bytes, CustomerRecord]:
     """The record's encoded window state, and the record with every other field (its ``state`` left EMPTY): for
     readers that need only window sums (``codec.sums``), not the buckets."""

@@ -23,6 +23,7 @@ from segmenter.record import (
     Override,
     dumps,
     loads,
+    loads_encoded,
     loads_shallow,
     tagset,
 )
@@ -32,8 +33,8 @@ from segmenter.state import Fact, Outcome, Totals, WindowState, advance, apply, 
 
 __all__ = [  # the record and its stored form live in segmenter.record; named here too, as callers know them
     "LEFT", "OVERRIDES_TAG", "AnyChange", "Change", "CustomerRecord", "ManualTag", "Override", "TagChange", "dumps",
-    "loads", "loads_shallow", "on_fact", "on_override", "on_population", "on_profile", "on_rules", "on_tag",
-    "on_time", "tagset",
+    "loads", "loads_encoded", "loads_shallow", "on_fact", "on_override", "on_population", "on_profile", "on_rules",
+    "on_tag", "on_time", "tagset",
 ]
 
 

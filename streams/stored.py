@@ -18,5 +18,10 @@ def unpack(value: bytes) -> step.CustomerRecord:
     return step.loads(value[HEADER.size :])
 
 
+def unpack_encoded(value: bytes) -> tuple[bytes, step.CustomerRecord]:
+    """The record, and its window state's encoding as stored (``step.loads_encoded``)."""
+    return step.loads_encoded(value[HEADER.size :])
+
+
 def due_of(value: bytes) -> int:
     return int(HEADER.unpack_from(value)[1])

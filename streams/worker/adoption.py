@@ -40,6 +40,8 @@ REEVALUATE_STEP = 64
 # while the flush waits for Redis and the changelog (a kill loses none of it: the control offset is not committed
 # until the partition is done, and a restart goes over the customers again).
 REEVALUATE_AHEAD = 4
+# Customers whose stored records are read in one pass of the store (at most a turn's).
+READ_AHEAD = 64
 
 
 class Adoption:
@@ -128,7 +130,7 @@ class Adoption:
         metrics = population.needed(ruleset)
         if part.index is None or part.index.metrics != metrics:  # every customer is put again: it fills again
             part.index = population.PartitionIndex(metrics) if metrics else None
-        customers = {key.decode() for key, _ in faust_compat.stored_items(self.table, part.number)}
+        customers = {key.decode() for key in faust_compat.stored_keys(self.table, part.number)}
         left = sorted(customers | part.records.keys(), reverse=True)  # popped from the end: in id order
         part.reevaluating = Reevaluation(left, what, len(left))
         if left:
@@ -165,24 +167,29 @@ class Adoption:
         if todo is None or ruleset is None:
             return
         day = part.day if part.day is not None else self.policy.calendar.day(datetime.now(UTC))
-        left, ranks, n = todo.left, self.store.ranks, 0
+        left, store, ranks, n = todo.left, self.store, self.store.ranks, 0
         while left and (budget is None or n < budget):
-            customer = left.pop()
-            n += 1
-            record = self.store.get(part, customer)
-            try:
-                new, changes = step.on_rules(record, day, ruleset, self.policy, ranks)
-            except Exception:  # a defect met by one customer: it must not stop the others (SEGMENTER_ON_ERROR)
-                if self.crash:
-                    raise
-                self.stats["processing_errors"] += 1
-                log.exception("partition %d: customer %s could not be re-evaluated under %s; it keeps its segments "
-                              "until its next event", part.number, clip(customer), ruleset.key)
-                continue
-            if new is record and part.index is not None:
-                part.index.update(customer, ranked(part, record, self.policy))
-            if new is not record:
-                self.store.put(part, customer, record, new, changes)
+            take = min(len(left), READ_AHEAD if budget is None else min(READ_AHEAD, budget - n))
+            chunk = left[-take:]
+            del left[-take:]
+            chunk.reverse()  # ascending ids, as the store orders them
+            n += take
+            store.read_ahead(part, chunk)  # one pass of the store, not a point read each
+            for customer in chunk:
+                record = store.get(part, customer)
+                try:
+                    new, changes = step.on_rules(record, day, ruleset, self.policy, ranks)
+                except Exception:  # a defect met by one customer: it must not stop the others (SEGMENTER_ON_ERROR)
+                    if self.crash:
+                        raise
+                    self.stats["processing_errors"] += 1
+                    log.exception("partition %d: customer %s could not be re-evaluated under %s; it keeps its "
+                                  "segments until its next event", part.number, clip(customer), ruleset.key)
+                    continue
+                if new is record and part.index is not None:
+                    part.index.update(customer, ranked(part, record, self.policy))
+                if new is not record:
+                    store.put(part, customer, record, new, changes)
         if left:
             return
         part.reevaluating = None

@@ -198,6 +198,41 @@ def test_state_encoder_writes_what_dumps_writes_flush_after_flush(steps, min_buc
             assert tiny.dumps("C1", state) == expected  # its memory bound forgets, often
 
 
+@given(st.lists(st.tuples(step_st, st.booleans(), st.booleans()), max_size=60), st.integers(0, 400))
+def test_state_encoder_reuses_a_state_read_back_only_while_it_is_unchanged(steps, max_bytes):
+    """A customer read back from the store (``read``: the decoded state and the bytes it came from), then written at
+    a flush: unchanged, the stored bytes are reused; changed since, or forgotten, encoded afresh. Always what dumps
+    writes, whatever the memory bound drops."""
+    encoder = codec.StateEncoder(min_buckets=2, max_bytes=max_bytes)
+    policy, now, state = Policy(), BASE, EMPTY
+    for step, read_back, moves in steps:
+        if read_back:  # evicted after a flush and read back: a decoded copy, its bytes kept
+            stored = codec.dumps(state)
+            state = codec.loads(stored)
+            encoder.read("C1", state, stored)
+            if not moves and max_bytes >= len(stored) + 100:
+                assert encoder.dumps("C1", state) is stored  # not encoded again
+                continue
+        if moves:
+            if isinstance(step, Fact):
+                now = max(now, step.day)
+                state, _ = apply(state, step, now, policy)
+            else:
+                now += step[1]
+                state = advance(state, now, policy)
+        assert encoder.dumps("C1", state) == codec.dumps(state)
+        assert len(encoder) <= 1
+
+
+def test_state_encoder_forgets_a_state_read_back():
+    encoder, state = codec.StateEncoder(), codec.loads(codec.dumps(EMPTY))
+    encoder.read("C1", state, b"stored")
+    assert "C1" in encoder
+    encoder.forget("C1")
+    assert "C1" not in encoder and len(encoder) == 0
+    assert encoder.dumps("C1", state) == codec.dumps(state)  # not the forgotten bytes
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.lists(step_st, max_size=40),  # and many days inside a short window:
                  st.lists(fact_st.map(lambda f: f._replace(day=BASE + (f.day - BASE) % 120)), max_size=30)),

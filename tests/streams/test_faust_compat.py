@@ -221,3 +221,36 @@ async def test_an_idle_wait_below_the_busy_one_never_shortens_the_fetches():
     for _ in range(6):
         await fetcher._proc_fetch_request(None, 0, None)
     assert fetcher._fetch_max_wait_ms == 10
+
+
+def _real_store(tmp_path, values):
+    """A table whose partition 0 is a real RocksDB store (faust's options) holding ``values`` and faust's offset."""
+    db = rocksdict.Rdict(str(tmp_path / "p0"), options=faust_compat.CompressedRocksDBOptions(
+        use_rocksdict=True).as_options())
+    faust_compat.store_write(SimpleNamespace(data=SimpleNamespace(_db_for_partition=lambda p: db)), 0,
+                             [*values.items(), (rocksdb_store.Store.offset_key, b"42")])
+    data = SimpleNamespace(_db_for_partition=lambda p: db, offset_key=rocksdb_store.Store.offset_key,
+                           _visible_items=lambda d: rocksdb_store.Store._visible_items(data, d), use_rocksdict=True)
+    return SimpleNamespace(data=data)
+
+
+def test_a_run_of_stored_values_is_read_in_one_pass_and_stops_short_of_strangers(tmp_path, monkeypatch):
+    values = {f"c{i:04d}".encode(): f"v{i}".encode() for i in range(0, 2000, 2)}  # even ids stored
+    table = _real_store(tmp_path, values)
+    assert set(faust_compat.stored_keys(table, 0)) == set(values)  # the offset key left out
+    asked = [f"c{i:04d}".encode() for i in range(100, 140)]  # odd ones are not stored
+    assert faust_compat.stored_run(table, 0, asked) == {k: values[k] for k in asked if k in values}
+    assert faust_compat.stored_run(table, 0, []) == {}
+    assert faust_compat.stored_run(table, 0, [b"zzz"]) == {}  # past the store's end
+    # keys asked for far apart: the pass gives up after RUN_SLACK per key and reads the rest one by one
+    monkeypatch.setattr(faust_compat, "RUN_SLACK", 1)
+    spread = [b"c0000", b"c0002", b"c1000", b"c1998", b"c1999"]
+    assert faust_compat.stored_run(table, 0, spread) == {k: values[k] for k in spread if k in values}
+
+
+def test_a_run_of_stored_values_from_an_in_memory_stand_in():
+    db = {b"a": b"1", b"c": b"3"}
+    table = SimpleNamespace(data=SimpleNamespace(_db_for_partition=lambda p: db,
+                                                 _visible_items=lambda d: list(d.items())))
+    assert faust_compat.stored_run(table, 0, [b"a", b"b", b"c"]) == {b"a": b"1", b"c": b"3"}
+    assert list(faust_compat.stored_keys(table, 0)) == [b"a", b"c"]
