@@ -229,7 +229,8 @@ def test_state_encoder_forgets_a_state_read_back():
     encoder.read("C1", state, b"stored")
     assert "C1" in encoder
     encoder.forget("C1")
-    assert "C1" not in encoder and len(encoder) == 0
+    assert "C1" not in encoder
+    assert len(encoder) == 0
     assert encoder.dumps("C1", state) == codec.dumps(state)  # not the forgotten bytes
 
 
