@@ -170,7 +170,7 @@ def main() -> None:
             seen = asyncio.run(change())
         actions = started[0] if started else actions
         report(args, names, seen, {what: meter.line(marks.get(topic)) for topic, what in
-                                   ((names.segment_changes, "change"), (names.coupons, "coupon"))})
+                                   ((names.segment_changes, "change"), (names.coupons, "coupon")) if topic in expected})
         asyncio.run(wait_caught_up(settings, timeout_s=args.timeout, actions=args.actions != "none",
                                    alive=bench.alive))
         granted = "" if args.actions == "none" else f", action worker {rss_mib(actions.pid, 'VmHWM'):,.0f} MiB"
