@@ -27,12 +27,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from aiokafka import AIOKafkaConsumer
+
 from bench.cpu import CpuMeter, rss_mib
 from bench.stream import RULES, Bench, embedded_stack, flush_line, one_each, say, worker_counters
 from segmenter.rules import load_ruleset
 from streams.cli.ops import wait_caught_up
 from streams.kafka.control import apply_rules
-from streams.kafka.reading import tail
+from streams.kafka.reading import true_ends
+from streams.kafka.security import kafka_options
+from streams.kafka.topics import started
 from streams.names import Names
 from streams.settings import Settings
 from streams.stack.processes import spawn_worker, wait_ready
@@ -59,25 +63,36 @@ def version_two() -> str:
 async def arrivals(settings: Settings, topics: dict[str, int], start: float, timeout_s: float,
                    on_reached: Callable[[str], None] = lambda topic: None) -> dict[str, float]:
     """Seconds from ``start`` (``time.perf_counter``) until each topic got its expected count of new records,
-    counted from its end now (``on_reached`` is told each topic as it gets there)."""
-    consumers = {topic: await tail(settings, topic, fetch_max_wait_ms=100) for topic in topics}
-    seen = dict.fromkeys(topics, 0)
+    counted from its end now (``on_reached`` is told each topic as it gets there).
+
+    Counted by the topics' ends, not by reading their records: each partition's high watermark, which a fetch of its
+    last record returns (the embedded broker's ListOffsets reports a batch's base; ``streams.kafka.reading``). A
+    consumer of every change took some 60 % of a core of the 2-core machine the worker and Redis share (the bench's
+    own process at 1,000,000 customers, read from ``/proc``; ``docs/throughput.md``)."""
+    begin = await true_ends(settings, topics)
+    probe = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False, fetch_max_wait_ms=50)
+    await started(probe)
+    ends = dict(begin)
     reached: dict[str, float] = {}
     deadline = time.monotonic() + timeout_s
     try:
+        probe.assign(list(ends))
         while len(reached) < len(topics):
             if time.monotonic() > deadline:
+                seen = {t: sum(e - begin[tp] for tp, e in ends.items() if tp.topic == t) for t in topics}
                 raise SystemExit(f"not every record arrived within {timeout_s:.0f}s: {seen} of {topics}")
-            for topic, consumer in consumers.items():
-                if topic in reached:
-                    continue
-                seen[topic] += sum(len(r) for r in (await consumer.getmany(timeout_ms=20)).values())
-                if seen[topic] >= topics[topic]:
+            for tp, end in ends.items():  # the last record known: its fetch brings the partition's high watermark
+                probe.seek(tp, max(end - 1, 0))
+            await probe.getmany(timeout_ms=100, max_records=1)
+            ends = {tp: max(end, probe.highwater(tp) or 0) for tp, end in ends.items()}
+            for topic, expected in topics.items():
+                if topic not in reached and sum(e - begin[tp] for tp, e in ends.items()
+                                                if tp.topic == topic) >= expected:
                     reached[topic] = time.perf_counter() - start
                     on_reached(topic)
+            await asyncio.sleep(0.05)
     finally:
-        for consumer in consumers.values():
-            await consumer.stop()
+        await probe.stop()
     return reached
 
 
