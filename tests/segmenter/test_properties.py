@@ -186,12 +186,7 @@ def test_state_encoder_writes_what_dumps_writes_flush_after_flush(steps, min_buc
     encoder, tiny = codec.StateEncoder(min_buckets=min_buckets), codec.StateEncoder(min_buckets=1, max_bytes=64)
     policy, now, state = Policy(), BASE, EMPTY
     for n, step in enumerate(steps):
-        if isinstance(step, Fact):
-            now = max(now, step.day)
-            state, _ = apply(state, step, now, policy)
-        else:
-            now += step[1]
-            state = advance(state, now, policy)
+        state, now = _moved(state, now, step, policy)
         if n % every == 0:  # a flush
             expected = codec.dumps(state)
             assert encoder.dumps("C1", state) == expected
@@ -214,14 +209,18 @@ def test_state_encoder_reuses_a_state_read_back_only_while_it_is_unchanged(steps
                 assert encoder.dumps("C1", state) is stored  # not encoded again
                 continue
         if moves:
-            if isinstance(step, Fact):
-                now = max(now, step.day)
-                state, _ = apply(state, step, now, policy)
-            else:
-                now += step[1]
-                state = advance(state, now, policy)
+            state, now = _moved(state, now, step, policy)
         assert encoder.dumps("C1", state) == codec.dumps(state)
         assert len(encoder) <= 1
+
+
+def _moved(state, now, step, policy):
+    """``state`` and the day after one step: a fact applied, or days passing."""
+    if isinstance(step, Fact):
+        now = max(now, step.day)
+        return apply(state, step, now, policy)[0], now
+    now += step[1]
+    return advance(state, now, policy), now
 
 
 def test_state_encoder_forgets_a_state_read_back():
