@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -17,6 +18,7 @@ from segmenter.metrics import WINDOW_METRICS, compute, display
 from segmenter.policy import Policy
 from streams.names import Names
 from streams.readmodel.movement import SUM, Movement, day_keys, pairs_of, summed
+from streams.readmodel.writer import STATS_KEPT_S, STATS_WORKERS
 from streams.settings import Settings
 from streams.stored import unpack
 
@@ -203,12 +205,16 @@ class ReadModel:
                     yield self._view(cid, segments, partition, state, clock)
 
     def counters(self) -> dict[str, dict[str, int]]:
-        """Each live worker's counters, as it last published them."""
-        out = {}
-        for key in sorted(self.client.scan_iter(f"{self.prefix}:stats:*")):
-            worker = key.decode().split(":stats:", 1)[1]
-            out[worker] = {k.decode(): int(v) for k, v in self.client.hgetall(key).items()}
-        return out
+        """Each live worker's counters, as it last published them: the workers from their index (a scan of the keys
+        went through every customer's: at 300,000 customers it kept the reader busy for seconds), each one's counters
+        unless they expired."""
+        workers = sorted(w.decode() for w in self.client.zrangebyscore(
+            f"{self.prefix}:{STATS_WORKERS}", time.time() - STATS_KEPT_S, "+inf"))
+        pipe = self.client.pipeline(transaction=False)
+        for worker in workers:
+            pipe.hgetall(f"{self.prefix}:stats:{worker}")
+        return {worker: {k.decode(): int(v) for k, v in found.items()}
+                for worker, found in zip(workers, pipe.execute(), strict=True) if found}
 
     def quarantined(self) -> dict[str, dict[str, Any]]:
         """Customers whose rows Redis refused (see ``streams.readmodel.writer``): id -> why, partition, seq, when."""

@@ -39,6 +39,7 @@ whole store again before its next flush: ``P:projected`` says which partitions a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +54,9 @@ from streams.readmodel.retry import transient as is_transient
 from streams.readmodel.rows import ProjectedCustomer, script_args
 from streams.readmodel.scripts import APPLY, ERASE
 from streams.text import clip
+
+STATS_KEPT_S = 3600  # a worker's counters outlive its last word by this long
+STATS_WORKERS = "stats-workers"  # sorted set: worker -> when it last published its counters
 
 log = logging.getLogger("segmenter.projection")
 CHUNK = 2000
@@ -168,10 +172,16 @@ class Projection:
         return {k.decode() for k in await retrying(lambda: self.client.hkeys(f"{self.prefix}:quarantine"))}
 
     async def set_counters(self, worker: str, counters: Mapping[str, int]) -> None:
-        """This worker's running totals (applied, duplicate, too_old, dead_letters, changes …)."""
+        """This worker's running totals (applied, duplicate, too_old, dead_letters, changes …), kept an hour after
+        its last word, and the worker in the index readers list them from (``STATS_WORKERS``: no scan of the keys)."""
         if counters:
-            await self.client.hset(f"{self.prefix}:stats:{worker}", mapping=dict(counters))
-            await self.client.expire(f"{self.prefix}:stats:{worker}", 3600)
+            now = time.time()
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(f"{self.prefix}:stats:{worker}", mapping=dict(counters))
+            pipe.expire(f"{self.prefix}:stats:{worker}", STATS_KEPT_S)
+            pipe.zadd(f"{self.prefix}:{STATS_WORKERS}", {worker: now})
+            pipe.zremrangebyscore(f"{self.prefix}:{STATS_WORKERS}", "-inf", now - STATS_KEPT_S)
+            await pipe.execute()
 
     async def close(self) -> None:
         await self.client.aclose()
