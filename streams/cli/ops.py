@@ -16,8 +16,7 @@ from segmenter.errors import SegmenterError
 from segmenter.metrics import WINDOW_METRICS
 from segmenter.rows import Row, RowReader
 from streams.cli.csv_input import BadRows, read_rows
-from streams.kafka.lag import LagReader
-from streams.kafka.lag import groups as lag_groups
+from streams.kafka.lag import group_lag, lag_of
 from streams.kafka.topics import create_topics, produce_records
 from streams.names import Names
 from streams.progress import Progress
@@ -66,21 +65,19 @@ async def wait_caught_up(settings: Settings, timeout_s: float, actions: bool = F
     committed everything produced; ``alive``: whether the workers being waited for still run (when they stop,
     waiting ends in an error)."""
     deadline = time.monotonic() + timeout_s
-    wanted = lag_groups(settings, actions) if groups is None else groups
-    async with LagReader(settings) as reader:  # its clients started once, not at every look
-        while True:
-            if alive is not None and not alive():
-                raise OpsError("a worker exited before the group caught up (see its log)")
-            lags = await reader.read(wanted)
-            behind = sum(lag.lag for lag in lags)
-            if behind == 0 and lags:
-                return
-            if time.monotonic() >= deadline:
-                worst = max(lags, key=lambda lag: lag.lag) if lags else None
-                where = (f"; most behind: {worst.group} on {worst.tp.topic}[{worst.tp.partition}] by {worst.lag}"
-                         if worst else "")
-                raise OpsError(f"not caught up after {timeout_s:.0f}s: {behind} records pending{where}")
-            await asyncio.sleep(0.5)
+    while True:
+        if alive is not None and not alive():
+            raise OpsError("a worker exited before the group caught up (see its log)")
+        lags = await (group_lag(settings, actions) if groups is None else lag_of(settings, groups))
+        behind = sum(lag.lag for lag in lags)
+        if behind == 0 and lags:
+            return
+        if time.monotonic() >= deadline:
+            worst = max(lags, key=lambda lag: lag.lag) if lags else None
+            where = (f"; most behind: {worst.group} on {worst.tp.topic}[{worst.tp.partition}] by {worst.lag}"
+                     if worst else "")
+            raise OpsError(f"not caught up after {timeout_s:.0f}s: {behind} records pending{where}")
+        await asyncio.sleep(0.5)
 
 
 def export(settings: Settings, out: TextIO, fmt: str, dimension: str | None, segment: str | None, *,

@@ -19,77 +19,39 @@ async def fetched_ends(options: Mapping[str, Any], partitions: list[Any], listed
 
     Some Kafka-protocol brokers answer ListOffsets(latest) with the base offset of the last record
     batch; a fetch from just before that point returns the real high watermark."""
-    if not partitions:
-        return {}
-    probe = AIOKafkaConsumer(**options, enable_auto_commit=False, fetch_max_wait_ms=50)
-    await started(probe)
-    try:
-        return await _probed_ends(probe, partitions, listed)
-    finally:
-        await probe.stop()
-
-
-async def _probed_ends(probe: AIOKafkaConsumer, partitions: list[Any], listed: Mapping[Any, int]) -> dict[Any, int]:
-    """``fetched_ends`` with a started ``probe`` consumer (assigned ``partitions`` anew: no high watermark kept)."""
     wanted = list(partitions)  # a partition holding one batch is reported as 0: probe them all
     ends = {tp: listed.get(tp, 0) for tp in wanted}
     if not wanted:
         return ends
-    probe.assign(wanted)
-    for tp in wanted:
-        probe.seek(tp, max(ends[tp] - 1, 0))
-    for _ in range(25):
-        await probe.getmany(timeout_ms=200, max_records=1)
-        if all(probe.highwater(tp) is not None for tp in wanted):
-            break
-    for tp in wanted:
-        found = probe.highwater(tp)
-        if found is not None:
-            ends[tp] = max(found, ends[tp])
+    probe = AIOKafkaConsumer(**options, enable_auto_commit=False, fetch_max_wait_ms=50)
+    await started(probe)
+    try:
+        probe.assign(wanted)
+        for tp in wanted:
+            probe.seek(tp, max(ends[tp] - 1, 0))
+        for _ in range(25):
+            await probe.getmany(timeout_ms=200, max_records=1)
+            if all(probe.highwater(tp) is not None for tp in wanted):
+                break
+        for tp in wanted:
+            found = probe.highwater(tp)
+            if found is not None:
+                ends[tp] = max(found, ends[tp])
+    finally:
+        await probe.stop()
     return ends
 
 
 async def true_ends(settings: Settings, topics: Iterable[str]) -> dict[TopicPartition, int]:
     """Each partition's end offset, taken from a fetch (see ``fetched_ends``)."""
-    async with EndReader(settings) as reader:
-        return await reader.ends(topics)
-
-
-class EndReader:
-    """Reads the true ends of topics again and again with the same two consumers (one lists partitions and offsets,
-    one fetches the high watermarks), started once instead of at every read: a waiter polls the ends every half
-    second (``streams.kafka.lag.LagReader``; ``docs/throughput.md``)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.options = kafka_options(settings)
-        self._lister: AIOKafkaConsumer | None = None
-        self._probe: AIOKafkaConsumer | None = None
-
-    async def __aenter__(self) -> EndReader:
-        self._lister = await started(AIOKafkaConsumer(**self.options, enable_auto_commit=False))
-        try:
-            self._probe = await started(AIOKafkaConsumer(**self.options, enable_auto_commit=False,
-                                                         fetch_max_wait_ms=50))
-        except BaseException:
-            await self._lister.stop()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for client in (self._probe, self._lister):
-            if client is not None:
-                await client.stop()
-
-    async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
-        assert self._lister is not None, "used outside its async with"
-        return await _partitions(self._lister, topics)
-
-    async def ends(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
-        assert self._lister is not None, "used outside its async with"
-        assert self._probe is not None
-        tps = await self.partitions(topics)
-        listed = await self._lister.end_offsets(tps) if tps else {}
-        return await _probed_ends(self._probe, tps, listed)
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
+    await started(consumer)
+    try:
+        tps = await _partitions(consumer, topics)
+        listed = await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
+    return await fetched_ends(kafka_options(settings), tps, listed)
 
 
 async def partitions_of(settings: Settings, topics: Iterable[str]) -> list[TopicPartition]:

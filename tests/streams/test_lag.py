@@ -21,21 +21,8 @@ async def test_changes_produced_while_the_offsets_are_read_count_as_lag(monkeypa
     ends = {inputs: 100, changes: 40}
     committed = {names.app_id: {inputs: 90}, names.actions_app_id: {changes: 40}}
 
-    class Ends:  # the reader of the topics' true ends
-        def __init__(self, settings: Settings) -> None:
-            pass
-
-        async def __aenter__(self) -> Ends:
-            return self
-
-        async def __aexit__(self, *exc: object) -> None:
-            pass
-
-        async def partitions(self, topics: list[str]) -> list[TopicPartition]:
-            return sorted(tp for tp in ends if tp.topic in topics)
-
-        async def ends(self, topics: list[str]) -> dict[TopicPartition, int]:
-            return {tp: end for tp, end in ends.items() if tp.topic in topics}
+    async def true_ends(settings: Settings, topics: list[str]) -> dict[TopicPartition, int]:
+        return {tp: end for tp, end in ends.items() if tp.topic in topics}
 
     class Admin:
         def __init__(self, **options: Any) -> None:
@@ -54,7 +41,11 @@ async def test_changes_produced_while_the_offsets_are_read_count_as_lag(monkeypa
     async def started(client: Any) -> Any:
         return client
 
-    monkeypatch.setattr(lag, "EndReader", Ends)
+    async def partitions_of(settings: Settings, topics: list[str]) -> list[TopicPartition]:
+        return sorted(tp for tp in ends if tp.topic in topics)
+
+    monkeypatch.setattr(lag, "true_ends", true_ends)
+    monkeypatch.setattr(lag, "partitions_of", partitions_of)
     monkeypatch.setattr(lag, "AIOKafkaAdminClient", Admin)
     monkeypatch.setattr(lag, "started", started)
     found = {(x.group, x.tp): x.lag for x in await lag.lag_of(settings, {names.app_id: (names.transactions,),
