@@ -67,7 +67,7 @@ async def arrivals(settings: Settings, topics: dict[str, int], start: float, tim
 
     Counted by the topics' ends, not by reading their records: each partition's high watermark, which a fetch of its
     last record returns (the embedded broker's ListOffsets reports a batch's base; ``streams.kafka.reading``). A
-    consumer of every change took 7-10 % of a core of the 2-core machine the worker and Redis share, this 2-3 %
+    consumer of every change took 4-11 % of a core of the 2-core machine the worker and Redis share, this 2-3 %
     (``docs/throughput.md``)."""
     begin = await true_ends(settings, topics)
     probe = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False, fetch_max_wait_ms=50)

@@ -69,7 +69,7 @@ TAGS_TAG = 0x54  # starts the optional tail of tags (after the overrides' tail, 
 def dumps(record: CustomerRecord, state: bytes | None = None) -> bytes:
     """``0x02``, the window state (length-prefixed), then ruleset, segments, due, seq and profile as
     varints and length-prefixed text (about 25 bytes for a typical customer). ``state``: the state
-    already encoded (by a ``codec.StateEncoder``)."""
+    already encoded (by an ``encoder.StateEncoder``)."""
     if state is None:
         state = codec.dumps(record.state)
     out = bytearray((RECORD_FORMAT,))
@@ -114,7 +114,7 @@ def loads(data: bytes) -> CustomerRecord:
 
 
 def loads_encoded(data: bytes) -> tuple[bytes, CustomerRecord]:
-    """The record, and its window state's encoding as stored (``codec.StateEncoder.read``: written again unchanged,
+    """The record, and its window state's encoding as stored (``encoder.StateEncoder.read``: written again unchanged,
     it is not encoded again)."""
     if data[:1] != bytes((RECORD_FORMAT,)):
         return data[4 : 4 + int.from_bytes(data[:4], "big")], _loads_format_1(data)

@@ -40,8 +40,6 @@ REEVALUATE_STEP = 64
 # while the flush waits for Redis and the changelog (a kill loses none of it: the control offset is not committed
 # until the partition is done, and a restart goes over the customers again).
 REEVALUATE_AHEAD = 4
-# Customers whose stored records are read in one pass of the store (at most a turn's).
-READ_AHEAD = 64
 
 
 class Adoption:
@@ -169,12 +167,12 @@ class Adoption:
         day = part.day if part.day is not None else self.policy.calendar.day(datetime.now(UTC))
         left, store, ranks, n = todo.left, self.store, self.store.ranks, 0
         while left and (budget is None or n < budget):
-            take = min(len(left), READ_AHEAD if budget is None else min(READ_AHEAD, budget - n))
+            take = min(len(left), REEVALUATE_STEP if budget is None else budget - n)  # a turn's, all at once by steps
             chunk = left[-take:]
             del left[-take:]
             chunk.reverse()  # ascending ids, as the store orders them
             n += take
-            store.read_ahead(part, chunk)  # one pass of the store, not a point read each
+            store.read_ahead(part, chunk)  # their stored records in one pass of the store, not a point read each
             for customer in chunk:
                 record = store.get(part, customer)
                 try:

@@ -17,7 +17,7 @@ from datetime import date, datetime
 import orjson
 
 from segmenter import step
-from segmenter.codec import StateEncoder
+from segmenter.encoder import StateEncoder
 from segmenter.occasions import Occasion
 from segmenter.policy import Policy
 from segmenter.rules import RuleSet

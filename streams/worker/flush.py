@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from segmenter.codec import StateEncoder
+from segmenter.encoder import StateEncoder
 from segmenter.policy import Policy
 from streams.collector import Collector
 from streams.failpoints import Failpoints

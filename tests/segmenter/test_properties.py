@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from segmenter import codec
 from segmenter.classify import classify, classify_values, due_day
+from segmenter.encoder import StateEncoder
 from segmenter.metrics import POPULATION_METRICS, compute, metric_view
 from segmenter.policy import Policy
 from segmenter.rules import load_ruleset
@@ -183,7 +184,7 @@ def test_state_encoder_writes_what_dumps_writes_flush_after_flush(steps, min_buc
     """The worker encodes each changed customer at every flush, re-encoding only the days after the
     prefix it kept: whatever happened in between (new days, out-of-order days, days leaving the
     window, refunds), the bytes are those of a full encoding."""
-    encoder, tiny = codec.StateEncoder(min_buckets=min_buckets), codec.StateEncoder(min_buckets=1, max_bytes=64)
+    encoder, tiny = StateEncoder(min_buckets=min_buckets), StateEncoder(min_buckets=1, max_bytes=64)
     policy, now, state = Policy(), BASE, EMPTY
     for n, step in enumerate(steps):
         state, now = _moved(state, now, step, policy)
@@ -198,7 +199,7 @@ def test_state_encoder_reuses_a_state_read_back_only_while_it_is_unchanged(steps
     """A customer read back from the store (``read``: the decoded state and the bytes it came from), then written at
     a flush: unchanged, the stored bytes are reused; changed since, or forgotten, encoded afresh. Always what dumps
     writes, whatever the memory bound drops."""
-    encoder = codec.StateEncoder(min_buckets=2, max_bytes=max_bytes)
+    encoder = StateEncoder(min_buckets=2, max_bytes=max_bytes)
     policy, now, state = Policy(), BASE, EMPTY
     for step, read_back, moves in steps:
         if read_back:  # evicted after a flush and read back: a decoded copy, its bytes kept
@@ -224,7 +225,7 @@ def _moved(state, now, step, policy):
 
 
 def test_state_encoder_forgets_a_state_read_back():
-    encoder, state = codec.StateEncoder(), codec.loads(codec.dumps(EMPTY))
+    encoder, state = StateEncoder(), codec.loads(codec.dumps(EMPTY))
     encoder.read("C1", state, b"stored")
     assert "C1" in encoder
     encoder.forget("C1")
