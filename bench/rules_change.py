@@ -75,19 +75,22 @@ async def arrivals(settings: Settings, topics: dict[str, int], start: float, tim
     ends = dict(begin)
     reached: dict[str, float] = {}
     deadline = time.monotonic() + timeout_s
+
+    def arrived(topic: str) -> int:
+        return sum(end - begin[tp] for tp, end in ends.items() if tp.topic == topic)
+
     try:
         probe.assign(list(ends))
         while len(reached) < len(topics):
             if time.monotonic() > deadline:
-                seen = {t: sum(e - begin[tp] for tp, e in ends.items() if tp.topic == t) for t in topics}
+                seen = {topic: arrived(topic) for topic in topics}
                 raise SystemExit(f"not every record arrived within {timeout_s:.0f}s: {seen} of {topics}")
             for tp, end in ends.items():  # the last record known: its fetch brings the partition's high watermark
                 probe.seek(tp, max(end - 1, 0))
             await probe.getmany(timeout_ms=100, max_records=1)
             ends = {tp: max(end, probe.highwater(tp) or 0) for tp, end in ends.items()}
             for topic, expected in topics.items():
-                if topic not in reached and sum(e - begin[tp] for tp, e in ends.items()
-                                                if tp.topic == topic) >= expected:
+                if topic not in reached and arrived(topic) >= expected:
                     reached[topic] = time.perf_counter() - start
                     on_reached(topic)
             await asyncio.sleep(0.05)
@@ -108,8 +111,6 @@ def report(args: argparse.Namespace, names: Names, seen: dict[str, float], cpu: 
         say(f"    (the action worker started after the last change: {granting:.1f} s from then, "
             f"{args.customers / granting:,.0f} grants/s, its start included)")
     for what, line in cpu.items():
-        if not line:
-            continue
         unmetered = " (the action worker, started after the last change, not counted)" if (
             args.actions == "after" and what == "coupon") else ""
         say(f"  CPU until the last {what}: {line}{unmetered}")
