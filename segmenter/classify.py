@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from itertools import islice
 from math import floor
+from typing import Final
 
+from segmenter.frozen import Frozen
 from segmenter.metrics import NO_PROFILE, Profile, Value, display
 from segmenter.policy import Policy
 from segmenter.ranking import Ranks
@@ -30,15 +31,19 @@ def classify(ruleset: RuleSet, state: WindowState, as_of_day: int, policy: Polic
                                    profile or NO_PROFILE, None, t.extra)
 
 
-@dataclass(frozen=True, slots=True)
-class Explanation:
+class Explanation(Frozen):
     """Why a dimension holds the segment it does."""
 
-    dimension: str
-    segment: str
-    condition: str  # the matching condition as written, or "default"
-    metrics: Mapping[str, object]  # the values the matching condition read
-    rejected: tuple[str, ...]  # for each earlier segment, the first reason it did not match
+    _fields = ("dimension", "segment", "condition", "metrics", "rejected")
+    __slots__ = _fields
+
+    def __init__(self, dimension: str, segment: str, condition: str, metrics: Mapping[str, object],
+                 rejected: tuple[str, ...]) -> None:
+        self.dimension: Final = dimension
+        self.segment: Final = segment
+        self.condition: Final = condition  # the matching condition as written, or "default"
+        self.metrics: Final = metrics  # the values the matching condition read
+        self.rejected: Final = rejected  # for each earlier segment, the first reason it did not match
 
 
 Reason = Callable[[dict[str, Value]], str | None]

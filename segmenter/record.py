@@ -12,7 +12,7 @@ import orjson
 
 from segmenter import codec
 from segmenter.errors import InvalidStateError
-from segmenter.state import EMPTY, WindowState
+from segmenter.state import EMPTY, WindowState, new_tuple
 
 
 class Override(NamedTuple):
@@ -157,8 +157,8 @@ def _loads(data: bytes, *, decode: bool) -> tuple[bytes, CustomerRecord]:
         raise InvalidStateError(f"customer record: {exc}") from exc
     if reader.pos != len(data):
         raise InvalidStateError(f"customer record: {len(data) - reader.pos} trailing bytes")
-    return raw, CustomerRecord(state, profile, segments, ruleset, due_raw - 1 if due_raw else None, seq, overrides,
-                               tags, manual_tags)
+    return raw, new_tuple(CustomerRecord, (state, profile, segments, ruleset, due_raw - 1 if due_raw else None, seq,
+                                           overrides, tags, manual_tags))  # every field
 
 
 _TAGSETS: dict[tuple[str, ...], tuple[str, ...]] = {}

@@ -43,9 +43,9 @@ def changes_back(record: CustomerRecord, published: Mapping[str, str], published
             why = explain_dimension(dim, values, policy)
         if why is None or why.segment != now:  # the record's segment is not today's (its due day has not come yet)
             why = Explanation(name, now, RECOVERED, {}, ())
-        changes.append(Change(name, said, now, "recovery", key, why))
+        changes.append(Change(name, said, now, "recovery", key, explanation=why))
     held = set(record.tags)
     for tag, added in sorted(published_tags.items()):
         if added != (tag in held):
-            changes.append(TagChange(tag, not added, "recovery", key, RECOVERED, {}))
+            changes.append(TagChange(tag, not added, "recovery", key, RECOVERED, metrics={}))
     return changes

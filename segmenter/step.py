@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from segmenter.classify import Explanation, due_day, explain_dimension
+from segmenter.frozen import Frozen
 from segmenter.metrics import NO_PROFILE, Profile, display, metric_view
 from segmenter.occasions import Occasion, birth_of, next_wake, reached
 from segmenter.policy import Policy
@@ -29,7 +29,7 @@ from segmenter.record import (
 )
 from segmenter.rules.compiler import RuleSet
 from segmenter.rules.rulebook import keys_of
-from segmenter.state import Fact, Outcome, Totals, WindowState, advance, apply, totals_at
+from segmenter.state import Fact, Outcome, Totals, WindowState, advance, apply, new_tuple, totals_at
 
 __all__ = [  # the record and its stored form live in segmenter.record; named here too, as callers know them
     "LEFT", "OVERRIDES_TAG", "AnyChange", "Change", "CustomerRecord", "ManualTag", "Override", "TagChange", "dumps",
@@ -38,16 +38,20 @@ __all__ = [  # the record and its stored form live in segmenter.record; named he
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class TagChange:
+class TagChange(Frozen):
     """A tag added (``added``) or removed, and why."""
 
-    tag: str
-    added: bool
-    cause: str  # event | time | rules | manual
-    cause_key: str
-    condition: str
-    metrics: Mapping[str, object]
+    _fields = ("tag", "added", "cause", "cause_key", "condition", "metrics")
+    __slots__ = _fields
+
+    def __init__(self, tag: str, added: bool, cause: str, cause_key: str, condition: str, *,
+                 metrics: Mapping[str, object]) -> None:
+        self.tag: Final = tag
+        self.added: Final = added
+        self.cause: Final = cause  # event | time | rules | manual
+        self.cause_key: Final = cause_key
+        self.condition: Final = condition
+        self.metrics: Final = metrics
 
     def change_id(self, customer_id: str, ruleset_key: str) -> str:
         raw = "\x1f".join((customer_id, "#tag", self.tag, "+" if self.added else "-", ruleset_key, self.cause,
@@ -55,14 +59,20 @@ class TagChange:
         return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    dimension: str
-    before: str | None
-    after: str | None  # None: the dimension left with its ruleset (``LEFT``)
-    cause: str  # event | time | rules
-    cause_key: str  # event id, due day or ruleset version: makes the change id deterministic
-    explanation: Explanation
+class Change(Frozen):
+    """A dimension's segment changed (``before`` None: its first), and why."""
+
+    _fields = ("dimension", "before", "after", "cause", "cause_key", "explanation")
+    __slots__ = _fields
+
+    def __init__(self, dimension: str, before: str | None, after: str | None, cause: str, cause_key: str, *,
+                 explanation: Explanation) -> None:
+        self.dimension: Final = dimension
+        self.before: Final = before
+        self.after: Final = after  # None: the dimension left with its ruleset (``LEFT``)
+        self.cause: Final = cause  # event | time | rules
+        self.cause_key: Final = cause_key  # event id, due day or ruleset version: makes the change id deterministic
+        self.explanation: Final = explanation
 
     def change_id(self, customer_id: str, ruleset_key: str) -> str:
         raw = "\x1f".join((customer_id, self.dimension, self.before or "", self.after or "", ruleset_key,
@@ -109,7 +119,7 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
                 pin = held.get(name)
                 why = (Explanation(name, now, pin.condition(), {}, ()) if pin is not None
                        else explain_dimension(dim, values, policy))
-                changes.append(Change(name, before.get(name), now, cause[0], cause[1], why))
+                changes.append(Change(name, before.get(name), now, cause[0], cause[1], explanation=why))
         if record.ruleset != ruleset.key:  # a dimension can leave only with a change of the rules in force
             changes.extend(_left(record, ruleset, cause))
     tags = record.tags
@@ -125,8 +135,8 @@ def _reclassify(record: CustomerRecord, state: WindowState, profile: Profile, *,
                   current=judged, profile=profile, population=population)
     due = _due(record, ruleset, profile, state.first_purchase, as_of=as_of, due=due, overrides=overrides,
                changes=changes)
-    return (CustomerRecord(state, profile, segments, ruleset.key, due, record.seq + 1, overrides, tags, manual_tags),
-            changes)
+    return (new_tuple(CustomerRecord, (state, profile, segments, ruleset.key, due, record.seq + 1, overrides, tags,
+                                       manual_tags)), changes)  # every field
 
 
 def _due(record: CustomerRecord, ruleset: RuleSet, profile: Profile, first_purchase: int | None, *, as_of: int,
@@ -150,7 +160,7 @@ def _due(record: CustomerRecord, ruleset: RuleSet, profile: Profile, first_purch
 def _left(record: CustomerRecord, ruleset: RuleSet, cause: tuple[str, str]) -> list[AnyChange]:
     """A change to no segment for each dimension of ``record`` whose ruleset left (retired, or a version without
     it)."""
-    return [Change(name, was, None, cause[0], cause[1], Explanation(name, "", LEFT, {}, ()))
+    return [Change(name, was, None, cause[0], cause[1], explanation=Explanation(name, "", LEFT, {}, ()))
             for name, was in record.segments if name not in ruleset.segment_names]
 
 
@@ -191,7 +201,7 @@ def _tag_changes(before: tuple[str, ...], after: tuple[str, ...], *, given: list
             shown = {m: display(m, values[m], policy) for m in read}
         else:
             why, shown = ("removed by hand" if cause[0] == "manual" else "not a tag of the ruleset in force"), {}
-        out.append(TagChange(name, added, cause[0], cause[1], why, shown))
+        out.append(TagChange(name, added, cause[0], cause[1], why, metrics=shown))
     return out
 
 

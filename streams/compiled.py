@@ -38,7 +38,7 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = (
     "segmenter/state.py", "segmenter/policy.py", "segmenter/extras.py", "segmenter/step.py", "segmenter/record.py",
-    "segmenter/classify.py", "segmenter/codec.py", "segmenter/encoder.py",
+    "segmenter/classify.py", "segmenter/codec.py", "segmenter/encoder.py", "segmenter/frozen.py",
     "segmenter/metrics.py", "segmenter/facts.py", "segmenter/timebase.py", "segmenter/rules/compiler.py",
     "segmenter/rules/conditions.py",
     "schemas/quick.py", "streams/worker/edge.py", "streams/worker/documents.py", "streams/stored.py",

@@ -22,7 +22,7 @@ from segmenter.occasions import Occasion
 from segmenter.policy import Policy
 from segmenter.rules import RuleSet
 from segmenter.rules.rulebook import owner
-from segmenter.state import totals_at
+from segmenter.state import new_tuple, totals_at
 from streams.readmodel.rows import ProjectedCustomer
 from streams.stored import pack
 from streams.worker.partition import History, Move
@@ -120,5 +120,5 @@ def projected_row(customer: str, record: step.CustomerRecord, value: bytes, *, n
     long = totals_at(record.state, day, policy).long if day is not None else (0, 0)
     story = tuple((i, entry) for i, entry, _ in history[-keep:]) if keep else ()
     moves = tuple((i, *move) for i, _, move in history if move is not None)
-    return ProjectedCustomer(customer, epoch, record.seq, dict(record.segments), long[1], number, value, record.tags,
-                             story, moves, long[0])
+    return new_tuple(ProjectedCustomer, (customer, epoch, record.seq, dict(record.segments), long[1], number, value,
+                                         record.tags, story, moves, long[0]))  # every field

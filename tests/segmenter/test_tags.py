@@ -125,9 +125,10 @@ def test_tags_and_marks_travel_in_the_stored_record_with_pins():
 
 
 def test_change_ids_are_deterministic_and_differ_by_direction():
-    added = step.TagChange("vip", True, "manual", "t1", "x", {})
-    removed = step.TagChange("vip", False, "manual", "t1", "x", {})
-    assert added.change_id("C1", "r@1") == step.TagChange("vip", True, "manual", "t1", "y", {}).change_id("C1", "r@1")
+    added = step.TagChange("vip", True, "manual", "t1", "x", metrics={})
+    removed = step.TagChange("vip", False, "manual", "t1", "x", metrics={})
+    other_condition = step.TagChange("vip", True, "manual", "t1", "y", metrics={})
+    assert added.change_id("C1", "r@1") == other_condition.change_id("C1", "r@1")
     assert added.change_id("C1", "r@1") != removed.change_id("C1", "r@1")
 
 
