@@ -67,6 +67,16 @@ local function known(listed, id)  -- a change already in the story list (``liste
   return false
 end
 local NONE = {}
+-- A segments document decoded once per call: a chunk's rows share a few distinct ones, and the tables are only read.
+local decoded = {}
+local function segments_of(text)
+  local found = decoded[text]
+  if not found then
+    found = cjson.decode(text)
+    decoded[text] = found
+  end
+  return found
+end
 local held = {}  -- customer -> where its row starts, for a customer listed twice (the later row reads that one)
 -- The rows to write, in parallel arrays (a table a row would cost more): where the row starts, its record's
 -- argument, its key, its old tags, whether Redis held it, its segments before and after (false: unchanged), its
@@ -99,7 +109,7 @@ while at <= last do
     p_before[k], p_after[k], p_entries[k] = false, false, false
     if old ~= segs or old_amount ~= amount or old_purchases ~= purchases then
       -- per dimension: a segment kept with the same sums moves nothing (a rules change moves one dimension)
-      local before, after = old and cjson.decode(old) or NONE, cjson.decode(segs)
+      local before, after = old and segments_of(old) or NONE, segments_of(segs)
       local same_sums = old_amount == amount and old_purchases == purchases
       for dim, seg in pairs(before) do
         if not (same_sums and after[dim] == seg) then sums(dim, seg, '-', old_amount, old_purchases) end
@@ -156,15 +166,29 @@ local function member(key, customer, now)
   end
   set[customer] = now
 end
+local member_keys = {}  -- dimension -> segment -> its member set's key, built once per call
+local function member_key(dim, seg)
+  local keys = member_keys[dim]
+  if not keys then
+    keys = {}
+    member_keys[dim] = keys
+  end
+  local key = keys[seg]
+  if not key then
+    key = prefix .. ':m:' .. dim .. ':' .. seg
+    keys[seg] = key
+  end
+  return key
+end
 for k, at in ipairs(p_at) do
   local customer, tags, old_tags = rows[at], rows[at + 6], p_old_tags[k]
   local before, after = p_before[k], p_after[k]
   if before then
     for dim, seg in pairs(before) do
-      if after[dim] ~= seg then member(prefix .. ':m:' .. dim .. ':' .. seg, customer, false) end
+      if after[dim] ~= seg then member(member_key(dim, seg), customer, false) end
     end
     for dim, seg in pairs(after) do
-      if before[dim] ~= seg then member(prefix .. ':m:' .. dim .. ':' .. seg, customer, true) end
+      if before[dim] ~= seg then member(member_key(dim, seg), customer, true) end
     end
   end
   if tags ~= old_tags then
