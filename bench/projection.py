@@ -1,10 +1,13 @@
-"""The Redis read model's apply script alone: Redis' own time per customer row (``INFO commandstats``) and the
-writer's wall time, for rows as a flush sends them (two dimensions, a story entry and a segment move each).
+"""The Redis read model's apply script alone: Redis' own time per customer row (``INFO commandstats``), the
+Redis process' CPU per row and the writer's wall time, for rows as a flush sends them (two dimensions, a story
+entry and a segment move each).
 
-Pass 1 writes N customers new; pass 2 writes them again with one dimension moved and the same sums (what a rules
-change sends). A ``redis-server`` of its own is started on a free port (the embedded stack's binary).
+Pass 1 writes N customers new; each later pass (``--passes``, 2 by default) writes them again with one dimension
+moved and the same sums (what a rules change sends), back and forth between two segments. A ``redis-server`` of
+its own is started on a free port (the embedded stack's binary), without an append-only file (``--aof yes``: with
+one, as the embedded stack has).
 
-    python -m bench.projection --rows 40000
+    python -m bench.projection --rows 100000 --passes 4
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import redis
 
@@ -51,21 +55,29 @@ def _check(client: redis.Redis, n: int, value: str) -> None:
         raise SystemExit(f"bench.projection: Redis holds members {members} and sums {amounts}, not what the rows say")
 
 
-async def _passes(port: int, n: int) -> None:
+def _cpu_s(pid: int) -> float:
+    """The process' CPU seconds so far (user and system, from ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _passes(port: int, n: int, passes: int, pid: int) -> None:
     projection = Projection(f"redis://127.0.0.1:{port}", PREFIX)
     stats = redis.Redis(host="127.0.0.1", port=port)
     state = os.urandom(60)  # a one-purchase customer's stored record is about this size
     try:
-        for seq, value, what in ((1, "low", "new customers"), (2, "first_timer", "one dimension moved")):
+        for seq in range(1, passes + 1):
+            value = "low" if seq % 2 else "first_timer"
+            what = "new customers" if seq == 1 else "one dimension moved"
             rows = _rows(n, seq, value, state)
             stats.config_resetstat()
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), _cpu_s(pid)
             for start in range(0, n, CHUNK):
                 await projection.write_many(rows[start : start + CHUNK])
             wall = time.perf_counter() - started
             calls = stats.info("commandstats").get("cmdstat_evalsha", {"usec": 0})
-            print(f"pass {seq} ({what}): {n:,} rows, Redis {calls['usec'] / n:.1f} µs/row, "
-                  f"wall {wall / n * 1e6:.1f} µs/row")
+            print(f"pass {seq} ({what}): {n:,} rows, Redis {calls['usec'] / n:.1f} µs/row of script, "
+                  f"{(_cpu_s(pid) - cpu) / n * 1e6:.1f} µs/row of its process' CPU; wall {wall / n * 1e6:.1f} µs/row")
             _check(stats, n, value)
     finally:
         await projection.close()
@@ -75,16 +87,22 @@ async def _passes(port: int, n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=40_000)
+    parser.add_argument("--passes", type=int, default=2, help="the first writes the customers new, each other "
+                        "moves one dimension")
+    parser.add_argument("--aof", choices=("yes", "no"), default="no", help="Redis' append-only file (the "
+                        "embedded stack has it on: yes)")
     args = parser.parse_args()
+    if args.passes < 1 or args.rows < 1:
+        parser.error("--rows and --passes take a positive number")
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="segmenter-bench-projection-") as where:
-        _run(args.rows, port, where)
+        _run(args.rows, args.passes, args.aof, port, where)
 
 
-def _run(rows: int, port: int, where: str) -> None:
+def _run(rows: int, passes: int, aof: str, port: int, where: str) -> None:
     server = subprocess.Popen(  # noqa: S603 - the embedded stack's own binary, arguments we build
         [str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1", "--dir", where, "--save", "",
-         "--appendonly", "no"], stdout=subprocess.DEVNULL)
+         "--appendonly", aof], stdout=subprocess.DEVNULL)
     try:
         client = redis.Redis(host="127.0.0.1", port=port)
         for _ in range(100):
@@ -96,7 +114,7 @@ def _run(rows: int, port: int, where: str) -> None:
         else:
             raise SystemExit(f"bench.projection: redis-server did not answer on port {port} within 5 s")
         client.close()
-        asyncio.run(_passes(port, rows))
+        asyncio.run(_passes(port, rows, passes, server.pid))
     finally:
         server.terminate()
         server.wait()
