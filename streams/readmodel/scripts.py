@@ -15,6 +15,14 @@ local rows = cjson.decode(ARGV[4])
 -- field are summed here while that stays exact (texts of 15 characters at most, sums below 2^52) and sent once, so
 -- a chunk of customers moving between the same segments costs one increment per field, not one per customer.
 local EXACT = 4503599627370496
+local function table_in(outer, key)  -- outer[key], a new table the first time
+  local inner = outer[key]
+  if not inner then
+    inner = {}
+    outer[key] = inner
+  end
+  return inner
+end
 local function negated(text)
   if string.sub(text, 1, 1) == '-' then return string.sub(text, 2) end
   if text == '0' then return text end
@@ -27,11 +35,7 @@ local function add(key, field, text)
     return
   end
   local n = tonumber(text)  -- 15 characters at most: exact as a double
-  local fields = summed[key]
-  if not fields then
-    fields = {}
-    summed[key] = fields
-  end
+  local fields = table_in(summed, key)
   local at = fields[field]
   if at then
     local total = increments[at][3] + n
@@ -168,11 +172,7 @@ local function member(key, customer, now)
 end
 local member_keys = {}  -- dimension -> segment -> its member set's key, built once per call
 local function member_key(dim, seg)
-  local keys = member_keys[dim]
-  if not keys then
-    keys = {}
-    member_keys[dim] = keys
-  end
+  local keys = table_in(member_keys, dim)
   local key = keys[seg]
   if not key then
     key = prefix .. ':m:' .. dim .. ':' .. seg

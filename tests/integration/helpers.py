@@ -131,11 +131,16 @@ def serving(settings: Settings) -> Iterator[httpx.Client]:
 
 def stream_in(system, tmp_path: Path, rules: Path, transactions: str, *, to: str = "2026-06-30",
               **worker: str) -> None:
-    """Apply ``rules``, start a worker, import ``transactions`` (CSV text), move stream time ``to``, wait."""
+    """Apply ``rules``, start a worker, import ``transactions`` (CSV text), wait, move stream time ``to``, wait.
+
+    The first wait keeps the order: the tick is on the control topic, the events on their own, and a worker may
+    fetch the tick first, dating the events' first classifications on ``to`` (under load, four test processes on two
+    cores, test_report once found them so)."""
     assert system.run("rules", "apply", str(rules)) == 0
     system.start_worker(**worker)
     (tmp_path / "tx.csv").write_text(transactions)
     assert system.run("import", "transactions", str(tmp_path / "tx.csv"), "--quiet") == 0
+    assert system.run("wait", "--timeout", "120") == 0
     assert system.run("tick", "--to", to) == 0
     assert system.run("wait", "--timeout", "120") == 0
 
