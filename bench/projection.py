@@ -19,10 +19,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import redis
 
+from bench.cpu import cpu_seconds
 from streams.readmodel.rows import ProjectedCustomer
 from streams.readmodel.writer import CHUNK, Projection
 from streams.stack.embedded import redis_binary
@@ -55,12 +55,6 @@ def _check(client: redis.Redis, n: int, value: str) -> None:
         raise SystemExit(f"bench.projection: Redis holds members {members} and sums {amounts}, not what the rows say")
 
 
-def _cpu_s(pid: int) -> float:
-    """The process' CPU seconds so far (user and system, from ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _passes(port: int, n: int, passes: int, pid: int) -> None:
     projection = Projection(f"redis://127.0.0.1:{port}", PREFIX)
     stats = redis.Redis(host="127.0.0.1", port=port)
@@ -71,13 +65,16 @@ async def _passes(port: int, n: int, passes: int, pid: int) -> None:
             what = "new customers" if seq == 1 else "one dimension moved"
             rows = _rows(n, seq, value, state)
             stats.config_resetstat()
-            started, cpu = time.perf_counter(), _cpu_s(pid)
+            started, cpu = time.perf_counter(), cpu_seconds(pid)
             for start in range(0, n, CHUNK):
                 await projection.write_many(rows[start : start + CHUNK])
             wall = time.perf_counter() - started
             calls = stats.info("commandstats").get("cmdstat_evalsha", {"usec": 0})
-            print(f"pass {seq} ({what}): {n:,} rows, Redis {calls['usec'] / n:.1f} µs/row of script, "
-                  f"{(_cpu_s(pid) - cpu) / n * 1e6:.1f} µs/row of its process' CPU; wall {wall / n * 1e6:.1f} µs/row")
+            after = cpu_seconds(pid)
+            process = ("its process' CPU not read" if cpu is None or after is None
+                       else f"{(after - cpu) / n * 1e6:.1f} µs/row of its process' CPU")
+            print(f"pass {seq} ({what}): {n:,} rows, Redis {calls['usec'] / n:.1f} µs/row of script, {process}; "
+                  f"wall {wall / n * 1e6:.1f} µs/row")
             _check(stats, n, value)
     finally:
         await projection.close()

@@ -134,8 +134,8 @@ def stream_in(system, tmp_path: Path, rules: Path, transactions: str, *, to: str
     """Apply ``rules``, start a worker, import ``transactions`` (CSV text), wait, move stream time ``to``, wait.
 
     The first wait keeps the order: the tick is on the control topic, the events on their own, and a worker may
-    fetch the tick first, dating the events' first classifications on ``to`` (under load, four test processes on two
-    cores, test_report once found them so)."""
+    fetch the tick first and date the events' first classifications on ``to`` (under load, four test processes on two
+    cores, test_report once counted them as moves of the span's last week)."""
     assert system.run("rules", "apply", str(rules)) == 0
     system.start_worker(**worker)
     (tmp_path / "tx.csv").write_text(transactions)
